@@ -1,0 +1,3 @@
+from pdgen.cli import main
+
+main()

@@ -1,0 +1,93 @@
+"""Command line: parse options, call the library, print, map the result to an exit code."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import click
+
+from pdgen import __version__, reporters, schema
+from pdgen.errors import PdgenError
+from pdgen.fsutil import write_atomic
+from pdgen.validate import check_file
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_TOOL = 0, 1, 2, 3
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0  every file is valid
+  1  findings at error level (or warnings with --strict)
+  2  usage error (bad option, missing file)
+  3  internal error or external tool failure"""
+
+
+def _default_format() -> str:
+    # GitHub turns these lines into inline annotations on the pull request.
+    return "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             epilog=EXIT_CODES_HELP)
+@click.version_option(__version__, prog_name="pdgen")
+def cli() -> None:
+    """pdgen: one topology file for prefill/decode-disaggregated LLM serving on Kubernetes.
+
+    Validate a topology, then (in later commands) compile it to Helm values, render and lint.
+    """
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, readable=True, allow_dash=True))
+@click.option("--format", "fmt", type=click.Choice(sorted(reporters.REPORTER_BY_NAME)), default=None,
+              help="Output format. Default: github when GITHUB_ACTIONS=true, else text.")
+@click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
+def validate(files: tuple[str, ...], fmt: str | None, strict: bool) -> None:
+    """Check topology FILES (- for stdin) against the schema.
+
+    Every problem is one line: FILE:LINE:COL: error: $.json.path: message [rule]
+    """
+    results = [check_file(f) for f in files]
+    click.echo(reporters.render(fmt or _default_format(), results), nl=False)
+    failed = any(r.has_errors for r in results) or (strict and any(r.findings for r in results))
+    sys.exit(EXIT_FINDINGS if failed else EXIT_OK)
+
+
+@cli.command("schema")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="Write the schema to this file instead of standard output.")
+def schema_cmd(output: str | None) -> None:
+    """Print the topology JSON Schema (point editors at it with a
+    `# yaml-language-server: $schema=...` modeline)."""
+    text = schema.schema_text()
+    if output:
+        write_atomic(output, text.encode())
+    else:
+        click.echo(text, nl=False)
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="pdgen", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except PdgenError as exc:
+        click.echo(f"pdgen: error: {exc}", err=True)
+        sys.exit(EXIT_TOOL)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug in pdgen, never the user's input
+        click.echo(f"pdgen: internal error: {type(exc).__name__}: {exc} "
+                   "(set PDGEN_DEBUG=1 for a traceback; please report it)", err=True)
+        if os.environ.get("PDGEN_DEBUG"):
+            traceback.print_exc()
+        sys.exit(EXIT_TOOL)

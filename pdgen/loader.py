@@ -1,0 +1,239 @@
+"""YAML -> plain data plus the source position of every node.
+
+PyYAML's composer (libyaml when available) gives us nodes with marks; we build the
+data ourselves instead of using a constructor so that we can (a) remember where each
+value and each key came from, (b) reject duplicate keys, which every YAML constructor
+silently lets the last one win, and (c) count alias expansions, which is what makes a
+"billion laughs" document expensive.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from pdgen.findings import Finding
+
+try:  # libyaml is ~10x faster; the pure-Python parser gives identical nodes and marks.
+    _Loader: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    _Loader = yaml.SafeLoader
+
+# A topology is a few hundred lines; these limits are orders of magnitude above any
+# real one and far below what would hurt a CI runner.
+MAX_BYTES = 1024 * 1024
+MAX_NODES = 100_000
+MAX_DEPTH = 64
+
+Path = tuple  # of str | int
+
+_TAG = "tag:yaml.org,2002:"
+_MERGE = _TAG + "merge"
+# SafeConstructor knows how to turn resolved scalars into Python values. Timestamps and
+# binary stay strings on purpose: JSON has neither, and the schema speaks JSON.
+_SCALAR = yaml.constructor.SafeConstructor()
+_CONVERT = {
+    _TAG + "null": _SCALAR.construct_yaml_null,
+    _TAG + "bool": _SCALAR.construct_yaml_bool,
+    _TAG + "int": _SCALAR.construct_yaml_int,
+    _TAG + "float": _SCALAR.construct_yaml_float,
+}
+_AS_STRING = {_TAG + "str", _TAG + "timestamp", _TAG + "binary"}
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+def json_path(path: Path) -> str:
+    """``('spec', 'decode', 'env', 'A.B', 0)`` -> ``$.spec.decode.env['A.B'][0]``."""
+    out = ["$"]
+    for part in path:
+        if isinstance(part, int):
+            out.append(f"[{part}]")
+        elif _IDENT.match(part):
+            out.append(f".{part}")
+        else:
+            out.append("['" + part.replace("\\", "\\\\").replace("'", "\\'") + "']")
+    return "".join(out)
+
+
+@dataclass
+class Document:
+    """A loaded file: the data, and where each path's value (and mapping key) starts."""
+
+    file: str
+    data: Any = None
+    values: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+
+    def position(self, path: Path, *, key: bool = False) -> tuple[int, int]:
+        """Best known position for ``path``: the key itself if asked and known, else the
+        value, else the nearest ancestor that has one."""
+        path = tuple(path)
+        if key and path in self.keys:
+            return self.keys[path]
+        while path:
+            if path in self.values:
+                return self.values[path]
+            path = path[:-1]
+        return self.values.get((), (1, 1))
+
+    def finding(self, path: Path, message: str, rule: str, *, key: bool = False) -> Finding:
+        line, column = self.position(path, key=key)
+        return Finding(self.file, line, column, json_path(path), message, rule)
+
+
+class _Abort(Exception):
+    """Stops building a document after a fatal finding has been recorded."""
+
+
+def _pos(mark: yaml.Mark) -> tuple[int, int]:
+    return mark.line + 1, mark.column + 1
+
+
+class _Builder:
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.count = 0
+        self.active: set[int] = set()  # nodes on the current descent, to catch recursive aliases
+
+    def fatal(self, node: yaml.Node, path: Path, message: str, rule: str) -> None:
+        line, column = _pos(node.start_mark)
+        self.doc.findings.append(Finding(self.doc.file, line, column, json_path(path), message, rule))
+        raise _Abort
+
+    def build(self, node: yaml.Node, path: Path) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            self.fatal(node, path, f"document expands to more than {MAX_NODES} nodes "
+                       "(an alias/anchor bomb?); refusing to load it", "yaml.too-large")
+        if len(path) > MAX_DEPTH:
+            self.fatal(node, path, f"document nests deeper than {MAX_DEPTH} levels; refusing to load it",
+                       "yaml.too-deep")
+        self.doc.values.setdefault(path, _pos(node.start_mark))
+        if isinstance(node, yaml.ScalarNode):
+            return self.scalar(node, path)
+        if id(node) in self.active:
+            self.fatal(node, path, "recursive alias: a node contains itself", "yaml.recursive-alias")
+        self.active.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
+            return self.mapping(node, path)
+        finally:
+            self.active.discard(id(node))
+
+    def scalar(self, node: yaml.ScalarNode, path: Path) -> Any:
+        if node.tag in _AS_STRING:
+            return node.value
+        convert = _CONVERT.get(node.tag)
+        if convert is None:
+            self.fatal(node, path, f"unsupported YAML tag {node.tag!r}; a topology is plain YAML",
+                       "yaml.tag")
+        return convert(node)
+
+    def key(self, node: yaml.Node, path: Path) -> str:
+        if not isinstance(node, yaml.ScalarNode):
+            self.fatal(node, path, "mapping keys must be plain scalars, not a list or mapping", "yaml.key")
+        # Keys are names: `1:` and `true:` mean the strings "1" and "true".
+        return node.value
+
+    def mapping(self, node: yaml.MappingNode, path: Path) -> dict:
+        out: dict[str, Any] = {}
+        seen: dict[str, tuple[int, int]] = {}
+        merged: list[yaml.Node] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                merged.append(value_node)
+                continue
+            name = self.key(key_node, path)
+            here = path + (name,)
+            if name in seen:
+                self.doc.findings.append(Finding(
+                    self.doc.file, *_pos(key_node.start_mark), json_path(here),
+                    f"duplicate key {name!r} (first defined at line {seen[name][0]})", "yaml.duplicate-key"))
+                continue
+            seen[name] = _pos(key_node.start_mark)
+            self.doc.keys.setdefault(here, seen[name])
+            out[name] = self.build(value_node, here)
+        # YAML merge keys (`<<: *defaults`): explicit keys win, earlier merges win over later.
+        for value_node in merged:
+            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            for source in sources:
+                if not isinstance(source, yaml.MappingNode):
+                    self.fatal(source, path, "a merge key (<<) must refer to a mapping", "yaml.merge")
+                for name, value in self.mapping(source, path).items():
+                    out.setdefault(name, value)
+        return out
+
+
+def _decode(raw: bytes, doc: Document) -> str | None:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        doc.findings.append(Finding(doc.file, line, column, "$",
+                                    f"file is not valid UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start}",
+                                    "yaml.encoding"))
+        return None
+
+
+def load(raw: bytes, file: str) -> Document:
+    """Parse one topology file. Problems become findings on the returned document;
+    ``data`` is set only when the file is one well-formed YAML mapping."""
+    doc = Document(file)
+    if len(raw) > MAX_BYTES:
+        doc.findings.append(Finding(file, 1, 1, "$", f"file is {len(raw)} bytes; the limit for a topology "
+                                    f"is {MAX_BYTES} bytes", "yaml.too-large"))
+        return doc
+    text = _decode(raw, doc)
+    if text is None:
+        return doc
+    try:
+        nodes = list(yaml.compose_all(text, Loader=_Loader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = _pos(mark) if mark else (1, 1)
+        problem = exc.problem or exc.context or "invalid YAML"
+        if exc.context and exc.problem:
+            problem = f"{exc.context}: {exc.problem}" if exc.context != exc.problem else exc.problem
+        doc.findings.append(Finding(file, line, column, "$", f"YAML syntax error: {problem}", "yaml.syntax"))
+        return doc
+    except yaml.YAMLError as exc:  # e.g. a control character the reader rejects
+        doc.findings.append(Finding(file, 1, 1, "$", f"YAML error: {exc}", "yaml.syntax"))
+        return doc
+    nodes = [n for n in nodes if n is not None]
+    if not nodes:
+        doc.findings.append(Finding(file, 1, 1, "$", "file is empty; expected a topology mapping", "yaml.empty"))
+        return doc
+    if len(nodes) > 1:
+        doc.findings.append(Finding(file, *_pos(nodes[1].start_mark), "$",
+                                    f"file holds {len(nodes)} YAML documents; a topology file holds exactly one",
+                                    "yaml.multi-document"))
+        return doc
+    root = nodes[0]
+    if not isinstance(root, yaml.MappingNode):
+        kind = "a list" if isinstance(root, yaml.SequenceNode) else "a scalar"
+        if isinstance(root, yaml.ScalarNode) and root.tag == _TAG + "null":
+            doc.findings.append(Finding(file, 1, 1, "$", "file is empty; expected a topology mapping",
+                                        "yaml.empty"))
+        else:
+            doc.findings.append(Finding(file, *_pos(root.start_mark), "$",
+                                        f"top level must be a mapping (apiVersion, kind, metadata, spec), "
+                                        f"got {kind}", "yaml.not-mapping"))
+        return doc
+    builder = _Builder(doc)
+    try:
+        data = builder.build(root, ())
+    except _Abort:
+        return doc
+    except RecursionError:  # bounded by MAX_DEPTH; kept so no input can crash the loader
+        doc.findings.append(Finding(file, 1, 1, "$", "document nests too deeply", "yaml.too-deep"))
+        return doc
+    if not any(f.rule == "yaml.duplicate-key" for f in doc.findings):
+        doc.data = data
+    return doc

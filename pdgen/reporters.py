@@ -1,0 +1,79 @@
+"""The only code that turns results into text. One class per output format."""
+
+from __future__ import annotations
+
+import json
+from typing import Callable, Iterable
+
+from pdgen.findings import FileResult, Finding, Level
+
+
+def _counts(results: list[FileResult]) -> dict[str, int]:
+    findings = [f for r in results for f in r.findings]
+    return {
+        "files": len(results),
+        "valid": sum(not r.has_errors for r in results),
+        "invalid": sum(r.has_errors for r in results),
+        "errors": sum(f.level is Level.ERROR for f in findings),
+        "warnings": sum(f.level is Level.WARNING for f in findings),
+    }
+
+
+def summary_line(results: list[FileResult]) -> str:
+    c = _counts(results)
+    files = "file" if c["files"] == 1 else "files"
+    return (f"Summary: {c['files']} {files} - valid: {c['valid']}, invalid: {c['invalid']} "
+            f"({c['errors']} error{'s' if c['errors'] != 1 else ''}, "
+            f"{c['warnings']} warning{'s' if c['warnings'] != 1 else ''})")
+
+
+def text_line(f: Finding) -> str:
+    where = f"{f.file}:{f.line}:{f.column}" if f.line else f.file
+    return f"{where}: {f.level.value}: {f.json_path}: {f.message} [{f.rule}]"
+
+
+def text(results: list[FileResult]) -> str:
+    lines = [text_line(f) for r in results for f in r.findings]
+    lines.append(summary_line(results))
+    return "\n".join(lines) + "\n"
+
+
+def _gh_escape(value: str, *, prop: bool) -> str:
+    value = value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if prop:
+        value = value.replace(":", "%3A").replace(",", "%2C")
+    return value
+
+
+def github(results: list[FileResult]) -> str:
+    lines = []
+    for r in results:
+        for f in r.findings:
+            props = [f"file={_gh_escape(f.file, prop=True)}"]
+            if f.line:
+                props += [f"line={f.line}", f"col={f.column}"]
+            props.append(f"title={_gh_escape(f'pdgen [{f.rule}]', prop=True)}")
+            lines.append(f"::{f.level.value} {','.join(props)}::"
+                         f"{_gh_escape(f'{f.json_path}: {f.message}', prop=False)}")
+    lines.append(summary_line(results))
+    return "\n".join(lines) + "\n"
+
+
+def as_json(results: list[FileResult]) -> str:
+    payload = {
+        "files": [{"file": r.file, "valid": not r.has_errors, "findings": [f.to_dict() for f in r.findings]}
+                  for r in results],
+        "summary": _counts(results),
+    }
+    return json.dumps(payload, indent=2) + "\n"
+
+
+REPORTER_BY_NAME: dict[str, Callable[[list[FileResult]], str]] = {
+    "text": text,
+    "json": as_json,
+    "github": github,
+}
+
+
+def render(name: str, results: Iterable[FileResult]) -> str:
+    return REPORTER_BY_NAME[name](list(results))

@@ -1,0 +1,160 @@
+"""The topology JSON Schema: loading it once, and turning its errors into located findings.
+
+jsonschema's own messages are written for programmers (Python reprs, raw regexes, a whole
+oneOf tree). A user needs one line per problem, at the key or value that is wrong, with
+a hint where we can give one; the schema carries the hints as ``x-messages``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import re
+from importlib import resources
+from typing import Any, Iterator
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+from pdgen.findings import Finding
+from pdgen.loader import Document
+
+SCHEMA_FILE = "topology.schema.json"
+RULE = "schema"
+
+
+def schema_text() -> str:
+    return resources.files("pdgen.schemas").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+
+
+@functools.cache
+def topology_schema() -> dict:
+    return json.loads(schema_text())
+
+
+@functools.cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(topology_schema())
+
+
+def schema_id() -> str:
+    return topology_schema()["$id"]
+
+
+def show(value: Any) -> str:
+    """A value as a user wrote it in YAML/JSON, short enough for one line."""
+    if isinstance(value, bool) or value is None:
+        text = json.dumps(value)
+    elif isinstance(value, str):
+        text = repr(value if len(value) <= 60 else value[:57] + "...")
+    elif isinstance(value, (int, float)):
+        text = repr(value)
+    elif isinstance(value, list):
+        text = "a list"
+    else:
+        text = "a mapping"
+    return text
+
+
+_TYPE_NAMES = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
+               "number": "a number", "boolean": "true or false", "null": "null"}
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    lowered = {c.lower(): c for c in choices}
+    if word.lower() in lowered:
+        return f"; did you mean {lowered[word.lower()]!r}?"
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _custom(error: ValidationError) -> str | None:
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    message = schema.get("x-messages", {}).get(error.validator)
+    if message is None:
+        return None
+    return message.replace("{value}", show(error.instance))
+
+
+def _message(error: ValidationError) -> str:
+    """One sentence for the errors we do not treat specially."""
+    custom = _custom(error)
+    if custom:
+        return custom
+    v, inst = error.validator_value, error.instance
+    match error.validator:
+        case "type":
+            wanted = [v] if isinstance(v, str) else list(v)
+            return f"{show(inst)} is not {' or '.join(_TYPE_NAMES.get(t, t) for t in wanted)}"
+        case "minimum":
+            return f"{show(inst)} is less than the minimum of {v}"
+        case "maximum":
+            return f"{show(inst)} is greater than the maximum of {v}"
+        case "exclusiveMinimum":
+            return f"{show(inst)} must be greater than {v}"
+        case "exclusiveMaximum":
+            return f"{show(inst)} must be less than {v}"
+        case "const":
+            return f"expected {show(v)}, got {show(inst)}"
+        case "enum":
+            allowed = ", ".join(show(x) for x in v)
+            hint = _suggest(inst, [x for x in v if isinstance(x, str)]) if isinstance(inst, str) else ""
+            return f"{show(inst)} is not one of {allowed}{hint}"
+        case "minLength" if v == 1:
+            return "must not be empty"
+        case "minLength":
+            return f"{show(inst)} is shorter than {v} characters"
+        case "maxLength":
+            return f"{show(inst)} is longer than {v} characters"
+        case "pattern":
+            return f"{show(inst)} does not match {v!r}"
+        case "uniqueItems":
+            return "has duplicate items"
+        case "minItems":
+            return f"needs at least {v} item{'s' if v != 1 else ''}"
+        case "not":
+            return "is not allowed here"
+    return error.message
+
+
+def _extra_keys(error: ValidationError) -> list[str]:
+    schema = error.schema
+    known = set(schema.get("properties", {}))
+    patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
+    return [k for k in error.instance if k not in known and not any(p.search(k) for p in patterns)]
+
+
+def _convert(error: ValidationError, doc: Document) -> Iterator[Finding]:
+    path = tuple(error.absolute_path)
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        best = best_match(error.context)
+        if best is not None:
+            yield from _convert(best, doc)
+            return
+    if error.validator in ("additionalProperties", "unevaluatedProperties") and isinstance(error.instance, dict):
+        choices = sorted(error.schema.get("properties", {}))
+        for key in _extra_keys(error):
+            yield doc.finding(path + (key,), f"unknown key {key!r}{_suggest(key, choices)}", RULE, key=True)
+        return
+    if error.validator == "required" and isinstance(error.instance, dict):
+        custom = _custom(error)
+        for key in error.validator_value:
+            if key not in error.instance:
+                yield doc.finding(path, custom or f"missing required key {key!r}", RULE, key=True)
+        return
+    relative = list(error.relative_schema_path)
+    if len(relative) >= 2 and relative[-2] == "propertyNames":
+        # The key itself is wrong: point at the key, not at the mapping that holds it.
+        key = error.instance
+        yield doc.finding(path + (key,), _message(error), RULE, key=True)
+        return
+    yield doc.finding(path, _message(error), RULE, key=error.validator == "not")
+
+
+def validate(doc: Document) -> list[Finding]:
+    """Schema findings for a loaded document, sorted by position, without duplicates."""
+    found: set[Finding] = set()
+    for error in _validator().iter_errors(doc.data):
+        found.update(_convert(error, doc))
+    return sorted(found)
