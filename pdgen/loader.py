@@ -42,6 +42,7 @@ _CONVERT = {
     _TAG + "float": _SCALAR.construct_yaml_float,
 }
 _AS_STRING = {_TAG + "str", _TAG + "timestamp", _TAG + "binary"}
+_COLLECTION_TAGS = {_TAG + "seq", _TAG + "map"}
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
@@ -115,6 +116,8 @@ class _Builder:
         self.doc.values.setdefault(path, _pos(node.start_mark))
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node, path)
+        if node.tag not in _COLLECTION_TAGS:
+            self.fatal(node, path, f"unsupported YAML tag {node.tag!r}; a topology is plain YAML", "yaml.tag")
         if id(node) in self.active:
             self.fatal(node, path, "recursive alias: a node contains itself", "yaml.recursive-alias")
         self.active.add(id(node))

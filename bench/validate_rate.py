@@ -1,0 +1,80 @@
+"""Validate N generated topologies in one process and print the rate.
+
+Not a test: the machines are noisy. The target (issue 2) is >= 1,000 topologies/s on
+2 cores. Each topology is distinct YAML text (backends, modes, sizes and roles vary),
+so the loader, the schema and the position map all do their full work every time.
+
+    .venv/bin/python bench/validate_rate.py [N]
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+
+import yaml
+
+from pdgen.validate import check_bytes
+
+BACKENDS = {
+    "sglang-mooncake": {},
+    "vllm-mooncake": {"connector": "lmcache"},
+    "dynamo": {"engine": "vllm", "deployment": "standalone"},
+    "ascend-yuanrong": {"kvBackend": "datasystem"},
+}
+
+
+def topology(i: int, rng: random.Random) -> bytes:
+    backend = rng.choice(sorted(BACKENDS))
+    aggregated = rng.random() < 0.2
+    tp = rng.choice([1, 2, 4, 8])
+    role = {
+        "replicas": rng.randint(1, 4),
+        "parallelism": {"tensor": tp},
+        "acceleratorsPerPod": tp,
+        "resources": {"cpu": str(rng.randint(4, 64)), "memory": f"{rng.randint(16, 512)}Gi"},
+        "shmSize": "32Gi",
+        "extraArgs": ["--gpu-memory-utilization", "0.9"],
+        "env": {"PYTHONHASHSEED": "0", "HF_TOKEN": {"secretKeyRef": {"name": "hf", "key": "token"}}},
+        "scheduling": {"nodeSelector": {"pool": "gpu"},
+                       "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]},
+    }
+    spec = {
+        "backend": backend,
+        "mode": "aggregated" if aggregated else "disaggregated",
+        "variant": BACKENDS[backend],
+        "model": {"name": f"org/model-{i}", "maxModelLen": 8192,
+                  "source": {"pvc": {"claimName": "models", "subPath": f"m{i}"}}},
+        "transport": {"protocol": "rdma", "rdma": {"resourceName": "rdma/hca", "devices": ["mlx5_0"]}},
+        "routing": {"policy": "round-robin"},
+        "service": {"port": 8000},
+        "smokeTest": {"prompt": "San Francisco is a", "maxTokens": 30},
+    }
+    if aggregated:
+        spec["server"] = role
+    else:
+        spec["prefill"] = role
+        spec["decode"] = dict(role, replicas=rng.randint(1, 4))
+        spec["router"] = {"replicas": 1}
+    doc = {"apiVersion": "pdgen.io/v1alpha1", "kind": "Topology",
+           "metadata": {"name": f"bench-{i}"}, "spec": spec}
+    return yaml.safe_dump(doc, sort_keys=False).encode()
+
+
+def main() -> int:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    rng = random.Random(42)
+    docs = [topology(i, rng) for i in range(n)]
+    check_bytes(docs[0], "warmup.yaml")  # builds the validator once, as a CLI run does
+    start = time.perf_counter()
+    invalid = sum(check_bytes(d, f"t{i}.yaml").has_errors for i, d in enumerate(docs))
+    elapsed = time.perf_counter() - start
+    lines = sum(d.count(b"\n") for d in docs) / n
+    print(f"validated {n} topologies (~{lines:.0f} lines each) in {elapsed:.3f} s: "
+          f"{n / elapsed:,.0f} topologies/s (target >= 1,000); invalid: {invalid}")
+    return 1 if invalid else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
