@@ -7,6 +7,7 @@ a hint where we can give one; the schema carries the hints as ``x-messages``.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import json
@@ -50,7 +51,9 @@ _seen = 0
 
 @functools.cache
 def fast_validator():
-    draft7 = dict(topology_schema(), **{"$schema": "http://json-schema.org/draft-07/schema#"})
+    # fastjsonschema rewrites $refs in place, and draft 7 covers every keyword we use.
+    draft7 = copy.deepcopy(topology_schema())
+    draft7["$schema"] = "http://json-schema.org/draft-07/schema#"
     return fastjsonschema.compile(draft7, use_default=False)
 
 
@@ -152,7 +155,9 @@ def _extra_keys(error: ValidationError) -> list[str]:
 def _convert(error: ValidationError, doc: Document) -> Iterator[Finding]:
     path = tuple(error.absolute_path)
     if error.validator in ("oneOf", "anyOf") and error.context:
-        best = best_match(error.context)
+        # A branch whose type the value does not even have is the least helpful answer.
+        candidates = [e for e in error.context if e.validator != "type"] or error.context
+        best = best_match(candidates)
         if best is not None:
             yield from _convert(best, doc)
             return

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import pytest
+
+from pdgen import loader
+from pdgen.loader import json_path, load
+
+
+def rules(doc):
+    return [f.rule for f in doc.findings]
+
+
+def test_positions_of_values_and_keys_are_one_based():
+    doc = load(b"spec:\n  decode:\n    replicas: 3\n", "t.yaml")
+    assert doc.data == {"spec": {"decode": {"replicas": 3}}}
+    assert doc.values[("spec", "decode", "replicas")] == (3, 15)
+    assert doc.keys[("spec", "decode", "replicas")] == (3, 5)
+    assert doc.position(("spec", "decode", "missing")) == (3, 5)  # nearest ancestor
+
+
+def test_list_positions():
+    doc = load(b"args:\n  - a\n  - b\n", "t.yaml")
+    assert doc.values[("args", 1)] == (3, 5)
+
+
+def test_duplicate_key_reports_both_lines_and_keeps_no_data():
+    doc = load(b"a: 1\nb: 2\na: 3\n", "t.yaml")
+    assert doc.data is None
+    [finding] = doc.findings
+    assert (finding.line, finding.column, finding.json_path) == (3, 1, "$.a")
+    assert finding.message == "duplicate key 'a' (first defined at line 1)"
+
+
+def test_scalars_follow_json_types_and_timestamps_stay_strings():
+    doc = load(b"i: 3\nf: 0.5\nb: true\nn: null\nd: 2025-01-11\ns: '3'\nk: {1: x}\n", "t.yaml")
+    assert doc.data == {"i": 3, "f": 0.5, "b": True, "n": None, "d": "2025-01-11", "s": "3", "k": {"1": "x"}}
+
+
+def test_merge_keys_explicit_wins():
+    doc = load(b"base: &b {x: 1, y: 2}\nout:\n  <<: *b\n  y: 3\n", "t.yaml")
+    assert doc.data["out"] == {"x": 1, "y": 3}
+    assert doc.keys[("out", "y")] == (4, 3)
+
+
+def test_merge_of_a_scalar_is_refused():
+    doc = load(b"a: &s 1\nb:\n  <<: *s\n", "t.yaml")
+    assert rules(doc) == ["yaml.merge"]
+
+
+def test_alias_expansion_is_bounded(monkeypatch):
+    monkeypatch.setattr(loader, "MAX_NODES", 50)
+    doc = load(b"a: &a [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\nb: [*a, *a, *a, *a, *a]\n", "t.yaml")
+    assert rules(doc) == ["yaml.too-large"]
+    assert doc.data is None
+
+
+def test_depth_is_bounded():
+    doc = load(b"a: " + b"[" * 80 + b"]" * 80 + b"\n", "t.yaml")
+    assert rules(doc) == ["yaml.too-deep"]
+
+
+def test_size_limit_is_checked_before_parsing():
+    doc = load(b"#" * (loader.MAX_BYTES + 1), "t.yaml")
+    assert rules(doc) == ["yaml.too-large"]
+
+
+def test_utf8_bom_is_accepted():
+    assert load("\ufeffa: 1\n".encode(), "t.yaml").data == {"a": 1}
+
+
+def test_non_utf8_position():
+    doc = load(b"a: 1\nb: \xff\n", "t.yaml")
+    [f] = doc.findings
+    assert (f.line, f.column, f.rule) == (2, 4, "yaml.encoding")
+
+
+@pytest.mark.parametrize("text,rule", [
+    (b"!!set {a, b}\n", "yaml.tag"),
+    (b"a: !custom 1\n", "yaml.tag"),
+    (b"? [a, b]\n: 1\n", "yaml.key"),
+    (b"a: [1\n", "yaml.syntax"),
+    (b"a: 1\n--- \nb: 2\n", "yaml.multi-document"),
+    (b"", "yaml.empty"),
+    (b"~\n", "yaml.empty"),
+    (b"[1]\n", "yaml.not-mapping"),
+])
+def test_rejections(text, rule):
+    doc = load(text, "t.yaml")
+    assert rules(doc) == [rule]
+    assert doc.data is None
+
+
+@pytest.mark.parametrize("path,expected", [
+    ((), "$"),
+    (("spec", "decode", "replicas"), "$.spec.decode.replicas"),
+    (("spec", "decode", "extraArgs", 0), "$.spec.decode.extraArgs[0]"),
+    (("metadata", "labels", "app.kubernetes.io/name"), "$.metadata.labels['app.kubernetes.io/name']"),
+    (("x", "it's"), "$.x['it\\'s']"),
+])
+def test_json_path(path, expected):
+    assert json_path(path) == expected

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from pdgen import loader, schema
+from pdgen.loader import load
+from tests.conftest import EXAMPLES, INVALID, ROOT, VALID
+
+
+def _walk(node, path="$"):
+    """Yield (path, subschema) for every subschema that declares data. Conditions and the
+    restrictions they apply (if/then/else/allOf/not) only narrow declarations made elsewhere."""
+    if isinstance(node, dict):
+        yield path, node
+        for key, value in node.items():
+            if key in ("properties", "patternProperties", "$defs"):
+                for name, sub in value.items():
+                    yield from _walk(sub, f"{path}.{key}.{name}")
+            elif key in ("items", "additionalProperties"):
+                yield from _walk(value, f"{path}.{key}")
+
+
+def _resolve(node, root):
+    if "$ref" in node:
+        target = root
+        for part in node["$ref"][2:].split("/"):
+            target = target[part]
+        return {**target, **node}
+    return node
+
+
+def test_schema_is_valid_2020_12_with_id():
+    root = schema.topology_schema()
+    Draft202012Validator.check_schema(root)
+    assert root["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert root["$id"].startswith("https://pdgen.io/schemas/v1alpha1/")
+
+
+def test_packaged_schema_is_the_repository_file():
+    assert schema.schema_text() == (ROOT / "schemas" / "topology.schema.json").read_text()
+
+
+def test_every_property_has_a_description():
+    root = schema.topology_schema()
+    missing = [f"{path}.{name}" for path, node in _walk(root)
+               for name, prop in node.get("properties", {}).items()
+               if "description" not in _resolve(prop, root)]
+    assert missing == []
+
+
+def test_every_object_with_properties_is_closed():
+    """Strictness: a misspelled key must fail. Free-form objects must say why they are."""
+    root = schema.topology_schema()
+    open_objects = []
+    for path, node in _walk(root):
+        if node.get("type") != "object" or "x-pdgen-passthrough" in node:
+            continue
+        closed = node.get("additionalProperties") is False
+        is_map = isinstance(node.get("additionalProperties"), dict) or "patternProperties" in node
+        if not (closed or is_map):
+            open_objects.append(path)
+    assert open_objects == []
+
+
+def test_closed_sets_are_enums():
+    root = schema.topology_schema()["$defs"]
+    assert root["spec"]["properties"]["backend"]["enum"] == [
+        "sglang-mooncake", "vllm-mooncake", "dynamo", "ascend-yuanrong"]
+    assert root["spec"]["properties"]["mode"]["enum"] == ["disaggregated", "aggregated"]
+    assert root["variant"]["properties"]["connector"]["enum"] == ["p2p", "store", "lmcache", "v0-etcd"]
+    assert root["infraService"]["properties"]["mode"]["enum"] == ["auto", "bundled", "external", "none"]
+    assert "kv-aware" in root["routing"]["properties"]["policy"]["enum"]
+
+
+LOADABLE = [p for p in EXAMPLES + VALID + INVALID if load(p.read_bytes(), p.name).data is not None]
+
+
+@pytest.mark.parametrize("path", LOADABLE, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_fast_path_agrees_with_jsonschema(path):
+    """The compiled validator may only skip jsonschema when jsonschema would find nothing."""
+    data = load(path.read_bytes(), path.name).data
+    slow = not list(schema._validator().iter_errors(data))
+    assert schema.fast_is_valid(data) == slow
+
+
+def test_fast_path_is_used_after_a_few_documents(monkeypatch):
+    calls = []
+    monkeypatch.setattr(schema, "_seen", 0)
+    monkeypatch.setattr(schema, "fast_is_valid", lambda data: calls.append(1) or True)
+    doc = load(EXAMPLES[0].read_bytes(), "x.yaml")
+    for _ in range(schema.FAST_PATH_AFTER + 3):
+        assert schema.validate(doc) == []
+    assert len(calls) == 3
+
+
+def test_best_match_reduces_one_of_noise(monkeypatch):
+    """oneOf/anyOf errors become the single most relevant branch error."""
+    custom = Draft202012Validator({"properties": {"port": {"oneOf": [
+        {"type": "integer", "minimum": 1}, {"type": "string", "pattern": "^[a-z]+$"}]}}})
+    monkeypatch.setattr(schema, "_validator", lambda: custom)
+    monkeypatch.setattr(schema, "_seen", 0)
+    doc = load(b"port: 0\n", "t.yaml")
+    [finding] = schema.validate(doc)
+    assert (finding.line, finding.column, finding.json_path) == (1, 7, "$.port")
+    assert finding.message == "0 is less than the minimum of 1"
+
+
+def test_findings_are_sorted_and_unique():
+    doc = load(b"apiVersion: x\nkind: y\nmetadata: {name: A}\nspec: {}\n", "t.yaml")
+    findings = schema.validate(doc)
+    assert findings == sorted(set(findings))
+    assert [(f.line, f.json_path, f.message) for f in findings] == [
+        (1, "$.apiVersion", "expected 'pdgen.io/v1alpha1', got 'x'"),
+        (2, "$.kind", "expected 'Topology', got 'y'"),
+        (3, "$.metadata.name", "'A' is not a DNS-1035 label: use lowercase letters, digits and '-', "
+                               "starting with a letter and ending with a letter or digit"),
+        (4, "$.spec", "disaggregated mode needs both a 'prefill' and a 'decode' role"),
+        (4, "$.spec", "missing required key 'backend'"),
+        (4, "$.spec", "missing required key 'model'"),
+    ]
+
+
+def test_schema_json_is_canonically_formatted():
+    text = (ROOT / "schemas" / "topology.schema.json").read_text()
+    assert text == json.dumps(json.loads(text), indent=2, ensure_ascii=False) + "\n"
+
+
+def test_limits_are_generous_for_real_topologies():
+    biggest = max(p.stat().st_size for p in EXAMPLES)
+    assert biggest * 100 < loader.MAX_BYTES
+
+
+def test_compiling_the_fast_path_leaves_the_shared_schema_alone():
+    before = json.dumps(schema.topology_schema(), sort_keys=True)
+    schema.fast_validator.cache_clear()
+    schema.fast_validator()
+    assert json.dumps(schema.topology_schema(), sort_keys=True) == before
