@@ -8,7 +8,7 @@ import traceback
 
 import click
 
-from pdgen import __version__, reporters, schema
+from pdgen import __version__, reporters, schema, tools
 from pdgen.errors import PdgenError
 from pdgen.fsutil import write_atomic
 from pdgen.validate import check_file
@@ -66,6 +66,25 @@ def schema_cmd(output: str | None) -> None:
         write_atomic(output, text.encode())
     else:
         click.echo(text, nl=False)
+
+
+@cli.command("tools")
+def tools_cmd() -> None:
+    """Show which helm and kubeconform binaries pdgen uses, and the offline Kubernetes
+    schema versions (exit 3 when one is missing)."""
+    missing = False
+    for name in tools.TOOLS:
+        try:
+            path = tools.find(name)
+        except PdgenError as exc:
+            click.echo(f"{name:<12} missing: {exc}")
+            missing = True
+            continue
+        version = tools.helm_version(path) if name.startswith("helm") else ""
+        click.echo(f"{name:<12} {path} {version}".rstrip())
+    versions = tools.kubernetes_schema_versions()
+    click.echo(f"{'k8s schemas':<12} {', '.join(versions) if versions else 'missing (run `make setup`)'}")
+    sys.exit(EXIT_TOOL if missing or not versions else EXIT_OK)
 
 
 def main() -> None:

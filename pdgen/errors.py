@@ -9,6 +9,4 @@ class PdgenError(Exception):
 
 
 class ToolNotFoundError(PdgenError):
-    def __init__(self, tool: str, env_var: str, hint: str) -> None:
-        super().__init__(f"Executable `{tool}` not found (set ${env_var}, or run `make setup` to install {hint})")
-        self.tool = tool
+    """An external tool (helm, kubeconform) is not where pdgen looks for it."""

@@ -1,0 +1,68 @@
+"""Locating the external tools: $HELM / $KUBECONFORM, then the project's .tools/bin
+(installed by `make setup`), then PATH. A missing tool is one line naming the fix."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+
+from pdgen.errors import PdgenError, ToolNotFoundError
+
+# name -> (environment variable, what `make setup` installs)
+TOOLS = {
+    "helm": ("HELM", "Helm (3 or 4)"),
+    "helm3": ("HELM3", "Helm 3"),
+    "helm4": ("HELM4", "Helm 4"),
+    "kubeconform": ("KUBECONFORM", "kubeconform"),
+}
+
+
+def tools_dir() -> pathlib.Path:
+    """$PDGEN_TOOLS_DIR, else the checkout's .tools (next to the package), else ./.tools."""
+    if os.environ.get("PDGEN_TOOLS_DIR"):
+        return pathlib.Path(os.environ["PDGEN_TOOLS_DIR"])
+    checkout = pathlib.Path(__file__).resolve().parent.parent / ".tools"
+    return checkout if checkout.is_dir() else pathlib.Path.cwd() / ".tools"
+
+
+def find(name: str) -> str:
+    env_var, what = TOOLS[name]
+    explicit = os.environ.get(env_var)
+    if explicit:
+        if os.path.isfile(explicit) and os.access(explicit, os.X_OK):
+            return explicit
+        raise ToolNotFoundError(f"${env_var} is set to {explicit}, which is not an executable file "
+                                f"(unset it, or point it at {what})")
+    local = tools_dir() / "bin" / name
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local)
+    on_path = shutil.which(name)
+    if on_path:
+        return on_path
+    raise ToolNotFoundError(f"Executable `{name}` not found (set ${env_var}, or run `make setup` to "
+                            f"install {what} into .tools/bin)")
+
+
+def kubernetes_schema_location() -> str:
+    """kubeconform -schema-location template for the offline Kubernetes schemas."""
+    root = tools_dir() / "kubernetes-json-schema"
+    if not root.is_dir():
+        raise PdgenError(f"offline Kubernetes schemas not found in {root} (run `make setup`)")
+    return f"{root}/{{{{ .NormalizedKubernetesVersion }}}}-local{{{{ .StrictSuffix }}}}/" \
+           "{{ .ResourceKind }}{{ .KindSuffix }}.json"
+
+
+def kubernetes_schema_versions() -> list[str]:
+    root = tools_dir() / "kubernetes-json-schema"
+    return sorted(p.name.removeprefix("v").removesuffix("-local")
+                  for p in root.glob("v*-local") if p.is_dir()) if root.is_dir() else []
+
+
+def helm_version(path: str) -> str:
+    proc = subprocess.run([path, "version", "--template", "{{.Version}}"], capture_output=True, text=True,
+                          timeout=60)
+    if proc.returncode != 0:
+        raise PdgenError(f"`{path} version` failed with exit code {proc.returncode}: {proc.stderr.strip()}")
+    return proc.stdout.strip()
