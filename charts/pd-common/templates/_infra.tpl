@@ -1,0 +1,145 @@
+{{/*
+Control-plane building blocks. A backend chart includes one only for the variants that
+need it (see each chart's infra-*.yaml), and points its pods at pd-common.<svc>Endpoint,
+which is the bundled Service or the external endpoint.
+*/}}
+
+{{- define "pd-common.etcdEndpoint" -}}
+{{- $e := .root.Values.infra.etcd -}}
+{{- if $e.enabled -}}
+{{- printf "%s:%d" (include "pd-common.componentName" (dict "root" .root "component" "etcd")) (int $e.port) -}}
+{{- else -}}
+{{- required "infra.etcd.endpoint is required when the bundled etcd is disabled" $e.endpoint -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "pd-common.natsEndpoint" -}}
+{{- $n := .root.Values.infra.nats -}}
+{{- if $n.enabled -}}
+{{- printf "%s:%d" (include "pd-common.componentName" (dict "root" .root "component" "nats")) (int $n.port) -}}
+{{- else -}}
+{{- required "infra.nats.endpoint is required when the bundled NATS is disabled" $n.endpoint -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "pd-common.mooncakeMasterHost" -}}
+{{- $m := .root.Values.infra.mooncakeMaster -}}
+{{- if $m.enabled -}}
+{{- include "pd-common.componentName" (dict "root" .root "component" "mooncake-master") -}}
+{{- else -}}
+{{- required "infra.mooncakeMaster.endpoint is required when the bundled master is disabled" $m.endpoint | splitList ":" | first -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "pd-common.service" -}}
+{{- /* A ClusterIP (or headless) Service for a component: dict root component ports [headless extraSelector] */ -}}
+apiVersion: v1
+kind: Service
+metadata:
+  {{- include "pd-common.metadata" . | nindent 2 }}
+spec:
+  {{- if .headless }}
+  clusterIP: None
+  # Peers must resolve each pod before it is ready (bootstrap handshakes during startup).
+  publishNotReadyAddresses: true
+  {{- end }}
+  selector:
+    {{- include "pd-common.selectorLabels" . | nindent 4 }}
+    {{- with .extraSelector }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  ports:
+    {{- range .ports }}
+    - name: {{ .name }}
+      port: {{ .containerPort }}
+      targetPort: {{ .name }}
+      protocol: TCP
+    {{- end }}
+{{- end -}}
+
+{{- define "pd-common.etcd" -}}
+{{- $root := .root -}}
+{{- $e := $root.Values.infra.etcd -}}
+{{- if $e.enabled -}}
+{{- $ctx := dict "root" $root "component" "etcd" -}}
+{{- $ports := list (dict "name" "client" "containerPort" (int $e.port)) -}}
+{{ include "pd-common.service" (merge (dict "ports" $ports) $ctx) }}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  {{- include "pd-common.metadata" $ctx | nindent 2 }}
+spec:
+  serviceName: {{ include "pd-common.componentName" $ctx }}
+  replicas: 1
+  selector:
+    matchLabels:
+      {{- include "pd-common.selectorLabels" $ctx | nindent 6 }}
+  template:
+    {{- $args := list "--name=$(POD_NAME)" "--data-dir=/var/lib/etcd" (printf "--listen-client-urls=http://0.0.0.0:%d" (int $e.port)) (printf "--advertise-client-urls=http://%s:%d" (include "pd-common.componentName" $ctx) (int $e.port)) }}
+    {{- $probe := dict "tcpSocket" (dict "port" "client") "periodSeconds" 5 }}
+    {{- include "pd-common.podTemplate" (dict "root" $root "component" "etcd" "role" (dict "resources" $e.resources) "image" $e.image "command" (list "etcd") "args" $args "ports" $ports "readinessProbe" $probe "volumes" (list (dict "name" "data" "emptyDir" dict)) "volumeMounts" (list (dict "name" "data" "mountPath" "/var/lib/etcd"))) | nindent 4 }}
+{{- end -}}
+{{- end -}}
+
+{{- define "pd-common.nats" -}}
+{{- $root := .root -}}
+{{- $n := $root.Values.infra.nats -}}
+{{- if $n.enabled -}}
+{{- $ctx := dict "root" $root "component" "nats" -}}
+{{- $ports := list (dict "name" "client" "containerPort" (int $n.port)) (dict "name" "monitor" "containerPort" 8222) -}}
+{{ include "pd-common.service" (merge (dict "ports" $ports) $ctx) }}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  {{- include "pd-common.metadata" $ctx | nindent 2 }}
+spec:
+  serviceName: {{ include "pd-common.componentName" $ctx }}
+  replicas: 1
+  selector:
+    matchLabels:
+      {{- include "pd-common.selectorLabels" $ctx | nindent 6 }}
+  template:
+    {{- /* -js: JetStream, which Dynamo's event plane and KV router persist into. */}}
+    {{- $args := list "-js" "-sd" "/data" "-p" ($n.port | toString) "-m" "8222" }}
+    {{- $probe := dict "httpGet" (dict "path" "/healthz?js-enabled-only=true" "port" "monitor") "periodSeconds" 5 }}
+    {{- include "pd-common.podTemplate" (dict "root" $root "component" "nats" "role" (dict "resources" $n.resources) "image" $n.image "args" $args "ports" $ports "readinessProbe" $probe "volumes" (list (dict "name" "data" "emptyDir" dict)) "volumeMounts" (list (dict "name" "data" "mountPath" "/data"))) | nindent 4 }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+pd-common.mooncakeMaster: mooncake_master with its RPC, metrics and (for LMCache and
+HTTP-metadata clients) embedded HTTP metadata server. --rpc_address is the pod IP: store
+clients must reach the address the master advertises.
+*/}}
+{{- define "pd-common.mooncakeMaster" -}}
+{{- $root := .root -}}
+{{- $m := $root.Values.infra.mooncakeMaster -}}
+{{- if $m.enabled -}}
+{{- $ctx := dict "root" $root "component" "mooncake-master" -}}
+{{- $ports := list (dict "name" "rpc" "containerPort" (int $m.rpcPort)) (dict "name" "metrics" "containerPort" (int $m.metricsPort)) -}}
+{{- $args := list (printf "--rpc_port=%d" (int $m.rpcPort)) "--rpc_address=$(POD_IP)" (printf "--metrics_port=%d" (int $m.metricsPort)) -}}
+{{- if $m.httpMetadataServer -}}
+{{- $ports = append $ports (dict "name" "http-metadata" "containerPort" (int $m.httpMetadataPort)) -}}
+{{- $args = concat $args (list "--enable_http_metadata_server=true" "--http_metadata_server_host=0.0.0.0" (printf "--http_metadata_server_port=%d" (int $m.httpMetadataPort))) -}}
+{{- end -}}
+{{- with $m.evictionRatio }}{{ $args = append $args (printf "--eviction_ratio=%v" .) }}{{ end -}}
+{{- with $m.evictionHighWatermarkRatio }}{{ $args = append $args (printf "--eviction_high_watermark_ratio=%v" .) }}{{ end -}}
+{{- $args = concat $args (default list $m.extraArgs) -}}
+{{ include "pd-common.service" (merge (dict "ports" $ports) $ctx) }}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  {{- include "pd-common.metadata" $ctx | nindent 2 }}
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      {{- include "pd-common.selectorLabels" $ctx | nindent 6 }}
+  template:
+    {{- $probe := dict "tcpSocket" (dict "port" "rpc") "periodSeconds" 5 }}
+    {{- include "pd-common.podTemplate" (dict "root" $root "component" "mooncake-master" "role" (dict "resources" $m.resources) "image" (default $root.Values.image $m.image) "command" (list "mooncake_master") "args" $args "ports" $ports "readinessProbe" $probe) | nindent 4 }}
+{{- end -}}
+{{- end -}}

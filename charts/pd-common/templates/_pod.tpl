@@ -1,0 +1,210 @@
+{{/*
+pd-common.podTemplate: THE pod builder. Prefill, decode, server, router and the
+multi-node leader/worker pods all come from here, so the roles cannot drift apart in
+image, env, volumes, devices or scheduling.
+
+Parameters (dict):
+  root          the calling chart's context (required)
+  component     e.g. "prefill" (required)
+  role          that role's values: resources, shmSize, extraArgs, env, nodeSelector,
+                tolerations, affinity, image (required)
+  image         base image values (default: root.Values.image)
+  command, args container command and arguments (lists); role.extraArgs is appended
+  env           backend env (list of EnvVar); POD_IP/POD_NAME/POD_NAMESPACE come first,
+                role.env last so a user can override
+  ports         container ports (list)
+  readinessProbe, startupProbe, livenessProbe   probes (dicts), omitted when empty
+  accelerators  accelerators to request (int, 0 for CPU-only pods)
+  engine        true for pods that load the model: /dev/shm, the model volume, RDMA and
+                accelerator devices are added
+  volumes, volumeMounts   extra volumes (lists)
+  podAnnotations, podLabels   extra pod metadata (dicts)
+  serviceAccountName      optional
+*/}}
+{{- define "pd-common.podTemplate" -}}
+{{- $root := .root -}}
+{{- $v := $root.Values -}}
+{{- $role := default dict .role -}}
+{{- $engine := default false .engine -}}
+{{- $rdma := and $engine (eq (default "tcp" $v.transport.protocol) "rdma") -}}
+{{- $hostNetwork := and $rdma $v.transport.rdma.hostNetwork -}}
+{{- $ascend := and $engine (eq (default "nvidia" $v.accelerator.type) "ascend") -}}
+metadata:
+  labels:
+    {{- include "pd-common.selectorLabels" . | nindent 4 }}
+    {{- with .podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with .podAnnotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  {{- with .serviceAccountName }}
+  serviceAccountName: {{ . }}
+  {{- end }}
+  {{- $pullSecrets := (mergeOverwrite (deepCopy (default dict (default $v.image .image))) (default dict $role.image)).pullSecrets }}
+  {{- with $pullSecrets }}
+  imagePullSecrets:
+    {{- range . }}
+    - name: {{ . }}
+    {{- end }}
+  {{- end }}
+  {{- if $hostNetwork }}
+  # RDMA through the node's own interfaces: transport.rdma.hostNetwork=true.
+  hostNetwork: true
+  dnsPolicy: ClusterFirstWithHostNet
+  {{- end }}
+  {{- if and $engine (eq (dig "source" "type" "" $v.model) "download") }}
+  initContainers:
+    {{- include "pd-common.waitForModel" (dict "root" $root) | nindent 4 }}
+  {{- end }}
+  containers:
+    - name: {{ default .component .containerName }}
+      image: {{ include "pd-common.image" (dict "image" (default $v.image .image) "override" $role.image) }}
+      imagePullPolicy: {{ include "pd-common.pullPolicy" (dict "image" (default $v.image .image) "override" $role.image) }}
+      {{- with .command }}
+      command:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- $args := concat (default list .args) (default list $role.extraArgs) }}
+      {{- with $args }}
+      args:
+        {{- range . }}
+        - {{ . | toString | quote }}
+        {{- end }}
+      {{- end }}
+      env:
+        - name: POD_IP
+          valueFrom: {fieldRef: {fieldPath: status.podIP}}
+        - name: POD_NAME
+          valueFrom: {fieldRef: {fieldPath: metadata.name}}
+        - name: POD_NAMESPACE
+          valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+        {{- with .env }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+        {{- with $role.env }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      {{- with .ports }}
+      ports:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with .startupProbe }}
+      startupProbe:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with .readinessProbe }}
+      readinessProbe:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with .livenessProbe }}
+      livenessProbe:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with include "pd-common.resources" (dict "root" $root "role" $role "accelerators" (default 0 .accelerators) "rdma" $rdma) }}
+      {{- . | nindent 6 }}
+      {{- end }}
+      {{- if $rdma }}
+      securityContext:
+        capabilities:
+          # The transfer engine pins (registers) KV memory with the NIC; without IPC_LOCK
+          # registration fails under the default memlock limit.
+          add: [IPC_LOCK]
+      {{- end }}
+      {{- $mounts := default list .volumeMounts }}
+      {{- if $engine }}
+      {{- $mounts = concat (list (dict "name" "dshm" "mountPath" "/dev/shm")) (include "pd-common.modelMounts" (dict "root" $root) | fromYamlArray) $mounts }}
+      {{- if $hostNetwork }}
+      {{- $mounts = append $mounts (dict "name" "infiniband" "mountPath" "/dev/infiniband") }}
+      {{- end }}
+      {{- if $ascend }}
+      {{- $mounts = concat $mounts (include "pd-common.ascendMounts" (dict "root" $root) | fromYamlArray) }}
+      {{- end }}
+      {{- end }}
+      {{- with $mounts }}
+      volumeMounts:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+  {{- $volumes := default list .volumes }}
+  {{- if $engine }}
+  {{- $volumes = concat (list (dict "name" "dshm" "emptyDir" (dict "medium" "Memory" "sizeLimit" (default "16Gi" $role.shmSize)))) (include "pd-common.modelVolumes" (dict "root" $root) | fromYamlArray) $volumes }}
+  {{- if $hostNetwork }}
+  {{- $volumes = append $volumes (dict "name" "infiniband" "hostPath" (dict "path" "/dev/infiniband" "type" "Directory")) }}
+  {{- end }}
+  {{- if $ascend }}
+  {{- $volumes = concat $volumes (include "pd-common.ascendVolumes" (dict "root" $root) | fromYamlArray) }}
+  {{- end }}
+  {{- end }}
+  {{- with $volumes }}
+  volumes:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $role.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $role.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $role.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end -}}
+
+{{/*
+pd-common.resources: requests = limits for cpu/memory (predictable scheduling and no
+OOM surprises on big KV buffers), plus accelerators and the RDMA device-plugin resource.
+*/}}
+{{- define "pd-common.resources" -}}
+{{- $v := .root.Values -}}
+{{- $r := dict -}}
+{{- with .role.resources -}}
+{{- if .cpu }}{{- $_ := set $r "cpu" (.cpu | toString) -}}{{- end -}}
+{{- if .memory }}{{- $_ := set $r "memory" (.memory | toString) -}}{{- end -}}
+{{- end -}}
+{{- if gt (int .accelerators) 0 -}}
+{{- $_ := set $r $v.accelerator.resourceName (.accelerators | toString) -}}
+{{- end -}}
+{{- if and .rdma $v.transport.rdma.resourceName -}}
+{{- $_ := set $r $v.transport.rdma.resourceName (default 1 $v.transport.rdma.resourceCount | toString) -}}
+{{- end -}}
+{{- if $r -}}
+resources:
+  requests:
+    {{- toYaml $r | nindent 4 }}
+  limits:
+    {{- toYaml $r | nindent 4 }}
+{{- end }}
+{{- end -}}
+
+{{/*
+pd-common.ascendMounts / ascendVolumes: the driver files vLLM-Ascend needs from the node
+when the device plugin hands out NPUs (the devices themselves come from the plugin).
+*/}}
+{{- define "pd-common.ascendPaths" -}}
+- {name: ascend-driver, path: /usr/local/Ascend/driver}
+- {name: ascend-dcmi, path: /usr/local/dcmi}
+- {name: ascend-npu-smi, path: /usr/local/bin/npu-smi}
+- {name: ascend-install-info, path: /etc/ascend_install.info}
+- {name: ascend-hccn-conf, path: /etc/hccn.conf}
+{{- end -}}
+
+{{- define "pd-common.ascendMounts" -}}
+{{- range (include "pd-common.ascendPaths" . | fromYamlArray) }}
+- name: {{ .name }}
+  mountPath: {{ .path }}
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "pd-common.ascendVolumes" -}}
+{{- range (include "pd-common.ascendPaths" . | fromYamlArray) }}
+- name: {{ .name }}
+  hostPath:
+    path: {{ .path }}
+{{- end }}
+{{- end -}}

@@ -1,0 +1,70 @@
+{{/*
+sglang.engineArgs: arguments of `python3 -m sglang.launch_server` for one role.
+Parameters: root, role (values), mode ("prefill", "decode" or "" for aggregated),
+leader (bool; false for the worker pods of a multi-node instance).
+Every flag here exists in SGLang v0.5.23 (tests/charts/test_flags.py checks it).
+*/}}
+{{- define "sglang.engineArgs" -}}
+{{- $v := .root.Values -}}
+{{- $r := .role -}}
+{{- $args := list "--model-path" $v.model.path "--served-model-name" $v.model.servedName
+      "--host" "0.0.0.0" "--port" ($v.ports.http | toString)
+      "--tp-size" ($r.tensorParallel | toString) -}}
+{{- if gt (int $r.dataParallel) 1 }}{{ $args = concat $args (list "--dp-size" ($r.dataParallel | toString)) }}{{ end -}}
+{{- if gt (int $r.pipelineParallel) 1 }}{{ $args = concat $args (list "--pp-size" ($r.pipelineParallel | toString)) }}{{ end -}}
+{{- if gt (int $v.model.maxModelLen) 0 }}{{ $args = concat $args (list "--context-length" ($v.model.maxModelLen | toString)) }}{{ end -}}
+{{- if $v.model.trustRemoteCode }}{{ $args = append $args "--trust-remote-code" }}{{ end -}}
+{{- if $v.observability.metrics }}{{ $args = append $args "--enable-metrics" }}{{ end -}}
+{{- if .mode -}}
+{{- $args = concat $args (list "--disaggregation-mode" .mode "--disaggregation-transfer-backend" "mooncake") -}}
+{{- if eq .mode "prefill" }}{{ $args = concat $args (list "--disaggregation-bootstrap-port" ($v.ports.bootstrap | toString)) }}{{ end -}}
+{{- if and (eq $v.transport.protocol "rdma") $v.transport.rdma.devices -}}
+{{- $args = concat $args (list "--disaggregation-ib-device" (join "," $v.transport.rdma.devices)) -}}
+{{- end -}}
+{{- end -}}
+{{- if gt (int $r.nodesPerInstance) 1 -}}
+{{- $args = concat $args (list "--dist-init-addr" (printf "$(LWS_LEADER_ADDRESS):%d" (int $v.ports.distInit)) "--nnodes" "$(LWS_GROUP_SIZE)" "--node-rank" "$(LWS_WORKER_INDEX)") -}}
+{{- end -}}
+{{- toYaml $args -}}
+{{- end -}}
+
+{{/*
+sglang.engine: the workload of one engine role. Parameters: root, component, mode.
+*/}}
+{{- define "sglang.engine" -}}
+{{- $v := .root.Values -}}
+{{- $role := index $v .component -}}
+{{- $ports := list (dict "name" "http" "containerPort" (int $v.ports.http)) -}}
+{{- if eq .mode "prefill" }}{{ $ports = append $ports (dict "name" "bootstrap" "containerPort" (int $v.ports.bootstrap)) }}{{ end -}}
+{{- $args := include "sglang.engineArgs" (dict "root" .root "role" $role "mode" .mode) | fromYamlArray -}}
+{{- $command := list "python3" "-m" "sglang.launch_server" -}}
+{{- $accel := int $role.acceleratorsPerPod -}}
+{{- /* Model loading can take many minutes; the startup probe allows 60 of them. */ -}}
+{{- $startup := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 10 "failureThreshold" 360 -}}
+{{- $ready := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 10 "failureThreshold" 3 -}}
+{{- $live := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 30 "failureThreshold" 5 "timeoutSeconds" 10 -}}
+{{- $leader := dict "command" $command "args" $args "ports" $ports "accelerators" $accel "startupProbe" $startup "readinessProbe" $ready "livenessProbe" $live -}}
+{{- $worker := dict "command" $command "args" $args "accelerators" $accel -}}
+{{- include "pd-common.engineWorkload" (dict "root" .root "component" .component "role" $role "leader" $leader "worker" $worker "ports" $ports) -}}
+{{- end -}}
+
+{{/*
+sglang.routerArgs: every prefill instance's own address with the bootstrap port, and
+every decode instance. The router tells decode to fetch KV from the host in the prefill
+URL, so that host must serve the bootstrap port: per-pod DNS through the headless Service.
+*/}}
+{{- define "sglang.routerArgs" -}}
+{{- $v := .root.Values -}}
+{{- $args := list "--pd-disaggregation" -}}
+{{- range (include "pd-common.instanceHosts" (dict "root" .root "component" "prefill" "role" $v.prefill) | trim | splitList "\n") -}}
+{{- $args = concat $args (list "--prefill" (printf "http://%s:%d" . (int $v.ports.http)) ($v.ports.bootstrap | toString)) -}}
+{{- end -}}
+{{- range (include "pd-common.instanceHosts" (dict "root" .root "component" "decode" "role" $v.decode) | trim | splitList "\n") -}}
+{{- $args = concat $args (list "--decode" (printf "http://%s:%d" . (int $v.ports.http))) -}}
+{{- end -}}
+{{- $args = concat $args (list "--host" "0.0.0.0" "--port" ($v.service.port | toString) "--policy" $v.router.policy) -}}
+{{- if $v.observability.metrics -}}
+{{- $args = concat $args (list "--prometheus-host" "0.0.0.0" "--prometheus-port" ($v.ports.metrics | toString)) -}}
+{{- end -}}
+{{- toYaml $args -}}
+{{- end -}}
