@@ -23,11 +23,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -e '.[dev]'
 	@touch $@
 
-.tools/.installed: tools/versions.env scripts/install-tools.sh
+.tools/.installed: tools/versions.env scripts/install-tools.sh | $(VENV)/.installed
 	PYTHON=$(PY) bash scripts/install-tools.sh
 	@touch $@
 
-setup: $(VENV)/.installed .tools/.installed ## Create .venv, install pdgen with dev deps and the pinned tools (.tools/bin)
+.tools/crd-schemas/.built: .tools/.installed scripts/build_crd_schemas.py $(wildcard schemas/crds/*/*.json)
+	$(PY) scripts/build_crd_schemas.py
+	@touch $@
+
+setup: $(VENV)/.installed .tools/.installed .tools/crd-schemas/.built ## Create .venv, install pdgen with dev deps and the pinned tools (.tools/)
 
 test: setup ## Set up, then run the whole test suite
 	$(PY) -m pytest

@@ -54,6 +54,16 @@ def kubernetes_schema_location() -> str:
            "{{ .ResourceKind }}{{ .KindSuffix }}.json"
 
 
+def crd_schema_location() -> str:
+    """kubeconform -schema-location template for the project's custom-resource schemas,
+    resolved per Kubernetes version by scripts/build_crd_schemas.py."""
+    root = tools_dir() / "crd-schemas"
+    if not root.is_dir():
+        raise PdgenError(f"custom-resource schemas not found in {root} (run `make setup`)")
+    return f"{root}/{{{{ .NormalizedKubernetesVersion }}}}/{{{{ .Group }}}}/" \
+           "{{ .ResourceKind }}_{{ .ResourceAPIVersion }}{{ .StrictSuffix }}.json"
+
+
 def kubernetes_schema_versions() -> list[str]:
     root = tools_dir() / "kubernetes-json-schema"
     return sorted(p.name.removeprefix("v").removesuffix("-local")

@@ -1,0 +1,88 @@
+"""The engine-flag catalog: which long flags each pinned upstream command accepts.
+
+Built by scripts/build_flag_catalog.py from the upstream parsers (via flag-oracle.json)
+for exactly the releases the charts pin; `tool_for` maps a rendered container command to
+its catalog entry.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from typing import Sequence
+
+
+@functools.cache
+def catalog() -> dict:
+    return json.loads(resources.files("pdgen").joinpath("data/flags.json").read_text(encoding="utf-8"))
+
+
+# (program, module or script basename) -> catalog tool
+_MODULES = {
+    "sglang.launch_server": "sglang.launch_server",
+    "sglang_router.launch_router": "sglang_router.launch_router",
+    "vllm.entrypoints.openai.api_server": "vllm.serve",
+    "dynamo.frontend": "dynamo.frontend",
+    "dynamo.vllm": "dynamo.vllm",
+    "dynamo.sglang": "dynamo.sglang",
+}
+_SCRIPTS = {
+    "mooncake_connector_proxy.py": "vllm.mooncake_connector_proxy",
+    "disagg_proxy_server.py": "lmcache.disagg_proxy_server",
+    "load_balance_proxy_server_example.py": "vllm_ascend.load_balance_proxy_server_example",
+}
+
+
+def tool_for(argv: Sequence[str]) -> tuple[str, list[str]] | None:
+    """(catalog tool, the arguments to check) for a container's command + args, or None
+    when the program is not one the catalog covers (a shell, etcd, nats, ...)."""
+    argv = list(argv)
+    if not argv:
+        return None
+    program = argv[0].rsplit("/", 1)[-1]
+    if program.startswith("python") and len(argv) >= 3 and argv[1] == "-m":
+        tool = _MODULES.get(argv[2])
+        return (tool, argv[3:]) if tool else None
+    if program.startswith("python") and len(argv) >= 2:
+        tool = _SCRIPTS.get(argv[1].rsplit("/", 1)[-1])
+        return (tool, argv[2:]) if tool else None
+    if program == "vllm" and len(argv) >= 2 and argv[1] == "serve":
+        return "vllm.serve", argv[2:]
+    if program == "mooncake_master":
+        return "mooncake_master", argv[1:]
+    if program == "dscli" and len(argv) >= 2 and argv[1] == "start":
+        return "dscli.start", argv[2:]
+    return None
+
+
+def _name(tool: str, token: str) -> str:
+    name = token.split("=", 1)[0]
+    if tool in ("vllm.serve", "dynamo.vllm"):
+        # vLLM folds "--kv-transfer-config.kv_role=x" into the flag before the dot and
+        # accepts underscores for dashes.
+        name = "--" + name[2:].split(".", 1)[0].replace("_", "-")
+    return name
+
+
+def unknown_flags(tool: str, args: Sequence[str]) -> list[str]:
+    """Long flags in ``args`` that the pinned release of ``tool`` does not accept."""
+    entry = catalog()["tools"][tool]
+    known = set(entry["flags"]) | set(entry.get("negations", []))
+    unknown = []
+    for token in args:
+        if tool == "dscli.start" and token in ("-w", "--worker_args"):
+            known = set(entry["worker_flags"])  # everything after -w goes to the worker
+            continue
+        if not token.startswith("--") or token == "--":
+            continue
+        name = _name(tool, token)
+        if tool == "mooncake_master" and name.startswith("--no") and "--" + name[4:] in known:
+            continue  # gflags booleans: --noflag
+        if name not in known:
+            unknown.append(name)
+    return unknown
+
+
+def version(tool: str) -> str:
+    return catalog()["tools"][tool]["version"]

@@ -1,0 +1,70 @@
+"""Build pdgen's engine-flag catalog (pdgen/data/flags.json) from the upstream-parser
+extraction in ../shared/reference/flag-oracle.json, keeping only the release each chart
+pins. The catalog is committed; rerun this when a chart pin changes.
+
+    python scripts/build_flag_catalog.py [--check]
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+ORACLE = ROOT.parent / "shared" / "reference" / "flag-oracle.json"
+OUT = ROOT / "pdgen" / "data" / "flags.json"
+
+# tool -> the release our charts pin (None: the tool has a single extracted source).
+PINS = {
+    "sglang.launch_server": "0.5.23",
+    "sglang_router.launch_router": "0.3.2",
+    "vllm.serve": "0.33.0",
+    "dynamo.frontend": "1.6.1",
+    "dynamo.vllm": "1.6.1",
+    "dynamo.sglang": "1.6.1",
+    "mooncake_master": "v0.3.12.post1",
+    "vllm.mooncake_connector_proxy": None,
+    "lmcache.disagg_proxy_server": None,
+    "vllm_ascend.load_balance_proxy_server_example": None,
+    "dscli.start": None,
+}
+
+
+def build(oracle: dict) -> dict:
+    tools = {}
+    for name, version in PINS.items():
+        entry = oracle["tools"][name]
+        if version is None:
+            flags, where = entry["flags"], entry["source"]
+        elif name.startswith("dynamo.") and name != "dynamo.frontend":
+            # dynamo.vllm/sglang accept Dynamo's own flags of the pinned release plus the
+            # engine flags of the engine release it bundles (the oracle's union).
+            own = set(entry["by_version"][version])
+            engine = set(entry["flags"]) - set(entry.get("own_flags", []))
+            flags, where = sorted(own | engine), f"{entry['source']} (+ bundled engine flags)"
+        else:
+            flags, where = entry["by_version"][version], entry["source"]
+        tool = {"version": version or "pinned source", "source": where, "flags": sorted(set(flags))}
+        negations = entry.get("negations")
+        if isinstance(negations, list):
+            tool["negations"] = sorted(negations)
+        if name == "dscli.start":
+            tool["worker_flags"] = sorted(entry["worker_flags"])
+        tools[name] = tool
+    return {"generated_from": f"flag-oracle.json ({oracle['generated_at']})", "tools": tools}
+
+
+def main(argv: list[str]) -> int:
+    text = json.dumps(build(json.loads(ORACLE.read_text())), indent=1, sort_keys=True) + "\n"
+    if "--check" in argv:
+        if OUT.read_text() != text:
+            print(f"{OUT} is out of date; run scripts/build_flag_catalog.py", file=sys.stderr)
+            return 1
+        return 0
+    OUT.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

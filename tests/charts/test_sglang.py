@@ -1,0 +1,156 @@
+"""Facts a user of the sglang-mooncake chart depends on, read from real helm renders."""
+
+from __future__ import annotations
+
+from tests.charts.helpers import arg_after, ci_values, container, find, pod_spec, render
+
+CHART = "sglang-mooncake"
+
+
+def _router_args(objects):
+    return container(find(objects, "Deployment", "demo-router"))["args"]
+
+
+def _prefill_pairs(args):
+    return [(args[i + 1], args[i + 2]) for i, a in enumerate(args) if a == "--prefill"]
+
+
+def test_router_lists_every_prefill_with_its_bootstrap_port_and_every_decode():
+    objects = render(CHART, {"prefill": {"replicas": 3}, "decode": {"replicas": 2}, "ports": {"bootstrap": 34000}})
+    args = _router_args(objects)
+    assert _prefill_pairs(args) == [(f"http://demo-prefill-{i}.demo-prefill.llm.svc:30000", "34000") for i in range(3)]
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--decode"] == [
+        f"http://demo-decode-{i}.demo-decode.llm.svc:30000" for i in range(2)]
+
+
+def test_the_bootstrap_port_the_router_is_given_is_the_one_prefill_opens():
+    objects = render(CHART, ci_values(CHART, "pd-2p1d-values.yaml"))
+    prefill = container(find(objects, "StatefulSet", "demo-prefill"))
+    opened = arg_after(prefill["args"], "--disaggregation-bootstrap-port")
+    declared = {p["name"]: p["containerPort"] for p in prefill["ports"]}
+    assert declared["bootstrap"] == int(opened)
+    assert {port for _, port in _prefill_pairs(_router_args(objects))} == {opened}
+    service = find(objects, "Service", "demo-prefill")
+    assert service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"] is True
+    assert {p["port"] for p in service["spec"]["ports"]} == {int(opened), declared["http"]}
+
+
+def test_prefill_urls_resolve_to_pods_of_the_headless_service():
+    objects = render(CHART, {"prefill": {"replicas": 2}})
+    sts = find(objects, "StatefulSet", "demo-prefill")
+    assert sts["spec"]["serviceName"] == "demo-prefill"
+    service = find(objects, "Service", "demo-prefill")
+    assert service["spec"]["selector"].items() <= sts["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_every_listener_binds_all_interfaces():
+    objects = render(CHART, {})
+    for name in ("demo-prefill", "demo-decode"):
+        assert arg_after(container(find(objects, "StatefulSet", name))["args"], "--host") == "0.0.0.0"
+    args = _router_args(objects)
+    assert arg_after(args, "--host") == "0.0.0.0"
+    assert arg_after(args, "--port") == "8000"
+
+
+def test_decode_and_prefill_get_their_disaggregation_mode():
+    objects = render(CHART, {})
+    assert arg_after(container(find(objects, "StatefulSet", "demo-prefill"))["args"], "--disaggregation-mode") == "prefill"
+    decode = container(find(objects, "StatefulSet", "demo-decode"))["args"]
+    assert arg_after(decode, "--disaggregation-mode") == "decode"
+    assert "--disaggregation-bootstrap-port" not in decode
+
+
+def test_aggregated_mode_has_no_kv_transfer_flags_and_no_router():
+    objects = render(CHART, ci_values(CHART, "aggregated-values.yaml"))
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    assert ("Deployment", "demo-router") not in kinds
+    assert ("StatefulSet", "demo-prefill") not in kinds and ("StatefulSet", "demo-decode") not in kinds
+    server = container(find(objects, "StatefulSet", "demo-server"))
+    assert not [a for a in server["args"] if a.startswith("--disaggregation")]
+    assert arg_after(server["args"], "--tp-size") == "2"
+    assert find(objects, "Service", "demo")["spec"]["selector"]["app.kubernetes.io/component"] == "server"
+
+
+def test_every_role_loads_the_model_from_the_path_it_mounts():
+    objects = render(CHART, {"model": {"path": "/models/qwen", "source": {"pvc": {"subPath": "qwen"}}}})
+    for name in ("demo-prefill", "demo-decode"):
+        c = container(find(objects, "StatefulSet", name))
+        mount = next(m for m in c["volumeMounts"] if m["name"] == "model")
+        assert mount == {"name": "model", "mountPath": "/models/qwen", "readOnly": True, "subPath": "qwen"}
+        assert arg_after(c["args"], "--model-path") == "/models/qwen"
+
+
+def test_tcp_needs_no_extra_privileges():
+    for obj in render(CHART, {}):
+        if obj["kind"] in ("StatefulSet", "Deployment"):
+            spec = pod_spec(obj)
+            assert "hostNetwork" not in spec
+            assert "securityContext" not in spec["containers"][0]
+
+
+def test_rdma_device_plugin_requests_the_resource_and_ipc_lock():
+    objects = render(CHART, ci_values(CHART, "rdma-device-plugin-values.yaml"))
+    c = container(find(objects, "StatefulSet", "demo-prefill"))
+    assert c["resources"]["limits"]["rdma/hca"] == "1"
+    assert c["securityContext"] == {"capabilities": {"add": ["IPC_LOCK"]}}
+    assert arg_after(c["args"], "--disaggregation-ib-device") == "mlx5_0,mlx5_1"
+    assert "hostNetwork" not in pod_spec(find(objects, "StatefulSet", "demo-prefill"))
+    router = container(find(objects, "Deployment", "demo-router"))
+    assert "securityContext" not in router and "rdma/hca" not in router.get("resources", {}).get("limits", {})
+
+
+def test_rdma_host_network_mounts_infiniband():
+    objects = render(CHART, ci_values(CHART, "rdma-host-network-values.yaml"))
+    spec = pod_spec(find(objects, "StatefulSet", "demo-decode"))
+    assert spec["hostNetwork"] is True and spec["dnsPolicy"] == "ClusterFirstWithHostNet"
+    assert {"name": "infiniband", "mountPath": "/dev/infiniband"} in spec["containers"][0]["volumeMounts"]
+
+
+def test_multi_node_instances_are_leader_worker_sets_wired_to_the_leader():
+    objects = render(CHART, ci_values(CHART, "multinode-values.yaml"))
+    lws = find(objects, "LeaderWorkerSet", "demo-prefill")
+    assert lws["spec"]["leaderWorkerTemplate"]["size"] == 2
+    for template in ("leaderTemplate", "workerTemplate"):
+        c = container(lws, template)
+        assert arg_after(c["args"], "--dist-init-addr") == "$(LWS_LEADER_ADDRESS):5000"
+        assert arg_after(c["args"], "--nnodes") == "$(LWS_GROUP_SIZE)"
+        assert arg_after(c["args"], "--node-rank") == "$(LWS_WORKER_INDEX)"
+        assert arg_after(c["args"], "--tp-size") == "16"
+        assert c["resources"]["limits"]["nvidia.com/gpu"] == "8"
+    assert "readinessProbe" in container(lws, "leaderTemplate")
+    assert "readinessProbe" not in container(lws, "workerTemplate")
+    service = find(objects, "Service", "demo-prefill")
+    assert service["spec"]["selector"]["pdgen.io/instance-role"] == "leader"
+    assert lws["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["metadata"]["labels"]["pdgen.io/instance-role"] == "leader"
+    assert _prefill_pairs(_router_args(objects)) == [("http://demo-prefill-0.demo-prefill.llm.svc:30000", "8998")]
+
+
+def test_download_job_fills_a_pvc_and_engines_wait_for_it():
+    objects = render(CHART, ci_values(CHART, "download-values.yaml"))
+    job = find(objects, "Job", "demo-model-download")
+    c = job["spec"]["template"]["spec"]["containers"][0]
+    assert c["envFrom"] == [{"secretRef": {"name": "modelscope-token"}}]
+    assert {"name": "MODEL_URI", "value": "Qwen/Qwen2.5-7B-Instruct"} in c["env"]
+    assert find(objects, "PersistentVolumeClaim", "demo-model")["spec"]["resources"]["requests"]["storage"] == "50Gi"
+    spec = pod_spec(find(objects, "StatefulSet", "demo-decode"))
+    assert spec["initContainers"][0]["name"] == "wait-for-model"
+    assert {"name": "model", "persistentVolumeClaim": {"claimName": "demo-model", "readOnly": True}} in spec["volumes"]
+
+
+def test_helm_test_hook_calls_the_service():
+    objects = render(CHART, ci_values(CHART, "hostpath-values.yaml"))
+    pod = find(objects, "Pod", "demo-test")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+    assert env["BASE_URL"] == "http://demo:8000" and env["API"] == "chat"
+    service = find(objects, "Service", "demo")
+    assert service["spec"]["ports"][0]["port"] == 8000
+    router = container(find(objects, "Deployment", "demo-router"))
+    assert {"name": "http", "containerPort": 8000} in router["ports"]
+
+
+def test_selectors_never_carry_the_chart_version():
+    for obj in render(CHART, ci_values(CHART, "multinode-values.yaml")):
+        selector = obj.get("spec", {}).get("selector", {})
+        selector = selector.get("matchLabels", selector) if isinstance(selector, dict) else {}
+        assert not {"helm.sh/chart", "app.kubernetes.io/version"} & set(selector)
