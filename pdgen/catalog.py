@@ -31,6 +31,7 @@ _SCRIPTS = {
     "mooncake_connector_proxy.py": "vllm.mooncake_connector_proxy",
     "disagg_proxy_server.py": "lmcache.disagg_proxy_server",
     "load_balance_proxy_server_example.py": "vllm_ascend.load_balance_proxy_server_example",
+    "pd_proxy.py": "pdgen.pd_proxy",
 }
 
 

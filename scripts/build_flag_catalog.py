@@ -31,6 +31,18 @@ PINS = {
 }
 
 
+def own_proxy() -> dict:
+    """pdgen's own proxy: its flags come from its own argparse parser."""
+    import importlib.util
+
+    path = ROOT / "charts" / "vllm-mooncake" / "files" / "pd_proxy.py"
+    spec = importlib.util.spec_from_file_location("pd_proxy", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    flags = [o for action in module.build_parser()._actions for o in action.option_strings if o.startswith("--")]
+    return {"version": "this checkout", "source": str(path.relative_to(ROOT)), "flags": sorted(flags)}
+
+
 def build(oracle: dict) -> dict:
     tools = {}
     for name, version in PINS.items():
@@ -52,6 +64,7 @@ def build(oracle: dict) -> dict:
         if name == "dscli.start":
             tool["worker_flags"] = sorted(entry["worker_flags"])
         tools[name] = tool
+    tools["pdgen.pd_proxy"] = own_proxy()
     return {"generated_from": f"flag-oracle.json ({oracle['generated_at']})", "tools": tools}
 
 

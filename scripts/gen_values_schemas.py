@@ -203,8 +203,40 @@ def sglang() -> dict:
     return props
 
 
+def mooncake_master() -> dict:
+    return infra_service("mooncake_master.", port_name="", extra={
+        "rpcPort": port("--rpc_port."),
+        "metricsPort": port("--metrics_port."),
+        "httpMetadataServer": b("Run the embedded HTTP metadata server."),
+        "httpMetadataPort": port("--http_metadata_server_port."),
+        "evictionRatio": {"type": "number", "description": "--eviction_ratio (0 = default).", "minimum": 0,
+                          "maximum": 1},
+        "evictionHighWatermarkRatio": {"type": "number", "description": "--eviction_high_watermark_ratio.",
+                                       "minimum": 0, "maximum": 1},
+        "extraArgs": {"type": "array", "description": "Extra flags.", "items": {"type": "string"}},
+    })
+
+
+def vllm() -> dict:
+    props = common({})
+    props["variant"] = obj({"connector": e("Mooncake integration.", ["p2p", "store", "lmcache", "v0-etcd"])},
+                           "Backend variant.", ["connector"])
+    props["ports"] = obj({"http": port("Engine HTTP port."), "bootstrap": port("Prefill bootstrap port.")}, "Ports.")
+    props["kvCache"] = obj({
+        "mooncakeStore": obj({"globalSegmentSize": i("Bytes contributed to the store."),
+                              "localBufferSize": i("Local buffer bytes.")}, "Mooncake store sizes."),
+        "lmcache": obj({"chunkSize": i("Tokens per chunk.", 1), "localCpu": b("CPU tier."),
+                        "maxLocalCpuSize": {"type": "number", "description": "CPU tier GB.", "minimum": 0}},
+                       "LMCache."),
+    }, "KV cache storage.")
+    props["infra"] = obj({"etcd": infra_service("etcd."), "mooncakeMaster": mooncake_master()}, "Infra.")
+    props["router"] = router("The proxy.", {"mooncakeProxyScript": s("Path of vLLM's MooncakeConnector proxy.")})
+    return props
+
+
 CHART_PROPERTIES = {
     "sglang-mooncake": sglang,
+    "vllm-mooncake": vllm,
 }
 
 

@@ -143,3 +143,38 @@ spec:
     {{- include "pd-common.podTemplate" (dict "root" $root "component" "mooncake-master" "role" (dict "resources" $m.resources) "image" (default $root.Values.image $m.image) "command" (list "mooncake_master") "args" $args "ports" $ports "readinessProbe" $probe) | nindent 4 }}
 {{- end -}}
 {{- end -}}
+
+{{/*
+pd-common.frontService: the Service clients use, named after the release. It selects the
+router, or the servers directly when a chart renders no router (aggregated mode).
+Parameters: root, target (component the Service selects), leaderOnly (bool).
+*/}}
+{{- define "pd-common.frontService" -}}
+{{- $v := .root.Values -}}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "pd-common.fullname" .root }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "pd-common.labels" (dict "root" .root "component" .target) | nindent 4 }}
+  {{- with $v.service.annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  type: {{ $v.service.type }}
+  selector:
+    {{- include "pd-common.selectorLabels" (dict "root" .root "component" .target) | nindent 4 }}
+    {{- if .leaderOnly }}
+    pdgen.io/instance-role: leader
+    {{- end }}
+  ports:
+    - name: http
+      port: {{ int $v.service.port }}
+      targetPort: http
+      protocol: TCP
+      {{- if and (ne $v.service.type "ClusterIP") (gt (int $v.service.nodePort) 0) }}
+      nodePort: {{ int $v.service.nodePort }}
+      {{- end }}
+{{- end -}}

@@ -18,6 +18,7 @@ Parameters (dict):
   engine        true for pods that load the model: /dev/shm, the model volume, RDMA and
                 accelerator devices are added
   volumes, volumeMounts   extra volumes (lists)
+  initContainers          extra init containers (list), after the wait-for-model one
   podAnnotations, podLabels   extra pod metadata (dicts)
   serviceAccountName      optional
 */}}
@@ -55,9 +56,13 @@ spec:
   hostNetwork: true
   dnsPolicy: ClusterFirstWithHostNet
   {{- end }}
+  {{- $inits := default list .initContainers }}
   {{- if and $engine (eq (dig "source" "type" "" $v.model) "download") }}
+  {{- $inits = concat (include "pd-common.waitForModel" (dict "root" $root) | fromYamlArray) $inits }}
+  {{- end }}
+  {{- with $inits }}
   initContainers:
-    {{- include "pd-common.waitForModel" (dict "root" $root) | nindent 4 }}
+    {{- toYaml . | nindent 4 }}
   {{- end }}
   containers:
     - name: {{ default .component .containerName }}

@@ -1,0 +1,216 @@
+{{/*
+vllm.needs: which infra the connector needs ("master", "etcd", "config"), as a dict of bools.
+*/}}
+{{- define "vllm.needs" -}}
+{{- $c := .Values.variant.connector -}}
+{{- $disagg := eq .Values.mode "disaggregated" -}}
+master: {{ and $disagg (has $c (list "store" "lmcache" "v0-etcd")) }}
+etcd: {{ and $disagg (eq $c "v0-etcd") }}
+config: {{ and $disagg (has $c (list "store" "lmcache" "v0-etcd")) }}
+ownProxy: {{ and $disagg (has $c (list "lmcache" "v0-etcd")) }}
+{{- end -}}
+
+{{/*
+vllm.checkInfra: a variant without the infra it needs (or with infra it never talks to)
+fails at render time instead of at runtime.
+*/}}
+{{- define "vllm.checkInfra" -}}
+{{- $needs := include "vllm.needs" . | fromYaml -}}
+{{- $c := .Values.variant.connector -}}
+{{- if not (has $c (list "p2p" "store" "lmcache" "v0-etcd")) -}}
+{{- fail (printf "variant.connector must be p2p, store, lmcache or v0-etcd, not %q" $c) -}}
+{{- end -}}
+{{- $m := .Values.infra.mooncakeMaster -}}
+{{- if and $needs.master (not $m.enabled) (not $m.endpoint) -}}
+{{- fail (printf "connector %s needs mooncake_master: set infra.mooncakeMaster.enabled=true or infra.mooncakeMaster.endpoint" $c) -}}
+{{- end -}}
+{{- if and (not $needs.master) $m.enabled -}}
+{{- fail (printf "infra.mooncakeMaster.enabled is set but connector %s in %s mode never talks to it" $c .Values.mode) -}}
+{{- end -}}
+{{- $e := .Values.infra.etcd -}}
+{{- if and $needs.etcd (not $e.enabled) (not $e.endpoint) -}}
+{{- fail "connector v0-etcd needs etcd: set infra.etcd.enabled=true or infra.etcd.endpoint" -}}
+{{- end -}}
+{{- if and (not $needs.etcd) $e.enabled -}}
+{{- fail (printf "infra.etcd.enabled is set but connector %s in %s mode never talks to it" $c .Values.mode) -}}
+{{- end -}}
+{{- if and (eq $c "lmcache") $needs.master $m.enabled (not $m.httpMetadataServer) -}}
+{{- fail "connector lmcache reads transfer metadata from the master's HTTP metadata server: set infra.mooncakeMaster.httpMetadataServer=true" -}}
+{{- end -}}
+{{- if and (eq $c "v0-etcd") (eq .Values.mode "disaggregated") (semverCompare ">=0.11.0-0" (toString .Values.image.tag)) -}}
+{{- fail (printf "connector v0-etcd needs the vLLM v0 engine, which vLLM removed in 0.11; image.tag %s is too new (use e.g. v0.8.5)" .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+vllm.kvTransferConfig: --kv-transfer-config for a role (mode "prefill" or "decode").
+*/}}
+{{- define "vllm.kvTransferConfig" -}}
+{{- $v := .root.Values -}}
+{{- $kvRole := ternary "kv_producer" "kv_consumer" (eq .mode "prefill") -}}
+{{- $protocol := $v.transport.protocol -}}
+{{- $c := $v.variant.connector -}}
+{{- $p2p := dict "kv_connector" "MooncakeConnector" "kv_role" $kvRole "kv_connector_extra_config" (dict "mooncake_protocol" $protocol) -}}
+{{- if eq $c "p2p" -}}
+{{- toJson $p2p -}}
+{{- else if eq $c "store" -}}
+{{- /* XpYd with a shared pool: P2P for the hand-over plus the store for reuse. */ -}}
+{{- $store := dict "kv_connector" "MooncakeStoreConnector" "kv_role" $kvRole -}}
+{{- toJson (dict "kv_connector" "MultiConnector" "kv_role" $kvRole "kv_connector_extra_config" (dict "connectors" (list $p2p $store))) -}}
+{{- else if eq $c "lmcache" -}}
+{{- toJson (dict "kv_connector" "LMCacheConnectorV1" "kv_role" $kvRole "kv_connector_extra_config" (dict "discard_partial_chunks" false "lmcache_rpc_port" (ternary "producer1" "consumer1" (eq .mode "prefill")))) -}}
+{{- else -}}
+{{- toJson (dict "kv_connector" "MooncakeStoreConnector" "kv_role" $kvRole) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+vllm.engineArgs: `vllm serve` arguments. Parameters: root, role, mode ("prefill",
+"decode", "" for aggregated), worker (bool: a non-leader pod of a multi-node instance).
+Every flag exists in vLLM v0.33.0 (tests/charts/test_flags.py).
+*/}}
+{{- define "vllm.engineArgs" -}}
+{{- $v := .root.Values -}}
+{{- $r := .role -}}
+{{- $args := list $v.model.path "--served-model-name" $v.model.servedName "--host" "0.0.0.0" "--port" ($v.ports.http | toString)
+      "--tensor-parallel-size" ($r.tensorParallel | toString) -}}
+{{- if gt (int $r.pipelineParallel) 1 }}{{ $args = concat $args (list "--pipeline-parallel-size" ($r.pipelineParallel | toString)) }}{{ end -}}
+{{- if gt (int $r.dataParallel) 1 }}{{ $args = concat $args (list "--data-parallel-size" ($r.dataParallel | toString)) }}{{ end -}}
+{{- if gt (int $v.model.maxModelLen) 0 }}{{ $args = concat $args (list "--max-model-len" ($v.model.maxModelLen | toString)) }}{{ end -}}
+{{- if $v.model.trustRemoteCode }}{{ $args = append $args "--trust-remote-code" }}{{ end -}}
+{{- if .mode }}{{ $args = concat $args (list "--kv-transfer-config" (include "vllm.kvTransferConfig" .)) }}{{ end -}}
+{{- if gt (int $r.nodesPerInstance) 1 -}}
+{{- $args = concat $args (list "--nnodes" "$(LWS_GROUP_SIZE)" "--node-rank" "$(LWS_WORKER_INDEX)" "--master-addr" "$(LWS_LEADER_ADDRESS)" "--master-port" "29500") -}}
+{{- if .worker }}{{ $args = append $args "--headless" }}{{ end -}}
+{{- end -}}
+{{- toYaml $args -}}
+{{- end -}}
+
+{{/*
+vllm.engineEnv: the env a role needs for its connector.
+*/}}
+{{- define "vllm.engineEnv" -}}
+{{- $v := .root.Values -}}
+{{- $c := $v.variant.connector -}}
+# The transfer engine advertises this address to peers; without it a multi-NIC pod may
+# advertise the wrong one (or localhost).
+- {name: VLLM_HOST_IP, value: $(POD_IP)}
+# Block hashes must agree across instances for KV reuse.
+- {name: PYTHONHASHSEED, value: "0"}
+{{- if .mode }}
+{{- if and (eq .mode "prefill") (has $c (list "p2p" "store")) }}
+- {name: VLLM_MOONCAKE_BOOTSTRAP_PORT, value: {{ $v.ports.bootstrap | quote }}}
+{{- end }}
+{{- if has $c (list "store" "v0-etcd") }}
+- {name: MOONCAKE_CONFIG_PATH, value: /etc/pdgen-kv/mooncake.json}
+- {name: MOONCAKE_LOCAL_HOSTNAME, value: $(POD_IP)}
+{{- end }}
+{{- if eq $c "lmcache" }}
+- {name: LMCACHE_CONFIG_FILE, value: /etc/pdgen-kv/lmcache.yaml}
+- {name: LMCACHE_USE_EXPERIMENTAL, value: "True"}
+- {name: VLLM_ENABLE_V1_MULTIPROCESSING, value: "1"}
+- {name: VLLM_WORKER_MULTIPROC_METHOD, value: spawn}
+{{- end }}
+{{- if eq $c "v0-etcd" }}
+- {name: VLLM_USE_V1, value: "0"}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+vllm.kvConfigFiles: connector config files. __POD_IP__ is filled in per pod by the
+render-kv-config init container (the files name the pod's own address).
+*/}}
+{{- define "vllm.kvConfigFiles" -}}
+{{- $v := .Values -}}
+{{- $master := include "pd-common.mooncakeMasterHost" (dict "root" .) -}}
+{{- $rpc := printf "%s:%d" $master (int $v.infra.mooncakeMaster.rpcPort) -}}
+{{- $devices := join "," $v.transport.rdma.devices -}}
+{{- $c := $v.variant.connector -}}
+{{- if eq $c "store" }}
+mooncake.json: {{ toJson (dict "local_hostname" "__POD_IP__" "metadata_server" "P2PHANDSHAKE" "master_server_address" $rpc "global_segment_size" (int64 $v.kvCache.mooncakeStore.globalSegmentSize) "local_buffer_size" (int64 $v.kvCache.mooncakeStore.localBufferSize) "protocol" $v.transport.protocol "device_name" $devices) | quote }}
+{{- else if eq $c "v0-etcd" }}
+mooncake.json: {{ toJson (dict "local_hostname" "__POD_IP__" "metadata_server" (printf "etcd://%s" (include "pd-common.etcdEndpoint" (dict "root" .))) "master_server_address" $rpc "protocol" $v.transport.protocol "device_name" $devices) | quote }}
+{{- else if eq $c "lmcache" }}
+lmcache.yaml: |
+  chunk_size: {{ int $v.kvCache.lmcache.chunkSize }}
+  remote_url: "mooncakestore://{{ $rpc }}/"
+  remote_serde: "naive"
+  local_cpu: {{ $v.kvCache.lmcache.localCpu }}
+  max_local_cpu_size: {{ $v.kvCache.lmcache.maxLocalCpuSize }}
+  extra_config:
+    local_hostname: "__POD_IP__"
+    metadata_server: "http://{{ $master }}:{{ int $v.infra.mooncakeMaster.httpMetadataPort }}/metadata"
+    protocol: "{{ $v.transport.protocol }}"
+    device_name: "{{ $devices }}"
+    master_server_address: "{{ $rpc }}"
+    global_segment_size: {{ int64 $v.kvCache.mooncakeStore.globalSegmentSize }}
+    local_buffer_size: {{ int64 $v.kvCache.mooncakeStore.localBufferSize }}
+    transfer_timeout: 1
+    save_chunk_meta: false
+{{- end }}
+{{- end -}}
+
+{{/*
+vllm.engine: one engine role's workload. Parameters: root, component, mode.
+*/}}
+{{- define "vllm.engine" -}}
+{{- $v := .root.Values -}}
+{{- $role := index $v .component -}}
+{{- $needs := include "vllm.needs" .root | fromYaml -}}
+{{- $ports := list (dict "name" "http" "containerPort" (int $v.ports.http)) -}}
+{{- if and (eq .mode "prefill") (has $v.variant.connector (list "p2p" "store")) -}}
+{{- $ports = append $ports (dict "name" "bootstrap" "containerPort" (int $v.ports.bootstrap)) -}}
+{{- end -}}
+{{- $env := include "vllm.engineEnv" . | fromYamlArray -}}
+{{- $command := list "vllm" "serve" -}}
+{{- $accel := int $role.acceleratorsPerPod -}}
+{{- $extra := dict -}}
+{{- if $needs.config -}}
+{{- $cm := include "pd-common.componentName" (dict "root" .root "component" "kv-config") -}}
+{{- $render := dict "name" "render-kv-config" "image" (include "pd-common.image" (dict "image" $v.model.source.download.waitImage)) "command" (list "sh" "-c" "for f in /kv-template/*; do sed \"s/__POD_IP__/$POD_IP/g\" \"$f\" > \"/etc/pdgen-kv/$(basename \"$f\")\"; done") "env" (list (dict "name" "POD_IP" "valueFrom" (dict "fieldRef" (dict "fieldPath" "status.podIP")))) "volumeMounts" (list (dict "name" "kv-template" "mountPath" "/kv-template") (dict "name" "kv-config" "mountPath" "/etc/pdgen-kv")) -}}
+{{- $_ := set $extra "initContainers" (list $render) -}}
+{{- $_ := set $extra "volumes" (list (dict "name" "kv-template" "configMap" (dict "name" $cm)) (dict "name" "kv-config" "emptyDir" dict)) -}}
+{{- $_ := set $extra "volumeMounts" (list (dict "name" "kv-config" "mountPath" "/etc/pdgen-kv" "readOnly" true)) -}}
+{{- end -}}
+{{- $startup := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 10 "failureThreshold" 360 -}}
+{{- $ready := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 10 "failureThreshold" 3 -}}
+{{- $live := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 30 "failureThreshold" 5 "timeoutSeconds" 10 -}}
+{{- $leaderArgs := include "vllm.engineArgs" (dict "root" .root "role" $role "mode" .mode) | fromYamlArray -}}
+{{- $workerArgs := include "vllm.engineArgs" (dict "root" .root "role" $role "mode" .mode "worker" true) | fromYamlArray -}}
+{{- $leader := merge (dict "command" $command "args" $leaderArgs "env" $env "ports" $ports "accelerators" $accel "startupProbe" $startup "readinessProbe" $ready "livenessProbe" $live) $extra -}}
+{{- $worker := merge (dict "command" $command "args" $workerArgs "env" $env "accelerators" $accel) (deepCopy $extra) -}}
+{{- include "pd-common.engineWorkload" (dict "root" .root "component" .component "role" $role "leader" $leader "worker" $worker "ports" $ports) -}}
+{{- end -}}
+
+{{/*
+vllm.proxyCommand: the proxy in front of prefill and decode, listening on 0.0.0.0 (the
+upstream proxies default to 127.0.0.1). p2p/store: vLLM's MooncakeConnector proxy, given
+each prefill pod's own URL with its bootstrap port. lmcache/v0-etcd: pdgen's
+prefill-then-decode proxy (files/pd_proxy.py, mounted from a ConfigMap).
+*/}}
+{{- define "vllm.proxyCommand" -}}
+{{- $v := .Values -}}
+{{- $needs := include "vllm.needs" . | fromYaml -}}
+{{- $prefill := include "pd-common.instanceHosts" (dict "root" . "component" "prefill" "role" $v.prefill) | trim | splitList "\n" -}}
+{{- $decode := include "pd-common.instanceHosts" (dict "root" . "component" "decode" "role" $v.decode) | trim | splitList "\n" -}}
+{{- $cmd := list "python3" -}}
+{{- if $needs.ownProxy -}}
+{{- $cmd = append $cmd "/opt/pdgen/pd_proxy.py" -}}
+{{- else -}}
+{{- $cmd = append $cmd $v.router.mooncakeProxyScript -}}
+{{- end -}}
+{{- $cmd = concat $cmd (list "--host" "0.0.0.0" "--port" ($v.service.port | toString)) -}}
+{{- range $prefill -}}
+{{- $url := printf "http://%s:%d" . (int $v.ports.http) -}}
+{{- if $needs.ownProxy -}}
+{{- $cmd = concat $cmd (list "--prefill" $url) -}}
+{{- else -}}
+{{- $cmd = concat $cmd (list "--prefill" $url ($v.ports.bootstrap | toString)) -}}
+{{- end -}}
+{{- end -}}
+{{- range $decode -}}
+{{- $cmd = concat $cmd (list "--decode" (printf "http://%s:%d" . (int $v.ports.http))) -}}
+{{- end -}}
+{{- toYaml $cmd -}}
+{{- end -}}
