@@ -234,7 +234,21 @@ def vllm() -> dict:
     return props
 
 
+def dynamo() -> dict:
+    props = common({})
+    props["variant"] = obj({"engine": e("Worker engine.", ["vllm", "sglang"]),
+                            "deployment": e("standalone or operator.", ["standalone", "operator"])},
+                           "Backend variant.", ["engine", "deployment"])
+    props["ports"] = obj({"system": port("Worker system port."), "bootstrap": port("sglang bootstrap port."),
+                          "kvEvents": port("KV events ZMQ port."), "distInit": port("Multi-node port.")}, "Ports.")
+    props["infra"] = obj({"etcd": infra_service("etcd."), "nats": infra_service("NATS with JetStream.")}, "Infra.")
+    props["router"] = router("dynamo.frontend.", {
+        "routerMode": e("--router-mode.", ["round-robin", "random", "kv", "direct", "least-loaded"])})
+    return props
+
+
 CHART_PROPERTIES = {
+    "dynamo": dynamo,
     "sglang-mooncake": sglang,
     "vllm-mooncake": vllm,
 }

@@ -1,0 +1,118 @@
+{{/*
+dynamo.check: settings that cannot work together fail at render time.
+*/}}
+{{- define "dynamo.check" -}}
+{{- $v := .Values -}}
+{{- if not (has $v.variant.engine (list "vllm" "sglang")) -}}
+{{- fail (printf "variant.engine must be vllm or sglang, not %q" $v.variant.engine) -}}
+{{- end -}}
+{{- if not (has $v.variant.deployment (list "standalone" "operator")) -}}
+{{- fail (printf "variant.deployment must be standalone or operator, not %q" $v.variant.deployment) -}}
+{{- end -}}
+{{- $other := ternary "vllm-runtime" "sglang-runtime" (eq $v.variant.engine "sglang") -}}
+{{- if contains $other $v.image.repository -}}
+{{- fail (printf "variant.engine is %s but image.repository is %s: use the %s-runtime image" $v.variant.engine $v.image.repository $v.variant.engine) -}}
+{{- end -}}
+{{- if not (has $v.router.routerMode (list "round-robin" "random" "kv" "direct" "least-loaded")) -}}
+{{- fail (printf "router.routerMode %q is not a dynamo.frontend --router-mode" $v.router.routerMode) -}}
+{{- end -}}
+{{- if and (eq $v.variant.deployment "standalone") (not $v.infra.etcd.enabled) (not $v.infra.etcd.endpoint) -}}
+{{- fail "standalone Dynamo discovers workers through etcd: set infra.etcd.enabled=true or infra.etcd.endpoint" -}}
+{{- end -}}
+{{- if and (eq $v.variant.deployment "standalone") (not $v.infra.nats.enabled) (not $v.infra.nats.endpoint) -}}
+{{- fail "standalone Dynamo sends events and KV-router state over NATS: set infra.nats.enabled=true or infra.nats.endpoint" -}}
+{{- end -}}
+{{- if and (eq $v.variant.deployment "operator") (or $v.infra.etcd.enabled $v.infra.nats.enabled) -}}
+{{- fail "operator mode uses the Dynamo platform's discovery and NATS: set infra.etcd.enabled=false and infra.nats.enabled=false" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+dynamo.env: runtime env shared by the frontend and every worker (standalone).
+*/}}
+{{- define "dynamo.env" -}}
+{{- $v := .Values -}}
+- {name: DYN_NAMESPACE, value: {{ include "pd-common.fullname" . | quote }}}
+- {name: ETCD_ENDPOINTS, value: {{ printf "http://%s" (include "pd-common.etcdEndpoint" (dict "root" .)) | quote }}}
+- {name: NATS_SERVER, value: {{ printf "nats://%s" (include "pd-common.natsEndpoint" (dict "root" .)) | quote }}}
+{{- end -}}
+
+{{- define "dynamo.workerEnv" -}}
+{{- $v := .Values -}}
+{{- if eq $v.variant.deployment "standalone" }}
+{{ include "dynamo.env" . }}
+{{- end }}
+# Workers serve /health and /live on the system port; the probes use them.
+- {name: DYN_SYSTEM_ENABLED, value: "true"}
+- {name: DYN_SYSTEM_PORT, value: {{ $v.ports.system | quote }}}
+{{- end -}}
+
+{{/*
+dynamo.workerCommand: python3 -m dynamo.vllm | dynamo.sglang plus its arguments.
+Parameters: root, role, mode ("prefill", "decode", "" aggregated), worker (multi-node non-leader).
+Every flag exists in Dynamo 1.6.1 (tests/charts/test_flags.py).
+*/}}
+{{- define "dynamo.workerCommand" -}}
+{{- $v := .root.Values -}}
+{{- $r := .role -}}
+{{- $kv := eq $v.router.routerMode "kv" -}}
+{{- $events := dict "publisher" "zmq" "topic" "kv-events" "endpoint" (printf "tcp://*:%d" (int $v.ports.kvEvents)) "enable_kv_cache_events" true -}}
+{{- $cmd := list "python3" "-m" (printf "dynamo.%s" $v.variant.engine) -}}
+{{- if eq $v.variant.engine "vllm" -}}
+{{- $cmd = concat $cmd (list "--model" $v.model.path "--served-model-name" $v.model.servedName "--tensor-parallel-size" ($r.tensorParallel | toString)) -}}
+{{- if gt (int $r.pipelineParallel) 1 }}{{ $cmd = concat $cmd (list "--pipeline-parallel-size" ($r.pipelineParallel | toString)) }}{{ end -}}
+{{- if gt (int $r.dataParallel) 1 }}{{ $cmd = concat $cmd (list "--data-parallel-size" ($r.dataParallel | toString)) }}{{ end -}}
+{{- if gt (int $v.model.maxModelLen) 0 }}{{ $cmd = concat $cmd (list "--max-model-len" ($v.model.maxModelLen | toString)) }}{{ end -}}
+{{- if $v.model.trustRemoteCode }}{{ $cmd = append $cmd "--trust-remote-code" }}{{ end -}}
+{{- if .mode -}}
+{{- $cmd = concat $cmd (list "--disaggregation-mode" .mode "--kv-transfer-config" (toJson (dict "kv_connector" "NixlConnector" "kv_role" "kv_both"))) -}}
+{{- end -}}
+{{- if $kv }}{{ $cmd = concat $cmd (list "--enable-prefix-caching" "--kv-events-config" (toJson $events)) }}{{ end -}}
+{{- if gt (int $r.nodesPerInstance) 1 -}}
+{{- $cmd = concat $cmd (list "--nnodes" "$(LWS_GROUP_SIZE)" "--node-rank" "$(LWS_WORKER_INDEX)" "--master-addr" "$(LWS_LEADER_ADDRESS)" "--master-port" ($v.ports.distInit | toString)) -}}
+{{- if .worker }}{{ $cmd = append $cmd "--headless" }}{{ end -}}
+{{- end -}}
+{{- else -}}
+{{- $cmd = concat $cmd (list "--model-path" $v.model.path "--served-model-name" $v.model.servedName "--tp-size" ($r.tensorParallel | toString) "--host" "0.0.0.0" "--skip-tokenizer-init") -}}
+{{- if gt (int $r.dataParallel) 1 }}{{ $cmd = concat $cmd (list "--dp-size" ($r.dataParallel | toString)) }}{{ end -}}
+{{- if gt (int $r.pipelineParallel) 1 }}{{ $cmd = concat $cmd (list "--pp-size" ($r.pipelineParallel | toString)) }}{{ end -}}
+{{- if gt (int $v.model.maxModelLen) 0 }}{{ $cmd = concat $cmd (list "--context-length" ($v.model.maxModelLen | toString)) }}{{ end -}}
+{{- if $v.model.trustRemoteCode }}{{ $cmd = append $cmd "--trust-remote-code" }}{{ end -}}
+{{- if .mode -}}
+{{- /* A fixed bootstrap port and --host 0.0.0.0: without them decode cannot reach prefill on Kubernetes. */ -}}
+{{- $cmd = concat $cmd (list "--disaggregation-mode" .mode "--disaggregation-transfer-backend" "nixl" "--disaggregation-bootstrap-port" ($v.ports.bootstrap | toString)) -}}
+{{- if and (eq $v.transport.protocol "rdma") $v.transport.rdma.devices }}{{ $cmd = concat $cmd (list "--disaggregation-ib-device" (join "," $v.transport.rdma.devices)) }}{{ end -}}
+{{- end -}}
+{{- if $kv }}{{ $cmd = concat $cmd (list "--kv-events-config" (toJson (omit $events "enable_kv_cache_events"))) }}{{ end -}}
+{{- if gt (int $r.nodesPerInstance) 1 -}}
+{{- $cmd = concat $cmd (list "--dist-init-addr" (printf "$(LWS_LEADER_ADDRESS):%d" (int $v.ports.distInit)) "--nnodes" "$(LWS_GROUP_SIZE)" "--node-rank" "$(LWS_WORKER_INDEX)") -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $cmd -}}
+{{- end -}}
+
+{{/*
+dynamo.worker: standalone worker workload. Parameters: root, component, mode.
+*/}}
+{{- define "dynamo.worker" -}}
+{{- $v := .root.Values -}}
+{{- $role := index $v .component -}}
+{{- $ports := list (dict "name" "system" "containerPort" (int $v.ports.system)) -}}
+{{- if and (eq $v.variant.engine "sglang") (eq .mode "prefill") }}{{ $ports = append $ports (dict "name" "bootstrap" "containerPort" (int $v.ports.bootstrap)) }}{{ end -}}
+{{- if eq $v.router.routerMode "kv" }}{{ $ports = append $ports (dict "name" "kv-events" "containerPort" (int $v.ports.kvEvents)) }}{{ end -}}
+{{- $env := include "dynamo.workerEnv" .root | fromYamlArray -}}
+{{- $leaderCmd := include "dynamo.workerCommand" (dict "root" .root "role" $role "mode" .mode) | fromYamlArray -}}
+{{- $workerCmd := include "dynamo.workerCommand" (dict "root" .root "role" $role "mode" .mode "worker" true) | fromYamlArray -}}
+{{- $accel := int $role.acceleratorsPerPod -}}
+{{- $startup := dict "httpGet" (dict "path" "/live" "port" "system") "periodSeconds" 10 "failureThreshold" 360 -}}
+{{- $ready := dict "httpGet" (dict "path" "/health" "port" "system") "periodSeconds" 10 "failureThreshold" 3 -}}
+{{- $live := dict "httpGet" (dict "path" "/live" "port" "system") "periodSeconds" 30 "failureThreshold" 5 "timeoutSeconds" 10 -}}
+{{- $leader := dict "command" (slice $leaderCmd 0 3) "args" (slice $leaderCmd 3) "env" $env "ports" $ports "accelerators" $accel "startupProbe" $startup "readinessProbe" $ready "livenessProbe" $live -}}
+{{- $worker := dict "command" (slice $workerCmd 0 3) "args" (slice $workerCmd 3) "env" $env "accelerators" $accel -}}
+{{- include "pd-common.engineWorkload" (dict "root" .root "component" .component "role" $role "leader" $leader "worker" $worker "ports" $ports) -}}
+{{- end -}}
+
+{{- define "dynamo.frontendArgs" -}}
+{{- $v := .Values -}}
+{{- toYaml (list "--http-host" "0.0.0.0" "--http-port" ($v.service.port | toString) "--router-mode" $v.router.routerMode) -}}
+{{- end -}}
