@@ -1,20 +1,12 @@
 {{/*
-dynamo.check: settings that cannot work together fail at render time.
+dynamo.check: settings that cannot work together fail at render time (single values are
+checked by values.schema.json).
 */}}
 {{- define "dynamo.check" -}}
 {{- $v := .Values -}}
-{{- if not (has $v.variant.engine (list "vllm" "sglang")) -}}
-{{- fail (printf "variant.engine must be vllm or sglang, not %q" $v.variant.engine) -}}
-{{- end -}}
-{{- if not (has $v.variant.deployment (list "standalone" "operator")) -}}
-{{- fail (printf "variant.deployment must be standalone or operator, not %q" $v.variant.deployment) -}}
-{{- end -}}
 {{- $other := ternary "vllm-runtime" "sglang-runtime" (eq $v.variant.engine "sglang") -}}
 {{- if contains $other $v.image.repository -}}
 {{- fail (printf "variant.engine is %s but image.repository is %s: use the %s-runtime image" $v.variant.engine $v.image.repository $v.variant.engine) -}}
-{{- end -}}
-{{- if not (has $v.router.routerMode (list "round-robin" "random" "kv" "direct" "least-loaded")) -}}
-{{- fail (printf "router.routerMode %q is not a dynamo.frontend --router-mode" $v.router.routerMode) -}}
 {{- end -}}
 {{- if and (eq $v.variant.deployment "standalone") (not $v.infra.etcd.enabled) (not $v.infra.etcd.endpoint) -}}
 {{- fail "standalone Dynamo discovers workers through etcd: set infra.etcd.enabled=true or infra.etcd.endpoint" -}}

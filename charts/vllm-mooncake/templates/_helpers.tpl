@@ -17,9 +17,6 @@ fails at render time instead of at runtime.
 {{- define "vllm.checkInfra" -}}
 {{- $needs := include "vllm.needs" . | fromYaml -}}
 {{- $c := .Values.variant.connector -}}
-{{- if not (has $c (list "p2p" "store" "lmcache" "v0-etcd")) -}}
-{{- fail (printf "variant.connector must be p2p, store, lmcache or v0-etcd, not %q" $c) -}}
-{{- end -}}
 {{- $m := .Values.infra.mooncakeMaster -}}
 {{- if and $needs.master (not $m.enabled) (not $m.endpoint) -}}
 {{- fail (printf "connector %s needs mooncake_master: set infra.mooncakeMaster.enabled=true or infra.mooncakeMaster.endpoint" $c) -}}
