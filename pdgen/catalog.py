@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shlex
 from importlib import resources
 from typing import Sequence
 
@@ -42,6 +43,18 @@ def tool_for(argv: Sequence[str]) -> tuple[str, list[str]] | None:
     if not argv:
         return None
     program = argv[0].rsplit("/", 1)[-1]
+    if program in ("sh", "bash") and len(argv) >= 3 and argv[1] == "-c":
+        # `sh -c "prog --flags && ..."`: check the first command of the script.
+        try:
+            words = shlex.split(argv[2])
+        except ValueError:
+            return None
+        first = []
+        for word in words:
+            if word in ("&&", "||", ";", "|", "&"):
+                break
+            first.append(word)
+        return tool_for(first)
     if program.startswith("python") and len(argv) >= 3 and argv[1] == "-m":
         tool = _MODULES.get(argv[2])
         return (tool, argv[3:]) if tool else None

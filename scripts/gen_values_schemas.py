@@ -247,7 +247,28 @@ def dynamo() -> dict:
     return props
 
 
+def ascend() -> dict:
+    props = common({})
+    props["variant"] = obj({"kvBackend": e("KV backend.", ["datasystem", "mooncake"])}, "Backend variant.",
+                           ["kvBackend"])
+    props["ports"] = obj({"http": port("Engine HTTP port."), "kvPrefill": port("Prefill kv_port."),
+                          "kvDecode": port("Decode kv_port.")}, "Ports.")
+    props["datasystem"] = obj({
+        "image": image("Datasystem worker image."),
+        "workerPort": port("Worker port on each node."),
+        "sharedMemoryMb": i("Worker shared memory MB.", 1),
+        "extraArgs": {"type": "array", "description": "Extra worker flags.", "items": {"type": "string"}},
+        "resources": resources(),
+        "nodeSelector": string_map("Nodes that run a worker."),
+        "tolerations": {"type": "array", "description": "Tolerations.", "items": {"type": "object"}},
+    }, "openYuanrong datasystem workers.")
+    props["infra"] = obj({"etcd": infra_service("etcd.")}, "Infra.")
+    props["router"] = router("The proxy.", {"proxyScript": s("vllm-ascend load-balance proxy path.")})
+    return props
+
+
 CHART_PROPERTIES = {
+    "ascend-yuanrong": ascend,
     "dynamo": dynamo,
     "sglang-mooncake": sglang,
     "vllm-mooncake": vllm,

@@ -13,7 +13,7 @@ from pdgen import helm, tools
 from tests.conftest import ROOT
 
 CHARTS = ROOT / "charts"
-BACKENDS = ["sglang-mooncake", "vllm-mooncake", "dynamo"]
+BACKENDS = ["sglang-mooncake", "vllm-mooncake", "dynamo", "ascend-yuanrong"]
 HELMS = ["helm3", "helm4"]
 KUBE_VERSIONS = ["1.29.0", "1.33.0"]
 

@@ -1,0 +1,1 @@
+../../vllm-mooncake/files/pd_proxy.py
