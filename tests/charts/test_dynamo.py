@@ -91,3 +91,27 @@ def test_impossible_settings_fail_with_a_clear_message(values, message):
     with pytest.raises(helm.HelmError) as info:
         render_text(CHART, yaml.safe_dump(values), "helm4")
     assert message in info.value.stderr
+
+
+def test_operator_mode_renders_one_graph_with_the_standalone_commands():
+    objects = render(CHART, ci_values(CHART, "operator-values.yaml"))
+    assert sorted(o["kind"] for o in objects) == ["DynamoGraphDeployment", "Pod"]  # the graph + the helm test
+    graph = find(objects, "DynamoGraphDeployment", "demo")
+    services = graph["spec"]["services"]
+    assert set(services) == {"Frontend", "PrefillWorker", "DecodeWorker"}
+    assert services["PrefillWorker"]["subComponentType"] == "prefill" and services["PrefillWorker"]["replicas"] == 2
+    assert services["PrefillWorker"]["resources"]["limits"] == {"gpu": "1", "cpu": "16", "memory": "60Gi"}
+    frontend = services["Frontend"]["extraPodSpec"]["mainContainer"]
+    assert arg_after(frontend["args"], "--router-mode") == "kv"
+    standalone = render(CHART, {"router": {"routerMode": "kv"}})
+    worker = container(find(standalone, "StatefulSet", "demo-decode"))
+    graph_worker = services["DecodeWorker"]["extraPodSpec"]["mainContainer"]
+    assert (graph_worker["command"], graph_worker["args"]) == (worker["command"], worker["args"])
+    test = find(objects, "Pod", "demo-test")
+    assert {"name": "BASE_URL", "value": "http://demo-frontend:8000"} in test["spec"]["containers"][0]["env"]
+
+
+def test_operator_mode_refuses_bundled_infra():
+    with pytest.raises(helm.HelmError) as info:
+        render_text(CHART, "variant: {deployment: operator}\n", "helm4")
+    assert "operator mode uses the Dynamo platform" in info.value.stderr

@@ -23,6 +23,12 @@ def _containers(obj):
         templates = [spec["template"]]
     elif obj["kind"] == "Pod":
         templates = [{"spec": spec}]
+    elif obj["kind"] == "DynamoGraphDeployment":
+        # The operator builds the pods; the commands are each service's mainContainer.
+        names = {"frontend": "frontend", "prefill": "prefill", "decode": "decode"}
+        for service in spec["services"].values():
+            role = names.get(service.get("subComponentType") or service["componentType"], "server")
+            yield dict(service["extraPodSpec"]["mainContainer"], name=role)
     for template in filter(None, templates):
         yield from template["spec"].get("containers", [])
 

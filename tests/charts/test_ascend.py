@@ -1,0 +1,86 @@
+"""Facts a user of the ascend-yuanrong chart depends on, read from real helm renders."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from pdgen import helm
+from tests.charts.helpers import arg_after, ci_values, container, find, pod_spec, render, render_text
+
+CHART = "ascend-yuanrong"
+
+
+def _env(c):
+    return {e["name"]: e.get("value") for e in c["env"]}
+
+
+def test_ds_worker_addr_is_the_address_the_node_worker_listens_on():
+    objects = render(CHART, ci_values(CHART, "yuanrong-2hosts-values.yaml"))
+    ds = find(objects, "DaemonSet", "demo-datasystem")
+    spec = pod_spec(ds)
+    assert spec["hostNetwork"] is True
+    script = spec["containers"][0]["args"][0]
+    assert "--worker_address ${HOST_IP}:31501" in script and "--etcd_address demo-etcd:2379" in script
+    host_ip = {"name": "HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}}
+    assert host_ip in spec["containers"][0]["env"]
+    for name in ("demo-prefill", "demo-decode"):
+        c = container(find(objects, "StatefulSet", name))
+        assert host_ip in c["env"]
+        assert _env(c)["DS_WORKER_ADDR"] == "$(HOST_IP):31501"
+        names = [e["name"] for e in c["env"]]
+        assert names.index("HOST_IP") < names.index("DS_WORKER_ADDR")
+    assert find(objects, "Service", "demo-etcd")["spec"]["ports"][0]["port"] == 2379
+
+
+def test_datasystem_connector_roles():
+    objects = render(CHART, {})
+    prefill = json.loads(arg_after(container(find(objects, "StatefulSet", "demo-prefill"))["args"], "--kv-transfer-config"))
+    decode = json.loads(arg_after(container(find(objects, "StatefulSet", "demo-decode"))["args"], "--kv-transfer-config"))
+    assert prefill["kv_connector"] == decode["kv_connector"] == "AscendStoreConnector"
+    assert (prefill["kv_role"], decode["kv_role"]) == ("kv_producer", "kv_consumer")
+    assert prefill["kv_connector_extra_config"]["backend"] == decode["kv_connector_extra_config"]["backend"] == "yuanrong"
+
+
+def test_npus_come_from_the_device_plugin_with_driver_mounts_and_no_privileges():
+    objects = render(CHART, ci_values(CHART, "cce-resource-values.yaml"))
+    spec = pod_spec(find(objects, "StatefulSet", "demo-prefill"))
+    c = spec["containers"][0]
+    assert c["resources"]["limits"]["huawei.com/ascend-1980"] == "1"
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    for path in ("/usr/local/Ascend/driver", "/usr/local/dcmi", "/usr/local/bin/npu-smi", "/etc/hccn.conf"):
+        assert mounts[path]["readOnly"] is True
+    assert "hostNetwork" not in spec and "securityContext" not in c
+    assert not [o for o in objects if o["metadata"]["name"] == "demo-etcd"]  # external etcd
+    assert "--etcd_address etcd.yuanrong.svc:2379" in pod_spec(find(objects, "DaemonSet", "demo-datasystem"))["containers"][0]["args"][0]
+
+
+def test_mooncake_on_ascend_wires_kv_ports_and_the_load_balance_proxy():
+    objects = render(CHART, ci_values(CHART, "mooncake-values.yaml"))
+    assert not [o for o in objects if o["metadata"]["name"] in ("demo-etcd", "demo-datasystem")]
+    prefill = container(find(objects, "StatefulSet", "demo-prefill"))
+    kv = json.loads(arg_after(prefill["args"], "--kv-transfer-config"))
+    assert kv["kv_connector"] == "MooncakeConnectorV1" and kv["kv_port"] == "20001" and kv["kv_role"] == "kv_producer"
+    assert kv["kv_connector_extra_config"] == {"prefill": {"dp_size": 1, "tp_size": 2}, "decode": {"dp_size": 1, "tp_size": 2}}
+    assert {"name": "kv", "containerPort": 20001} in prefill["ports"]
+    proxy = container(find(objects, "Deployment", "demo-router"))
+    args = proxy["args"]
+    hosts = args[args.index("--prefiller-hosts") + 1:args.index("--prefiller-ports")]
+    assert hosts == ["demo-prefill-0.demo-prefill.llm.svc", "demo-prefill-1.demo-prefill.llm.svc"]
+    assert args[args.index("--prefiller-ports") + 1:args.index("--decoder-hosts")] == ["8000", "8000"]
+    assert arg_after(args, "--host") == "0.0.0.0"
+
+
+def test_aggregated_has_no_connector_or_datasystem():
+    objects = render(CHART, ci_values(CHART, "aggregated-values.yaml"))
+    server = container(find(objects, "StatefulSet", "demo-server"))
+    assert "--kv-transfer-config" not in server["args"] and "DS_WORKER_ADDR" not in _env(server)
+    assert {o["kind"] for o in objects} == {"Service", "StatefulSet", "Pod"}
+
+
+def test_datasystem_without_etcd_fails_clearly():
+    with pytest.raises(helm.HelmError) as info:
+        render_text(CHART, yaml.safe_dump({"infra": {"etcd": {"enabled": False}}}), "helm4")
+    assert "discovers workers through etcd" in info.value.stderr
