@@ -71,3 +71,14 @@ def kubeconform(manifests: str, kube_version: str) -> subprocess.CompletedProces
          "-schema-location", tools.kubernetes_schema_location(), "-schema-location", tools.crd_schema_location(),
          "-"],
         input=manifests, capture_output=True, text=True)
+
+
+@functools.cache
+def notes(chart: str, values_yaml: str = "", helm_name: str = "helm4") -> str:
+    """NOTES.txt as `helm install --dry-run=client` prints it (no cluster needed)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as fh:
+        fh.write(values_yaml)
+        fh.flush()
+        out = helm.run(["install", "demo", str(CHARTS / chart), "--dry-run=client", "--namespace", "llm",
+                        "-f", fh.name], helm=tools.find(helm_name))
+    return out.split("\nNOTES:\n", 1)[1]

@@ -115,3 +115,52 @@ def test_a_misspelled_value_is_rejected_by_helm(chart):
     with pytest.raises(helm.HelmError) as info:
         render_text(chart, "prefill:\n  replica: 2\n", "helm4")
     assert "replica" in info.value.stderr
+
+
+# Helm 3's `install --dry-run=client` still asks the cluster for its version; Helm 4's
+# renders NOTES.txt offline, so NOTES are checked with Helm 4.
+@pytest.mark.parametrize("helm_name", ["helm4"])
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=_id)
+def test_notes_say_how_to_reach_the_endpoint(scenario, helm_name):
+    from tests.charts.helpers import notes, render
+    chart, ci = scenario
+    text = notes(chart, ci_values(chart, ci), helm_name)
+    values = yaml.safe_load((CHARTS / chart / "values.yaml").read_text())
+    overrides = yaml.safe_load(ci_values(chart, ci)) or {}
+    served = (overrides.get("model") or {}).get("servedName", values["model"]["servedName"])
+    port = (overrides.get("service") or {}).get("port", values["service"]["port"])
+    services = {o["metadata"]["name"] for o in render(chart, ci_values(chart, ci)) if o["kind"] == "Service"}
+    operator = (overrides.get("variant") or {}).get("deployment") == "operator"
+    target = "demo-frontend" if operator else "demo"
+    assert operator or target in services
+    assert f"port-forward svc/{target} {port}:{port}" in text
+    assert f'"model": "{served}"' in text
+    assert "helm test demo -n llm" in text
+
+
+def _paths(node, prefix=()):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield prefix + (key,)
+            yield from _paths(value, prefix + (key,))
+
+
+def _schema_paths(schema, prefix=()):
+    for key, sub in schema.get("properties", {}).items():
+        yield prefix + (key,)
+        yield from _schema_paths(sub, prefix + (key,))
+
+
+@pytest.mark.parametrize("chart", BACKENDS)
+def test_values_yaml_and_values_schema_declare_the_same_keys(chart):
+    import json
+    values = yaml.safe_load((CHARTS / chart / "values.yaml").read_text())
+    schema = json.loads((CHARTS / chart / "values.schema.json").read_text())
+    declared = set(_schema_paths(schema)) - {("global",), ("pd-common",)}
+    present = set(_paths(values))
+    # Keys documented in the schema but defaulted to empty in values.yaml (image digest,
+    # pull secrets of role overrides, ...) are fine; a values.yaml key the schema does not
+    # declare would make the chart reject its own defaults.
+    assert present - declared == set()
+    top_level = {p for p in declared if len(p) == 1}
+    assert top_level <= present
