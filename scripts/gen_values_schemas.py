@@ -82,6 +82,18 @@ def scheduling() -> dict:
     }
 
 
+def autoscaling() -> dict:
+    return obj({
+        "enabled": b("Render a HorizontalPodAutoscaler."),
+        "minReplicas": i("Lower bound.", 1),
+        "maxReplicas": i("Upper bound.", 1),
+        "targetCPUUtilization": i("CPU utilization target (%).", 1),
+        "metric": obj({"name": s("Pods metric name."), "averageValue": {"type": ["string", "number"],
+                                                                      "description": "Target per pod."}},
+                      "Per-pod metric."),
+    }, "Autoscaling.")
+
+
 def engine_role(description: str) -> dict:
     return obj({
         "replicas": i("Instances of this role.", 1),
@@ -96,6 +108,7 @@ def engine_role(description: str) -> dict:
         "env": {"type": "array", "description": "Extra env (Kubernetes EnvVar list).", "items": {"type": "object"}},
         **scheduling(),
         "image": image("Image override for this role.", required=False),
+        "autoscaling": autoscaling(),
     }, description)
 
 
@@ -107,6 +120,7 @@ def router(description: str, extra: dict) -> dict:
         "extraArgs": {"type": "array", "description": "Extra router arguments.", "items": {"type": "string"}},
         "env": {"type": "array", "description": "Extra env (Kubernetes EnvVar list).", "items": {"type": "object"}},
         **scheduling(),
+        "autoscaling": autoscaling(),
         **extra,
     }, description)
 
@@ -243,7 +257,13 @@ def dynamo() -> dict:
                           "kvEvents": port("KV events ZMQ port."), "distInit": port("Multi-node port.")}, "Ports.")
     props["infra"] = obj({"etcd": infra_service("etcd."), "nats": infra_service("NATS with JetStream.")}, "Infra.")
     props["router"] = router("dynamo.frontend.", {
-        "routerMode": e("--router-mode.", ["round-robin", "random", "kv", "direct", "least-loaded"])})
+        "routerMode": e("--router-mode.", ["round-robin", "random", "kv", "direct", "least-loaded"]),
+        "conditionalDisagg": obj({
+            "enabled": b("--router-conditional-disagg."),
+            "effIslThreshold": i("eff_isl_threshold (tokens)."),
+            "effIslRatioThreshold": {"type": "number", "description": "eff_isl_ratio_threshold.", "minimum": 0,
+                                     "maximum": 1},
+        }, "Conditional disaggregation.")})
     return props
 
 

@@ -115,3 +115,15 @@ def test_operator_mode_refuses_bundled_infra():
     with pytest.raises(helm.HelmError) as info:
         render_text(CHART, "variant: {deployment: operator}\n", "helm4")
     assert "operator mode uses the Dynamo platform" in info.value.stderr
+
+
+def test_conditional_disaggregation_is_a_kv_router_setting():
+    objects = render(CHART, ci_values(CHART, "conditional-disagg-values.yaml"))
+    args = container(find(objects, "Deployment", "demo-frontend"))["args"]
+    assert "--router-conditional-disagg" in args
+    assert json.loads(arg_after(args, "--router-conditional-disagg-config")) == {
+        "policy": "isl_bounding", "eff_isl_threshold": 2000, "eff_isl_ratio_threshold": 1.0}
+    assert arg_after(args, "--router-mode") == "kv"
+    with pytest.raises(helm.HelmError) as info:
+        render_text(CHART, "router: {conditionalDisagg: {enabled: true}}\n", "helm4")
+    assert "needs router.routerMode=kv" in info.value.stderr

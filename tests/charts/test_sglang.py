@@ -154,3 +154,15 @@ def test_selectors_never_carry_the_chart_version():
         selector = obj.get("spec", {}).get("selector", {})
         selector = selector.get("matchLabels", selector) if isinstance(selector, dict) else {}
         assert not {"helm.sh/chart", "app.kubernetes.io/version"} & set(selector)
+
+
+def test_autoscalers_target_the_workloads_they_scale():
+    objects = render(CHART, ci_values(CHART, "autoscaling-values.yaml"))
+    router = find(objects, "HorizontalPodAutoscaler", "demo-router")
+    assert router["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "demo-router"}
+    decode = find(objects, "HorizontalPodAutoscaler", "demo-decode")
+    assert decode["spec"]["scaleTargetRef"] == {"apiVersion": "leaderworkerset.x-k8s.io/v1",
+                                                "kind": "LeaderWorkerSet", "name": "demo-decode"}
+    assert decode["spec"]["metrics"][0]["pods"]["metric"]["name"] == "sglang:num_queue_reqs"
+    find(objects, "LeaderWorkerSet", "demo-decode")
+    assert not [o for o in objects if o["kind"] == "HorizontalPodAutoscaler" and o["metadata"]["name"] == "demo-prefill"]

@@ -14,6 +14,15 @@ checked by values.schema.json).
 {{- if and (eq $v.variant.deployment "standalone") (not $v.infra.nats.enabled) (not $v.infra.nats.endpoint) -}}
 {{- fail "standalone Dynamo sends events and KV-router state over NATS: set infra.nats.enabled=true or infra.nats.endpoint" -}}
 {{- end -}}
+{{- if and $v.router.conditionalDisagg.enabled (ne $v.router.routerMode "kv") -}}
+{{- fail "router.conditionalDisagg needs router.routerMode=kv (the frontend decides on cached prefix lengths)" -}}
+{{- end -}}
+{{- if and $v.router.conditionalDisagg.enabled (eq $v.variant.engine "sglang") -}}
+{{- fail "router.conditionalDisagg is not supported with dynamo.sglang workers in Dynamo 1.6" -}}
+{{- end -}}
+{{- if and $v.router.conditionalDisagg.enabled (ne $v.mode "disaggregated") -}}
+{{- fail "router.conditionalDisagg needs separate prefill and decode workers (mode disaggregated)" -}}
+{{- end -}}
 {{- if and (eq $v.variant.deployment "operator") (or $v.infra.etcd.enabled $v.infra.nats.enabled) -}}
 {{- fail "operator mode uses the Dynamo platform's discovery and NATS: set infra.etcd.enabled=false and infra.nats.enabled=false" -}}
 {{- end -}}
@@ -106,5 +115,11 @@ dynamo.worker: standalone worker workload. Parameters: root, component, mode.
 
 {{- define "dynamo.frontendArgs" -}}
 {{- $v := .Values -}}
-{{- toYaml (list "--http-host" "0.0.0.0" "--http-port" ($v.service.port | toString) "--router-mode" $v.router.routerMode) -}}
+{{- $args := list "--http-host" "0.0.0.0" "--http-port" ($v.service.port | toString) "--router-mode" $v.router.routerMode -}}
+{{- $c := $v.router.conditionalDisagg -}}
+{{- if $c.enabled -}}
+{{- $config := dict "policy" "isl_bounding" "eff_isl_threshold" (int $c.effIslThreshold) "eff_isl_ratio_threshold" $c.effIslRatioThreshold -}}
+{{- $args = concat $args (list "--router-conditional-disagg" "--router-conditional-disagg-config" (toJson $config)) -}}
+{{- end -}}
+{{- toYaml $args -}}
 {{- end -}}

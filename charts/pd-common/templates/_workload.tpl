@@ -50,7 +50,8 @@ spec:
       {{- include "pd-common.podTemplate" (merge (deepCopy .leader) $base (dict "podLabels" (dict "pdgen.io/instance-role" "leader"))) | nindent 6 }}
     workerTemplate:
       {{- include "pd-common.podTemplate" (merge (deepCopy .worker) $base (dict "podLabels" (dict "pdgen.io/instance-role" "worker"))) | nindent 6 }}
-{{- end -}}
+{{- end }}
+{{ include "pd-common.autoscaler" (dict "root" $root "component" .component "role" .role "kind" (ternary "StatefulSet" "LeaderWorkerSet" (eq $nodes 1))) }}
 {{- end -}}
 
 {{/*
@@ -63,4 +64,49 @@ multi-node), one per line. StatefulSet pods are <name>-<i>.<name>; LWS leaders a
 {{- range $i := until (int (default 1 .role.replicas)) }}
 {{ printf "%s-%d.%s.%s.svc" $name $i $name $.root.Release.Namespace }}
 {{- end }}
+{{- end -}}
+
+{{/*
+pd-common.autoscaler: a HorizontalPodAutoscaler for a role when role.autoscaling.enabled.
+It scales on a per-pod metric served by a metrics adapter (autoscaling.metric.name, e.g.
+vllm:num_requests_waiting) or, without one, on CPU utilization.
+Parameters: root, component, role, kind (StatefulSet, LeaderWorkerSet or Deployment).
+*/}}
+{{- define "pd-common.autoscaler" -}}
+{{- $a := default dict .role.autoscaling -}}
+{{- if $a.enabled -}}
+{{- if gt (int $a.minReplicas) (int $a.maxReplicas) -}}
+{{- fail (printf "%s.autoscaling.minReplicas (%d) is above maxReplicas (%d)" .component (int $a.minReplicas) (int $a.maxReplicas)) -}}
+{{- end -}}
+{{- $apiVersion := ternary "leaderworkerset.x-k8s.io/v1" "apps/v1" (eq .kind "LeaderWorkerSet") }}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  {{- include "pd-common.metadata" (dict "root" .root "component" .component) | nindent 2 }}
+spec:
+  scaleTargetRef:
+    apiVersion: {{ $apiVersion }}
+    kind: {{ .kind }}
+    name: {{ include "pd-common.componentName" (dict "root" .root "component" .component) }}
+  minReplicas: {{ int $a.minReplicas }}
+  maxReplicas: {{ int $a.maxReplicas }}
+  metrics:
+    {{- if dig "metric" "name" "" $a }}
+    - type: Pods
+      pods:
+        metric:
+          name: {{ $a.metric.name | quote }}
+        target:
+          type: AverageValue
+          averageValue: {{ $a.metric.averageValue | toString | quote }}
+    {{- else }}
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {{ int (default 80 $a.targetCPUUtilization) }}
+    {{- end }}
+{{- end -}}
 {{- end -}}
