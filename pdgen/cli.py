@@ -8,8 +8,9 @@ import traceback
 
 import click
 
-from pdgen import __version__, reporters, schema, tools
+from pdgen import __version__, render, reporters, schema, tools
 from pdgen.errors import PdgenError
+from pdgen.findings import Finding
 from pdgen.fsutil import write_atomic
 from pdgen.validate import check_file
 
@@ -53,6 +54,54 @@ def validate(files: tuple[str, ...], fmt: str | None, strict: bool) -> None:
     click.echo(reporters.render(fmt or _default_format(), results), nl=False)
     failed = any(r.has_errors for r in results) or (strict and any(r.findings for r in results))
     sys.exit(EXIT_FINDINGS if failed else EXIT_OK)
+
+
+@cli.command("render", epilog=EXIT_CODES_HELP)
+@click.argument("topologies", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.option("-o", "--output", "out", default="out", show_default=True, type=click.Path(file_okay=False),
+              help="Directory that receives <name>/values.yaml, manifests.yaml and helm-command.txt.")
+@click.option("--values-only", is_flag=True, help="Write only the Helm values (no helm run).")
+@click.option("--kube-version", metavar="VERSION", help="Kubernetes version for helm's capabilities (e.g. 1.33.0).")
+@click.option("--helm", "helm_path", type=click.Path(exists=True, dir_okay=False),
+              help="helm binary to use (default: $HELM, .tools/bin/helm, PATH).")
+@click.option("--format", "fmt", type=click.Choice(sorted(reporters.REPORTER_BY_NAME)), default=None,
+              help="Format of findings. Default: github when GITHUB_ACTIONS=true, else text.")
+def render_cmd(topologies: tuple[str, ...], out: str, values_only: bool, kube_version: str | None,
+               helm_path: str | None, fmt: str | None) -> None:
+    """Compile each TOPOLOGY into Helm values and render its manifests with real helm.
+
+    Writes OUT/<name>/values.yaml (for `helm upgrade --install -f`), OUT/<name>/manifests.yaml
+    and OUT/<name>/helm-command.txt, replacing the previous files in one step. A topology
+    with error findings writes nothing. Output is byte-identical for the same input.
+    """
+    done, seen = [], {}
+    for path in topologies:
+        try:
+            item = render.render_file(path, kube_version=kube_version, values_only=values_only,
+                                      helm_path=helm_path, out=out)
+        except render.CompilerBug as exc:
+            raise PdgenError(str(exc)) from None
+        if item.ok and item.name in seen:
+            line, column = item.result.source.position(("metadata", "name"))
+            item.result.findings.append(Finding(path, line, column, "$.metadata.name",
+                                                f"{item.name!r} is also the name of {seen[item.name]}; "
+                                                "both would render into the same directory", "render.duplicate-name"))
+        seen.setdefault(item.name, path)
+        done.append(item)
+    for item in done:
+        if item.ok:
+            render.write(item, out)
+    results = [item.result for item in done]
+    report = reporters.render(fmt or _default_format(), results)
+    lines = report.splitlines(keepends=True)
+    click.echo("".join(lines[:-1]), nl=False)
+    for item in done:
+        if item.ok:
+            wrote = "values.yaml" + ("" if values_only else ", manifests.yaml")
+            click.echo(f"{item.result.file}: wrote {os.path.join(out, item.name)}/ ({wrote}); install with:")
+            click.echo(f"  {' '.join(item.command)}")
+    click.echo(lines[-1], nl=False)
+    sys.exit(EXIT_FINDINGS if any(r.has_errors for r in results) else EXIT_OK)
 
 
 @cli.command("schema")

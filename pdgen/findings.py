@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class Level(str, enum.Enum):
@@ -37,11 +38,13 @@ class Finding:
 
 @dataclass
 class FileResult:
-    """What one input file produced: its findings (sorted), and the document if it loaded."""
+    """What one input file produced: its findings (sorted), the document if it is valid,
+    and the loaded source (positions) for later stages to locate their findings."""
 
     file: str
     findings: list[Finding] = field(default_factory=list)
     document: dict | None = None
+    source: Any = None
 
     @property
     def has_errors(self) -> bool:

@@ -14,7 +14,7 @@ def check_bytes(raw: bytes, file: str) -> FileResult:
     findings = list(doc.findings)
     if doc.data is not None:
         findings += schema.validate(doc)
-    result = FileResult(file, sorted(set(findings)))
+    result = FileResult(file, sorted(set(findings)), source=doc)
     if not result.has_errors:
         result.document = doc.data
     return result

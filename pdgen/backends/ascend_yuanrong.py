@@ -1,0 +1,42 @@
+"""ascend-yuanrong: vLLM-Ascend with the openYuanrong datasystem (or Mooncake) connector."""
+
+from __future__ import annotations
+
+from pdgen.backends import common
+from pdgen.backends.common import Compiled
+
+ROUTER = "the vLLM-Ascend proxy"
+
+
+def compile(topology: dict) -> Compiled:
+    spec = topology["spec"]
+    compiled = Compiled({})
+    values = common.base(topology, compiled)
+    backend = spec["variant"]["kvBackend"]
+    values["variant"] = {"kvBackend": backend}
+    values["ports"] = {"http": spec["ports"]["http"]}
+    if spec["accelerator"]["type"] != "ascend":
+        compiled.error(("spec", "accelerator", "type"), "vLLM-Ascend runs on Ascend NPUs: set accelerator.type ascend")
+    if spec["transport"]["protocol"] == "rdma":
+        compiled.error(("spec", "transport", "protocol"),
+                       "on Ascend the KV moves over the NPUs' own HCCS/RoCE links; set transport.protocol tcp")
+    datasystem = spec["mode"] == "disaggregated" and backend == "datasystem"
+    ds = spec.get("kvCache", {}).get("datasystem")
+    if ds:
+        values["datasystem"] = {}
+        if "sharedMemorySize" in ds:
+            values["datasystem"]["sharedMemoryMb"] = common.to_bytes(ds["sharedMemorySize"]) // 2**20
+        if "workerPort" in ds:
+            values["datasystem"]["workerPort"] = ds["workerPort"]
+        if not datasystem:
+            compiled.error(("spec", "kvCache", "datasystem"), "datasystem settings apply only to kvBackend datasystem")
+    values["infra"] = {"etcd": common.infra(spec, "etcd", datasystem, "the datasystem discovers workers through etcd",
+                                            compiled, 2379)}
+    for name in ("nats", "mooncakeMaster"):
+        common.infra(spec, name, False, "vLLM-Ascend's connectors do not use it", compiled, 0)
+    if "router" in values:
+        common.unsupported_routing(spec, compiled, {"round-robin": "round-robin"}, ROUTER)
+    common.no_router_when_aggregated(spec, compiled)
+    common.no_selective_disaggregation(spec, compiled, ROUTER)
+    compiled.values = values
+    return compiled

@@ -1,0 +1,231 @@
+"""What every backend compiler shares: the values keys all four charts have in common."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from pdgen.findings import Level
+
+Path = tuple
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A topology setting the backend cannot express, at its topology path."""
+
+    path: Path
+    message: str
+    rule: str = "compile.unsupported"
+    level: Level = Level.ERROR
+
+
+@dataclass
+class Compiled:
+    values: dict
+    problems: list[Problem] = field(default_factory=list)
+
+    def error(self, path: Path, message: str) -> None:
+        self.problems.append(Problem(tuple(path), message))
+
+    def warn(self, path: Path, message: str) -> None:
+        self.problems.append(Problem(tuple(path), message, level=Level.WARNING))
+
+
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
+_FACTOR = {None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+           "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+
+
+def to_bytes(quantity: str | int) -> int:
+    """A Kubernetes size quantity (schema-checked) as a number of bytes."""
+    if isinstance(quantity, int):
+        return quantity
+    number, suffix = _QUANTITY.match(quantity).groups()
+    return int(Decimal(number) * _FACTOR[suffix])
+
+
+def env_list(env: dict | None) -> list[dict]:
+    """Topology env map -> Kubernetes EnvVar list, in the order the user wrote it."""
+    out = []
+    for name, value in (env or {}).items():
+        out.append({"name": name, "value": value} if isinstance(value, str) else {"name": name, "valueFrom": value})
+    return out
+
+
+def image(spec_image: dict | None) -> dict:
+    """Only the image fields the topology sets: the chart's pin fills the rest."""
+    keys = ("repository", "tag", "digest", "pullPolicy", "pullSecrets")
+    return {k: spec_image[k] for k in keys if spec_image and k in spec_image}
+
+
+def scheduling(role: dict) -> dict:
+    s = role.get("scheduling", {})
+    return {"nodeSelector": s.get("nodeSelector", {}), "tolerations": s.get("tolerations", []),
+            "affinity": s.get("affinity", {})}
+
+
+def autoscaling(role: dict) -> dict:
+    a = role.get("autoscaling")
+    if not a:
+        return {"enabled": False}
+    out: dict[str, Any] = {"enabled": True, "minReplicas": a["minReplicas"], "maxReplicas": a["maxReplicas"]}
+    if "metric" in a:
+        out["metric"] = {"name": a["metric"]["name"], "averageValue": str(a["metric"]["averageValue"])}
+    return out
+
+
+def engine_role(role: dict) -> dict:
+    p = role["parallelism"]
+    return {
+        "replicas": role["replicas"],
+        "tensorParallel": p["tensor"],
+        "pipelineParallel": p["pipeline"],
+        "dataParallel": p["data"],
+        "nodesPerInstance": role["nodesPerInstance"],
+        "acceleratorsPerPod": role["acceleratorsPerPod"],
+        "resources": {k: str(v) for k, v in role.get("resources", {}).items()},
+        "shmSize": str(role["shmSize"]),
+        "extraArgs": list(role.get("extraArgs", [])),
+        "env": env_list(role.get("env")),
+        **scheduling(role),
+        "image": image(role.get("image")),
+        "autoscaling": autoscaling(role),
+    }
+
+
+def router_role(role: dict) -> dict:
+    return {
+        "replicas": role["replicas"],
+        "resources": {k: str(v) for k, v in role.get("resources", {}).items()},
+        "extraArgs": list(role.get("extraArgs", [])),
+        "env": env_list(role.get("env")),
+        **scheduling(role),
+        "autoscaling": autoscaling(role),
+        **({"image": image(role["image"])} if role.get("image") else {}),
+    }
+
+
+def model(spec: dict) -> dict:
+    m = spec["model"]
+    source = m["source"]
+    kind = next(iter(source))
+    out_source: dict[str, Any] = {"type": kind}
+    if kind == "pvc":
+        out_source["pvc"] = {"claimName": source["pvc"]["claimName"], "subPath": source["pvc"].get("subPath", ""),
+                             "readOnly": source["pvc"]["readOnly"]}
+    elif kind == "hostPath":
+        out_source["hostPath"] = {"path": source["hostPath"]["path"]}
+    else:
+        d = source["download"]
+        out_source["download"] = {
+            "from": d["from"], "uri": d["uri"], "endpoint": d.get("endpoint", ""), "revision": d.get("revision", ""),
+            "credentialsSecret": d.get("credentialsSecret", {}).get("name", ""),
+            "storage": {"size": str(d["storage"]["size"]), "storageClassName": d["storage"].get("storageClassName", ""),
+                        "accessMode": d["storage"]["accessMode"]},
+        }
+    return {"name": m["name"], "servedName": m["servedName"], "path": m["path"],
+            "maxModelLen": m.get("maxModelLen", 0), "trustRemoteCode": m["trustRemoteCode"], "source": out_source}
+
+
+def transport(spec: dict) -> dict:
+    t = spec["transport"]
+    rdma = t.get("rdma", {})
+    return {"protocol": t["protocol"],
+            "rdma": {"devices": list(rdma.get("devices", [])), "resourceName": rdma.get("resourceName", ""),
+                     "resourceCount": rdma.get("resourceCount", 1), "hostNetwork": rdma.get("hostNetwork", False)}}
+
+
+def service(spec: dict) -> dict:
+    s = spec["service"]
+    return {"type": s["type"], "port": s["port"], "nodePort": s.get("nodePort", 0),
+            "annotations": s.get("annotations", {})}
+
+
+def smoke_test(spec: dict) -> dict:
+    t = spec["smokeTest"]
+    return {"enabled": t["enabled"], "api": t["api"], "prompt": t["prompt"], "maxTokens": t["maxTokens"],
+            "expectNonEmpty": t["expectNonEmpty"]}
+
+
+def base(topology: dict, compiled: Compiled) -> dict:
+    """The values keys every chart shares."""
+    spec = topology["spec"]
+    meta = topology["metadata"]
+    values: dict[str, Any] = {
+        "commonLabels": dict(meta.get("labels", {})),
+        "commonAnnotations": dict(meta.get("annotations", {})),
+        "mode": spec["mode"],
+    }
+    if image(spec.get("image")):
+        values["image"] = image(spec["image"])
+    values["model"] = model(spec)
+    values["accelerator"] = {"type": spec["accelerator"]["type"], "resourceName": spec["accelerator"]["resourceName"]}
+    values["transport"] = transport(spec)
+    for role in ("prefill", "decode", "server"):
+        if role in spec:
+            values[role] = engine_role(spec[role])
+    if "router" in spec:
+        values["router"] = router_role(spec["router"])
+    values["service"] = service(spec)
+    values["observability"] = {"metrics": spec["observability"]["metrics"]}
+    values["smokeTest"] = smoke_test(spec)
+    if spec["observability"]["serviceMonitor"]:
+        compiled.warn(("spec", "observability", "serviceMonitor"),
+                      "the charts do not render ServiceMonitors yet; scrape the pods' /metrics instead")
+    return values
+
+
+def no_router_when_aggregated(spec: dict, compiled: Compiled) -> None:
+    if spec["mode"] == "aggregated" and "router" in spec:
+        compiled.error(("spec", "router"), "in aggregated mode the Service reaches the servers directly; "
+                       f"backend {spec['backend']} renders no router in front of 'server'")
+
+
+def no_selective_disaggregation(spec: dict, compiled: Compiled, router: str) -> None:
+    if "selectiveDisaggregation" in spec["routing"]:
+        compiled.error(("spec", "routing", "selectiveDisaggregation"),
+                       f"{router} always disaggregates; selective disaggregation needs the dynamo backend")
+
+
+def infra_mode(spec: dict, name: str) -> str:
+    return spec["infra"][name]["mode"]
+
+
+def infra(spec: dict, name: str, needed: bool, why: str, compiled: Compiled, port: int) -> dict:
+    """Resolve one infra service: auto -> bundled when needed, none otherwise; external ->
+    the endpoint. A needed service set to none, or a pointless one set to bundled, is an error."""
+    cfg = spec["infra"][name]
+    mode = cfg["mode"]
+    path = ("spec", "infra", name, "mode")
+    out: dict[str, Any] = {"enabled": False, "endpoint": ""}
+    if mode == "auto":
+        out["enabled"] = needed
+    elif mode == "bundled":
+        if not needed:
+            compiled.error(path, f"{name} is not used by this backend/variant ({why}); remove it or set mode: none")
+        out["enabled"] = needed
+    elif mode == "external":
+        if not needed:
+            compiled.error(path, f"{name} is not used by this backend/variant ({why}); remove it or set mode: none")
+        out["endpoint"] = cfg["endpoint"]
+    elif needed:
+        compiled.error(path, f"this backend/variant needs {name} ({why}); use mode auto, bundled or external")
+    if out["enabled"]:
+        if "image" in cfg:
+            out["image"] = image(cfg["image"])
+        if "resources" in cfg:
+            out["resources"] = {k: str(v) for k, v in cfg["resources"].items()}
+    return out
+
+
+def unsupported_routing(spec: dict, compiled: Compiled, supported: dict[str, str], router: str) -> str | None:
+    """The chart's name for the topology's routing policy, or a problem if it has none."""
+    policy = spec["routing"]["policy"]
+    if policy in supported:
+        return supported[policy]
+    compiled.error(("spec", "routing", "policy"),
+                   f"{router} has no {policy!r} policy; choose one of {', '.join(sorted(supported))}")
+    return None

@@ -1,0 +1,58 @@
+"""vllm-mooncake: vLLM engines with a Mooncake connector (p2p, store, lmcache, v0-etcd)."""
+
+from __future__ import annotations
+
+from pdgen.backends import common
+from pdgen.backends.common import Compiled
+
+ROUTER = "the vLLM disaggregation proxy"
+
+
+def compile(topology: dict) -> Compiled:
+    spec = topology["spec"]
+    compiled = Compiled({})
+    values = common.base(topology, compiled)
+    connector = spec["variant"]["connector"]
+    values["variant"] = {"connector": connector}
+    values["ports"] = {"http": spec["ports"]["http"], "bootstrap": spec["ports"]["bootstrap"]}
+    disaggregated = spec["mode"] == "disaggregated"
+    store = disaggregated and connector in ("store", "lmcache", "v0-etcd")
+    kv = spec.get("kvCache", {})
+    if "mooncakeStore" in kv:
+        sizes = kv["mooncakeStore"]
+        values["kvCache"] = {"mooncakeStore": {}}
+        if "globalSegmentSize" in sizes:
+            values["kvCache"]["mooncakeStore"]["globalSegmentSize"] = common.to_bytes(sizes["globalSegmentSize"])
+        if "localBufferSize" in sizes:
+            values["kvCache"]["mooncakeStore"]["localBufferSize"] = common.to_bytes(sizes["localBufferSize"])
+        if not store:
+            compiled.error(("spec", "kvCache", "mooncakeStore"),
+                           f"connector {connector} in {spec['mode']} mode uses no Mooncake store")
+    if "lmcache" in kv:
+        lm = kv["lmcache"]
+        values.setdefault("kvCache", {})["lmcache"] = {"chunkSize": lm["chunkSize"], "localCpu": lm["localCpu"]}
+        if "maxLocalCpuSizeGiB" in lm:
+            values["kvCache"]["lmcache"]["maxLocalCpuSize"] = lm["maxLocalCpuSizeGiB"]
+        if not (disaggregated and connector == "lmcache"):
+            compiled.error(("spec", "kvCache", "lmcache"), "LMCache settings apply only to the lmcache connector")
+    if disaggregated and connector == "v0-etcd" and "tag" not in values.get("image", {}):
+        compiled.error(("spec", "variant", "connector"), "connector v0-etcd runs vLLM's v0 engine, removed in "
+                       "vLLM 0.11: set spec.image.tag to an older release (e.g. v0.8.5)")
+    master = common.infra(spec, "mooncakeMaster", store, f"connector {connector}", compiled, 50051)
+    eviction = kv.get("eviction", {})
+    if "ratio" in eviction:
+        master["evictionRatio"] = eviction["ratio"]
+    if "highWatermarkRatio" in eviction:
+        master["evictionHighWatermarkRatio"] = eviction["highWatermarkRatio"]
+    if "policy" in eviction:
+        compiled.warn(("spec", "kvCache", "eviction", "policy"),
+                      "mooncake_master has no eviction policy choice (it evicts by lease and watermark); ignored")
+    etcd = common.infra(spec, "etcd", disaggregated and connector == "v0-etcd", f"connector {connector}", compiled, 2379)
+    common.infra(spec, "nats", False, "vLLM's Mooncake connectors do not use NATS", compiled, 0)
+    values["infra"] = {"etcd": etcd, "mooncakeMaster": master}
+    if "router" in values:
+        common.unsupported_routing(spec, compiled, {"round-robin": "round-robin"}, ROUTER)
+    common.no_router_when_aggregated(spec, compiled)
+    common.no_selective_disaggregation(spec, compiled, ROUTER)
+    compiled.values = values
+    return compiled

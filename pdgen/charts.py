@@ -1,0 +1,38 @@
+"""Finding the charts and reading what pdgen needs from them."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import pathlib
+
+import yaml
+from jsonschema import Draft7Validator
+
+from pdgen.errors import PdgenError
+
+
+def charts_dir() -> pathlib.Path:
+    """$PDGEN_CHARTS, else the checkout's charts/ next to the package."""
+    if os.environ.get("PDGEN_CHARTS"):
+        path = pathlib.Path(os.environ["PDGEN_CHARTS"])
+    else:
+        path = pathlib.Path(__file__).resolve().parent.parent / "charts"
+    if not path.is_dir():
+        raise PdgenError(f"charts directory not found at {path} (set $PDGEN_CHARTS to the repository's charts/)")
+    return path
+
+
+def chart_path(name: str) -> pathlib.Path:
+    return charts_dir() / name
+
+
+@functools.cache
+def chart_meta(name: str) -> dict:
+    return yaml.safe_load((chart_path(name) / "Chart.yaml").read_text())
+
+
+@functools.cache
+def values_validator(name: str) -> Draft7Validator:
+    return Draft7Validator(json.loads((chart_path(name) / "values.schema.json").read_text()))
