@@ -70,7 +70,8 @@ def tool_for(argv: Sequence[str]) -> tuple[str, list[str]] | None:
     return None
 
 
-def _name(tool: str, token: str) -> str:
+def flag_name(tool: str, token: str) -> str:
+    """The name a token is checked under (vLLM folds dots and underscores)."""
     name = token.split("=", 1)[0]
     if tool in ("vllm.serve", "dynamo.vllm"):
         # vLLM folds "--kv-transfer-config.kv_role=x" into the flag before the dot and
@@ -90,7 +91,7 @@ def unknown_flags(tool: str, args: Sequence[str]) -> list[str]:
             continue
         if not token.startswith("--") or token == "--":
             continue
-        name = _name(tool, token)
+        name = flag_name(tool, token)
         if tool == "mooncake_master" and name.startswith("--no") and "--" + name[4:] in known:
             continue  # gflags booleans: --noflag
         if name not in known:

@@ -1,0 +1,64 @@
+"""`pdgen lint`: rendered manifests checked offline — kubeconform, wiring, the engine-flag
+catalog and policy. Inputs are manifests files, or topologies rendered in memory."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from pdgen import render
+from pdgen.findings import FileResult
+from pdgen.lint import flags, kubeconform, manifests, policy, wiring
+
+DEFAULT_KUBE_VERSION = "1.33.0"
+
+
+def _is_topology(raw: bytes) -> bool:
+    head = raw[:4096].decode("utf-8", "replace")
+    return "apiVersion: pdgen.io/" in head and "kind: Topology" in head
+
+
+def lint_files(paths: list[str], kube_version: str = DEFAULT_KUBE_VERSION,
+               helm_path: str | None = None) -> list[FileResult]:
+    results: list[FileResult] = []
+    inputs: list[tuple[FileResult, str, str | None]] = []  # (result, text, path on disk or None)
+    for path in paths:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+        if _is_topology(raw):
+            rendered = render.render_file(path, kube_version=kube_version, helm_path=helm_path)
+            result = FileResult(f"{path} (rendered)" if rendered.ok else path, list(rendered.result.findings))
+            results.append(result)
+            if rendered.ok:
+                inputs.append((result, rendered.manifests, None))
+        else:
+            result = FileResult(path)
+            results.append(result)
+            inputs.append((result, raw.decode("utf-8", "replace"), path))
+    if not inputs:
+        return results
+    with tempfile.TemporaryDirectory(prefix="pdgen-lint-") as tmp:
+        on_disk = []
+        for i, (_, text, path) in enumerate(inputs):
+            if path is None:
+                path = os.path.join(tmp, f"rendered-{i}.yaml")
+                with open(path, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+            on_disk.append(path)
+        proc = kubeconform.start(on_disk, kube_version)
+        parsed: dict[str, list] = {}
+        display = {}
+        for (result, text, _), path in zip(inputs, on_disk):
+            objects, findings = manifests.parse(text, result.file)
+            for check in (wiring.check, flags.check, policy.check):
+                findings += check(objects)
+            result.findings += findings
+            parsed[path], display[path] = objects, result.file
+        for finding in kubeconform.finish(proc, parsed, display):
+            next(r for r in results if r.file == finding.file).findings.append(finding)
+    for result in results:
+        result.findings = sorted(set(result.findings))
+    return results
+
+
+__all__ = ["DEFAULT_KUBE_VERSION", "lint_files"]

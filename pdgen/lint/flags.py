@@ -1,0 +1,28 @@
+"""Every --flag of an engine, router, proxy or master command exists in the pinned release."""
+
+from __future__ import annotations
+
+from pdgen import catalog
+from pdgen.findings import Finding
+from pdgen.lint.manifests import Obj, containers
+
+RULE = "flags.unknown"
+
+
+def check(objects: list[Obj]) -> list[Finding]:
+    findings = []
+    for obj in objects:
+        for path, c, _ in containers(obj):
+            command, args = [str(a) for a in c.get("command") or []], [str(a) for a in c.get("args") or []]
+            found = catalog.tool_for(command + args)
+            if not found:
+                continue
+            tool, checked = found
+            tokens = [("command", i, t) for i, t in enumerate(command)] + [("args", i, t) for i, t in enumerate(args)]
+            for flag in dict.fromkeys(catalog.unknown_flags(tool, checked)):
+                # Point at the token when the flag is one; inside `sh -c "..."` it is not.
+                at = next((path + (key, i) for key, i, t in tokens
+                           if t.startswith("--") and catalog.flag_name(tool, t) == flag), path)
+                findings.append(obj.finding(at, f"{flag} is not a flag of {tool} {catalog.version(tool)}", RULE,
+                                            container=c.get("name")))
+    return findings

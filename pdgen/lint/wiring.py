@@ -1,0 +1,202 @@
+"""Wiring: every address a pod is told to reach inside the release exists.
+
+- every Service selects at least one pod template, and the pods declare its target ports;
+- probes target ports their container declares;
+- every host:port in container args, env and ConfigMap data that names a Service of the
+  release (or a pod through its headless Service) resolves: the Service exists, exposes
+  that port (headless: the pod declares it), and selects pods;
+- the router's `--prefill URL BOOTSTRAP_PORT` and `--prefiller-hosts/--prefiller-ports`
+  pairs are checked the same way, so a bootstrap port the prefill pods do not open is caught;
+- nothing a peer must reach listens on loopback (`--host 127.0.0.1`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from pdgen.findings import Finding
+from pdgen.lint.manifests import Obj, containers, pod_templates, strings
+
+_HOSTPORT = re.compile(r"(?:[a-z][a-z0-9+.-]*://)?(?<![A-Za-z0-9_.-])([A-Za-z0-9][A-Za-z0-9.-]*):(\d{1,5})(?![\d])")
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+_LISTEN_FLAGS = {"--host", "--http-host"}
+
+
+@dataclass
+class Template:
+    owner: Obj
+    path: tuple
+    labels: dict
+    ports: dict  # container port name -> number, and str(number) -> number
+    pod_names: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Index:
+    release: str = ""
+    services: dict[str, Obj] = field(default_factory=dict)
+    templates: list[Template] = field(default_factory=list)
+
+    def selected(self, service: Obj) -> list[Template]:
+        selector = (service.data.get("spec") or {}).get("selector") or {}
+        if not selector:
+            return []
+        return [t for t in self.templates if selector.items() <= t.labels.items()]
+
+    def in_release(self, service_name: str) -> bool:
+        return service_name in self.services or bool(self.release) and (
+            service_name == self.release or service_name.startswith(self.release + "-"))
+
+
+def _ports(template: dict) -> dict:
+    out = {}
+    for c in (template.get("spec") or {}).get("containers") or []:
+        for p in c.get("ports") or []:
+            out[str(p["containerPort"])] = p["containerPort"]
+            if p.get("name"):
+                out[p["name"]] = p["containerPort"]
+    return out
+
+
+def build_index(objects: list[Obj]) -> Index:
+    index = Index()
+    for obj in objects:
+        labels = (obj.data.get("metadata") or {}).get("labels") or {}
+        index.release = index.release or labels.get("app.kubernetes.io/instance", "")
+        if obj.kind == "Service":
+            index.services[obj.name] = obj
+        spec = obj.data.get("spec") or {}
+        for path, template in pod_templates(obj):
+            t = Template(obj, path, (template.get("metadata") or {}).get("labels") or {}, _ports(template))
+            replicas = int(spec.get("replicas", 1) or 0)
+            if obj.kind == "StatefulSet" or (obj.kind == "LeaderWorkerSet" and path[-1] == "leaderTemplate"):
+                t.pod_names = [f"{obj.name}-{i}" for i in range(replicas)]
+            index.templates.append(t)
+    return index
+
+
+def _split_host(host: str, namespace_hint: str | None = None) -> tuple[str | None, str]:
+    """host -> (pod or None, service)."""
+    host = host.removesuffix(".cluster.local").removesuffix(".svc")
+    parts = host.split(".")
+    if len(parts) == 1:
+        return None, parts[0]
+    if len(parts) == 2:
+        # <svc>.<namespace> or <pod>.<svc>: a pod name ends in -<ordinal>.
+        return (parts[0], parts[1]) if re.search(r"-\d+$", parts[0]) else (None, parts[0])
+    return parts[0], parts[1]
+
+
+def _check_address(index: Index, obj: Obj, path: tuple, container: str | None, host: str, port: int,
+                   what: str) -> list[Finding]:
+    if host in _LOOPBACK or host.replace(".", "").isdigit():
+        return []
+    pod, service_name = _split_host(host)
+    if not index.in_release(service_name):
+        return []  # an endpoint outside the release (an external etcd, say)
+    service = index.services.get(service_name)
+    where = f"{what} {host}:{port}"
+    if service is None:
+        return [obj.finding(path, f"{where} points at Service {service_name!r}, which the release does not define",
+                            "wiring.unknown-service", container=container)]
+    spec = service.data.get("spec") or {}
+    selected = index.selected(service)
+    if pod is None:
+        exposed = [p.get("port") for p in spec.get("ports") or []]
+        if port not in exposed:
+            return [obj.finding(path, f"{where}: Service {service_name} exposes {exposed or 'no ports'}, not {port}",
+                                "wiring.service-port", container=container)]
+        return []
+    if spec.get("clusterIP") != "None":
+        return [obj.finding(path, f"{where} uses a pod DNS name, but Service {service_name} is not headless",
+                            "wiring.pod-dns", container=container)]
+    owners = [t for t in selected if pod in t.pod_names]
+    if not owners:
+        return [obj.finding(path, f"{where}: no pod {pod!r} behind headless Service {service_name} "
+                            f"(it selects {sorted(n for t in selected for n in t.pod_names) or 'nothing'})",
+                            "wiring.unknown-pod", container=container)]
+    if not any(str(port) in t.ports for t in owners):
+        return [obj.finding(path, f"{where}: pod {pod} does not declare container port {port}",
+                            "wiring.pod-port", container=container)]
+    return []
+
+
+def _arg_pairs(args: list[str]) -> list[tuple[int, str, int]]:
+    """(index, host, port) from the argument forms that carry a port separately."""
+    out = []
+    for i, token in enumerate(args):
+        if token == "--prefill" and i + 2 < len(args) and args[i + 2].isdigit():
+            m = re.match(r"^[a-z]+://([^/:]+)", args[i + 1])
+            if m:
+                out.append((i + 2, m.group(1), int(args[i + 2])))
+        for hosts_flag, ports_flag in (("--prefiller-hosts", "--prefiller-ports"), ("--decoder-hosts", "--decoder-ports")):
+            if token == hosts_flag and ports_flag in args:
+                hosts = _values_after(args, i)
+                ports = _values_after(args, args.index(ports_flag))
+                out += [(i + 1 + k, h, int(p)) for k, (h, p) in enumerate(zip(hosts, ports)) if p.isdigit()]
+    return out
+
+
+def _values_after(args: list[str], i: int) -> list[str]:
+    out = []
+    for token in args[i + 1:]:
+        if token.startswith("--"):
+            break
+        out.append(token)
+    return out
+
+
+def check(objects: list[Obj]) -> list[Finding]:
+    index = build_index(objects)
+    findings: list[Finding] = []
+    for service in index.services.values():
+        spec = service.data.get("spec") or {}
+        selected = index.selected(service)
+        if not selected:
+            findings.append(service.finding(("spec", "selector"), "selects no pod template of the release",
+                                            "wiring.service-selects-nothing"))
+            continue
+        for i, p in enumerate(spec.get("ports") or []):
+            target = str(p.get("targetPort", p.get("port")))
+            missing = [t.owner.ref for t in selected if target not in t.ports]
+            if missing:
+                findings.append(service.finding(("spec", "ports", i, "targetPort"),
+                                                f"targetPort {target} is not declared by the pods of {', '.join(missing)}",
+                                                "wiring.service-port"))
+    for obj in objects:
+        for path, c, _ in containers(obj):
+            name = c.get("name")
+            declared = {str(p["containerPort"]) for p in c.get("ports") or []} | {
+                p["name"] for p in c.get("ports") or [] if p.get("name")}
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                spec = c.get(probe) or {}
+                for kind in ("httpGet", "tcpSocket", "grpc"):
+                    if kind in spec:
+                        port = str(spec[kind].get("port"))
+                        if port not in declared:
+                            findings.append(obj.finding(path + (probe, kind, "port"),
+                                                        f"{probe} targets port {port}, which the container does not declare",
+                                                        "wiring.probe-port", container=name))
+            argv = [str(a) for a in (c.get("command") or []) + (c.get("args") or [])]
+            offset = len(c.get("command") or [])
+            for i, token in enumerate(argv):
+                if token in _LISTEN_FLAGS and i + 1 < len(argv) and argv[i + 1] in _LOOPBACK:
+                    findings.append(obj.finding(path + _arg_path(i, offset), f"listens on {argv[i + 1]}: "
+                                                "nothing outside the pod can reach it (use 0.0.0.0)",
+                                                "wiring.loopback", container=name))
+            for i, host, port in _arg_pairs(argv):
+                findings += _check_address(index, obj, path + _arg_path(i, offset), name, host, port, "address")
+            for sub, value in strings({"args": argv, "env": c.get("env") or []}):
+                at = path + (_arg_path(sub[1], offset) if sub[0] == "args" else ("env",) + sub[1:])
+                for m in _HOSTPORT.finditer(value):
+                    findings += _check_address(index, obj, at, name, m.group(1), int(m.group(2)), "address")
+        if obj.kind == "ConfigMap":
+            for sub, value in strings(obj.data.get("data") or {}, ("data",)):
+                for m in _HOSTPORT.finditer(value):
+                    findings += _check_address(index, obj, sub, None, m.group(1), int(m.group(2)), "address")
+    return findings
+
+
+def _arg_path(i: int, offset: int) -> tuple:
+    return ("command", i) if i < offset else ("args", i - offset)
