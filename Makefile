@@ -11,7 +11,7 @@ PIP := $(PY) -m pip --disable-pip-version-check --quiet
 
 include tools/versions.env
 
-.PHONY: help setup test demo bench verify fixtures clean
+.PHONY: help setup test demo bench verify fixtures golden clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,14 +36,10 @@ setup: $(VENV)/.installed .tools/.installed .tools/crd-schemas/.built ## Create 
 test: setup ## Set up, then run the whole test suite
 	$(PY) -m pytest
 
-demo: setup ## Set up, then validate every shipped example (and show what a finding looks like)
-	@echo "== tools"
+demo: setup ## Set up, then render every example into out/, lint it offline and print a summary
 	@$(PDGEN) tools
-	@echo "== pdgen validate examples/*.yaml"
-	@$(PDGEN) validate --format text examples/*.yaml
-	@echo "== a topology with mistakes (expected to fail):"
-	@$(PDGEN) validate --format text tests/fixtures/invalid/unknown-key-typo.yaml \
-	    tests/fixtures/invalid/inline-secret-env.yaml tests/fixtures/invalid/negative-replicas.yaml || [ $$? -eq 1 ]
+	@echo
+	@$(PY) scripts/demo.py
 
 bench: setup ## Validation throughput benchmark (target >= 1,000 topologies/s)
 	$(PY) bench/validate_rate.py 1000
@@ -52,8 +48,15 @@ fixtures: setup ## Regenerate tests/fixtures/invalid/*.expected (review the diff
 	@cd tests/fixtures/invalid && for f in *.yaml; do \
 	    ../../../$(PDGEN) validate --format text "$$f" > "$${f%.yaml}.expected" || [ $$? -eq 1 ]; done
 
-verify: fixtures ## Fail when generated files differ from what is committed
-	@git diff --exit-code -- tests/fixtures schemas || { echo "generated files drifted: commit them or fix the change" >&2; exit 1; }
+golden: setup ## Regenerate values/ and tests/golden/ from examples/, and the generated chart schemas
+	$(PY) scripts/gen_values_schemas.py
+	$(PY) scripts/goldens.py
+
+verify: fixtures golden ## Regenerate every generated file and fail if it differs from what is committed
+	@[ ! -f ../shared/reference/flag-oracle.json ] || $(PY) scripts/build_flag_catalog.py
+	@drift=$$(git status --porcelain -- tests/fixtures tests/golden values charts pdgen/data schemas); \
+	if [ -n "$$drift" ]; then echo "$$drift"; \
+	    echo "generated files drifted from what is committed: review and commit them, or fix the change" >&2; exit 1; fi
 
 clean: ## Remove .venv, .tools and build output
 	rm -rf $(VENV) .tools out build *.egg-info .pytest_cache
