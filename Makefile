@@ -41,8 +41,9 @@ demo: setup ## Set up, then render every example into out/, lint it offline and 
 	@echo
 	@$(PY) scripts/demo.py
 
-bench: setup ## Validation throughput benchmark (target >= 1,000 topologies/s)
+bench: setup ## Benchmarks: validate rate (>= 1,000/s); render vs helm (<= 1.10x); lint vs kubeconform (<= 1.3x)
 	$(PY) bench/validate_rate.py 1000
+	$(PY) bench/render_lint.py 5
 
 fixtures: setup ## Regenerate tests/fixtures/invalid/*.expected (review the diff!)
 	@cd tests/fixtures/invalid && for f in *.yaml; do \

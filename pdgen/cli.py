@@ -74,20 +74,19 @@ def render_cmd(topologies: tuple[str, ...], out: str, values_only: bool, kube_ve
     and OUT/<name>/helm-command.txt, replacing the previous files in one step. A topology
     with error findings writes nothing. Output is byte-identical for the same input.
     """
-    done, seen = [], {}
-    for path in topologies:
-        try:
-            item = render.render_file(path, kube_version=kube_version, values_only=values_only,
-                                      helm_path=helm_path, out=out)
-        except render.CompilerBug as exc:
-            raise PdgenError(str(exc)) from None
+    try:
+        done = render.render_files(list(topologies), kube_version=kube_version, values_only=values_only,
+                                   helm_path=helm_path, out=out)
+    except render.CompilerBug as exc:
+        raise PdgenError(str(exc)) from None
+    seen: dict[str, str] = {}
+    for path, item in zip(topologies, done):
         if item.ok and item.name in seen:
             line, column = item.result.source.position(("metadata", "name"))
             item.result.findings.append(Finding(path, line, column, "$.metadata.name",
                                                 f"{item.name!r} is also the name of {seen[item.name]}; "
                                                 "both would render into the same directory", "render.duplicate-name"))
         seen.setdefault(item.name, path)
-        done.append(item)
     for item in done:
         if item.ok:
             render.write(item, out)

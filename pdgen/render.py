@@ -7,6 +7,7 @@ import pathlib
 import shlex
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import yaml
@@ -77,24 +78,41 @@ def install_command(rendered: Rendered, values_file: str) -> list[str]:
             "--create-namespace", "-f", values_file]
 
 
-def render_file(path: str, *, kube_version: str | None = None, values_only: bool = False,
-                helm_path: str | None = None, out: str | None = None) -> Rendered:
-    """Validate, compile and (unless values_only) helm-template one topology, in memory."""
+def prepare(path: str, *, out: str | None = None) -> Rendered:
+    """Validate and compile one topology; values text and install command, no helm yet."""
     rendered = compile_result(check_file(path))
-    if not rendered.ok:
-        return rendered
-    rendered.values_text = values_text(rendered, path)
-    values_file = os.path.join(out, rendered.name, "values.yaml") if out else f"{rendered.name}-values.yaml"
-    rendered.command = install_command(rendered, values_file)
-    if values_only:
-        return rendered
+    if rendered.ok:
+        rendered.values_text = values_text(rendered, path)
+        values_file = os.path.join(out, rendered.name, "values.yaml") if out else f"{rendered.name}-values.yaml"
+        rendered.command = install_command(rendered, values_file)
+    return rendered
+
+
+def template(rendered: Rendered, *, kube_version: str | None = None, helm_path: str | None = None) -> None:
+    """Run `helm template` on the compiled values (fills rendered.manifests)."""
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", encoding="utf-8") as fh:
         fh.write(rendered.values_text)
         fh.flush()
         rendered.manifests = helm.template(str(charts.chart_path(rendered.chart)), release=rendered.name,
                                            namespace=rendered.namespace, values=[fh.name],
                                            kube_version=kube_version, helm=helm_path)
-    return rendered
+
+
+def render_files(paths: list[str], *, kube_version: str | None = None, values_only: bool = False,
+                 helm_path: str | None = None, out: str | None = None) -> list[Rendered]:
+    """Validate, compile and helm-template topologies, in memory and in input order. The
+    helm runs (the slow part) go in parallel, one per core."""
+    items = [prepare(p, out=out) for p in paths]
+    if not values_only:
+        ok = [item for item in items if item.ok]
+        with ThreadPoolExecutor(max_workers=max(1, min(len(ok), os.cpu_count() or 1))) as pool:
+            for future in [pool.submit(template, item, kube_version=kube_version, helm_path=helm_path) for item in ok]:
+                future.result()
+    return items
+
+
+def render_file(path: str, **kwargs) -> Rendered:
+    return render_files([path], **kwargs)[0]
 
 
 def write(rendered: Rendered, out: str) -> pathlib.Path:

@@ -22,11 +22,16 @@ def lint_files(paths: list[str], kube_version: str = DEFAULT_KUBE_VERSION,
                helm_path: str | None = None) -> list[FileResult]:
     results: list[FileResult] = []
     inputs: list[tuple[FileResult, str, str | None]] = []  # (result, text, path on disk or None)
+    raws = {}
     for path in paths:
         with open(path, "rb") as fh:
-            raw = fh.read()
-        if _is_topology(raw):
-            rendered = render.render_file(path, kube_version=kube_version, helm_path=helm_path)
+            raws[path] = fh.read()
+    topologies = [p for p in paths if _is_topology(raws[p])]
+    renders = dict(zip(topologies, render.render_files(topologies, kube_version=kube_version, helm_path=helm_path)))
+    for path in paths:
+        raw = raws[path]
+        if path in renders:
+            rendered = renders[path]
             result = FileResult(f"{path} (rendered)" if rendered.ok else path, list(rendered.result.findings))
             results.append(result)
             if rendered.ok:

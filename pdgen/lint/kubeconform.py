@@ -6,6 +6,7 @@ resources), and runs while pdgen's own checks do."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 from pdgen import tools
@@ -14,6 +15,9 @@ from pdgen.findings import Finding
 from pdgen.lint.manifests import Obj
 
 RULE = "kubeconform"
+# With $ref'd schemas kubeconform's validationErrors only say "/spec: validation failed";
+# the precise location and reason are in msg: "... - at '/spec/...': additional properties ...".
+_AT = re.compile(r"at '(/[^']*)': ([^\n]+)")
 
 
 def start(paths: list[str], kube_version: str) -> subprocess.Popen:
@@ -45,7 +49,8 @@ def finish(proc: subprocess.Popen, objects: dict[str, list[Obj]], display: dict[
             message = res.get("msg") or "kubeconform could not validate this resource"
             findings.append(obj.finding((), message, RULE) if obj else Finding(file, 0, 0, "$", message, RULE))
             continue
-        for e in errors:
-            findings.append(obj.finding(_path(e.get("path", "")), e.get("msg", ""), RULE) if obj else
-                            Finding(file, 0, 0, "$", e.get("msg", ""), RULE))
+        details = _AT.findall(res.get("msg", "")) or [(e.get("path", ""), e.get("msg", "")) for e in errors]
+        for pointer, message in details:
+            findings.append(obj.finding(_path(pointer), message, RULE) if obj else
+                            Finding(file, 0, 0, "$", message, RULE))
     return findings

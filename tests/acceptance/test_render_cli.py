@@ -1,0 +1,119 @@
+"""`pdgen render`: values, manifests and the install command, deterministic and atomic."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import stat
+import subprocess
+import sys
+
+import pytest
+import yaml
+from jsonschema import Draft7Validator
+
+from pdgen.cli import cli
+from tests.conftest import EXAMPLES, ROOT
+
+SGLANG = str(ROOT / "examples" / "ack-sglang-mooncake-qwen7b.yaml")
+
+
+def run(runner, *args, env=None):
+    return runner.invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def _tree(root: pathlib.Path) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_every_example_renders_values_the_chart_accepts_and_manifests(runner, tmp_path):
+    out = tmp_path / "out"
+    result = run(runner, "render", "-o", str(out), "--format", "text", *map(str, EXAMPLES))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == (
+        f"Summary: {len(EXAMPLES)} files - valid: {len(EXAMPLES)}, invalid: 0 (0 errors, 0 warnings)")
+    for path in EXAMPLES:
+        name = yaml.safe_load(path.read_text())["metadata"]["name"]
+        target = out / name
+        assert sorted(p.name for p in target.iterdir()) == ["helm-command.txt", "manifests.yaml", "values.yaml"]
+        values = yaml.safe_load((target / "values.yaml").read_text())
+        chart = yaml.safe_load(path.read_text())["spec"]["backend"]
+        schema = json.loads((ROOT / "charts" / chart / "values.schema.json").read_text())
+        assert list(Draft7Validator(schema).iter_errors(values)) == []
+        assert [d for d in yaml.safe_load_all((target / "manifests.yaml").read_text()) if d]
+        command = (target / "helm-command.txt").read_text().split()
+        assert command[:4] == ["helm", "upgrade", "--install", name] and command[-1].endswith(f"{name}/values.yaml")
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging leftovers
+
+
+def test_render_is_byte_identical_on_rerun(runner, tmp_path):
+    run(runner, "render", "-o", str(tmp_path / "a"), *map(str, EXAMPLES[:3]))
+    run(runner, "render", "-o", str(tmp_path / "b"), *map(str, EXAMPLES[:3]))
+    first, second = _tree(tmp_path / "a"), _tree(tmp_path / "b")
+    assert first and {k: v for k, v in first.items() if not k.endswith("helm-command.txt")} == {
+        k: v for k, v in second.items() if not k.endswith("helm-command.txt")}
+    run(runner, "render", "-o", str(tmp_path / "a"), *map(str, EXAMPLES[:3]))
+    assert _tree(tmp_path / "a") == first
+
+
+def test_the_printed_command_installs_the_written_values(runner, tmp_path):
+    result = run(runner, "render", "-o", str(tmp_path), "--format", "text", SGLANG)
+    line = next(l.strip() for l in result.output.splitlines() if l.strip().startswith("helm upgrade"))
+    assert line == (f"helm upgrade --install sglang-pd charts/sglang-mooncake --namespace default --create-namespace "
+                    f"-f {tmp_path}/sglang-pd/values.yaml")
+    assert (tmp_path / "sglang-pd" / "helm-command.txt").read_text() == line + "\n"
+
+
+def test_values_only_runs_no_helm(runner, tmp_path):
+    result = run(runner, "render", "--values-only", "-o", str(tmp_path), SGLANG, env={"HELM": "/nonexistent"})
+    assert result.exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "sglang-pd").iterdir()) == ["helm-command.txt", "values.yaml"]
+
+
+def test_a_topology_with_errors_writes_nothing(runner, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(pathlib.Path(SGLANG).read_text().replace("replicas: 2", "replicas: -2"))
+    result = run(runner, "render", "-o", str(tmp_path / "out"), "--format", "text", str(bad), SGLANG)
+    assert result.exit_code == 1
+    assert f"{bad}:33:15: error: $.spec.prefill.replicas: -2 is less than the minimum of 1 [schema]" in result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["sglang-pd"]
+
+
+def test_a_backend_that_cannot_express_a_setting_is_a_located_error(runner, tmp_path):
+    bad = tmp_path / "kv.yaml"
+    bad.write_text(pathlib.Path(SGLANG).read_text().replace("  service:\n", "  routing:\n    policy: kv-aware\n  service:\n"))
+    result = run(runner, "render", "-o", str(tmp_path / "out"), "--format", "text", str(bad))
+    assert result.exit_code == 1
+    assert (f"{bad}:44:5: error: $.spec.routing.policy: the SGLang router has no 'kv-aware' policy; choose one of "
+            "cache-aware, power-of-two, random, round-robin [compile.unsupported]") in result.output
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_duplicate_names_are_refused(runner, tmp_path):
+    copy = tmp_path / "copy.yaml"
+    copy.write_text(pathlib.Path(SGLANG).read_text())
+    result = run(runner, "render", "--values-only", "-o", str(tmp_path / "out"), "--format", "text", SGLANG, str(copy))
+    assert result.exit_code == 1
+    assert f"{copy}:11:9: error: $.metadata.name: 'sglang-pd' is also the name of {SGLANG}" in result.output
+
+
+def test_a_failing_helm_leaves_the_previous_output_intact(tmp_path):
+    out = tmp_path / "out"
+    subprocess.run([sys.executable, "-m", "pdgen", "render", "-o", str(out), SGLANG], check=True, cwd=ROOT,
+                   capture_output=True)
+    before = _tree(out)
+    fake = tmp_path / "helm"
+    fake.write_text("#!/bin/sh\necho 'Error: boom' >&2\nexit 1\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    proc = subprocess.run([sys.executable, "-m", "pdgen", "render", "-o", str(out), "--helm", str(fake), SGLANG],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 3
+    assert "Traceback" not in proc.stderr and "return code: 1" in proc.stderr and "Error: boom" in proc.stderr
+    assert _tree(out) == before
+
+
+def test_goldens_are_current():
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "goldens.py"), "--check"], capture_output=True,
+                          text=True, env={**os.environ})
+    assert proc.returncode == 0, proc.stderr

@@ -1,0 +1,193 @@
+"""`pdgen lint` on real renders: the examples are clean, and seeded defects are each caught
+with the object and container they are in."""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from pdgen import lint, render
+from pdgen.cli import cli
+from tests.conftest import EXAMPLES, ROOT
+
+SGLANG = "examples/ack-sglang-mooncake-qwen7b.yaml"
+LMCACHE = "examples/lmcache-qwen72b-tp8-pd.yaml"
+
+
+@functools.cache
+def manifests(example: str) -> str:
+    import os
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        return render.render_file(example).manifests
+    finally:
+        os.chdir(cwd)
+
+
+def docs(example: str) -> list[dict]:
+    return [d for d in yaml.safe_load_all(manifests(example)) if d]
+
+
+def lint_docs(tmp_path, objects: list[dict]):
+    path = tmp_path / "manifests.yaml"
+    path.write_text(yaml.safe_dump_all(objects, sort_keys=False))
+    [result] = lint.lint_files([str(path)])
+    return result.findings
+
+
+def obj(objects, kind, name):
+    return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
+
+
+def container(o, name):
+    spec = o["spec"]["template"]["spec"]
+    return next(c for c in spec["containers"] if c["name"] == name)
+
+
+def messages(findings):
+    return [(f.rule, f.message) for f in findings]
+
+
+def test_every_example_lints_clean_from_the_topology():
+    results = lint.lint_files([str(p) for p in EXAMPLES])
+    assert [(r.file, r.findings) for r in results if r.findings] == []
+
+
+def test_unchanged_render_is_clean(tmp_path):
+    assert lint_docs(tmp_path, docs(SGLANG)) == []
+
+
+def test_a_port_the_prefill_pod_no_longer_opens_is_caught_at_the_router(tmp_path):
+    objects = docs(SGLANG)
+    prefill = container(obj(objects, "StatefulSet", "sglang-pd-prefill"), "prefill")
+    prefill["ports"] = [p for p in prefill["ports"] if p["name"] != "bootstrap"]
+    found = messages(lint_docs(tmp_path, objects))
+    assert ("wiring.pod-port", "Deployment/sglang-pd-router container router: address "
+            "sglang-pd-prefill-0.sglang-pd-prefill.default.svc:8998: pod sglang-pd-prefill-0 does not declare "
+            "container port 8998") in found
+    assert ("wiring.service-port", "Service/sglang-pd-prefill: targetPort bootstrap is not declared by the pods of "
+            "StatefulSet/sglang-pd-prefill") in found
+
+
+def test_a_dropped_service_port_is_caught_where_it_is_used(tmp_path):
+    objects = docs(LMCACHE)
+    master = obj(objects, "Service", "qwen72b-pd-mooncake-master")
+    master["spec"]["ports"] = [p for p in master["spec"]["ports"] if p["name"] != "rpc"]
+    found = lint_docs(tmp_path, objects)
+    hits = [f for f in found if f.rule == "wiring.service-port"]
+    assert {f.message for f in hits} >= {
+        "ConfigMap/qwen72b-pd-kv-config: address qwen72b-pd-mooncake-master:50051: Service "
+        "qwen72b-pd-mooncake-master exposes [9003, 8080], not 50051"}
+    [cm] = [f for f in hits if f.message.startswith("ConfigMap/")]
+    assert cm.json_path == "$.data['lmcache.yaml']"
+    assert manifests(LMCACHE).splitlines()[cm.line - 1].strip().startswith("lmcache.yaml:") or cm.line > 0
+
+
+def test_a_renamed_flag_is_caught_with_its_container(tmp_path):
+    objects = docs(SGLANG)
+    args = container(obj(objects, "StatefulSet", "sglang-pd-decode"), "decode")["args"]
+    args[args.index("--disaggregation-mode")] = "--disagg-mode"
+    [finding] = [f for f in lint_docs(tmp_path, objects) if f.rule == "flags.unknown"]
+    assert finding.message == ("StatefulSet/sglang-pd-decode container decode: --disagg-mode is not a flag of "
+                               "sglang.launch_server 0.5.23")
+    assert finding.json_path == f"$.spec.template.spec.containers[0].args[{args.index('--disagg-mode')}]"
+
+
+def test_a_router_pointed_at_a_missing_service_is_caught(tmp_path):
+    objects = docs(SGLANG)
+    args = container(obj(objects, "Deployment", "sglang-pd-router"), "router")["args"]
+    i = next(i for i, a in enumerate(args) if a.startswith("http://sglang-pd-decode-0"))
+    args[i] = "http://sglang-pd-decoder-0.sglang-pd-decoder.default.svc:8000"
+    found = messages(lint_docs(tmp_path, objects))
+    assert ("wiring.unknown-service", "Deployment/sglang-pd-router container router: address "
+            "sglang-pd-decoder-0.sglang-pd-decoder.default.svc:8000 points at Service 'sglang-pd-decoder', which the "
+            "release does not define") in found
+
+
+def test_an_inline_secret_is_caught(tmp_path):
+    objects = docs(SGLANG)
+    container(obj(objects, "StatefulSet", "sglang-pd-decode"), "decode")["env"].append(
+        {"name": "HF_TOKEN", "value": "hf_" + "a" * 34})
+    found = messages(lint_docs(tmp_path, objects))
+    assert ("policy.inline-secret", "StatefulSet/sglang-pd-decode container decode: HF_TOKEN holds a credential "
+            "inline; use valueFrom.secretKeyRef") in found
+
+
+def test_privileged_and_ipc_lock_without_rdma_are_caught(tmp_path):
+    objects = docs("examples/vllm-mooncake-p2p-qwen7b.yaml")
+    router = container(obj(objects, "Deployment", "vllm-p2p-pd-router"), "router")
+    router["securityContext"] = {"privileged": True, "capabilities": {"add": ["IPC_LOCK"]}}
+    found = messages(lint_docs(tmp_path, objects))
+    assert ("policy.privileged", "Deployment/vllm-p2p-pd-router container router: privileged: no pdgen backend "
+            "needs it (devices come from device plugins)") in found
+    assert ("policy.ipc-lock", "Deployment/vllm-p2p-pd-router container router: IPC_LOCK without RDMA: only RDMA "
+            "memory registration needs it") in found
+    # The engines keep IPC_LOCK: they request the RDMA device-plugin resource.
+    assert not [m for r, m in found if r == "policy.ipc-lock" and "prefill" in m]
+
+
+def test_host_network_needs_rdma_or_a_reason(tmp_path):
+    objects = docs(SGLANG)
+    obj(objects, "Deployment", "sglang-pd-router")["spec"]["template"]["spec"]["hostNetwork"] = True
+    found = messages(lint_docs(tmp_path, objects))
+    assert ("policy.host-network", "Deployment/sglang-pd-router: hostNetwork without RDMA or a stated reason "
+            "(pdgen.io/host-network)") in found
+
+
+def test_loopback_listener_probe_port_and_empty_selector_are_caught(tmp_path):
+    objects = docs(SGLANG)
+    router = container(obj(objects, "Deployment", "sglang-pd-router"), "router")
+    router["args"][router["args"].index("--host") + 1] = "127.0.0.1"
+    decode = container(obj(objects, "StatefulSet", "sglang-pd-decode"), "decode")
+    decode["readinessProbe"]["httpGet"]["port"] = "metrics"
+    obj(objects, "Service", "sglang-pd")["spec"]["selector"]["app.kubernetes.io/component"] = "gateway"
+    found = messages(lint_docs(tmp_path, objects))
+    assert ("wiring.loopback", "Deployment/sglang-pd-router container router: listens on 127.0.0.1: nothing outside "
+            "the pod can reach it (use 0.0.0.0)") in found
+    assert ("wiring.probe-port", "StatefulSet/sglang-pd-decode container decode: readinessProbe targets port "
+            "metrics, which the container does not declare") in found
+    assert ("wiring.service-selects-nothing", "Service/sglang-pd: selects no pod template of the release") in found
+
+
+def test_kubeconform_findings_name_the_object_and_path(tmp_path):
+    objects = docs(SGLANG)
+    container(obj(objects, "Deployment", "sglang-pd-router"), "router")["bogus"] = 1
+    [finding] = [f for f in lint_docs(tmp_path, objects) if f.rule == "kubeconform"]
+    assert finding.message.startswith("Deployment/sglang-pd-router: ")
+    assert "bogus" in finding.message
+    assert finding.json_path == "$.spec.template.spec.containers[0]"
+
+
+def test_custom_resources_are_validated_not_skipped(tmp_path):
+    objects = docs("examples/deepseek-r1-671b-multinode.yaml")
+    obj(objects, "LeaderWorkerSet", "deepseek-r1-pd-prefill")["spec"]["leaderWorkerTemplate"]["size"] = "two"
+    found = [f for f in lint_docs(tmp_path, objects) if f.rule == "kubeconform"]
+    assert found and found[0].message.startswith("LeaderWorkerSet/deepseek-r1-pd-prefill: ")
+    assert found[0].json_path == "$.spec.leaderWorkerTemplate.size"
+
+
+def test_cli_lints_manifests_and_topologies_with_exit_codes(runner, tmp_path):
+    objects = docs(SGLANG)
+    container(obj(objects, "Deployment", "sglang-pd-router"), "router")["args"].append("--no-such-flag")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump_all(objects, sort_keys=False))
+    result = runner.invoke(cli, ["lint", "--format", "text", str(ROOT / SGLANG), str(bad)])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert len(lines) == 2 and "error: $.spec.template.spec.containers[0].args[" in lines[0]
+    assert lines[0].endswith("Deployment/sglang-pd-router container router: --no-such-flag is not a flag of "
+                             "sglang_router.launch_router 0.3.2 [flags.unknown]")
+    assert lines[1] == "Summary: 2 files - valid: 1, invalid: 1 (1 error, 0 warnings)"
+
+
+def test_lint_does_not_trace_back_on_garbage(tmp_path):
+    junk = tmp_path / "junk.yaml"
+    junk.write_bytes(b"a: [\n")
+    proc = subprocess.run([sys.executable, "-m", "pdgen", "lint", str(junk)], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "YAML syntax error" in proc.stdout
