@@ -97,7 +97,8 @@ def render_cmd(topologies: tuple[str, ...], out: str, values_only: bool, kube_ve
     for item in done:
         if item.ok:
             wrote = "values.yaml" + ("" if values_only else ", manifests.yaml")
-            click.echo(f"{item.result.file}: wrote {os.path.join(out, item.name)}/ ({wrote}); install with:")
+            click.echo(f"{item.result.file}: wrote {os.path.join(out, item.name)}/ ({wrote}); install "
+                       f"({render.chart_label(item)}) with:")
             click.echo(f"  {' '.join(item.command)}")
     click.echo(lines[-1], nl=False)
     sys.exit(EXIT_FINDINGS if any(r.has_errors for r in results) else EXIT_OK)

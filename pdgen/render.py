@@ -72,6 +72,11 @@ def values_text(rendered: Rendered, topology_file: str) -> str:
     return header + yaml.safe_dump(rendered.values, sort_keys=False, allow_unicode=True, width=10_000)
 
 
+def chart_label(rendered: Rendered) -> str:
+    meta = charts.chart_meta(rendered.chart)
+    return f"chart {meta['name']} {meta['version']} (engine {meta['appVersion']})"
+
+
 def install_command(rendered: Rendered, values_file: str) -> list[str]:
     chart = os.path.relpath(charts.chart_path(rendered.chart))
     return ["helm", "upgrade", "--install", rendered.name, chart, "--namespace", rendered.namespace,
@@ -125,7 +130,8 @@ def write(rendered: Rendered, out: str) -> pathlib.Path:
         (staging / "values.yaml").write_text(rendered.values_text, encoding="utf-8")
         if rendered.manifests:
             (staging / "manifests.yaml").write_text(rendered.manifests, encoding="utf-8")
-        (staging / "helm-command.txt").write_text(shlex.join(rendered.command) + "\n", encoding="utf-8")
+        (staging / "helm-command.txt").write_text(f"# {chart_label(rendered)}\n{shlex.join(rendered.command)}\n",
+                                                  encoding="utf-8")
         if target.exists():
             old = pathlib.Path(tempfile.mkdtemp(dir=root, prefix=f".{rendered.name}.old-"))
             os.rename(target, old / "previous")
