@@ -45,12 +45,15 @@ def cli() -> None:
 @click.option("--format", "fmt", type=click.Choice(sorted(reporters.REPORTER_BY_NAME)), default=None,
               help="Output format. Default: github when GITHUB_ACTIONS=true, else text.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
-def validate(files: tuple[str, ...], fmt: str | None, strict: bool) -> None:
-    """Check topology FILES (- for stdin) against the schema.
+@click.option("--model-config", type=click.Path(exists=True, dir_okay=False),
+              help="A Hugging Face config.json describing the model, for models not in pdgen's catalog.")
+def validate(files: tuple[str, ...], fmt: str | None, strict: bool, model_config: str | None) -> None:
+    """Check topology FILES (- for stdin): the schema, then the cross-role feasibility rules
+    (parallelism, connector pairing, RDMA, infra, routing, model fit, ...).
 
     Every problem is one line: FILE:LINE:COL: error: $.json.path: message [rule]
     """
-    results = [check_file(f) for f in files]
+    results = [check_file(f, model_config) for f in files]
     click.echo(reporters.render(fmt or _default_format(), results), nl=False)
     failed = any(r.has_errors for r in results) or (strict and any(r.findings for r in results))
     sys.exit(EXIT_FINDINGS if failed else EXIT_OK)

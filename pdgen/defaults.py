@@ -8,7 +8,7 @@ the tables below. Image tags are not here: each chart pins its engine release
 
 from __future__ import annotations
 
-import copy
+import functools
 import posixpath
 from typing import Any
 
@@ -59,22 +59,47 @@ def _resolve(node: dict, root: dict) -> dict:
     return merged
 
 
-def _fill(value: Any, node: dict, root: dict) -> None:
+_NO_DEFAULT = object()
+
+
+def _plan(node: dict, root: dict) -> tuple:
+    """(name, default, sub-plan) for every property of an object schema, computed once:
+    walking the schema for every topology would cost more than validating it."""
     node = _resolve(node, root)
+    return tuple((name, prop.get("default", _NO_DEFAULT), _plan(prop, root))
+                 for name, prop in ((n, _resolve(p, root)) for n, p in node.get("properties", {}).items()))
+
+
+@functools.cache
+def _root_plan() -> tuple:
+    root = topology_schema()
+    return _plan(root, root)
+
+
+def _fill(value: Any, plan: tuple) -> None:
     if not isinstance(value, dict):
         return
-    for name, prop in node.get("properties", {}).items():
-        prop = _resolve(prop, root)
-        if name not in value and "default" in prop:
-            value[name] = copy.deepcopy(prop["default"])
-        if name in value:
-            _fill(value[name], prop, root)
+    for name, default, sub in plan:
+        if name not in value and default is not _NO_DEFAULT:
+            value[name] = _copy(default)
+        if name in value and sub:
+            _fill(value[name], sub)
+
+
+def _copy(value: Any) -> Any:
+    """Copy plain YAML/JSON data; several times faster than copy.deepcopy, which showed up
+    in the validation benchmark."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
 
 
 def _merge_missing(target: dict, defaults: dict) -> None:
     for key, value in defaults.items():
         if key not in target:
-            target[key] = copy.deepcopy(value)
+            target[key] = _copy(value)
         elif isinstance(value, dict) and isinstance(target[key], dict):
             _merge_missing(target[key], value)
 
@@ -82,7 +107,7 @@ def _merge_missing(target: dict, defaults: dict) -> None:
 def effective(topology: dict) -> dict:
     """The topology with every default applied. Expects a schema-valid topology; the
     input is not modified."""
-    doc = copy.deepcopy(topology)
+    doc = _copy(topology)
     spec = doc["spec"]
     _merge_missing(spec, BACKEND_DEFAULTS[spec["backend"]])
     if spec.get("mode", "disaggregated") == "disaggregated":
@@ -92,6 +117,5 @@ def effective(topology: dict) -> dict:
     model.setdefault("servedName", model["name"])
     accelerator = spec["accelerator"]
     accelerator.setdefault("resourceName", ACCELERATOR_RESOURCE[accelerator["type"]])
-    root = topology_schema()
-    _fill(doc, root, root)
+    _fill(doc, _root_plan())
     return doc

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from pdgen import backends, charts, defaults, helm
-from pdgen.findings import FileResult, Finding
-from pdgen.loader import json_path
+from pdgen.findings import FileResult
 from pdgen.validate import check_file
 
 
@@ -44,15 +43,7 @@ def compile_result(result: FileResult) -> Rendered:
     if result.has_errors or result.document is None:
         return rendered
     topology = defaults.effective(result.document)
-    compiled = backends.compile_topology(topology)
-    doc = result.source
-    for problem in compiled.problems:
-        line, column = doc.position(problem.path, key=True)
-        result.findings.append(Finding(result.file, line, column, json_path(problem.path), problem.message,
-                                       problem.rule, problem.level))
-    result.findings.sort()
-    if result.has_errors:
-        return rendered
+    compiled = backends.compile_topology(topology)  # its problems are already in result (validate)
     chart = backends.CHARTS[topology["spec"]["backend"]]
     errors = sorted(charts.values_validator(chart).iter_errors(compiled.values), key=lambda e: list(e.path))
     if errors:

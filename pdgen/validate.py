@@ -9,25 +9,42 @@ from pdgen import loader, schema
 from pdgen.findings import FileResult, Finding
 
 
-def check_bytes(raw: bytes, file: str) -> FileResult:
+def feasibility(doc: loader.Document, model_config: str | None = None) -> list[Finding]:
+    """Cross-role rules and what the backend cannot express, for a schema-valid document."""
+    from pdgen import backends, defaults, models, rules  # loaded only for documents that get this far
+
+    topology = defaults.effective(doc.data)
+    name = topology["spec"]["model"]["name"]
+    facts = models.from_hf_config(model_config, name) if model_config else models.lookup(name)
+    findings = rules.run(rules.Context(topology, facts), doc)
+    for problem in backends.compile_topology(topology).problems:
+        line, column = doc.position(problem.path, key=True)
+        findings.append(Finding(doc.file, line, column, loader.json_path(problem.path), problem.message,
+                                problem.rule, problem.level))
+    return findings
+
+
+def check_bytes(raw: bytes, file: str, model_config: str | None = None) -> FileResult:
     doc = loader.load(raw, file)
     findings = list(doc.findings)
     if doc.data is not None:
         findings += schema.validate(doc)
+        if not findings:
+            findings += feasibility(doc, model_config)
     result = FileResult(file, sorted(set(findings)), source=doc)
     if not result.has_errors:
         result.document = doc.data
     return result
 
 
-def check_file(path: str) -> FileResult:
+def check_file(path: str, model_config: str | None = None) -> FileResult:
     """Validate one file; ``-`` reads standard input."""
     # Read one byte past the limit so an oversized file is reported, not silently cut.
     if path == "-":
-        return check_bytes(sys.stdin.buffer.read(loader.MAX_BYTES + 1), "<stdin>")
+        return check_bytes(sys.stdin.buffer.read(loader.MAX_BYTES + 1), "<stdin>", model_config)
     try:
         with open(path, "rb") as fh:
             raw = fh.read(loader.MAX_BYTES + 1)
     except OSError as exc:
         return FileResult(path, [Finding(path, 0, 0, "$", f"cannot read file: {exc.strerror}", "io")])
-    return check_bytes(raw, path)
+    return check_bytes(raw, path, model_config)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pdgen.backends import common
 from pdgen.backends.common import Compiled
-
-ROUTER = "the vLLM-Ascend proxy"
+from pdgen.quantity import to_bytes
 
 
 def compile(topology: dict) -> Compiled:
@@ -25,18 +24,11 @@ def compile(topology: dict) -> Compiled:
     if ds:
         values["datasystem"] = {}
         if "sharedMemorySize" in ds:
-            values["datasystem"]["sharedMemoryMb"] = common.to_bytes(ds["sharedMemorySize"]) // 2**20
+            values["datasystem"]["sharedMemoryMb"] = to_bytes(ds["sharedMemorySize"]) // 2**20
         if "workerPort" in ds:
             values["datasystem"]["workerPort"] = ds["workerPort"]
         if not datasystem:
             compiled.error(("spec", "kvCache", "datasystem"), "datasystem settings apply only to kvBackend datasystem")
-    values["infra"] = {"etcd": common.infra(spec, "etcd", datasystem, "the datasystem discovers workers through etcd",
-                                            compiled, 2379)}
-    for name in ("nats", "mooncakeMaster"):
-        common.infra(spec, name, False, "vLLM-Ascend's connectors do not use it", compiled, 0)
-    if "router" in values:
-        common.unsupported_routing(spec, compiled, {"round-robin": "round-robin"}, ROUTER)
-    common.no_router_when_aggregated(spec, compiled)
-    common.no_selective_disaggregation(spec, compiled, ROUTER)
+    values["infra"] = {"etcd": common.infra(spec, "etcd")}
     compiled.values = values
     return compiled

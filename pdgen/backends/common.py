@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from pdgen.findings import Level
@@ -32,19 +30,6 @@ class Compiled:
 
     def warn(self, path: Path, message: str) -> None:
         self.problems.append(Problem(tuple(path), message, level=Level.WARNING))
-
-
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
-_FACTOR = {None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
-           "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-
-
-def to_bytes(quantity: str | int) -> int:
-    """A Kubernetes size quantity (schema-checked) as a number of bytes."""
-    if isinstance(quantity, int):
-        return quantity
-    number, suffix = _QUANTITY.match(quantity).groups()
-    return int(Decimal(number) * _FACTOR[suffix])
 
 
 def env_list(env: dict | None) -> list[dict]:
@@ -178,41 +163,15 @@ def base(topology: dict, compiled: Compiled) -> dict:
     return values
 
 
-def no_router_when_aggregated(spec: dict, compiled: Compiled) -> None:
-    if spec["mode"] == "aggregated" and "router" in spec:
-        compiled.error(("spec", "router"), "in aggregated mode the Service reaches the servers directly; "
-                       f"backend {spec['backend']} renders no router in front of 'server'")
+def infra(spec: dict, name: str) -> dict:
+    """Chart values of one infra service: auto -> deployed when the backend needs it (the
+    infra rule's table), external -> its endpoint. The infra rule reports misuse."""
+    from pdgen.rules.infra import needs  # the table lives with the rule that explains it
 
-
-def no_selective_disaggregation(spec: dict, compiled: Compiled, router: str) -> None:
-    if "selectiveDisaggregation" in spec["routing"]:
-        compiled.error(("spec", "routing", "selectiveDisaggregation"),
-                       f"{router} always disaggregates; selective disaggregation needs the dynamo backend")
-
-
-def infra_mode(spec: dict, name: str) -> str:
-    return spec["infra"][name]["mode"]
-
-
-def infra(spec: dict, name: str, needed: bool, why: str, compiled: Compiled, port: int) -> dict:
-    """Resolve one infra service: auto -> bundled when needed, none otherwise; external ->
-    the endpoint. A needed service set to none, or a pointless one set to bundled, is an error."""
     cfg = spec["infra"][name]
-    mode = cfg["mode"]
-    path = ("spec", "infra", name, "mode")
-    out: dict[str, Any] = {"enabled": False, "endpoint": ""}
-    if mode == "auto":
-        out["enabled"] = needed
-    elif mode == "bundled":
-        if not needed:
-            compiled.error(path, f"{name} is not used by this backend/variant ({why}); remove it or set mode: none")
-        out["enabled"] = needed
-    elif mode == "external":
-        if not needed:
-            compiled.error(path, f"{name} is not used by this backend/variant ({why}); remove it or set mode: none")
-        out["endpoint"] = cfg["endpoint"]
-    elif needed:
-        compiled.error(path, f"this backend/variant needs {name} ({why}); use mode auto, bundled or external")
+    needed = needs(spec)[name][0]
+    out: dict[str, Any] = {"enabled": needed and cfg["mode"] in ("auto", "bundled"),
+                           "endpoint": cfg.get("endpoint", "") if cfg["mode"] == "external" else ""}
     if out["enabled"]:
         if "image" in cfg:
             out["image"] = image(cfg["image"])
@@ -221,11 +180,8 @@ def infra(spec: dict, name: str, needed: bool, why: str, compiled: Compiled, por
     return out
 
 
-def unsupported_routing(spec: dict, compiled: Compiled, supported: dict[str, str], router: str) -> str | None:
-    """The chart's name for the topology's routing policy, or a problem if it has none."""
-    policy = spec["routing"]["policy"]
-    if policy in supported:
-        return supported[policy]
-    compiled.error(("spec", "routing", "policy"),
-                   f"{router} has no {policy!r} policy; choose one of {', '.join(sorted(supported))}")
-    return None
+def router_policy(spec: dict) -> str | None:
+    """The router's own name for the topology's policy (None when the routing rule rejects it)."""
+    from pdgen.rules.routing import POLICIES
+
+    return POLICIES[spec["backend"]].get(spec["routing"]["policy"])

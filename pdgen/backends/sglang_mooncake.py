@@ -5,9 +5,6 @@ from __future__ import annotations
 from pdgen.backends import common
 from pdgen.backends.common import Compiled
 
-ROUTER = "the SGLang router"
-POLICIES = {"random": "random", "round-robin": "round_robin", "cache-aware": "cache_aware",
-            "power-of-two": "power_of_two"}
 
 
 def compile(topology: dict) -> Compiled:
@@ -18,13 +15,7 @@ def compile(topology: dict) -> Compiled:
     values["ports"] = {"http": ports["http"], "bootstrap": ports["bootstrap"]}
     if "metrics" in ports:
         values["ports"]["metrics"] = ports["metrics"]
-    if "router" in values:
-        policy = common.unsupported_routing(spec, compiled, POLICIES, ROUTER)
-        if policy:
-            values["router"]["policy"] = policy
-    common.no_router_when_aggregated(spec, compiled)
-    common.no_selective_disaggregation(spec, compiled, ROUTER)
-    for name in ("etcd", "nats", "mooncakeMaster"):
-        common.infra(spec, name, False, "SGLang's Mooncake transfer engine hands KV over peer to peer", compiled, 0)
+    if "router" in values and common.router_policy(spec):
+        values["router"]["policy"] = common.router_policy(spec)
     compiled.values = values
     return compiled

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pdgen.backends import common
 from pdgen.backends.common import Compiled
-
-ROUTER = "the vLLM disaggregation proxy"
+from pdgen.quantity import to_bytes
 
 
 def compile(topology: dict) -> Compiled:
@@ -22,9 +21,9 @@ def compile(topology: dict) -> Compiled:
         sizes = kv["mooncakeStore"]
         values["kvCache"] = {"mooncakeStore": {}}
         if "globalSegmentSize" in sizes:
-            values["kvCache"]["mooncakeStore"]["globalSegmentSize"] = common.to_bytes(sizes["globalSegmentSize"])
+            values["kvCache"]["mooncakeStore"]["globalSegmentSize"] = to_bytes(sizes["globalSegmentSize"])
         if "localBufferSize" in sizes:
-            values["kvCache"]["mooncakeStore"]["localBufferSize"] = common.to_bytes(sizes["localBufferSize"])
+            values["kvCache"]["mooncakeStore"]["localBufferSize"] = to_bytes(sizes["localBufferSize"])
         if not store:
             compiled.error(("spec", "kvCache", "mooncakeStore"),
                            f"connector {connector} in {spec['mode']} mode uses no Mooncake store")
@@ -38,7 +37,7 @@ def compile(topology: dict) -> Compiled:
     if disaggregated and connector == "v0-etcd" and "tag" not in values.get("image", {}):
         compiled.error(("spec", "variant", "connector"), "connector v0-etcd runs vLLM's v0 engine, removed in "
                        "vLLM 0.11: set spec.image.tag to an older release (e.g. v0.8.5)")
-    master = common.infra(spec, "mooncakeMaster", store, f"connector {connector}", compiled, 50051)
+    master = common.infra(spec, "mooncakeMaster")
     eviction = kv.get("eviction", {})
     if "ratio" in eviction:
         master["evictionRatio"] = eviction["ratio"]
@@ -47,12 +46,6 @@ def compile(topology: dict) -> Compiled:
     if "policy" in eviction:
         compiled.warn(("spec", "kvCache", "eviction", "policy"),
                       "mooncake_master has no eviction policy choice (it evicts by lease and watermark); ignored")
-    etcd = common.infra(spec, "etcd", disaggregated and connector == "v0-etcd", f"connector {connector}", compiled, 2379)
-    common.infra(spec, "nats", False, "vLLM's Mooncake connectors do not use NATS", compiled, 0)
-    values["infra"] = {"etcd": etcd, "mooncakeMaster": master}
-    if "router" in values:
-        common.unsupported_routing(spec, compiled, {"round-robin": "round-robin"}, ROUTER)
-    common.no_router_when_aggregated(spec, compiled)
-    common.no_selective_disaggregation(spec, compiled, ROUTER)
+    values["infra"] = {"etcd": common.infra(spec, "etcd"), "mooncakeMaster": master}
     compiled.values = values
     return compiled

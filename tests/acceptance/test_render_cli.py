@@ -90,7 +90,7 @@ def test_a_backend_that_cannot_express_a_setting_is_a_located_error(runner, tmp_
     result = run(runner, "render", "-o", str(tmp_path / "out"), "--format", "text", str(bad))
     assert result.exit_code == 1
     assert (f"{bad}:44:5: error: $.spec.routing.policy: the SGLang router has no 'kv-aware' policy; choose one of "
-            "cache-aware, power-of-two, random, round-robin [compile.unsupported]") in result.output
+            "cache-aware, power-of-two, random, round-robin [routing]") in result.output
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 

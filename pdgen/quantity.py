@@ -1,0 +1,18 @@
+"""Kubernetes quantities."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
+_FACTOR = {None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+           "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+
+
+def to_bytes(quantity: str | int) -> int:
+    """A Kubernetes size quantity (schema-checked) as a number of bytes."""
+    if isinstance(quantity, int):
+        return quantity
+    number, suffix = _QUANTITY.match(quantity).groups()
+    return int(Decimal(number) * _FACTOR[suffix])

@@ -1,0 +1,53 @@
+"""rdma: RDMA requested means RDMA devices reach the pods, and host-network prefills do not
+collide on the bootstrap port.
+
+IPC_LOCK (memory registration) is added by the charts whenever protocol is rdma, so it
+cannot be forgotten; this rule checks what the topology must say itself.
+
+PASS::
+
+    transport: {protocol: rdma, rdma: {resourceName: rdma/hca}}
+
+FAIL::
+
+    transport: {protocol: rdma}
+    # -> no device plugin resource and no hostNetwork: the transfer engine falls back or fails
+
+FAIL::
+
+    transport: {protocol: rdma, rdma: {hostNetwork: true}}
+    prefill: {replicas: 2}
+    # -> two prefills on one node both bind the bootstrap port on the node's network
+
+Source: ../shared/reference/backends.md 1.5 and 1.7 (memlock / "Failed to register memory";
+one prefill per node with a fixed bootstrap port, sglang PR #20952).
+"""
+
+from __future__ import annotations
+
+from pdgen.findings import Level
+
+ID = "rdma"
+LEVEL = Level.ERROR
+
+
+def _anti_affine(role: dict) -> bool:
+    anti = (role.get("scheduling", {}).get("affinity") or {}).get("podAntiAffinity") or {}
+    return bool(anti.get("requiredDuringSchedulingIgnoredDuringExecution"))
+
+
+def check(ctx):
+    t = ctx.spec["transport"]
+    if t["protocol"] != "rdma":
+        return
+    rdma = t.get("rdma", {})
+    if not rdma.get("resourceName") and not rdma.get("hostNetwork"):
+        yield (("spec", "transport", "protocol"),
+               "rdma needs the devices in the pods: set transport.rdma.resourceName (a device-plugin resource "
+               "such as rdma/hca) or transport.rdma.hostNetwork: true")
+    if rdma.get("hostNetwork") and "prefill" in ctx.spec:
+        prefill = ctx.spec["prefill"]
+        if prefill["replicas"] > 1 and not _anti_affine(prefill):
+            yield (("spec", "prefill", "replicas"),
+                   f"{prefill['replicas']} prefills on the host network may land on one node and collide on the "
+                   "bootstrap port; add a required podAntiAffinity on kubernetes.io/hostname to prefill.scheduling")
