@@ -27,7 +27,7 @@ def compile(topology: dict) -> Compiled:
             values["datasystem"]["sharedMemoryMb"] = to_bytes(ds["sharedMemorySize"]) // 2**20
         if "workerPort" in ds:
             values["datasystem"]["workerPort"] = ds["workerPort"]
-        if not datasystem:
+        if spec["mode"] == "disaggregated" and not datasystem:
             compiled.error(("spec", "kvCache", "datasystem"), "datasystem settings apply only to kvBackend datasystem")
     values["infra"] = {"etcd": common.infra(spec, "etcd")}
     compiled.values = values

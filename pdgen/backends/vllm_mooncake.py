@@ -24,7 +24,7 @@ def compile(topology: dict) -> Compiled:
             values["kvCache"]["mooncakeStore"]["globalSegmentSize"] = to_bytes(sizes["globalSegmentSize"])
         if "localBufferSize" in sizes:
             values["kvCache"]["mooncakeStore"]["localBufferSize"] = to_bytes(sizes["localBufferSize"])
-        if not store:
+        if disaggregated and not store:  # aggregated mode: the aggregated-settings rule says it
             compiled.error(("spec", "kvCache", "mooncakeStore"),
                            f"connector {connector} in {spec['mode']} mode uses no Mooncake store")
     if "lmcache" in kv:
@@ -32,7 +32,7 @@ def compile(topology: dict) -> Compiled:
         values.setdefault("kvCache", {})["lmcache"] = {"chunkSize": lm["chunkSize"], "localCpu": lm["localCpu"]}
         if "maxLocalCpuSizeGiB" in lm:
             values["kvCache"]["lmcache"]["maxLocalCpuSize"] = lm["maxLocalCpuSizeGiB"]
-        if not (disaggregated and connector == "lmcache"):
+        if disaggregated and connector != "lmcache":
             compiled.error(("spec", "kvCache", "lmcache"), "LMCache settings apply only to the lmcache connector")
     if disaggregated and connector == "v0-etcd" and "tag" not in values.get("image", {}):
         compiled.error(("spec", "variant", "connector"), "connector v0-etcd runs vLLM's v0 engine, removed in "

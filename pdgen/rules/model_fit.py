@@ -18,7 +18,7 @@ FAIL::
     model: {name: Qwen/Qwen2.5-72B-Instruct}
     accelerator: {product: A10}
     decode: {parallelism: {tensor: 2}, acceleratorsPerPod: 2}
-    # -> 67.7 GiB of weights per accelerator; an A10 has 21.6 GiB usable
+    # -> 67.7 GiB of weights per accelerator; A10 has 21.6 GiB usable per accelerator
 
 Source: model config.json facts (pdgen/data/models.json); vLLM gpu_memory_utilization 0.9.
 """
@@ -44,7 +44,7 @@ def check(ctx):
         usable, weights, kv = m.usable / GIB, m.weights / GIB, m.kv_full_context / GIB
         if m.weights > m.usable:
             yield where, (f"{role}: {weights:.1f} GiB of weights per accelerator (TP {m.tensor} x PP {m.pipeline}); "
-                          f"a {product} has {usable:.1f} GiB usable: raise tensor or pipeline parallelism")
+                          f"{product} has {usable:.1f} GiB usable per accelerator: raise tensor or pipeline parallelism")
         elif m.headroom < 0:
             yield where, (f"{role}: {weights:.1f} GiB of weights + {kv:.1f} GiB of KV for one {m.tokens}-token "
                           f"request exceed the {usable:.1f} GiB usable on a {product}: raise parallelism or lower "
