@@ -36,3 +36,9 @@ def chart_meta(name: str) -> dict:
 @functools.cache
 def values_validator(name: str) -> Draft7Validator:
     return Draft7Validator(json.loads((chart_path(name) / "values.schema.json").read_text()))
+
+
+@functools.cache
+def chart_values(name: str) -> dict:
+    """The chart's own defaults (values.yaml)."""
+    return yaml.safe_load((chart_path(name) / "values.yaml").read_text())

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import traceback
 
 import click
 
-from pdgen import __version__, lint, render, reporters, schema, tools
+from pdgen import __version__, lint, models, render, reporters, schema, tools
+from pdgen import plan as planner
 from pdgen.errors import PdgenError
 from pdgen.findings import Finding
 from pdgen.fsutil import write_atomic
@@ -133,6 +135,35 @@ def lint_cmd(files: tuple[str, ...], kube_version: str, helm_path: str | None, f
     click.echo(reporters.render(fmt or _default_format(), results), nl=False)
     failed = any(r.has_errors for r in results) or (strict and any(r.findings for r in results))
     sys.exit(EXIT_FINDINGS if failed else EXIT_OK)
+
+
+@cli.command("plan", epilog=EXIT_CODES_HELP)
+@click.argument("topology", type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--model-config", type=click.Path(exists=True, dir_okay=False),
+              help="A Hugging Face config.json for a model not in pdgen's catalog.")
+@click.option("--prompt-tokens", type=click.IntRange(min=1), help="Prompt length for the KV-transfer estimate "
+              "(default: 4096, or maxModelLen if shorter).")
+@click.option("--bandwidth-gbps", type=click.FloatRange(min=0, min_open=True),
+              help="KV transfer bandwidth per instance (default: 25 for tcp, 200 for rdma).")
+def plan_cmd(topology: str, fmt: str, model_config: str | None, prompt_tokens: int | None,
+             bandwidth_gbps: float | None) -> None:
+    """Explain what TOPOLOGY deploys: pods, nodes and accelerators per role, memory per
+    accelerator (weights / KV / headroom), KV bytes per token and per request, KV transfer
+    time, infra and ports; each derived value with its formula."""
+    result = check_file(topology, model_config)
+    if result.has_errors:
+        click.echo(reporters.render("text", [result]), nl=False)
+        sys.exit(EXIT_FINDINGS)
+    name = result.document["spec"]["model"]["name"]
+    facts = models.from_hf_config(model_config, name) if model_config else models.lookup(name)
+    plan = planner.build(result.document, model=facts, prompt_tokens=prompt_tokens, bandwidth_gbps=bandwidth_gbps)
+    if fmt == "json":
+        plan["findings"] = [f.to_dict() for f in result.findings]
+        click.echo(json.dumps(plan, indent=2))
+    else:
+        click.echo(planner.text(plan, "".join(reporters.text_line(f) + "\n" for f in result.findings)), nl=False)
+    sys.exit(EXIT_OK)
 
 
 @cli.command("schema")

@@ -1,0 +1,134 @@
+"""`pdgen plan`: what a topology costs and how its pieces are sized, each derived value
+with the formula that produced it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pdgen import backends, charts, defaults, models
+from pdgen.rules.infra import needs
+from pdgen.sizing import GIB, USABLE, role_memory
+
+# Assumed per-instance KV transfer bandwidth, Gbit/s (override with --bandwidth-gbps).
+BANDWIDTH_GBPS = {"tcp": 25.0, "rdma": 200.0}
+INFRA_PORTS = {"etcd": ("port",), "nats": ("port",), "mooncakeMaster": ("rpcPort", "metricsPort", "httpMetadataPort")}
+
+
+def _merge(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {k: _merge(base.get(k), over[k]) if k in over else v for k, v in base.items()} | {
+            k: v for k, v in over.items() if k not in base}
+    return base if over is None else over
+
+
+def build(topology: dict, *, model: models.ModelFacts | None, prompt_tokens: int | None = None,
+          bandwidth_gbps: float | None = None) -> dict:
+    """The plan of a validated topology (defaults not yet applied) as plain data."""
+    t = defaults.effective(topology)
+    spec = t["spec"]
+    values = _merge(charts.chart_values(backends.CHARTS[spec["backend"]]),
+                    backends.compile_topology(t).values)
+    accel = spec["accelerator"]
+    gib = models.accelerator_gib(accel)
+    product = accel.get("product", accel["type"])
+    plan: dict[str, Any] = {
+        "name": t["metadata"]["name"], "backend": spec["backend"], "mode": spec["mode"],
+        "variant": spec["variant"], "chart": backends.CHARTS[spec["backend"]],
+        "accelerator": {"product": product, "memoryGiB": gib, "usableGiB": gib * USABLE if gib else None,
+                        "resourceName": accel["resourceName"],
+                        "formula": f"usable = {gib} GiB x {USABLE}" if gib else "memory unknown (set memoryGiB)"},
+        "roles": [], "disabledRules": spec.get("disabledRules", []),
+    }
+    if model:
+        plan["model"] = {"name": model.name, "paramsB": model.params_b, "paramsEstimated": model.params_estimated,
+                         "source": model.source, "kvBytesPerToken": model.kv_bytes_per_token(),
+                         "kvFormula": model.kv_formula()}
+    total = 0
+    for role in ("prefill", "decode", "server"):
+        if role not in spec:
+            continue
+        r = spec[role]
+        pods = r["replicas"] * r["nodesPerInstance"]
+        accelerators = pods * r["acceleratorsPerPod"]
+        total += accelerators
+        entry = {"role": role, "instances": r["replicas"], "podsPerInstance": r["nodesPerInstance"], "pods": pods,
+                 "acceleratorsPerPod": r["acceleratorsPerPod"], "accelerators": accelerators, **r["parallelism"]}
+        if model:
+            m = role_memory(t, model, role)
+            entry["memoryPerAccelerator"] = {
+                "weightsGiB": m.weights / GIB, "kvGiB": m.kv_full_context / GIB, "tokens": m.tokens,
+                "headroomGiB": None if m.headroom is None else m.headroom / GIB,
+                "formula": (f"weights = {model.params_b}B params x {m.weights * m.tensor * m.pipeline / (model.params_b * 1e9):g} B "
+                            f"/ (TP {m.tensor} x PP {m.pipeline}); "
+                            f"KV = {model.kv_bytes_per_token()} B/token x {m.tokens} tokens / PP {m.pipeline} / "
+                            f"{model.kv_shards(m.tensor)} KV shard(s); headroom = usable - weights - KV")}
+        plan["roles"].append(entry)
+    plan["totalAccelerators"] = total
+    if model and spec["mode"] == "disaggregated":
+        tokens = prompt_tokens or min(4096, spec["model"].get("maxModelLen") or model.max_context)
+        per_request = model.kv_bytes_per_token() * tokens
+        protocol = spec["transport"]["protocol"]
+        gbps = bandwidth_gbps or BANDWIDTH_GBPS[protocol]
+        plan["kvTransfer"] = {
+            "promptTokens": tokens, "bytesPerRequest": per_request, "protocol": protocol, "bandwidthGbps": gbps,
+            "bandwidthAssumed": bandwidth_gbps is None, "seconds": per_request * 8 / (gbps * 1e9),
+            "formula": f"{model.kv_bytes_per_token()} B/token x {tokens} tokens x 8 / ({gbps:g} Gbit/s)"}
+    plan["infra"] = []
+    for name, (needed, why) in needs(spec).items():
+        cfg = values.get("infra", {}).get(name)
+        if not needed or cfg is None:
+            continue
+        where = "bundled" if cfg.get("enabled") else f"external {cfg.get('endpoint')}"
+        ports = {key: cfg[key] for key in INFRA_PORTS[name] if key in cfg}
+        plan["infra"].append({"service": name, "where": where, "ports": ports, "why": why})
+    plan["ports"] = {**{k: v for k, v in values.get("ports", {}).items()}, "service": values["service"]["port"]}
+    return plan
+
+
+def _g(value: float | None) -> str:
+    return "?" if value is None else f"{value:.1f}"
+
+
+def text(plan: dict, findings: str = "") -> str:
+    out = [f"{plan['name']}: {plan['backend']} ({', '.join(f'{k} {v}' for k, v in plan['variant'].items()) or 'no variant'})"
+           f", {plan['mode']}, chart {plan['chart']}"]
+    model = plan.get("model")
+    if model:
+        est = " (estimated from config.json)" if model["paramsEstimated"] else ""
+        out.append(f"model {model['name']}: {model['paramsB']}B params{est}; KV {model['kvBytesPerToken']:,} B/token "
+                   f"= {model['kvFormula']}")
+    else:
+        out.append("model: not in pdgen's catalog; pass --model-config config.json for memory sizing")
+    a = plan["accelerator"]
+    out.append(f"accelerator {a['product']} ({a['resourceName']}): {a['formula']}" +
+               (f" = {a['usableGiB']:.1f} GiB" if a["usableGiB"] else ""))
+    out.append("")
+    out.append(f"{'role':8} {'inst':>4} {'pods':>4} {'accel':>5}  {'TP':>3} {'PP':>3} {'DP':>3}  "
+               f"{'weights/acc':>11} {'KV/acc':>14} {'headroom/acc':>12}")
+    for r in plan["roles"]:
+        mem = r.get("memoryPerAccelerator")
+        kv = f"{_g(mem['kvGiB'])} GiB/{mem['tokens']}t" if mem else "?"
+        out.append(f"{r['role']:8} {r['instances']:>4} {r['pods']:>4} {r['accelerators']:>5}  {r['tensor']:>3} "
+                   f"{r['pipeline']:>3} {r['data']:>3}  {(_g(mem['weightsGiB']) + ' GiB') if mem else '?':>11} "
+                   f"{kv:>14} {(_g(mem['headroomGiB']) + ' GiB') if mem else '?':>12}")
+    out.append(f"total: {plan['totalAccelerators']} x {a['product']}")
+    if plan["roles"] and plan["roles"][0].get("memoryPerAccelerator"):
+        out.append(f"  ({plan['roles'][0]['memoryPerAccelerator']['formula']})")
+    transfer = plan.get("kvTransfer")
+    if transfer:
+        assumed = " (assumed; --bandwidth-gbps to override)" if transfer["bandwidthAssumed"] else ""
+        out.append(f"KV per request at {transfer['promptTokens']} prompt tokens: "
+                   f"{transfer['bytesPerRequest'] / GIB:.2f} GiB; prefill -> decode over {transfer['protocol']} "
+                   f"at {transfer['bandwidthGbps']:g} Gbit/s{assumed}: {transfer['seconds'] * 1000:.0f} ms "
+                   f"= {transfer['formula']}")
+    for i in plan["infra"]:
+        ports = ", ".join(f"{k} {v}" for k, v in i["ports"].items())
+        out.append(f"infra {i['service']}: {i['where']} ({ports}) because {i['why']}")
+    if not plan["infra"]:
+        out.append("infra: none needed")
+    out.append("ports: " + ", ".join(f"{k} {v}" for k, v in plan["ports"].items()))
+    for d in plan["disabledRules"]:
+        out.append(f"rule {d['rule']} disabled: {d['reason']}")
+    if findings:
+        out.append(findings.rstrip())
+    return "\n".join(out) + "\n"

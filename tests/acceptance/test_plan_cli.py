@@ -1,0 +1,69 @@
+"""`pdgen plan` numbers, checked against hand computation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pdgen.cli import cli
+from tests.conftest import EXAMPLES, ROOT
+
+GIB = 2**30
+
+
+def plan(runner, example, *extra):
+    result = runner.invoke(cli, ["plan", "--format", "json", str(ROOT / "examples" / example), *extra])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_qwen72b_tp8_pd(runner):
+    p = plan(runner, "lmcache-qwen72b-tp8-pd.yaml")
+    assert p["totalAccelerators"] == 16 and p["model"]["kvBytesPerToken"] == 327_680
+    prefill = p["roles"][0]
+    assert (prefill["role"], prefill["pods"], prefill["accelerators"], prefill["tensor"]) == ("prefill", 1, 8, 8)
+    mem = prefill["memoryPerAccelerator"]
+    assert mem["weightsGiB"] == pytest.approx(72.7e9 * 2 / 8 / GIB)            # 16.93
+    assert mem["kvGiB"] == pytest.approx(327_680 * 32_768 / 8 / GIB)          # 1.25: KV heads split over TP 8
+    assert mem["headroomGiB"] == pytest.approx(80 * 0.9 - mem["weightsGiB"] - mem["kvGiB"])
+    t = p["kvTransfer"]
+    assert t["bytesPerRequest"] == 327_680 * 4096
+    assert t["seconds"] == pytest.approx(327_680 * 4096 * 8 / 25e9)          # 0.43 s over assumed 25 Gbit/s TCP
+    assert p["infra"] == [{"service": "mooncakeMaster", "where": "bundled",
+                           "ports": {"rpcPort": 50051, "metricsPort": 9003, "httpMetadataPort": 8080},
+                           "why": "connector lmcache in disaggregated mode"}]
+
+
+def test_deepseek_r1_multinode(runner):
+    p = plan(runner, "deepseek-r1-671b-multinode.yaml", "--bandwidth-gbps", "400", "--prompt-tokens", "8192")
+    assert p["model"]["kvBytesPerToken"] == 61 * (512 + 64) * 2                 # 70,272 (MLA)
+    decode = p["roles"][1]
+    assert (decode["instances"], decode["pods"], decode["accelerators"]) == (1, 2, 16)
+    mem = decode["memoryPerAccelerator"]
+    assert mem["weightsGiB"] == pytest.approx(671e9 * 1 / 16 / GIB)           # FP8 weights over TP 16: 39.1
+    assert mem["kvGiB"] == pytest.approx(70_272 * 32_768 / GIB)               # MLA latent is not split by TP
+    assert p["kvTransfer"]["seconds"] == pytest.approx(70_272 * 8192 * 8 / 400e9)
+    assert p["kvTransfer"]["bandwidthAssumed"] is False
+    assert p["totalAccelerators"] == 32 and p["infra"] == []
+
+
+@pytest.mark.parametrize("example", ["lmcache-qwen72b-tp8-pd.yaml", "deepseek-r1-671b-multinode.yaml"])
+def test_text_plan_fits_one_screen(runner, example):
+    result = runner.invoke(cli, ["plan", str(ROOT / "examples" / example)])
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert len(lines) <= 24
+    assert any(line.startswith("total: ") for line in lines)
+
+
+def test_every_example_plans(runner):
+    for path in EXAMPLES:
+        result = runner.invoke(cli, ["plan", str(path)])
+        assert result.exit_code == 0, (path, result.output)
+
+
+def test_plan_of_an_invalid_topology_shows_findings(runner):
+    bad = ROOT / "tests" / "fixtures" / "rules" / "parallelism" / "fail.yaml"
+    result = runner.invoke(cli, ["plan", str(bad)])
+    assert result.exit_code == 1 and "[parallelism]" in result.output
