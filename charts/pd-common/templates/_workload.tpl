@@ -110,3 +110,25 @@ spec:
     {{- end }}
 {{- end -}}
 {{- end -}}
+
+{{/*
+pd-common.deployment: a Deployment of stateless pods (routers, proxies, frontends) plus
+its HorizontalPodAutoscaler when role.autoscaling.enabled.
+Parameters: root, component, role, pod (dict for pd-common.podTemplate; root, component
+and role are filled in).
+*/}}
+{{- define "pd-common.deployment" -}}
+{{- $ctx := dict "root" .root "component" .component -}}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  {{- include "pd-common.metadata" $ctx | nindent 2 }}
+spec:
+  replicas: {{ int (default 1 .role.replicas) }}
+  selector:
+    matchLabels:
+      {{- include "pd-common.selectorLabels" $ctx | nindent 6 }}
+  template:
+    {{- include "pd-common.podTemplate" (merge (deepCopy .pod) (dict "root" .root "component" .component "role" .role)) | nindent 4 }}
+{{ include "pd-common.autoscaler" (dict "root" .root "component" .component "role" .role "kind" "Deployment") }}
+{{- end -}}
