@@ -69,7 +69,7 @@ def main() -> int:
 
 def yaml_values(path: pathlib.Path) -> dict:
     """Which chart and namespace a rendered directory is for (from its helm command)."""
-    command = (path.parent / "helm-command.txt").read_text().split()
+    command = (path.parent / "helm-command.txt").read_text().splitlines()[-1].split()
     return {"chart": os.path.basename(command[4]), "namespace": command[command.index("--namespace") + 1]}
 
 
