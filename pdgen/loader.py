@@ -61,25 +61,26 @@ def json_path(path: Path) -> str:
 
 @dataclass
 class Document:
-    """A loaded file: the data, and where each path's value (and mapping key) starts."""
+    """A loaded file: the data, and the YAML node of each path's value and mapping key
+    (positions are read from them only when a finding needs one)."""
 
     file: str
     data: Any = None
-    values: dict[Path, tuple[int, int]] = field(default_factory=dict)
-    keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    values: dict[Path, yaml.Node] = field(default_factory=dict)
+    keys: dict[Path, yaml.Node] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
 
     def position(self, path: Path, *, key: bool = False) -> tuple[int, int]:
-        """Best known position for ``path``: the key itself if asked and known, else the
-        value, else the nearest ancestor that has one."""
+        """Best known 1-based (line, column) for ``path``: the key itself if asked and
+        known, else the value, else the nearest ancestor that has one."""
         path = tuple(path)
         if key and path in self.keys:
-            return self.keys[path]
+            return _pos(self.keys[path].start_mark)
         while path:
             if path in self.values:
-                return self.values[path]
+                return _pos(self.values[path].start_mark)
             path = path[:-1]
-        return self.values.get((), (1, 1))
+        return _pos(self.values[()].start_mark) if () in self.values else (1, 1)
 
     def finding(self, path: Path, message: str, rule: str, *, key: bool = False) -> Finding:
         line, column = self.position(path, key=key)
@@ -113,7 +114,7 @@ class _Builder:
         if len(path) > MAX_DEPTH:
             self.fatal(node, path, f"document nests deeper than {MAX_DEPTH} levels; refusing to load it",
                        "yaml.too-deep")
-        self.doc.values.setdefault(path, _pos(node.start_mark))
+        self.doc.values.setdefault(path, node)
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node, path)
         if node.tag not in _COLLECTION_TAGS:
@@ -145,7 +146,7 @@ class _Builder:
 
     def mapping(self, node: yaml.MappingNode, path: Path) -> dict:
         out: dict[str, Any] = {}
-        seen: dict[str, tuple[int, int]] = {}
+        seen: dict[str, yaml.Node] = {}
         merged: list[yaml.Node] = []
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:
@@ -156,10 +157,11 @@ class _Builder:
             if name in seen:
                 self.doc.findings.append(Finding(
                     self.doc.file, *_pos(key_node.start_mark), json_path(here),
-                    f"duplicate key {name!r} (first defined at line {seen[name][0]})", "yaml.duplicate-key"))
+                    f"duplicate key {name!r} (first defined at line {seen[name].start_mark.line + 1})",
+                    "yaml.duplicate-key"))
                 continue
-            seen[name] = _pos(key_node.start_mark)
-            self.doc.keys.setdefault(here, seen[name])
+            seen[name] = key_node
+            self.doc.keys.setdefault(here, key_node)
             out[name] = self.build(value_node, here)
         # YAML merge keys (`<<: *defaults`): explicit keys win, earlier merges win over later.
         for value_node in merged:

@@ -13,14 +13,14 @@ def rules(doc):
 def test_positions_of_values_and_keys_are_one_based():
     doc = load(b"spec:\n  decode:\n    replicas: 3\n", "t.yaml")
     assert doc.data == {"spec": {"decode": {"replicas": 3}}}
-    assert doc.values[("spec", "decode", "replicas")] == (3, 15)
-    assert doc.keys[("spec", "decode", "replicas")] == (3, 5)
+    assert doc.position(("spec", "decode", "replicas")) == (3, 15)
+    assert doc.position(("spec", "decode", "replicas"), key=True) == (3, 5)
     assert doc.position(("spec", "decode", "missing")) == (3, 5)  # nearest ancestor
 
 
 def test_list_positions():
     doc = load(b"args:\n  - a\n  - b\n", "t.yaml")
-    assert doc.values[("args", 1)] == (3, 5)
+    assert doc.position(("args", 1)) == (3, 5)
 
 
 def test_duplicate_key_reports_both_lines_and_keeps_no_data():
@@ -39,7 +39,7 @@ def test_scalars_follow_json_types_and_timestamps_stay_strings():
 def test_merge_keys_explicit_wins():
     doc = load(b"base: &b {x: 1, y: 2}\nout:\n  <<: *b\n  y: 3\n", "t.yaml")
     assert doc.data["out"] == {"x": 1, "y": 3}
-    assert doc.keys[("out", "y")] == (4, 3)
+    assert doc.position(("out", "y"), key=True) == (4, 3)
 
 
 def test_merge_of_a_scalar_is_refused():
