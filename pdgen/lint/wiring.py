@@ -76,7 +76,7 @@ def build_index(objects: list[Obj]) -> Index:
     return index
 
 
-def _split_host(host: str, namespace_hint: str | None = None) -> tuple[str | None, str]:
+def _split_host(host: str) -> tuple[str | None, str]:
     """host -> (pod or None, service)."""
     host = host.removesuffix(".cluster.local").removesuffix(".svc")
     parts = host.split(".")

@@ -64,7 +64,6 @@ def test_the_check_catches_a_renamed_flag():
 
 
 def test_catalog_is_current_with_the_reference():
-    import pathlib
     import subprocess
     import sys
     from tests.conftest import ROOT
@@ -73,4 +72,3 @@ def test_catalog_is_current_with_the_reference():
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_flag_catalog.py"), "--check"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    del pathlib

@@ -7,7 +7,6 @@ import functools
 import subprocess
 import sys
 
-import pytest
 import yaml
 
 from pdgen import lint, render
