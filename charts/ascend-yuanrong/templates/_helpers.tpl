@@ -67,6 +67,7 @@ ascend.kvTransferConfig: --kv-transfer-config for mode "prefill" or "decode".
 {{- end -}}
 
 {{- define "ascend.engine" -}}
+{{- include "ascend.check" .root -}}
 {{- $v := .root.Values -}}
 {{- $role := index $v .component -}}
 {{- $ports := list (dict "name" "http" "containerPort" (int $v.ports.http)) -}}

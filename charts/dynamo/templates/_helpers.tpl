@@ -32,6 +32,7 @@ checked by values.schema.json).
 dynamo.env: runtime env shared by the frontend and every worker (standalone).
 */}}
 {{- define "dynamo.env" -}}
+{{- include "dynamo.check" . -}}
 {{- $v := .Values -}}
 - {name: DYN_NAMESPACE, value: {{ include "pd-common.fullname" . | quote }}}
 - {name: ETCD_ENDPOINTS, value: {{ printf "http://%s" (include "pd-common.etcdEndpoint" (dict "root" .)) | quote }}}
@@ -114,6 +115,7 @@ dynamo.worker: standalone worker workload. Parameters: root, component, mode.
 {{- end -}}
 
 {{- define "dynamo.frontendArgs" -}}
+{{- include "dynamo.check" . -}}
 {{- $v := .Values -}}
 {{- $args := list "--http-host" "0.0.0.0" "--http-port" ($v.service.port | toString) "--router-mode" $v.router.routerMode -}}
 {{- $c := $v.router.conditionalDisagg -}}

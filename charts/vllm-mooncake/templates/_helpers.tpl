@@ -119,6 +119,7 @@ vllm.kvConfigFiles: connector config files. __POD_IP__ is filled in per pod by t
 render-kv-config init container (the files name the pod's own address).
 */}}
 {{- define "vllm.kvConfigFiles" -}}
+{{- include "vllm.checkInfra" . -}}
 {{- $v := .Values -}}
 {{- $master := include "pd-common.mooncakeMasterHost" (dict "root" .) -}}
 {{- $rpc := printf "%s:%d" $master (int $v.infra.mooncakeMaster.rpcPort) -}}
@@ -152,6 +153,7 @@ lmcache.yaml: |
 vllm.engine: one engine role's workload. Parameters: root, component, mode.
 */}}
 {{- define "vllm.engine" -}}
+{{- include "vllm.checkInfra" .root -}}
 {{- $v := .root.Values -}}
 {{- $role := index $v .component -}}
 {{- $needs := include "vllm.needs" .root | fromYaml -}}
@@ -187,6 +189,7 @@ each prefill pod's own URL with its bootstrap port. lmcache/v0-etcd: pdgen's
 prefill-then-decode proxy (files/pd_proxy.py, mounted from a ConfigMap).
 */}}
 {{- define "vllm.proxyCommand" -}}
+{{- include "vllm.checkInfra" . -}}
 {{- $v := .Values -}}
 {{- $needs := include "vllm.needs" . | fromYaml -}}
 {{- $prefill := include "pd-common.instanceHosts" (dict "root" . "component" "prefill" "role" $v.prefill) | trim | splitList "\n" -}}
