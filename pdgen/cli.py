@@ -11,6 +11,7 @@ import click
 
 from pdgen import __version__, lint, models, render, reporters, schema, tools
 from pdgen import plan as planner
+from pdgen.bench.cli import bench
 from pdgen.errors import PdgenError
 from pdgen.findings import Finding
 from pdgen.fsutil import write_atomic
@@ -196,6 +197,9 @@ def tools_cmd() -> None:
     versions = tools.kubernetes_schema_versions()
     click.echo(f"{'k8s schemas':<12} {', '.join(versions) if versions else 'missing (run `make setup`)'}")
     sys.exit(EXIT_TOOL if missing or not versions else EXIT_OK)
+
+
+cli.add_command(bench)
 
 
 def main() -> None:

@@ -1,0 +1,189 @@
+"""`pdgen bench ...`: the click layer over pdgen.bench."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+
+import click
+
+from pdgen.errors import PdgenError
+
+
+@click.group("bench")
+def bench() -> None:
+    """Measure a deployment: prefix-sharing datasets, cold/warm rounds against any
+    OpenAI-compatible endpoint, comparisons and reports (metrics as vLLM defines them)."""
+
+
+def _spec_options(f):
+    from pdgen.bench.scenarios import SCENARIOS
+
+    for option in reversed([
+        click.option("--scenario", type=click.Choice(sorted(SCENARIOS)), help="Start from a named scenario."),
+        click.option("--groups", type=click.IntRange(min=1), help="Groups (distinct shared prefixes)."),
+        click.option("--prompts-per-group", type=click.IntRange(min=1), help="Prompts per group."),
+        click.option("--prefix-words", type=click.IntRange(min=0), help="Shared prefix length in words."),
+        click.option("--suffix-words", type=click.IntRange(min=1), help="Unique suffix length in words."),
+        click.option("--seed", type=int, default=42, show_default=True, help="Random seed (dataset and schedule)."),
+        click.option("--no-shuffle", is_flag=True, help="Keep prompts grouped, in order."),
+    ]):
+        f = option(f)
+    return f
+
+
+def _dataset_spec(scenario, groups, prompts_per_group, prefix_words, suffix_words, seed, no_shuffle):
+    from dataclasses import replace
+
+    from pdgen.bench.dataset import Spec
+    from pdgen.bench.scenarios import SCENARIOS
+
+    spec = SCENARIOS[scenario][0] if scenario else Spec()
+    overrides = {k: v for k, v in dict(groups=groups, prompts_per_group=prompts_per_group,
+                                       prefix_words=prefix_words, suffix_words=suffix_words).items() if v is not None}
+    return replace(spec, seed=seed, shuffle=not no_shuffle, **overrides)
+
+
+@bench.command("dataset")
+@_spec_options
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="JSONL file to write.")
+@click.option("--array-format", is_flag=True, help="One JSON array per line ([{\"prompt\": ...}]), as the seed guide.")
+def dataset_cmd(output, array_format, **spec_args):
+    """Write a prefix-sharing dataset: JSONL objects with prompt, group_id, ... (loads in
+    `vllm bench serve --dataset-name custom`). Lengths are in words (~3.3 tokens each with
+    SmolLM2's tokenizer)."""
+    from pdgen.bench import dataset
+    from pdgen.fsutil import write_atomic
+
+    rows = dataset.generate(_dataset_spec(**spec_args))
+    write_atomic(output, dataset.dumps(rows, array_format=array_format).encode())
+    click.echo(f"wrote {len(rows)} prompts to {output}")
+
+
+def _slo(values: tuple[str, ...]) -> dict[str, float]:
+    out = {}
+    for item in values:
+        key, _, ms = item.partition(":")
+        if key not in ("ttft", "tpot", "e2el") or not ms.replace(".", "", 1).isdigit():
+            raise click.BadParameter(f"{item!r}: use ttft:MS, tpot:MS or e2el:MS", param_hint="--slo")
+        out[key] = float(ms)
+    return out
+
+
+@bench.command("run")
+@click.option("--base-url", required=True, help="Endpoint root, e.g. http://localhost:8000.")
+@click.option("--model", required=True, help="Model name to put in requests.")
+@click.option("--dataset", "dataset_file", type=click.Path(exists=True, dir_okay=False),
+              help="JSONL dataset (default: generate one from the scenario/options).")
+@_spec_options
+@click.option("--api", type=click.Choice(["completions", "chat"]), default="completions", show_default=True)
+@click.option("--max-tokens", type=click.IntRange(min=1), help="Output tokens per request.")
+@click.option("--max-concurrency", type=click.IntRange(min=1), help="Requests in flight at most.")
+@click.option("--request-rate", type=float, default=float("inf"), show_default=True, help="Requests/s (inf: all at once).")
+@click.option("--burstiness", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Gamma shape of arrival gaps (1 = Poisson).")
+@click.option("--rounds", type=click.IntRange(min=1), help="Rounds; round 1 is cold (nonce-prefixed prompts).")
+@click.option("--warmup", type=click.IntRange(min=0), default=0, show_default=True, help="Warm-up requests first.")
+@click.option("--slo", multiple=True, help="SLO for goodput, e.g. --slo ttft:2000 --slo tpot:100 (ms).")
+@click.option("--ignore-eos", is_flag=True, help="Ask the server to generate exactly max-tokens.")
+@click.option("--label", default="", help="Label stored in the results (shown by compare).")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Directory for the results.")
+def run_cmd(base_url, model, dataset_file, api, max_tokens, max_concurrency, request_rate, burstiness, rounds, warmup,
+            slo, ignore_eos, label, output, **spec_args):
+    """Run cold and warm rounds against an OpenAI-compatible endpoint and write
+    OUTPUT/round-N.json (per request) and OUTPUT/summary.json."""
+    from pdgen.bench import dataset, runner
+    from pdgen.bench.client import RunSpec
+    from pdgen.bench.scenarios import SCENARIOS
+
+    scenario = spec_args["scenario"]
+    defaults = SCENARIOS.get(scenario) if scenario else None
+    rows = dataset.loads(pathlib.Path(dataset_file).read_text()) if dataset_file else \
+        dataset.generate(_dataset_spec(**spec_args))
+    run = RunSpec(base_url=base_url, model=model, api=api,
+                  max_tokens=max_tokens or (defaults[1] if defaults else 32),
+                  concurrency=max_concurrency or (defaults[2] if defaults else None),
+                  rate=request_rate, burstiness=burstiness, seed=spec_args["seed"], ignore_eos=ignore_eos)
+    plan = runner.Plan(run, rows, rounds=rounds or (defaults[3] if defaults else 2), warmup=warmup,
+                       nonce_every_round=bool(defaults and defaults[4]), slo_ms=_slo(slo), scenario=scenario or "",
+                       label=label)
+    total = len(rows)
+    interactive = sys.stderr.isatty()
+
+    def progress(round_no: int, done: int) -> None:
+        if interactive:
+            width = 30
+            filled = width * done // total
+            click.echo(f"\rround {round_no}: [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", err=True,
+                       nl=done == total)
+
+    result = runner.execute(plan, progress)
+    runner.write(result, output)
+    for r in result["summary"]["rounds"]:
+        hit = r["prefix_cache_hit_rate"]
+        click.echo(f"round {r['round']} ({'cold' if r['cold'] else 'warm'}): {r['completed']} ok, {r['failed']} failed; "
+                   f"TTFT mean {r['mean_ttft_ms']:.1f} ms p99 {r['p99_ttft_ms']:.1f} ms; TPOT mean "
+                   f"{r['mean_tpot_ms']:.2f} ms; {r['output_throughput']:.1f} output tok/s; cache hit "
+                   f"{'n/a' if hit is None else f'{hit:.0%}'}")
+    if "ttft_speedup" in result["summary"]:
+        click.echo(f"TTFT speed-up, round 1 over round {plan.rounds}: {result['summary']['ttft_speedup']:.2f}x")
+    click.echo(f"results in {output}/")
+    failed = sum(r["failed"] for r in result["summary"]["rounds"])
+    sys.exit(1 if failed else 0)
+
+
+@bench.command("compare")
+@click.argument("a", type=click.Path(exists=True, dir_okay=False))
+@click.argument("b", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def compare_cmd(a, b, fmt):
+    """Compare two summary.json files (e.g. aggregated A vs PD B), or round 1 vs the last
+    round of one: delta and ratio per metric, and the seed guide's targets."""
+    from pdgen.bench import compare
+
+    try:
+        first = json.loads(pathlib.Path(a).read_text())
+        second = json.loads(pathlib.Path(b).read_text()) if b else None
+        result = compare.compare(first, second)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise click.BadParameter(f"not a pdgen bench summary.json: {exc}") from None
+    click.echo(json.dumps(result, indent=1) if fmt == "json" else compare.text(result), nl=fmt == "json")
+
+
+@bench.command("report")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Directory for report.html.")
+def report_cmd(run_dir, output):
+    """Write an HTML report with PNG charts (TTFT percentiles, TTFT CDF, throughput per round)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise PdgenError("the report needs matplotlib: pip install 'pdgen[report]'") from None
+    from pdgen.bench import report
+
+    try:
+        path = report.write(run_dir, output)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        raise click.BadParameter(f"{run_dir} is not a `pdgen bench run` output: {exc}") from None
+    click.echo(f"wrote {path}")
+
+
+@bench.command("mock")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=18000, show_default=True)
+@click.option("--ttft-ms", type=float, default=5.0, show_default=True, help="Base time to first token.")
+@click.option("--per-word-ms", type=float, default=0.2, show_default=True, help="Extra TTFT per uncached word.")
+@click.option("--itl-ms", type=float, default=1.0, show_default=True, help="Gap between tokens.")
+@click.option("--usage", type=click.Choice(["separate", "last", "none"]), default="separate", show_default=True)
+@click.option("--no-role-chunk", is_flag=True, help="Do not open chat streams with a role-only chunk.")
+@click.option("--no-cache", is_flag=True, help="Disable the simulated prefix cache.")
+def mock_cmd(host, port, ttft_ms, per_word_ms, itl_ms, usage, no_role_chunk, no_cache):
+    """Serve the mock OpenAI-compatible streaming endpoint (for trying the client)."""
+    from aiohttp import web
+
+    from pdgen.bench.mock import MockConfig, create_app
+
+    config = MockConfig(ttft_base_s=ttft_ms / 1000, ttft_per_uncached_word_s=per_word_ms / 1000, itl_s=itl_ms / 1000,
+                        role_chunk=not no_role_chunk, usage=usage, cache=not no_cache)
+    web.run_app(create_app(config), host=host, port=port, print=lambda *_: None)
