@@ -1,0 +1,76 @@
+"""dataset -> run -> compare -> report through the CLI, against the mock server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from pdgen.bench.client import RunSpec, run_requests
+from pdgen.bench.metrics import aggregate
+from pdgen.cli import cli
+
+
+def test_cold_then_warm_round_through_the_cli(mock_server, runner, tmp_path):
+    server = mock_server()
+    data = tmp_path / "data.jsonl"
+    made = runner.invoke(cli, ["bench", "dataset", "-o", str(data), "--groups", "2", "--prompts-per-group", "4",
+                               "--prefix-words", "400", "--suffix-words", "10"])
+    assert made.exit_code == 0 and len(data.read_text().splitlines()) == 8
+    out = tmp_path / "run"
+    result = runner.invoke(cli, ["bench", "run", "--base-url", server.url, "--model", "mock-model",
+                                 "--dataset", str(data), "--max-tokens", "8", "--max-concurrency", "2",
+                                 "--label", "pd", "-o", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    cold, warm = summary["rounds"]
+    assert cold["cold"] and not warm["cold"] and cold["completed"] == warm["completed"] == 8
+    assert warm["mean_ttft_ms"] < cold["mean_ttft_ms"] / 2
+    assert cold["prefix_cache_hit_rate"] == 0 and warm["total_cached_tokens"] > 0
+    assert summary["ttft_speedup"] > 2
+    detail = json.loads((out / "round-2.json").read_text())
+    assert len(detail["requests"]) == 8 and detail["requests"][0]["completion_tokens"] == 8
+    compared = runner.invoke(cli, ["bench", "compare", "--format", "json", str(out / "summary.json")])
+    verdict = json.loads(compared.output)
+    assert verdict["labels"] == ["round 1", "round 2"] and verdict["ttft_reduction_met"] is True
+    report = runner.invoke(cli, ["bench", "report", str(out), "-o", str(tmp_path / "report")])
+    assert report.exit_code == 0
+    html = (tmp_path / "report" / "report.html").read_text()
+    for png in ("latency.png", "ttft_cdf.png", "throughput.png"):
+        assert f'src="{png}"' in html and (tmp_path / "report" / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_pd_vs_aggregated_on_the_same_dataset(mock_server, runner, tmp_path):
+    slow, fast = mock_server(ttft_base_s=0.05), mock_server(ttft_base_s=0.005)
+    runs = {}
+    for label, server in (("aggregated", slow), ("pd", fast)):
+        out = tmp_path / label
+        r = runner.invoke(cli, ["bench", "run", "--base-url", server.url, "--model", "m", "--scenario", "cold_start",
+                                "--rounds", "1", "--max-tokens", "4", "--label", label, "-o", str(out)])
+        assert r.exit_code == 0, r.output
+        runs[label] = out / "summary.json"
+    text = runner.invoke(cli, ["bench", "compare", str(runs["aggregated"]), str(runs["pd"])]).output
+    assert text.splitlines()[0].split()[1:3] == ["aggregated", "pd"]
+    assert "TTFT reduction" in text and "warning" not in text  # same dataset and seed on both sides
+
+
+@pytest.mark.parametrize("usage", ["separate", "last", "none"])
+@pytest.mark.parametrize("api", ["completions", "chat"])
+def test_every_usage_placement_and_the_role_chunk(mock_server, usage, api):
+    server = mock_server(usage=usage, ttft_base_s=0.02, itl_s=0.001)
+    spec = RunSpec(base_url=server.url, model="m", api=api, max_tokens=5, concurrency=2)
+    records = asyncio.run(run_requests(spec, ["a b c", "d e f"]))
+    agg = aggregate(records)
+    assert agg["completed"] == 2 and agg["total_output_tokens"] == 10
+    assert agg["output_tokens_sources"] == (["chunks"] if usage == "none" else ["usage"])
+    assert agg["mean_ttft_ms"] >= 20  # the role-only chat chunk arrives earlier and is not the first token
+    assert all(len(r.content_times) == 5 for r in records)  # the empty final chunk is not a token
+
+
+def test_a_failing_server_is_reported_not_crashed(runner, tmp_path):
+    result = runner.invoke(cli, ["bench", "run", "--base-url", "http://127.0.0.1:9", "--model", "m", "--groups", "1",
+                                 "--prompts-per-group", "2", "--rounds", "1", "-o", str(tmp_path / "x")])
+    assert result.exit_code == 1
+    summary = json.loads((tmp_path / "x" / "summary.json").read_text())
+    assert summary["rounds"][0]["failed"] == 2 and summary["rounds"][0]["errors"]
