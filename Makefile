@@ -41,9 +41,10 @@ demo: setup ## Set up, then render every example into out/, lint it offline and 
 	@echo
 	@$(PY) scripts/demo.py
 
-bench: setup ## Benchmarks: validate rate (>= 1,000/s); render vs helm (<= 1.10x); lint vs kubeconform (<= 1.3x)
+bench: setup ## Benchmarks: validate rate; render vs helm; lint vs kubeconform; bench client vs aiohttp baseline
 	$(PY) bench/validate_rate.py 1000
 	$(PY) bench/render_lint.py 5
+	$(PY) bench/client_throughput.py
 
 fixtures: setup ## Regenerate tests/fixtures/invalid/*.expected (review the diff!)
 	@cd tests/fixtures/invalid && for f in *.yaml; do \

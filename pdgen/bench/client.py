@@ -77,6 +77,15 @@ async def _one(session: aiohttp.ClientSession, spec: RunSpec, url: str, record: 
             done()
 
 
+def run(coro):
+    """asyncio.run on uvloop when it is installed (a faster event loop for many streams)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
 async def run_requests(spec: RunSpec, prompts: list[str], groups: list[int | None] | None = None,
                        done: Callable[[], None] | None = None) -> list[RequestRecord]:
     url = spec.base_url.rstrip("/") + ("/v1/chat/completions" if spec.api == "chat" else "/v1/completions")

@@ -74,7 +74,7 @@ def create_app(config: MockConfig | None = None) -> web.Application:
         await response.prepare(request)
 
         async def send(message: dict) -> None:
-            await response.write(f"data: {json.dumps(message)}\n\n".encode())
+            await response.write(b"data: " + json.dumps(message).encode() + b"\n\n")
 
         def choice(text: str, finish: str | None = None) -> dict:
             return ({"index": 0, "delta": {"content": text}, "finish_reason": finish} if chat else
@@ -84,7 +84,7 @@ def create_app(config: MockConfig | None = None) -> web.Application:
         if chat and config.role_chunk:
             await send({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
         for i, token in enumerate(tokens):
-            if i:
+            if i and config.itl_s:
                 await asyncio.sleep(config.itl_s)
             await send({"choices": [choice(token)]})
         if include_usage and config.usage == "last":

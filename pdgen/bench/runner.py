@@ -3,7 +3,6 @@ from an earlier cache), later rounds warm (the same prompts, so their prefixes c
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import hashlib
 import json
@@ -14,7 +13,7 @@ from typing import Callable
 
 from pdgen import __version__
 from pdgen.bench import metrics
-from pdgen.bench.client import RunSpec, run_requests
+from pdgen.bench.client import RunSpec, run, run_requests
 
 
 @dataclass
@@ -39,7 +38,7 @@ def execute(plan: Plan, progress: Callable[[int, int], None] | None = None) -> d
     groups = [r.get("group_id") for r in plan.rows]
     if plan.warmup:
         warm = RunSpec(**{**asdict(plan.run), "rate": float("inf"), "max_tokens": 4})
-        asyncio.run(run_requests(warm, [f"warmup {i}" for i in range(plan.warmup)]))
+        run(run_requests(warm, [f"warmup {i}" for i in range(plan.warmup)]))
     rounds = []
     for number in range(1, plan.rounds + 1):
         cold = number == 1 or plan.nonce_every_round
@@ -52,7 +51,7 @@ def execute(plan: Plan, progress: Callable[[int, int], None] | None = None) -> d
             if progress:
                 progress(number, finished[0])
 
-        records = asyncio.run(run_requests(plan.run, round_prompts, groups, done))
+        records = run(run_requests(plan.run, round_prompts, groups, done))
         rate = None if plan.run.rate == float("inf") else plan.run.rate
         stats = metrics.aggregate(records, slo_ms=plan.slo_ms or None, requested_rate=rate)
         rounds.append({"round": number, "cold": cold, **stats, "requests": metrics.records_to_json(records)})
