@@ -287,7 +287,24 @@ def ascend() -> dict:
     return props
 
 
+def bench_chart() -> dict:
+    return {
+        "nameOverride": s("Override the chart name used in labels."),
+        "fullnameOverride": s("Override the object name prefix."),
+        "commonLabels": string_map("Labels added to every object."),
+        "commonAnnotations": string_map("Annotations added to every object."),
+        "target": obj({"url": s("Base URL of the deployment's Service."), "model": s("Model name.")}, "Target."),
+        "image": image("Image with pdgen.", required=False),
+        "scenario": {"type": "object", "description": "pdgen bench run options (option name -> value)."},
+        "results": obj({"claimName": s("Existing PVC."), "subPath": s("Directory in the volume.")}, "Results."),
+        "resources": resources(),
+        **scheduling(),
+        "activeDeadlineSeconds": i("Seconds the Job may run.", 1),
+    }
+
+
 CHART_PROPERTIES = {
+    "pdgen-bench": bench_chart,
     "ascend-yuanrong": ascend,
     "dynamo": dynamo,
     "sglang-mooncake": sglang,

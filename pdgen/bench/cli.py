@@ -71,7 +71,25 @@ def _slo(values: tuple[str, ...]) -> dict[str, float]:
     return out
 
 
+def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--config FILE: option values from a YAML/JSON mapping (keys as the option names,
+    e.g. max-concurrency: 8); options given on the command line win."""
+    if value:
+        import yaml
+
+        try:
+            data = yaml.safe_load(pathlib.Path(value).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise click.BadParameter(f"cannot read {value}: {exc}") from None
+        if not isinstance(data, dict):
+            raise click.BadParameter(f"{value} must hold a mapping of option names to values")
+        ctx.default_map = {str(k).replace("-", "_"): v for k, v in data.items()}
+    return value
+
+
 @bench.command("run")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False), is_eager=True, expose_value=False,
+              callback=_load_config, help="YAML/JSON file of option values (the in-cluster Job's scenario).")
 @click.option("--base-url", required=True, help="Endpoint root, e.g. http://localhost:8000.")
 @click.option("--model", required=True, help="Model name to put in requests.")
 @click.option("--dataset", "dataset_file", type=click.Path(exists=True, dir_okay=False),

@@ -1,0 +1,59 @@
+"""The in-cluster benchmark chart: a Job running `pdgen bench` against a release's Service,
+scenario from a ConfigMap, results on a volume."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import pytest
+import yaml
+
+from pdgen import helm, tools
+from tests.charts.helpers import CHARTS, HELMS, KUBE_VERSIONS, ci_files, find, kubeconform, render, render_text
+
+CHART = "pdgen-bench"
+CI = [p.name for p in ci_files(CHART)]
+
+
+@pytest.mark.parametrize("helm_name", HELMS)
+@pytest.mark.parametrize("ci", CI)
+def test_lint_and_kubeconform(ci, helm_name):
+    values = str(CHARTS / CHART / "ci" / ci)
+    assert "0 chart(s) failed" in helm.lint(str(CHARTS / CHART), values=[values], helm=tools.find(helm_name))
+    manifests = render_text(CHART, (CHARTS / CHART / "ci" / ci).read_text(), helm_name)
+    for version in KUBE_VERSIONS:
+        result = kubeconform(manifests, version)
+        assert result.returncode == 0 and re.search(r"Invalid: 0, Errors: 0, Skipped: 0$", result.stdout.strip())
+
+
+def test_job_runs_the_scenario_from_the_configmap_onto_the_pvc():
+    objects = render(CHART, (CHARTS / CHART / "ci" / "pvc-values.yaml").read_text())
+    scenario = yaml.safe_load(find(objects, "ConfigMap", "demo-scenario")["data"]["scenario.yaml"])
+    assert scenario == {"scenario": "cold_start", "rounds": 1, "max-concurrency": 8}
+    job = find(objects, "Job", "demo-bench")
+    assert job["spec"]["backoffLimit"] == 0
+    pod = job["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    c = pod["containers"][0]
+    words = shlex.split(c["args"][0])
+    assert words[:6] == ["pdgen", "bench", "run", "--config", "/scenario/scenario.yaml", "--base-url"]
+    assert words[6:9] == ["http://my-pd.llm.svc:8000", "--model", "qwen"]
+    assert {"name": "results", "persistentVolumeClaim": {"claimName": "bench-results"}} in pod["volumes"]
+    assert {"name": "results", "mountPath": "/results", "subPath": "qwen-pd"} in c["volumeMounts"]
+
+
+def test_the_scenario_file_is_what_pdgen_bench_run_reads(tmp_path):
+    """The ConfigMap's keys are `pdgen bench run` option names (checked through --config)."""
+    from pdgen.bench.cli import run_cmd
+    objects = render(CHART, (CHARTS / CHART / "ci" / "pvc-values.yaml").read_text())
+    path = tmp_path / "scenario.yaml"
+    path.write_text(find(objects, "ConfigMap", "demo-scenario")["data"]["scenario.yaml"])
+    ctx = run_cmd.make_context("run", ["--config", str(path), "--base-url", "http://x", "--model", "m", "-o", "o"])
+    assert (ctx.params["scenario"], ctx.params["rounds"], ctx.params["max_concurrency"]) == ("cold_start", 1, 8)
+
+
+def test_missing_target_is_a_clear_error():
+    with pytest.raises(helm.HelmError) as info:
+        render_text(CHART, "", "helm4")
+    assert "target.url is required" in info.value.stderr
