@@ -11,7 +11,7 @@ PIP := $(PY) -m pip --disable-pip-version-check --quiet
 
 include tools/versions.env
 
-.PHONY: help setup test demo bench verify fixtures golden clean
+.PHONY: help setup test e2e-bench demo bench verify fixtures golden clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,8 +33,12 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed .tools/.installed .tools/crd-schemas/.built ## Create .venv, install pdgen with dev deps and the pinned tools (.tools/)
 
-test: setup ## Set up, then run the whole test suite
+test: setup e2e-bench ## Set up, then run the whole test suite (including the real-model bench e2e)
 	$(PY) -m pytest
+
+e2e-bench: setup ## Build llama-server + SmolLM2 (~6 min, once) and run the bench end to end on it
+	PYTHON=$(PY) bash scripts/install-llama.sh
+	$(PY) -m pytest -m e2e -p no:cacheprovider tests/bench/test_llama_e2e.py
 
 demo: setup ## Set up, then render every example into out/, lint it offline and print a summary
 	@$(PDGEN) tools
