@@ -34,5 +34,10 @@ with zipfile.ZipFile(wheel) as z:
 PY
 server=$(find "$dest/venv" -name llama-server -type f | head -n 1)
 [ -x "$server" ] || { echo "install-llama: llama-server not found after the build" >&2; exit 1; }
+# The wheel keeps libfoo.so.0.6.0 but drops the libfoo.so.0 links the binary asks for.
+for lib in "$(dirname "$server")"/lib*.so.*.*.*; do
+  soname=$(basename "$lib" | sed -E 's/(\.so\.[0-9]+)\..*$/\1/')
+  [ -e "$(dirname "$lib")/$soname" ] || ln -s "$(basename "$lib")" "$(dirname "$lib")/$soname"
+done
 echo "$want" > "$stamp"
 echo "install-llama: ok ($server)"

@@ -52,19 +52,27 @@ async def _one(session: aiohttp.ClientSession, spec: RunSpec, url: str, record: 
     if gate:
         await gate.acquire()
     try:
-        record.sent = time.perf_counter() - t0
-        splitter = SSESplitter()
-        async with session.post(url, json=_body(spec, prompt), headers=spec.headers) as response:
-            record.status = response.status
-            if response.status != 200:
-                record.error = f"HTTP {response.status}: {(await response.text())[:200]}"
-                return
-            async for data in response.content.iter_any():
-                now = time.perf_counter() - t0
-                for payload in splitter.feed(data):
-                    observe(record, payload, now)
-            for payload in splitter.close():
-                observe(record, payload, time.perf_counter() - t0)
+        for attempt in (1, 2):
+            record.sent = time.perf_counter() - t0
+            splitter = SSESplitter()
+            try:
+                async with session.post(url, json=_body(spec, prompt), headers=spec.headers) as response:
+                    record.status = response.status
+                    if response.status != 200:
+                        record.error = f"HTTP {response.status}: {(await response.text())[:200]}"
+                        return
+                    async for data in response.content.iter_any():
+                        now = time.perf_counter() - t0
+                        for payload in splitter.feed(data):
+                            observe(record, payload, now)
+                    for payload in splitter.close():
+                        observe(record, payload, time.perf_counter() - t0)
+                break
+            except aiohttp.ServerDisconnectedError:
+                # A pooled keep-alive connection the server had just closed: the request never
+                # reached it, so sending it again on a fresh connection is safe.
+                if attempt == 2 or record.first_byte is not None:
+                    raise
         if not record.content_times:
             record.error = "the stream carried no content"
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:

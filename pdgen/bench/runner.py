@@ -1,5 +1,9 @@
-"""Rounds: round 1 cold (a unique nonce at the start of every prompt, so nothing is served
-from an earlier cache), later rounds warm (the same prompts, so their prefixes can hit)."""
+"""Rounds. Every prompt of a run starts with the same run nonce, so nothing is served from
+a cache an earlier run left behind: round 1 is cold; later rounds send the very same
+prompts, so they hit what round 1 cached (the seed guide's cold vs cache-hit rounds). With
+``nonce_every_round`` (the cold_start scenario) each prompt of each round gets its own nonce
+and every round is cold.
+"""
 
 from __future__ import annotations
 
@@ -40,10 +44,13 @@ def execute(plan: Plan, progress: Callable[[int, int], None] | None = None) -> d
         warm = RunSpec(**{**asdict(plan.run), "rate": float("inf"), "max_tokens": 4})
         run(run_requests(warm, [f"warmup {i}" for i in range(plan.warmup)]))
     rounds = []
+    run_nonce = _nonce(0, plan.run.seed)
     for number in range(1, plan.rounds + 1):
         cold = number == 1 or plan.nonce_every_round
-        round_prompts = [f"[{_nonce(number, plan.run.seed)}-{i}] {p}" for i, p in enumerate(prompts)] if cold \
-            else prompts
+        if plan.nonce_every_round:
+            round_prompts = [f"[{_nonce(number, plan.run.seed)}-{i}] {p}" for i, p in enumerate(prompts)]
+        else:
+            round_prompts = [f"[{run_nonce}] {p}" for p in prompts]
         finished = [0]
 
         def done(number: int = number) -> None:

@@ -45,11 +45,15 @@ def llama_server():
             time.sleep(0.5)
     else:
         proc.terminate()
+        proc.wait(30)
+        log.close()
         pytest.fail("llama-server did not become healthy; see " + str(LLAMA / "server.log"))
-    yield url
-    proc.terminate()
-    proc.wait(30)
-    log.close()
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
 
 
 def test_cold_then_warm_rounds_hit_the_cache(llama_server, runner, tmp_path: pathlib.Path):
