@@ -49,13 +49,28 @@ def _dataset_spec(scenario, groups, prompts_per_group, prefix_words, suffix_word
 @_spec_options
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="JSONL file to write.")
 @click.option("--array-format", is_flag=True, help="One JSON array per line ([{\"prompt\": ...}]), as the seed guide.")
-def dataset_cmd(output, array_format, **spec_args):
+@click.option("--tokenize-url", help="Server whose /tokenize calibrates words to tokens (with --prefix-tokens).")
+@click.option("--prefix-tokens", type=click.IntRange(min=0), help="Prefix length in tokens (needs --tokenize-url).")
+@click.option("--suffix-tokens", type=click.IntRange(min=1), help="Suffix length in tokens (needs --tokenize-url).")
+def dataset_cmd(output, array_format, tokenize_url, prefix_tokens, suffix_tokens, **spec_args):
     """Write a prefix-sharing dataset: JSONL objects with prompt, group_id, ... (loads in
     `vllm bench serve --dataset-name custom`). Lengths are in words (~3.3 tokens each with
-    SmolLM2's tokenizer)."""
+    SmolLM2's tokenizer), or in tokens when --tokenize-url measures the target's tokenizer."""
     from pdgen.bench import dataset
     from pdgen.fsutil import write_atomic
 
+    if (prefix_tokens is not None or suffix_tokens is not None) and not tokenize_url:
+        raise click.UsageError("--prefix-tokens/--suffix-tokens need --tokenize-url to calibrate words to tokens")
+    if tokenize_url:
+        try:
+            per_word = dataset.tokens_per_word(tokenize_url)
+        except (OSError, ValueError, KeyError) as exc:
+            raise PdgenError(f"cannot calibrate against {tokenize_url}/tokenize: {exc}") from None
+        click.echo(f"calibrated: {per_word:.2f} tokens per word")
+        if prefix_tokens is not None:
+            spec_args["prefix_words"] = round(prefix_tokens / per_word)
+        if suffix_tokens is not None:
+            spec_args["suffix_words"] = max(1, round(suffix_tokens / per_word))
     rows = dataset.generate(_dataset_spec(**spec_args))
     write_atomic(output, dataset.dumps(rows, array_format=array_format).encode())
     click.echo(f"wrote {len(rows)} prompts to {output}")

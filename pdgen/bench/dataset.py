@@ -50,6 +50,21 @@ def generate(spec: Spec) -> list[dict]:
     return rows
 
 
+def tokens_per_word(tokenize_url: str, model: str = "", sample_words: int = 200, seed: int = 0) -> float:
+    """Measure how many tokens one generated word costs on the target server's tokenizer
+    (POST /tokenize: llama.cpp answers {"tokens": [...]}, vLLM {"count": n})."""
+    import urllib.request
+
+    text = _words(random.Random(seed), sample_words)
+    body = json.dumps({"content": text, "prompt": text, "model": model, "add_special_tokens": False}).encode()
+    request = urllib.request.Request(tokenize_url.rstrip("/") + "/tokenize", data=body,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer = json.load(response)
+    count = answer["count"] if "count" in answer else len(answer["tokens"])
+    return count / sample_words
+
+
 def dumps(rows: list[dict], *, array_format: bool = False) -> str:
     if array_format:
         return "".join(json.dumps([{"prompt": r["prompt"]}], ensure_ascii=False) + "\n" for r in rows)

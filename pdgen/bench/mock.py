@@ -97,6 +97,12 @@ def create_app(config: MockConfig | None = None) -> web.Application:
         await response.write_eof()
         return response
 
+    async def tokenize(request: web.Request) -> web.Response:
+        # Two tokens per word: llama.cpp's {"tokens": [...]} and vLLM's {"count": n} at once.
+        body = await request.json()
+        n = 2 * len(str(body.get("content") or body.get("prompt") or "").split())
+        return web.json_response({"tokens": list(range(n)), "count": n})
+
     async def models(request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": config.model, "object": "model"}]})
 
@@ -106,6 +112,7 @@ def create_app(config: MockConfig | None = None) -> web.Application:
     app = web.Application()
     app.router.add_post("/v1/completions", generate)
     app.router.add_post("/v1/chat/completions", generate)
+    app.router.add_post("/tokenize", tokenize)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/health", health)
     return app

@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import os
 import pathlib
+import secrets
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -32,8 +32,10 @@ class Plan:
     label: str = ""
 
 
-def _nonce(round_no: int, seed: int) -> str:
-    return hashlib.sha256(f"pdgen-{seed}-{round_no}-{os.getpid()}".encode()).hexdigest()[:12]
+def _nonce() -> str:
+    # Unique per run (and per round for cold_start) on purpose: its job is to differ from
+    # anything an earlier run could have left in the server's cache.
+    return secrets.token_hex(6)
 
 
 def execute(plan: Plan, progress: Callable[[int, int], None] | None = None) -> dict:
@@ -44,11 +46,11 @@ def execute(plan: Plan, progress: Callable[[int, int], None] | None = None) -> d
         warm = RunSpec(**{**asdict(plan.run), "rate": float("inf"), "max_tokens": 4})
         run(run_requests(warm, [f"warmup {i}" for i in range(plan.warmup)]))
     rounds = []
-    run_nonce = _nonce(0, plan.run.seed)
+    run_nonce = _nonce()
     for number in range(1, plan.rounds + 1):
         cold = number == 1 or plan.nonce_every_round
         if plan.nonce_every_round:
-            round_prompts = [f"[{_nonce(number, plan.run.seed)}-{i}] {p}" for i, p in enumerate(prompts)]
+            round_prompts = [f"[{_nonce()}-{i}] {p}" for i, p in enumerate(prompts)]
         else:
             round_prompts = [f"[{run_nonce}] {p}" for p in prompts]
         finished = [0]

@@ -74,3 +74,27 @@ def test_a_failing_server_is_reported_not_crashed(runner, tmp_path):
     assert result.exit_code == 1
     summary = json.loads((tmp_path / "x" / "summary.json").read_text())
     assert summary["rounds"][0]["failed"] == 2 and summary["rounds"][0]["errors"]
+
+
+def test_token_lengths_are_calibrated_against_the_servers_tokenizer(mock_server, runner, tmp_path):
+    server = mock_server()  # its /tokenize counts two tokens per word
+    out = tmp_path / "d.jsonl"
+    result = runner.invoke(cli, ["bench", "dataset", "-o", str(out), "--groups", "1", "--prompts-per-group", "1",
+                                 "--tokenize-url", server.url, "--prefix-tokens", "100", "--suffix-tokens", "20"])
+    assert result.exit_code == 0 and "calibrated: 2.00 tokens per word" in result.output
+    row = json.loads(out.read_text())
+    assert (row["prefix_words"], row["suffix_words"]) == (50, 10)
+    usage = runner.invoke(cli, ["bench", "dataset", "-o", str(out), "--prefix-tokens", "100"])
+    assert usage.exit_code == 2
+
+
+def test_a_new_run_is_cold_even_if_an_earlier_run_warmed_the_server(mock_server, runner, tmp_path):
+    server = mock_server()
+    args = ["bench", "run", "--base-url", server.url, "--model", "m", "--groups", "1", "--prompts-per-group", "1",
+            "--prefix-words", "64", "--suffix-words", "16", "--rounds", "2", "--max-tokens", "2"]
+    first = runner.invoke(cli, args + ["-o", str(tmp_path / "a")])
+    second = runner.invoke(cli, args + ["-o", str(tmp_path / "b")])
+    assert first.exit_code == second.exit_code == 0
+    for name in ("a", "b"):
+        rounds = json.loads((tmp_path / name / "summary.json").read_text())["rounds"]
+        assert rounds[0]["total_cached_tokens"] == 0 and rounds[1]["total_cached_tokens"] > 0
