@@ -125,7 +125,8 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) 
 def run_cmd(base_url, model, dataset_file, api, max_tokens, max_concurrency, request_rate, burstiness, rounds, warmup,
             slo, ignore_eos, label, output, **spec_args):
     """Run cold and warm rounds against an OpenAI-compatible endpoint and write
-    OUTPUT/round-N.json (per request) and OUTPUT/summary.json."""
+    OUTPUT/round-N.json (per request) and OUTPUT/summary.json. Exits 1 when any request
+    failed (the results are still written)."""
     from pdgen.bench import dataset, runner
     from pdgen.bench.client import RunSpec
     from pdgen.bench.scenarios import SCENARIOS
