@@ -15,6 +15,16 @@ def _charts(rounds: list[dict], details: list[dict], out: pathlib.Path) -> list[
     import matplotlib.pyplot as plt
 
     names = []
+
+    def save(fig, ax, title: str, name: str) -> None:
+        ax.set_title(title)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=100)
+        plt.close(fig)
+        names.append(name)
+
     labels = [f"round {r['round']}" + (" (cold)" if r.get("cold") else "") for r in rounds]
     fig, ax = plt.subplots(figsize=(7, 4))
     width = 0.8 / max(len(rounds), 1)
@@ -24,12 +34,7 @@ def _charts(rounds: list[dict], details: list[dict], out: pathlib.Path) -> list[
                label=labels[i])
     ax.set_xticks([s + width * (len(rounds) - 1) / 2 for s in range(len(stats))], [f"{p} TTFT" for p in stats])
     ax.set_ylabel("ms")
-    ax.set_title("TTFT percentiles per round")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "latency.png", dpi=100)
-    plt.close(fig)
-    names.append("latency.png")
+    save(fig, ax, "TTFT percentiles per round", "latency.png")
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, d in zip(labels, details):
@@ -38,21 +43,12 @@ def _charts(rounds: list[dict], details: list[dict], out: pathlib.Path) -> list[
             ax.step(ttfts, [(i + 1) / len(ttfts) for i in range(len(ttfts))], where="post", label=label)
     ax.set_xlabel("TTFT (ms)")
     ax.set_ylabel("fraction of requests")
-    ax.set_title("TTFT CDF")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "ttft_cdf.png", dpi=100)
-    plt.close(fig)
-    names.append("ttft_cdf.png")
+    save(fig, ax, "TTFT CDF", "ttft_cdf.png")
 
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.bar(labels, [r["output_throughput"] for r in rounds])
     ax.set_ylabel("output tokens/s")
-    ax.set_title("Output throughput per round")
-    fig.tight_layout()
-    fig.savefig(out / "throughput.png", dpi=100)
-    plt.close(fig)
-    names.append("throughput.png")
+    save(fig, ax, "Output throughput per round", "throughput.png")
     return names
 
 
