@@ -158,7 +158,8 @@ def plan_cmd(topology: str, fmt: str, model_config: str | None, prompt_tokens: i
         sys.exit(EXIT_FINDINGS)
     name = result.document["spec"]["model"]["name"]
     facts = models.from_hf_config(model_config, name) if model_config else models.lookup(name)
-    plan = planner.build(result.document, model=facts, prompt_tokens=prompt_tokens, bandwidth_gbps=bandwidth_gbps)
+    plan = planner.build(result.effective, result.values, model=facts, prompt_tokens=prompt_tokens,
+                         bandwidth_gbps=bandwidth_gbps)
     if fmt == "json":
         plan["findings"] = [f.to_dict() for f in result.findings]
         click.echo(json.dumps(plan, indent=2))

@@ -45,6 +45,8 @@ class FileResult:
     findings: list[Finding] = field(default_factory=list)
     document: dict | None = None
     source: Any = None
+    effective: dict | None = None   # the document with defaults applied (validate computed it)
+    values: dict | None = None      # its compiled chart values
 
     @property
     def has_errors(self) -> bool:

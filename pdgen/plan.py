@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pdgen import backends, charts, defaults, models
+from pdgen import backends, charts, models
 from pdgen.rules.infra import needs
 from pdgen.sizing import GIB, USABLE, role_memory
 
@@ -21,13 +21,12 @@ def _merge(base: Any, over: Any) -> Any:
     return base if over is None else over
 
 
-def build(topology: dict, *, model: models.ModelFacts | None, prompt_tokens: int | None = None,
+def build(t: dict, compiled_values: dict, *, model: models.ModelFacts | None, prompt_tokens: int | None = None,
           bandwidth_gbps: float | None = None) -> dict:
-    """The plan of a validated topology (defaults not yet applied) as plain data."""
-    t = defaults.effective(topology)
+    """The plan of a validated topology as plain data, from its effective form (defaults
+    applied) and compiled chart values, both of which `validate` produced."""
     spec = t["spec"]
-    values = _merge(charts.chart_values(backends.CHARTS[spec["backend"]]),
-                    backends.compile_topology(t).values)
+    values = _merge(charts.chart_values(backends.CHARTS[spec["backend"]]), compiled_values)
     accel = spec["accelerator"]
     gib = models.accelerator_gib(accel)
     product = accel.get("product", accel["type"])

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from pdgen import backends, charts, defaults, helm
+from pdgen import backends, charts, helm
 from pdgen.findings import FileResult
 from pdgen.validate import check_file
 
@@ -42,17 +42,16 @@ def compile_result(result: FileResult) -> Rendered:
     rendered = Rendered(result)
     if result.has_errors or result.document is None:
         return rendered
-    topology = defaults.effective(result.document)
-    compiled = backends.compile_topology(topology)  # its problems are already in result (validate)
+    topology, values = result.effective, result.values  # computed by validate
     chart = backends.CHARTS[topology["spec"]["backend"]]
-    errors = sorted(charts.values_validator(chart).iter_errors(compiled.values), key=lambda e: list(e.path))
+    errors = sorted(charts.values_validator(chart).iter_errors(values), key=lambda e: list(e.path))
     if errors:
         where = "/".join(map(str, errors[0].absolute_path)) or "(root)"
         raise CompilerBug(f"pdgen compiled values that chart {chart} rejects at {where}: {errors[0].message} "
                           "(a pdgen bug; please report it with the topology)")
     rendered.name = topology["metadata"]["name"]
     rendered.chart = chart
-    rendered.values = compiled.values
+    rendered.values = values
     rendered.namespace = topology["metadata"]["namespace"]
     return rendered
 

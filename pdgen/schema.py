@@ -65,9 +65,6 @@ def fast_is_valid(data: Any) -> bool:
     return True
 
 
-def schema_id() -> str:
-    return topology_schema()["$id"]
-
 
 def show(value: Any) -> str:
     """A value as a user wrote it in YAML/JSON, short enough for one line."""

@@ -9,31 +9,35 @@ from pdgen import loader, schema
 from pdgen.findings import FileResult, Finding
 
 
-def feasibility(doc: loader.Document, model_config: str | None = None) -> list[Finding]:
-    """Cross-role rules and what the backend cannot express, for a schema-valid document."""
+def feasibility(doc: loader.Document, model_config: str | None = None) -> tuple[list[Finding], dict, dict]:
+    """Cross-role rules and what the backend cannot express, for a schema-valid document;
+    also returns the effective topology and its compiled chart values for later stages."""
     from pdgen import backends, defaults, models, rules  # loaded only for documents that get this far
 
     topology = defaults.effective(doc.data)
     name = topology["spec"]["model"]["name"]
     facts = models.from_hf_config(model_config, name) if model_config else models.lookup(name)
     findings = rules.run(rules.Context(topology, facts), doc)
-    for problem in backends.compile_topology(topology).problems:
+    compiled = backends.compile_topology(topology)
+    for problem in compiled.problems:
         line, column = doc.position(problem.path, key=True)
         findings.append(Finding(doc.file, line, column, loader.json_path(problem.path), problem.message,
                                 problem.rule, problem.level))
-    return findings
+    return findings, topology, compiled.values
 
 
 def check_bytes(raw: bytes, file: str, model_config: str | None = None) -> FileResult:
     doc = loader.load(raw, file)
     findings = list(doc.findings)
+    effective = values = None
     if doc.data is not None:
         findings += schema.validate(doc)
         if not findings:
-            findings += feasibility(doc, model_config)
+            more, effective, values = feasibility(doc, model_config)
+            findings += more
     result = FileResult(file, sorted(set(findings)), source=doc)
     if not result.has_errors:
-        result.document = doc.data
+        result.document, result.effective, result.values = doc.data, effective, values
     return result
 
 

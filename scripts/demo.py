@@ -10,7 +10,7 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pdgen import defaults, lint, render  # noqa: E402
+from pdgen import lint, render  # noqa: E402
 from pdgen.findings import Level  # noqa: E402
 
 
@@ -33,7 +33,7 @@ def main() -> int:
             rows.append((path, "-", "-", "-", "-", f"{len(rendered.result.findings)} finding(s)"))
             continue
         render.write(rendered, "out")
-        topology = defaults.effective(rendered.result.document)
+        topology = rendered.result.effective
         spec = topology["spec"]
         variant = ",".join(spec["variant"].values()) if spec["mode"] == "disaggregated" else ""
         rows.append([path.removeprefix("examples/"), spec["backend"] + (f" ({variant})" if variant else ""),
