@@ -40,11 +40,6 @@ def test_rule_fixtures(directory, runner, monkeypatch):
     assert bad.exit_code == (1 if " error: " in expected else 0)
 
 
-def test_a_disabled_rule_keeps_its_reason_in_the_file():
-    text = (FIXTURES / "rules" / "disabled-with-reason" / "pass.yaml").read_text()
-    assert "reason: \"decode runs a patched connector that re-shards KV\"" in text
-
-
 @pytest.mark.parametrize("name,per_token", [
     ("Qwen/Qwen2.5-7B-Instruct", 28 * 4 * 128 * 2 * 2),      # 57,344: GQA
     ("Qwen/Qwen2.5-72B-Instruct", 80 * 8 * 128 * 2 * 2),     # 327,680
