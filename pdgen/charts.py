@@ -42,3 +42,18 @@ def values_validator(name: str) -> Draft7Validator:
 def chart_values(name: str) -> dict:
     """The chart's own defaults (values.yaml)."""
     return yaml.safe_load((chart_path(name) / "values.yaml").read_text())
+
+
+def coalesce(defaults: dict, values: dict) -> dict:
+    """What helm validates and renders: ``values`` over the chart's ``defaults``, maps merged
+    key by key, anything else replaced, and a null value deleting the default (Helm's
+    chartutil.CoalesceValues)."""
+    out = dict(defaults)
+    for key, value in values.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = coalesce(out[key], value)
+        else:
+            out[key] = value
+    return out

@@ -44,7 +44,10 @@ def compile_result(result: FileResult) -> Rendered:
         return rendered
     topology, values = result.effective, result.values  # computed by validate
     chart = backends.CHARTS[topology["spec"]["backend"]]
-    errors = sorted(charts.values_validator(chart).iter_errors(values), key=lambda e: list(e.path))
+    # Helm checks the schema against the values merged over the chart's defaults, so a
+    # topology that sets only image.repository keeps the chart's pinned tag.
+    merged = charts.coalesce(charts.chart_values(chart), values)
+    errors = sorted(charts.values_validator(chart).iter_errors(merged), key=lambda e: list(e.path))
     if errors:
         where = "/".join(map(str, errors[0].absolute_path)) or "(root)"
         raise CompilerBug(f"pdgen compiled values that chart {chart} rejects at {where}: {errors[0].message} "

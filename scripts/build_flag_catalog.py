@@ -35,9 +35,9 @@ def own_proxy() -> dict:
     """pdgen's own proxy: its flags come from its own argparse parser."""
     import importlib.util
 
-    path = ROOT / "charts" / "vllm-mooncake" / "files" / "pd_proxy.py"
+    path = ROOT / "charts" / "pd-common" / "files" / "pd_proxy.py"
     spec = importlib.util.spec_from_file_location("pd_proxy", path)
-    module = importlib.util.module_from_spec(spec)
+    module = sys.modules["pd_proxy"] = importlib.util.module_from_spec(spec)  # dataclasses look it up
     spec.loader.exec_module(module)
     flags = [o for action in module.build_parser()._actions for o in action.option_strings if o.startswith("--")]
     return {"version": "this checkout", "source": str(path.relative_to(ROOT)), "flags": sorted(flags)}

@@ -112,7 +112,7 @@ def engine_role(description: str) -> dict:
     }, description)
 
 
-def router(description: str, extra: dict) -> dict:
+def router(description: str, extra: dict | None = None) -> dict:
     return obj({
         "replicas": i("Router pods.", 1),
         "image": image("Router image.", required=False),
@@ -121,7 +121,7 @@ def router(description: str, extra: dict) -> dict:
         "env": {"type": "array", "description": "Extra env (Kubernetes EnvVar list).", "items": {"type": "object"}},
         **scheduling(),
         "autoscaling": autoscaling(),
-        **extra,
+        **(extra or {}),
     }, description)
 
 
@@ -244,7 +244,7 @@ def vllm() -> dict:
                        "LMCache."),
     }, "KV cache storage.")
     props["infra"] = obj({"etcd": infra_service("etcd."), "mooncakeMaster": mooncake_master()}, "Infra.")
-    props["router"] = router("The proxy.", {"mooncakeProxyScript": s("Path of vLLM's MooncakeConnector proxy.")})
+    props["router"] = router("The proxy.")
     return props
 
 

@@ -32,11 +32,27 @@ class Template:
     pod_names: list[str] = field(default_factory=list)
 
 
+# Services an operator creates from a custom resource: name -> ports. The Dynamo operator
+# names a DynamoGraphDeployment component's Service <graph>-<component, lower case> and fixes
+# the frontend's port at 8000 (ai-dynamo/dynamo deploy/operator/internal/dynamo/graph.go
+# GetDCDResourceName, component_frontend.go DynamoServicePort).
+DYNAMO_FRONTEND_PORT = 8000
+
+
+def operator_services(obj: Obj) -> dict[str, set[int]]:
+    if obj.kind != "DynamoGraphDeployment":
+        return {}
+    services = (obj.data.get("spec") or {}).get("services") or {}
+    return {f"{obj.name}-{name.lower().replace('.', '-')}": {DYNAMO_FRONTEND_PORT}
+            for name, svc in services.items() if (svc or {}).get("componentType") == "frontend"}
+
+
 @dataclass
 class Index:
     release: str = ""
     services: dict[str, Obj] = field(default_factory=dict)
     templates: list[Template] = field(default_factory=list)
+    operator_services: dict[str, set[int]] = field(default_factory=dict)
 
     def selected(self, service: Obj) -> list[Template]:
         selector = (service.data.get("spec") or {}).get("selector") or {}
@@ -45,7 +61,7 @@ class Index:
         return [t for t in self.templates if selector.items() <= t.labels.items()]
 
     def in_release(self, service_name: str) -> bool:
-        return service_name in self.services or bool(self.release) and (
+        return service_name in self.services or service_name in self.operator_services or bool(self.release) and (
             service_name == self.release or service_name.startswith(self.release + "-"))
 
 
@@ -66,6 +82,7 @@ def build_index(objects: list[Obj]) -> Index:
         index.release = index.release or labels.get("app.kubernetes.io/instance", "")
         if obj.kind == "Service":
             index.services[obj.name] = obj
+        index.operator_services.update(operator_services(obj))
         spec = obj.data.get("spec") or {}
         for path, template in pod_templates(obj):
             t = Template(obj, path, (template.get("metadata") or {}).get("labels") or {}, _ports(template))
@@ -97,6 +114,12 @@ def _check_address(index: Index, obj: Obj, path: tuple, container: str | None, h
         return []  # an endpoint outside the release (an external etcd, say)
     service = index.services.get(service_name)
     where = f"{what} {host}:{port}"
+    if service is None and service_name in index.operator_services:
+        ports = index.operator_services[service_name]
+        if pod is None and port in ports:
+            return []
+        return [obj.finding(path, f"{where}: the operator's Service {service_name} serves port(s) "
+                            f"{sorted(ports)}, not {port}", "wiring.service-port", container=container)]
     if service is None:
         return [obj.finding(path, f"{where} points at Service {service_name!r}, which the release does not define",
                             "wiring.unknown-service", container=container)]

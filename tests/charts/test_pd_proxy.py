@@ -1,118 +1,323 @@
-"""pdgen's prefill-then-decode proxy (charts/vllm-mooncake/files/pd_proxy.py) against fake
-engines on loopback."""
+"""pdgen's proxy (charts/pd-common/files/pd_proxy.py, shipped by vllm-mooncake and
+ascend-yuanrong) against fake engines on loopback that speak each hand-over protocol.
+
+The MooncakeConnector fake follows vllm-project/vllm@00f4240: the prefill's bootstrap server
+answers GET /query with {"<dp_rank>": {"engine_id", "worker_addr"}}; prefill keeps the KV only
+for a request with kv_transfer_params {do_remote_decode: true, transfer_id} capped at one
+token; decode needs {do_remote_prefill: true, remote_engine_id, remote_bootstrap_addr,
+transfer_id} (mooncake_connector.py request_finished / update_state_after_alloc)."""
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
 import json
+import sys
+import time
 
+import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient, TestServer, unused_port
 
 from tests.conftest import ROOT
 
-_spec = importlib.util.spec_from_file_location("pd_proxy", ROOT / "charts" / "vllm-mooncake" / "files" / "pd_proxy.py")
-pd_proxy = importlib.util.module_from_spec(_spec)
+PROXY = ROOT / "charts" / "pd-common" / "files" / "pd_proxy.py"
+_spec = importlib.util.spec_from_file_location("pd_proxy", PROXY)
+pd_proxy = sys.modules["pd_proxy"] = importlib.util.module_from_spec(_spec)  # dataclasses look it up
 _spec.loader.exec_module(pd_proxy)
 
 
-def fake_engine(name: str, seen: list, *, status: int = 200, healthy: bool = True) -> web.Application:
-    async def generate(request):
+def test_every_chart_ships_the_one_proxy():
+    for chart in ("vllm-mooncake", "ascend-yuanrong"):
+        shipped = ROOT / "charts" / chart / "files" / "pd_proxy.py"
+        assert shipped.read_bytes() == PROXY.read_bytes(), chart
+
+
+class FakeEngine:
+    """A vLLM-like engine: /health, /v1/models, completions; optionally a Mooncake bootstrap
+    server on its own port. Records what it was sent."""
+
+    def __init__(self, name: str, *, status: int = 200, healthy: bool = True, engine_ids=None,
+                 prefill_delay: float = 0.0):
+        self.name, self.status, self.healthy = name, status, healthy
+        self.engine_ids = engine_ids  # None: no bootstrap server
+        self.prefill_delay = prefill_delay
+        self.seen: list[dict] = []
+        self.servers: list[TestServer] = []
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/completions", self.generate)
+        app.router.add_post("/v1/chat/completions", self.generate)
+        app.router.add_get("/health", self.health)
+        app.router.add_get("/v1/models", self.models)
+        return app
+
+    def bootstrap_app(self) -> web.Application:
+        async def query(request):
+            return web.json_response({str(rank): {"engine_id": eid, "worker_addr": {"0": {"0": "tcp://127.0.0.1:1"}}}
+                                      for rank, eid in self.engine_ids.items()})
+        app = web.Application()
+        app.router.add_get("/query", query)
+        return app
+
+    async def generate(self, request):
         body = await request.json()
-        seen.append((name, request.path, body, request.headers.get("Authorization")))
-        if status != 200:
-            return web.json_response({"error": "boom"}, status=status)
+        seen = {"path": request.path, "body": body, "headers": request.headers, "start": time.monotonic()}
+        self.seen.append(seen)
+        await asyncio.sleep(self.prefill_delay)
+        seen["end"] = time.monotonic()
+        if self.status != 200:
+            return web.json_response({"error": "boom"}, status=self.status)
         if body.get("stream"):
             resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
             await resp.prepare(request)
-            for piece in ("data: {\"t\": 1}\n\n", "data: [DONE]\n\n"):
+            for piece in ('data: {"t": 1}\n\n', "data: [DONE]\n\n"):
                 await resp.write(piece.encode())
             await resp.write_eof()
             return resp
-        return web.json_response({"by": name, "choices": [{"text": f"from {name}"}]})
+        return web.json_response({"by": self.name, "choices": [{"text": f"from {self.name}"}]})
 
-    async def health(request):
-        return web.json_response({}, status=200 if healthy else 500)
+    async def health(self, request):
+        return web.json_response({}, status=200 if self.healthy else 500)
 
-    async def models(request):
-        return web.json_response({"data": [{"id": "m"}]})
+    async def models(self, request):
+        return web.json_response({"data": [{"id": "m", "by": self.name}]})
 
-    app = web.Application()
-    app.router.add_post("/v1/completions", generate)
-    app.router.add_post("/v1/chat/completions", generate)
-    app.router.add_get("/health", health)
-    app.router.add_get("/v1/models", models)
-    return app
+    async def start(self) -> tuple[str, int | None]:
+        server = TestServer(self.app())
+        await server.start_server()
+        self.servers.append(server)
+        bootstrap = None
+        if self.engine_ids is not None:
+            b = TestServer(self.bootstrap_app())
+            await b.start_server()
+            self.servers.append(b)
+            bootstrap = b.port
+        return str(server.make_url("")).rstrip("/"), bootstrap
 
-
-async def _with_proxy(check, *, prefill_status=200, decode_healthy=True):
-    seen: list = []
-    servers = [TestServer(fake_engine("p0", seen, status=prefill_status)), TestServer(fake_engine("p1", seen)),
-               TestServer(fake_engine("d0", seen, healthy=decode_healthy))]
-    for s in servers:
-        await s.start_server()
-    url = [str(s.make_url("")).rstrip("/") for s in servers]
-    proxy = pd_proxy.Proxy(url[:2], url[2:], timeout=30)
-    async with TestClient(TestServer(proxy.app())) as client:
-        await check(client, seen)
-    for s in servers:
-        await s.close()
+    async def close(self):
+        for s in self.servers:
+            await s.close()
 
 
-def test_prefill_gets_one_token_then_decode_gets_the_original_request():
-    async def check(client, seen):
+async def _with_proxy(check, prefills, decodes, handover="store"):
+    instances, urls = [], []
+    for engine in prefills:
+        url, bootstrap = await engine.start()
+        instances.append(pd_proxy.Instance("prefill", url, bootstrap if handover == "mooncake" else None))
+    for engine in decodes:
+        urls.append((await engine.start())[0])
+    proxy = pd_proxy.Proxy(instances, urls, handover=handover, timeout=30, health_interval=3600)
+    try:
+        async with TestClient(TestServer(proxy.app())) as client:
+            await check(client, proxy)
+    finally:
+        for engine in prefills + decodes:
+            await engine.close()
+
+
+def run(check, prefills, decodes, handover="store"):
+    asyncio.run(_with_proxy(check, prefills, decodes, handover))
+
+
+# -- store hand-over -------------------------------------------------------------------------
+
+def test_store_prefill_gets_one_token_then_decode_gets_the_original_request():
+    p0, p1, d0 = FakeEngine("p0"), FakeEngine("p1"), FakeEngine("d0")
+
+    async def check(client, proxy):
         r = await client.post("/v1/completions", json={"model": "m", "prompt": "hi", "max_tokens": 30,
                                                        "stream_options": {"include_usage": True}},
                               headers={"Authorization": "Bearer t"})
         assert r.status == 200 and (await r.json())["by"] == "d0"
-        (p_name, p_path, p_body, p_auth), (d_name, _, d_body, d_auth) = seen
-        assert (p_name, p_path) == ("p0", "/v1/completions")
-        assert p_body == {"model": "m", "prompt": "hi", "max_tokens": 1, "stream": False}
-        assert d_name == "d0" and d_body["max_tokens"] == 30 and p_auth == d_auth == "Bearer t"
+        [pre], [dec] = p0.seen, d0.seen
+        assert pre["body"] == {"model": "m", "prompt": "hi", "max_tokens": 1, "stream": False}
+        assert dec["body"]["max_tokens"] == 30
+        assert pre["headers"]["Authorization"] == dec["headers"]["Authorization"] == "Bearer t"
+        assert pre["headers"]["X-Request-Id"] == dec["headers"]["X-Request-Id"]
         await client.post("/v1/chat/completions", json={"model": "m", "messages": [], "max_completion_tokens": 9})
-        assert seen[2][0] == "p1" and seen[2][2]["max_completion_tokens"] == 1  # round-robin
-    asyncio.run(_with_proxy(check))
+        assert p1.seen[0]["body"]["max_completion_tokens"] == 1  # round-robin
+    run(check, [p0, p1], [d0])
 
 
-def test_streaming_is_passed_through():
-    async def check(client, seen):
+def test_store_streaming_is_passed_through():
+    p0, d0 = FakeEngine("p0"), FakeEngine("d0")
+
+    async def check(client, proxy):
         r = await client.post("/v1/completions", json={"prompt": "hi", "stream": True})
         assert r.headers["Content-Type"].startswith("text/event-stream")
         assert await r.text() == 'data: {"t": 1}\n\ndata: [DONE]\n\n'
-        assert seen[0][2]["stream"] is False and seen[1][2]["stream"] is True
-    asyncio.run(_with_proxy(check))
+        assert p0.seen[0]["body"]["stream"] is False and d0.seen[0]["body"]["stream"] is True
+    run(check, [p0], [d0])
 
 
 def test_a_failing_prefill_is_reported_and_decode_is_not_called():
-    async def check(client, seen):
+    p0, d0 = FakeEngine("p0", status=500), FakeEngine("d0")
+
+    async def check(client, proxy):
         r = await client.post("/v1/completions", json={"prompt": "hi"})
         assert r.status == 500 and json.loads(await r.text()) == {"error": "boom"}
-        assert [s[0] for s in seen] == ["p0"]
-    asyncio.run(_with_proxy(check, prefill_status=500))
+        assert d0.seen == []
+    run(check, [p0], [d0])
 
 
-def test_bad_json_is_a_400():
-    async def check(client, seen):
+def test_bad_json_is_a_400_with_a_json_error():
+    p0, d0 = FakeEngine("p0"), FakeEngine("d0")
+
+    async def check(client, proxy):
         r = await client.post("/v1/completions", data=b"not json", headers={"Content-Type": "application/json"})
-        assert r.status == 400 and seen == []
-    asyncio.run(_with_proxy(check))
+        assert r.status == 400 and (await r.json())["error"]["type"] == "invalid_request_error"
+        assert p0.seen == []
+    run(check, [p0], [d0])
 
 
-def test_health_needs_every_instance():
-    async def up(client, seen):
-        assert (await client.get("/health")).status == 200
-        assert (await (await client.get("/v1/models")).json()) == {"data": [{"id": "m"}]}
+# -- MooncakeConnector hand-over -------------------------------------------------------------
 
-    async def down(client, seen):
+def test_mooncake_sends_the_handshake_to_both_sides_with_one_transfer_id():
+    p0, d0 = FakeEngine("p0", engine_ids={0: "engine-a", 1: "engine-b"}), FakeEngine("d0")
+
+    async def check(client, proxy):
+        r = await client.post("/v1/completions", json={"model": "m", "prompt": "hi", "max_tokens": 30},
+                              headers={"X-Request-Id": "req-1"})
+        assert r.status == 200 and (await r.json())["by"] == "d0"
+        [pre], [dec] = p0.seen, d0.seen
+        bootstrap = proxy.prefill.instances[0].bootstrap_addr
+        assert pre["body"] == {"model": "m", "prompt": "hi", "max_tokens": 1, "stream": False, "kv_transfer_params": {
+            "do_remote_decode": True, "do_remote_prefill": False, "transfer_id": "xfer-req-1"}}
+        assert dec["body"] == {"model": "m", "prompt": "hi", "max_tokens": 30, "kv_transfer_params": {
+            "do_remote_decode": False, "do_remote_prefill": True, "transfer_id": "xfer-req-1",
+            "remote_bootstrap_addr": bootstrap, "remote_engine_id": "engine-a"}}
+        assert pre["headers"]["X-data-parallel-rank"] == "0"
+        assert bootstrap.startswith("http://127.0.0.1:")
+        await client.post("/v1/completions", json={"prompt": "again"})
+        # the next request uses the prefill's next data-parallel rank and its engine id
+        assert p0.seen[1]["headers"]["X-data-parallel-rank"] == "1"
+        assert d0.seen[1]["body"]["kv_transfer_params"]["remote_engine_id"] == "engine-b"
+    run(check, [p0], [d0], handover="mooncake")
+
+
+def test_mooncake_prefill_and_decode_run_at_the_same_time():
+    """Decode must be called while prefill is still running (it pulls the KV as prefill
+    produces it), not after prefill returns."""
+    p0, d0 = FakeEngine("p0", engine_ids={0: "e"}, prefill_delay=0.5), FakeEngine("d0")
+
+    async def check(client, proxy):
+        r = await client.post("/v1/completions", json={"prompt": "hi"})
+        assert r.status == 200
+        await asyncio.sleep(0.6)  # let the prefill finish
+        [pre], [dec] = p0.seen, d0.seen
+        assert dec["start"] < pre["end"]
+    run(check, [p0], [d0], handover="mooncake")
+
+
+def test_mooncake_prefill_error_wins_over_a_decode_waiting_for_kv():
+    p0 = FakeEngine("p0", engine_ids={0: "e"}, status=400)
+    d0 = FakeEngine("d0", prefill_delay=5)  # a decode that would wait for KV that never comes
+
+    async def check(client, proxy):
+        r = await asyncio.wait_for(client.post("/v1/completions", json={"prompt": "hi"}), 3)
+        assert r.status == 400 and await r.json() == {"error": "boom"}
+    run(check, [p0], [d0], handover="mooncake")
+
+
+def test_mooncake_prefill_without_bootstrap_server_is_not_ready():
+    p0, d0 = FakeEngine("p0", engine_ids=None), FakeEngine("d0")
+
+    async def check(client, proxy):
         r = await client.get("/health")
-        assert r.status == 503 and len((await r.json())["down"]) == 1
-    asyncio.run(_with_proxy(up))
-    asyncio.run(_with_proxy(down, decode_healthy=False))
+        assert r.status == 503 and (await r.json())["prefill"]["down"] == [proxy.prefill.instances[0].url]
+        r = await client.post("/v1/completions", json={"prompt": "hi"})
+        assert r.status == 503 and "no healthy prefill" in (await r.json())["error"]["message"]
+    # a bootstrap port where nothing listens
+    async def go():
+        url, _ = await p0.start()
+        d_url, _ = await d0.start()
+        proxy = pd_proxy.Proxy([pd_proxy.Instance("prefill", url, unused_port())], [d_url], handover="mooncake",
+                               timeout=30, health_interval=3600)
+        try:
+            async with TestClient(TestServer(proxy.app())) as client:
+                await check(client, proxy)
+        finally:
+            await p0.close()
+            await d0.close()
+    asyncio.run(go())
+
+
+# -- health, models, unreachable instances ---------------------------------------------------
+
+@pytest.mark.parametrize("handover", ["store", "mooncake"])
+def test_ready_while_one_instance_of_each_role_serves(handover):
+    ids = {0: "e"} if handover == "mooncake" else None
+    p0, p1 = FakeEngine("p0", engine_ids=ids), FakeEngine("p1", engine_ids=ids, healthy=False)
+    d0, d1 = FakeEngine("d0"), FakeEngine("d1", healthy=False)
+
+    async def check(client, proxy):
+        r = await client.get("/health")
+        body = await r.json()
+        assert r.status == 200 and len(body["prefill"]["down"]) == 1 and len(body["decode"]["down"]) == 1
+        for _ in range(4):  # the unhealthy instances get no traffic
+            assert (await client.post("/v1/completions", json={"prompt": "x"})).status == 200
+        assert (len(p0.seen), len(p1.seen), len(d0.seen), len(d1.seen)) == (4, 0, 4, 0)
+        assert (await (await client.get("/v1/models")).json())["data"][0]["by"] == "d0"
+    run(check, [p0, p1], [d0, d1], handover)
+
+
+def test_not_ready_without_a_healthy_decode():
+    p0, d0 = FakeEngine("p0"), FakeEngine("d0", healthy=False)
+
+    async def check(client, proxy):
+        r = await client.get("/health")
+        assert r.status == 503 and (await r.json())["status"] == "unavailable"
+        r = await client.get("/v1/models")
+        assert r.status == 503 and "no healthy decode" in (await r.json())["error"]["message"]
+    run(check, [p0], [d0])
+
+
+@pytest.mark.parametrize("handover", ["store", "mooncake"])
+def test_an_unreachable_decode_is_a_502_json_error_and_leaves_the_rotation(handover):
+    ids = {0: "e"} if handover == "mooncake" else None
+    p0, d0 = FakeEngine("p0", engine_ids=ids), FakeEngine("d0")
+
+    async def check(client, proxy):
+        await d0.close()  # the decode pod dies after the proxy saw it healthy
+        r = await client.post("/v1/completions", json={"prompt": "hi"})
+        body = await r.json()
+        assert r.status == 502 and body["error"]["type"] == "bad_gateway" and "decode" in body["error"]["message"]
+        assert (await client.get("/health")).status == 503
+        r = await client.post("/v1/completions", json={"prompt": "hi"})
+        assert r.status == 503
+    run(check, [p0], [d0], handover)
+
+
+def test_an_unreachable_prefill_is_a_502_json_error():
+    p0, d0 = FakeEngine("p0"), FakeEngine("d0")
+
+    async def check(client, proxy):
+        await p0.close()
+        r = await client.post("/v1/completions", json={"prompt": "hi"})
+        assert r.status == 502 and "prefill" in (await r.json())["error"]["message"]
+        assert d0.seen == []
+    run(check, [p0], [d0])
+
+
+def test_an_instance_that_comes_back_rejoins():
+    p0, d0 = FakeEngine("p0"), FakeEngine("d0", healthy=False)
+
+    async def check(client, proxy):
+        assert (await client.get("/health")).status == 503
+        d0.healthy = True
+        await proxy.check_all()
+        assert (await client.get("/health")).status == 200
+    run(check, [p0], [d0])
 
 
 def test_cli_flags():
-    args = pd_proxy.build_parser().parse_args(["--prefill", "http://a:1", "--prefill", "http://b:1",
-                                               "--decode", "http://c:1", "--port", "9000"])
-    assert (args.host, args.port, args.prefill, args.decode) == ("0.0.0.0", 9000, ["http://a:1", "http://b:1"],
-                                                                 ["http://c:1"])
+    args = pd_proxy.build_parser().parse_args(["--prefill", "http://a:1", "8998", "--prefill", "http://b:1",
+                                               "--decode", "http://c:1", "--port", "9000", "--handover", "mooncake"])
+    assert (args.host, args.port, args.handover, args.decode) == ("0.0.0.0", 9000, "mooncake", ["http://c:1"])
+    prefills = pd_proxy.parse_prefills(args.prefill, "mooncake")
+    assert [(p.url, p.bootstrap_port) for p in prefills] == [("http://a:1", 8998), ("http://b:1", 8998)]
+    assert prefills[0].bootstrap_addr == "http://a:8998"
+    with pytest.raises(SystemExit):
+        pd_proxy.parse_prefills([["http://a:1", "x"]], "mooncake")

@@ -1,1 +1,1 @@
-../../vllm-mooncake/files/pd_proxy.py
+../../pd-common/files/pd_proxy.py

@@ -95,7 +95,7 @@ Both listen on 0.0.0.0.
 {{- $decode := include "pd-common.instanceHosts" (dict "root" . "component" "decode" "role" $v.decode) | trim | splitList "\n" -}}
 {{- $http := $v.ports.http | toString -}}
 {{- if eq $v.variant.kvBackend "datasystem" -}}
-{{- $cmd := list "python3" "/opt/pdgen/pd_proxy.py" "--host" "0.0.0.0" "--port" ($v.service.port | toString) -}}
+{{- $cmd := list "python3" "/opt/pdgen/pd_proxy.py" "--host" "0.0.0.0" "--port" ($v.service.port | toString) "--handover" "store" -}}
 {{- range $prefill }}{{ $cmd = concat $cmd (list "--prefill" (printf "http://%s:%s" . $http)) }}{{ end -}}
 {{- range $decode }}{{ $cmd = concat $cmd (list "--decode" (printf "http://%s:%s" . $http)) }}{{ end -}}
 {{- toYaml $cmd -}}

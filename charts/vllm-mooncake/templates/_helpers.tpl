@@ -1,5 +1,6 @@
 {{/*
-vllm.needs: which infra the connector needs ("master", "etcd", "config"), as a dict of bools.
+vllm.needs: which infra the connector needs ("master", "etcd", "config"), and whether the KV
+reaches decode through the store ("storeHandover"), as a dict of bools.
 */}}
 {{- define "vllm.needs" -}}
 {{- $c := .Values.variant.connector -}}
@@ -7,7 +8,7 @@ vllm.needs: which infra the connector needs ("master", "etcd", "config"), as a d
 master: {{ and $disagg (has $c (list "store" "lmcache" "v0-etcd")) }}
 etcd: {{ and $disagg (eq $c "v0-etcd") }}
 config: {{ and $disagg (has $c (list "store" "lmcache" "v0-etcd")) }}
-ownProxy: {{ and $disagg (has $c (list "lmcache" "v0-etcd")) }}
+storeHandover: {{ and $disagg (has $c (list "lmcache" "v0-etcd")) }}
 {{- end -}}
 
 {{/*
@@ -183,10 +184,12 @@ vllm.engine: one engine role's workload. Parameters: root, component, mode.
 {{- end -}}
 
 {{/*
-vllm.proxyCommand: the proxy in front of prefill and decode, listening on 0.0.0.0 (the
-upstream proxies default to 127.0.0.1). p2p/store: vLLM's MooncakeConnector proxy, given
-each prefill pod's own URL with its bootstrap port. lmcache/v0-etcd: pdgen's
-prefill-then-decode proxy (files/pd_proxy.py, mounted from a ConfigMap).
+vllm.proxyCommand: pdgen's proxy (files/pd_proxy.py, from pd-common, mounted from a
+ConfigMap) in front of prefill and decode, listening on 0.0.0.0. p2p/store hand the KV
+over with the MooncakeConnector protocol (each prefill pod's own URL plus its bootstrap
+port); lmcache/v0-etcd through the store (prefill first, then decode). The upstream
+mooncake_connector_proxy.py is not in the vLLM wheel and moved between releases, so the
+chart ships its own.
 */}}
 {{- define "vllm.proxyCommand" -}}
 {{- include "vllm.checkInfra" . -}}
@@ -194,19 +197,14 @@ prefill-then-decode proxy (files/pd_proxy.py, mounted from a ConfigMap).
 {{- $needs := include "vllm.needs" . | fromYaml -}}
 {{- $prefill := include "pd-common.instanceHosts" (dict "root" . "component" "prefill" "role" $v.prefill) | trim | splitList "\n" -}}
 {{- $decode := include "pd-common.instanceHosts" (dict "root" . "component" "decode" "role" $v.decode) | trim | splitList "\n" -}}
-{{- $cmd := list "python3" -}}
-{{- if $needs.ownProxy -}}
-{{- $cmd = append $cmd "/opt/pdgen/pd_proxy.py" -}}
-{{- else -}}
-{{- $cmd = append $cmd $v.router.mooncakeProxyScript -}}
-{{- end -}}
-{{- $cmd = concat $cmd (list "--host" "0.0.0.0" "--port" ($v.service.port | toString)) -}}
+{{- $mooncake := not $needs.storeHandover -}}
+{{- $cmd := list "python3" "/opt/pdgen/pd_proxy.py" "--host" "0.0.0.0" "--port" ($v.service.port | toString) "--handover" (ternary "mooncake" "store" $mooncake) -}}
 {{- range $prefill -}}
 {{- $url := printf "http://%s:%d" . (int $v.ports.http) -}}
-{{- if $needs.ownProxy -}}
-{{- $cmd = concat $cmd (list "--prefill" $url) -}}
-{{- else -}}
+{{- if $mooncake -}}
 {{- $cmd = concat $cmd (list "--prefill" $url ($v.ports.bootstrap | toString)) -}}
+{{- else -}}
+{{- $cmd = concat $cmd (list "--prefill" $url) -}}
 {{- end -}}
 {{- end -}}
 {{- range $decode -}}

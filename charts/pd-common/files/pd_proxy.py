@@ -1,0 +1,333 @@
+"""pdgen's prefill/decode proxy: the router in front of vLLM (and vLLM-Ascend) prefill and
+decode instances. Two hand-over protocols, chosen by --handover:
+
+mooncake  vLLM's MooncakeConnector (P2P). At start, and whenever an instance comes back, the
+          proxy asks each prefill's bootstrap server (GET http://<host>:<port>/query) for its
+          engine id per data-parallel rank. Per request it sends, at the same time,
+            prefill: max_tokens=1, stream=false, kv_transfer_params
+                     {do_remote_decode: true, do_remote_prefill: false, transfer_id}
+            decode:  the client's request with kv_transfer_params
+                     {do_remote_decode: false, do_remote_prefill: true, transfer_id,
+                      remote_bootstrap_addr, remote_engine_id}
+          and relays decode's answer. Decode pulls the KV from the prefill named by the
+          bootstrap address. Protocol as in vLLM's
+          examples/disaggregated/mooncake_connector/mooncake_connector_proxy.py and
+          vllm/distributed/kv_transfer/kv_connector/v1/mooncake/mooncake_connector.py
+          (vllm-project/vllm@00f4240; request_finished keeps the blocks only for a
+          length-capped request carrying transfer_id and do_remote_decode).
+store     a shared KV store (LMCache + Mooncake store, vLLM v0's MooncakeStoreConnector,
+          vLLM-Ascend's AscendStoreConnector): the prefill request (max_tokens=1) runs to
+          completion first, which publishes the prompt's KV to the store; then decode gets the
+          client's request and finds the KV there.
+
+Both: instances are used round-robin among the healthy ones. A background check calls
+every instance's /health; one that fails, or refuses a request, leaves the rotation until
+it answers again. /health is 200 while at least one prefill and one decode can serve, so
+one engine restart does not empty the Service. /v1/models is answered by a healthy decode.
+When no instance can take a request, or the chosen one is unreachable, the answer is a
+JSON error with 503 or 502, never a bare 500.
+
+Runs in the vLLM image (aiohttp ships with vLLM); the charts mount it from a ConfigMap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
+
+LOG = logging.getLogger("pd_proxy")
+FORWARDED_HEADERS = ("Authorization",)
+HANDOVERS = ("mooncake", "store")
+DEFAULT_BOOTSTRAP_PORT = 8998  # VLLM_MOONCAKE_BOOTSTRAP_PORT's default
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on")
+    parser.add_argument("--handover", choices=HANDOVERS, default="store",
+                        help="how the KV cache reaches decode (see the module docstring)")
+    parser.add_argument("--prefill", action="append", nargs="+", required=True, metavar="URL [BOOTSTRAP_PORT]",
+                        help="base URL of a prefill instance, and with --handover mooncake its bootstrap "
+                             f"port (default {DEFAULT_BOOTSTRAP_PORT}); repeat for each instance")
+    parser.add_argument("--decode", action="append", required=True, metavar="URL",
+                        help="base URL of a decode instance (repeat for each)")
+    parser.add_argument("--timeout", type=float, default=6 * 3600, help="per-request timeout, seconds")
+    parser.add_argument("--health-interval", type=float, default=5.0,
+                        help="seconds between health checks of every instance")
+    return parser
+
+
+def prefill_body(body: dict) -> dict:
+    """The request a prefill instance gets: same prompt, one token, no streaming."""
+    out = dict(body, max_tokens=1, stream=False)
+    out.pop("stream_options", None)
+    if "max_completion_tokens" in out:
+        out["max_completion_tokens"] = 1
+    return out
+
+
+class Unavailable(Exception):
+    """No instance of a role can take the request (503)."""
+
+
+class Unreachable(Exception):
+    """The chosen instance refused the connection or dropped it (502)."""
+
+
+@dataclass
+class Instance:
+    role: str
+    url: str
+    bootstrap_port: int | None = None  # mooncake prefills only
+    healthy: bool = False
+    engine_ids: dict[int, str] = field(default_factory=dict)  # data-parallel rank -> engine id
+    _ranks: itertools.cycle | None = None
+
+    @property
+    def bootstrap_addr(self) -> str:
+        host = self.url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+        return f"http://{host}:{self.bootstrap_port}"
+
+    def next_rank(self) -> int:
+        if self._ranks is None:
+            self._ranks = itertools.cycle(sorted(self.engine_ids))
+        return next(self._ranks)
+
+
+class Pool:
+    """One role's instances; round-robin over the healthy ones."""
+
+    def __init__(self, instances: list[Instance]) -> None:
+        self.instances = instances
+        self._turn = itertools.count()
+
+    def pick(self) -> Instance:
+        healthy = [i for i in self.instances if i.healthy]
+        if not healthy:
+            role = self.instances[0].role
+            raise Unavailable(f"no healthy {role} instance (of {len(self.instances)})")
+        return healthy[next(self._turn) % len(healthy)]
+
+
+def parse_prefills(entries: list[list[str]], handover: str) -> list[Instance]:
+    out = []
+    for entry in entries:
+        if len(entry) > 2 or (len(entry) == 2 and not entry[1].isdigit()):
+            raise SystemExit(f"--prefill takes URL [BOOTSTRAP_PORT], not {' '.join(entry)!r}")
+        port = int(entry[1]) if len(entry) == 2 else DEFAULT_BOOTSTRAP_PORT
+        out.append(Instance("prefill", entry[0].rstrip("/"), port if handover == "mooncake" else None))
+    return out
+
+
+class Proxy:
+    def __init__(self, prefill: list[Instance], decode: list[str], *, handover: str = "store",
+                 timeout: float = 6 * 3600, health_interval: float = 5.0) -> None:
+        if handover not in HANDOVERS:
+            raise ValueError(f"handover must be one of {HANDOVERS}")
+        self.handover = handover
+        self.prefill = Pool(prefill)
+        self.decode = Pool([Instance("decode", u.rstrip("/")) for u in decode])
+        self._timeout = ClientTimeout(total=timeout)
+        self._health_interval = health_interval
+        self._session: ClientSession | None = None
+        self._checker: asyncio.Task | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def _start(self, app: web.Application) -> None:
+        self._session = ClientSession(timeout=self._timeout)
+        await self.check_all()
+        self._checker = asyncio.create_task(self._check_forever())
+
+    async def _stop(self, app: web.Application) -> None:
+        if self._checker:
+            self._checker.cancel()
+        if self._session:
+            await self._session.close()
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.on_startup.append(self._start)
+        app.on_cleanup.append(self._stop)
+        app.router.add_post("/v1/completions", self.generate)
+        app.router.add_post("/v1/chat/completions", self.generate)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/health", self.health)
+        return app
+
+    # -- health ----------------------------------------------------------------------------
+
+    async def _check(self, instance: Instance) -> None:
+        assert self._session is not None
+        was = instance.healthy
+        try:
+            async with self._session.get(instance.url + "/health", timeout=ClientTimeout(total=5)) as r:
+                ok = r.status == 200
+            if ok and instance.bootstrap_port is not None:
+                ok = await self._query_bootstrap(instance)
+        except (ClientError, OSError, asyncio.TimeoutError, ValueError):
+            ok = False
+        instance.healthy = ok
+        if ok != was:
+            LOG.info("%s %s is %s", instance.role, instance.url, "healthy" if ok else "down")
+
+    async def _query_bootstrap(self, instance: Instance) -> bool:
+        """The prefill's engine id per DP rank, from its MooncakeConnector bootstrap server:
+        {"<dp_rank>": {"engine_id": "...", "worker_addr": {...}}, ...}."""
+        assert self._session is not None
+        async with self._session.get(instance.bootstrap_addr + "/query", timeout=ClientTimeout(total=5)) as r:
+            if r.status != 200:
+                return False
+            data = await r.json(content_type=None)
+        ids = {int(rank): entry["engine_id"] for rank, entry in data.items()}
+        if ids != instance.engine_ids:
+            instance.engine_ids, instance._ranks = ids, None
+        return bool(ids)
+
+    async def check_all(self) -> None:
+        await asyncio.gather(*(self._check(i) for i in self.prefill.instances + self.decode.instances))
+
+    async def _check_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._health_interval)
+            await self.check_all()
+
+    async def health(self, request: web.Request) -> web.Response:
+        """200 while at least one prefill and one decode instance can serve."""
+        status = {role: {"healthy": [i.url for i in pool.instances if i.healthy],
+                         "down": [i.url for i in pool.instances if not i.healthy]}
+                  for role, pool in (("prefill", self.prefill), ("decode", self.decode))}
+        ready = all(s["healthy"] for s in status.values())
+        return web.json_response({"status": "ok" if ready else "unavailable", **status}, status=200 if ready else 503)
+
+    # -- requests --------------------------------------------------------------------------
+
+    @staticmethod
+    def _headers(request: web.Request, request_id: str) -> dict:
+        out = {k: request.headers[k] for k in FORWARDED_HEADERS if k in request.headers}
+        out["X-Request-Id"] = request_id
+        return out
+
+    @staticmethod
+    def _error(status: int, message: str, kind: str) -> web.Response:
+        return web.json_response({"error": {"message": message, "type": kind, "code": status}}, status=status)
+
+    async def generate(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return self._error(400, "request body is not JSON", "invalid_request_error")
+        if not isinstance(body, dict):
+            return self._error(400, "request body must be a JSON object", "invalid_request_error")
+        request_id = request.headers.get("X-Request-Id") or str(uuid.uuid4())
+        try:
+            prefill, decode = self.prefill.pick(), self.decode.pick()
+            if self.handover == "mooncake":
+                return await self._mooncake(request, body, request_id, prefill, decode)
+            return await self._store(request, body, request_id, prefill, decode)
+        except Unavailable as exc:
+            return self._error(503, str(exc), "service_unavailable")
+        except Unreachable as exc:
+            return self._error(502, str(exc), "bad_gateway")
+
+    async def _post(self, instance: Instance, path: str, body: dict, headers: dict):
+        """An open response from one instance; an unreachable instance leaves the rotation."""
+        assert self._session is not None
+        try:
+            return await self._session.post(instance.url + path, json=body, headers=headers)
+        except (ClientError, OSError) as exc:
+            instance.healthy = False
+            LOG.warning("%s %s unreachable: %s", instance.role, instance.url, exc)
+            raise Unreachable(f"{instance.role} {instance.url} is unreachable: {exc}") from None
+
+    async def _relay(self, request: web.Request, upstream) -> web.StreamResponse:
+        async with upstream:
+            response = web.StreamResponse(status=upstream.status, headers={
+                "Content-Type": upstream.headers.get("Content-Type", "application/json")})
+            await response.prepare(request)
+            try:
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+            except (ClientError, OSError) as exc:  # headers are sent: all we can do is stop
+                LOG.warning("decode stream broke: %s", exc)
+            await response.write_eof()
+            return response
+
+    async def _store(self, request, body, request_id, prefill, decode) -> web.StreamResponse:
+        headers = self._headers(request, request_id)
+        async with await self._post(prefill, request.path, prefill_body(body), headers) as pre:
+            payload = await pre.read()
+            if pre.status != 200:
+                LOG.warning("prefill %s answered %s", prefill.url, pre.status)
+                return web.Response(status=pre.status, body=payload, content_type=pre.content_type)
+        return await self._relay(request, await self._post(decode, request.path, body, headers))
+
+    async def _mooncake(self, request, body, request_id, prefill, decode) -> web.StreamResponse:
+        transfer_id = f"xfer-{request_id}"
+        rank = prefill.next_rank()
+        pre_body = prefill_body(body)
+        pre_body["kv_transfer_params"] = {"do_remote_decode": True, "do_remote_prefill": False,
+                                          "transfer_id": transfer_id}
+        dec_body = dict(body, kv_transfer_params={
+            "do_remote_decode": False, "do_remote_prefill": True, "transfer_id": transfer_id,
+            "remote_bootstrap_addr": prefill.bootstrap_addr, "remote_engine_id": prefill.engine_ids[rank]})
+        headers = self._headers(request, request_id)
+        pre_task = asyncio.create_task(self._prefill_only(prefill, request.path, pre_body,
+                                                          dict(headers, **{"X-data-parallel-rank": str(rank)})))
+        dec_task = asyncio.create_task(self._post(decode, request.path, dec_body, headers))
+        # Decode waits for KV that a failed prefill never sends: answer with prefill's error
+        # and drop decode (closing its connection makes vLLM abort the request).
+        done, _ = await asyncio.wait({pre_task, dec_task}, return_when=asyncio.FIRST_COMPLETED)
+        if pre_task in done and pre_task.result() is not None:
+            dec_task.cancel()
+            if dec_task.done() and not dec_task.cancelled() and dec_task.exception() is None:
+                dec_task.result().close()
+            return pre_task.result()
+        upstream = await dec_task
+        pre_task.add_done_callback(lambda t: t.cancelled() or t.result() is None or upstream.close())
+        return await self._relay(request, upstream)
+
+    async def _prefill_only(self, prefill, path, body, headers) -> web.Response | None:
+        """None when prefill succeeded, else the error response to give the client."""
+        try:
+            async with await self._post(prefill, path, body, headers) as pre:
+                payload = await pre.read()
+                if pre.status == 200:
+                    return None
+                LOG.warning("prefill %s answered %s", prefill.url, pre.status)
+                return web.Response(status=pre.status, body=payload, content_type=pre.content_type)
+        except Unreachable as exc:
+            return self._error(502, str(exc), "bad_gateway")
+
+    async def models(self, request: web.Request) -> web.Response:
+        try:
+            decode = self.decode.pick()
+        except Unavailable as exc:
+            return self._error(503, str(exc), "service_unavailable")
+        assert self._session is not None
+        try:
+            async with self._session.get(decode.url + "/v1/models", headers=self._headers(request, "models")) as r:
+                return web.Response(status=r.status, body=await r.read(), content_type=r.content_type)
+        except (ClientError, OSError) as exc:
+            decode.healthy = False
+            return self._error(502, f"decode {decode.url} is unreachable: {exc}", "bad_gateway")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    proxy = Proxy(parse_prefills(args.prefill, args.handover), args.decode, handover=args.handover,
+                  timeout=args.timeout, health_interval=args.health_interval)
+    web.run_app(proxy.app(), host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    main()
