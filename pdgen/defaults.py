@@ -43,6 +43,11 @@ BACKEND_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 ACCELERATOR_RESOURCE = {"nvidia": "nvidia.com/gpu", "ascend": "huawei.com/Ascend910"}
+
+# What each engine rank gives the Mooncake store, and LMCache's CPU pool, when the topology
+# does not say (the vllm-mooncake chart's values.yaml holds the same; a test keeps them equal).
+MOONCAKE_STORE = {"globalSegmentSize": 30 * 2**30, "localBufferSize": 2**30}
+LMCACHE_MAX_LOCAL_CPU_GIB = 5
 MODEL_ROOT = "/models"
 
 

@@ -6,6 +6,8 @@ from pdgen.backends import common
 from pdgen.backends.common import Compiled
 from pdgen.quantity import to_bytes
 
+STOCK_IMAGE = "vllm/vllm-openai"
+
 
 def compile(topology: dict) -> Compiled:
     spec = topology["spec"]
@@ -34,9 +36,17 @@ def compile(topology: dict) -> Compiled:
             values["kvCache"]["lmcache"]["maxLocalCpuSize"] = lm["maxLocalCpuSizeGiB"]
         if disaggregated and connector != "lmcache":
             compiled.error(("spec", "kvCache", "lmcache"), "LMCache settings apply only to the lmcache connector")
-    if disaggregated and connector == "v0-etcd" and "tag" not in values.get("image", {}):
-        compiled.error(("spec", "variant", "connector"), "connector v0-etcd runs vLLM's v0 engine, removed in "
-                       "vLLM 0.11: set spec.image.tag to an older release (e.g. v0.8.5)")
+    if disaggregated and connector == "v0-etcd":
+        chosen = values.get("image", {})
+        if "repository" not in chosen or not ({"tag", "digest"} & chosen.keys()) or \
+                chosen["repository"] == STOCK_IMAGE:
+            # vllm/vllm-openai <= 0.10 (the last with the v0 engine) ships no Mooncake: vLLM PR
+            # #18193 ("the default image vllm/vllm-openai:v0.8.* doesn't include the kv-connector
+            # dependencies"), Mooncake issue #124. The seed's v0 demo builds vLLM v0.6.2 itself.
+            compiled.error(("spec", "image") if "image" in spec else ("spec", "variant", "connector"),
+                           "connector v0-etcd needs an engine image you build: vLLM's v0 engine (vLLM < 0.11) "
+                           f"with mooncake-transfer-engine installed; the stock {STOCK_IMAGE} images have no "
+                           "Mooncake. Set spec.image.repository and spec.image.tag to that image")
     master = common.infra(spec, "mooncakeMaster")
     eviction = kv.get("eviction", {})
     if "ratio" in eviction:

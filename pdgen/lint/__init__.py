@@ -8,7 +8,7 @@ import tempfile
 
 from pdgen import render
 from pdgen.findings import FileResult
-from pdgen.lint import flags, kubeconform, manifests, policy, wiring
+from pdgen.lint import flags, kubeconform, manifests, policy, routes, wiring
 
 DEFAULT_KUBE_VERSION = "1.33.0"
 
@@ -55,7 +55,9 @@ def lint_files(paths: list[str], kube_version: str = DEFAULT_KUBE_VERSION,
         display = {}
         for (result, text, _), path in zip(inputs, on_disk):
             objects, findings = manifests.parse(text, result.file)
-            for check in (wiring.check, flags.check, policy.check):
+            index = wiring.build_index(objects)
+            findings += wiring.check(objects, index) + routes.check(objects, index.backends())
+            for check in (flags.check, policy.check):
                 findings += check(objects)
             result.findings += findings
             parsed[path], display[path] = objects, result.file

@@ -30,6 +30,7 @@ class Template:
     labels: dict
     ports: dict  # container port name -> number, and str(number) -> number
     pod_names: list[str] = field(default_factory=list)
+    containers: list[dict] = field(default_factory=list)
 
 
 # Services an operator creates from a custom resource: name -> ports. The Dynamo operator
@@ -39,11 +40,13 @@ class Template:
 DYNAMO_FRONTEND_PORT = 8000
 
 
-def operator_services(obj: Obj) -> dict[str, set[int]]:
+def operator_services(obj: Obj) -> dict[str, tuple[set[int], list[dict]]]:
+    """Service name -> (ports, containers behind it) for the Services an operator makes."""
     if obj.kind != "DynamoGraphDeployment":
         return {}
     services = (obj.data.get("spec") or {}).get("services") or {}
-    return {f"{obj.name}-{name.lower().replace('.', '-')}": {DYNAMO_FRONTEND_PORT}
+    return {f"{obj.name}-{name.lower().replace('.', '-')}":
+            ({DYNAMO_FRONTEND_PORT}, [(svc.get("extraPodSpec") or {}).get("mainContainer") or {}])
             for name, svc in services.items() if (svc or {}).get("componentType") == "frontend"}
 
 
@@ -52,7 +55,13 @@ class Index:
     release: str = ""
     services: dict[str, Obj] = field(default_factory=dict)
     templates: list[Template] = field(default_factory=list)
-    operator_services: dict[str, set[int]] = field(default_factory=dict)
+    operator_services: dict[str, tuple[set[int], list[dict]]] = field(default_factory=dict)
+
+    def backends(self) -> dict[str, list[dict]]:
+        """Service name -> the containers that serve it."""
+        out = {name: [c for t in self.selected(svc) for c in t.containers] for name, svc in self.services.items()}
+        out.update({name: containers for name, (_, containers) in self.operator_services.items()})
+        return out
 
     def selected(self, service: Obj) -> list[Template]:
         selector = (service.data.get("spec") or {}).get("selector") or {}
@@ -85,7 +94,8 @@ def build_index(objects: list[Obj]) -> Index:
         index.operator_services.update(operator_services(obj))
         spec = obj.data.get("spec") or {}
         for path, template in pod_templates(obj):
-            t = Template(obj, path, (template.get("metadata") or {}).get("labels") or {}, _ports(template))
+            t = Template(obj, path, (template.get("metadata") or {}).get("labels") or {}, _ports(template),
+                         containers=list((template.get("spec") or {}).get("containers") or []))
             replicas = int(spec.get("replicas", 1) or 0)
             if obj.kind == "StatefulSet" or (obj.kind == "LeaderWorkerSet" and path[-1] == "leaderTemplate"):
                 t.pod_names = [f"{obj.name}-{i}" for i in range(replicas)]
@@ -93,7 +103,7 @@ def build_index(objects: list[Obj]) -> Index:
     return index
 
 
-def _split_host(host: str) -> tuple[str | None, str]:
+def split_host(host: str) -> tuple[str | None, str]:
     """host -> (pod or None, service)."""
     host = host.removesuffix(".cluster.local").removesuffix(".svc")
     parts = host.split(".")
@@ -109,13 +119,13 @@ def _check_address(index: Index, obj: Obj, path: tuple, container: str | None, h
                    what: str) -> list[Finding]:
     if host in _LOOPBACK or host.replace(".", "").isdigit():
         return []
-    pod, service_name = _split_host(host)
+    pod, service_name = split_host(host)
     if not index.in_release(service_name):
         return []  # an endpoint outside the release (an external etcd, say)
     service = index.services.get(service_name)
     where = f"{what} {host}:{port}"
     if service is None and service_name in index.operator_services:
-        ports = index.operator_services[service_name]
+        ports = index.operator_services[service_name][0]
         if pod is None and port in ports:
             return []
         return [obj.finding(path, f"{where}: the operator's Service {service_name} serves port(s) "
@@ -170,8 +180,8 @@ def _values_after(args: list[str], i: int) -> list[str]:
     return out
 
 
-def check(objects: list[Obj]) -> list[Finding]:
-    index = build_index(objects)
+def check(objects: list[Obj], index: Index | None = None) -> list[Finding]:
+    index = index or build_index(objects)
     findings: list[Finding] = []
     for service in index.services.values():
         spec = service.data.get("spec") or {}

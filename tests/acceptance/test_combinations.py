@@ -70,3 +70,22 @@ def test_every_combination_validates_renders_and_lints_clean(written):
     dirty = {r.file: r.findings for r in results if r.findings}
     assert not dirty, dirty
     assert len(results) == len(combinations()) == 22
+
+
+@pytest.mark.parametrize("image,where", [
+    (None, "$.spec.variant.connector"),
+    ({"tag": "v0.8.5"}, "$.spec.image"),
+    ({"repository": "vllm/vllm-openai", "tag": "v0.8.5"}, "$.spec.image"),
+])
+def test_v0_etcd_without_an_engine_image_of_ones_own_is_a_finding(tmp_path, image, where):
+    """Fidelity issue, defect 3: vllm/vllm-openai:v0.8.5 has neither mooncake_master nor the
+    mooncake module (vLLM PR #18193, Mooncake issue #124), so the image is the user's to name."""
+    doc = topology("vllm-mooncake", {"connector": "v0-etcd"}, "disaggregated")
+    doc["spec"].pop("image")
+    if image:
+        doc["spec"]["image"] = image
+    path = tmp_path / "v0.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    [finding] = check_file(str(path)).findings
+    assert (finding.json_path, finding.rule, finding.line > 0) == (where, "compile.unsupported", True)
+    assert "the stock vllm/vllm-openai images have no Mooncake" in finding.message

@@ -166,3 +166,20 @@ def test_autoscalers_target_the_workloads_they_scale():
     assert decode["spec"]["metrics"][0]["pods"]["metric"]["name"] == "sglang:num_queue_reqs"
     find(objects, "LeaderWorkerSet", "demo-decode")
     assert not [o for o in objects if o["kind"] == "HorizontalPodAutoscaler" and o["metadata"]["name"] == "demo-prefill"]
+
+
+def _env(c):
+    return {e["name"]: e.get("value") for e in c.get("env") or []}
+
+
+def test_tcp_transport_is_forced_where_the_transfer_engine_would_pick_rdma():
+    """Fidelity issue, defect 11: the Mooncake binding auto-discovers RDMA NICs and ignores
+    protocol "tcp"; only MC_FORCE_TCP keeps it on TCP (kvcache-ai/Mooncake
+    transfer_engine_impl.cpp; SGLang blanks its IB devices when MC_FORCE_TCP == "1")."""
+    tcp = render(CHART, {})
+    for role in ("prefill", "decode"):
+        assert _env(container(find(tcp, "StatefulSet", f"demo-{role}")))["MC_FORCE_TCP"] == "1"
+    rdma = render(CHART, {"transport": {"protocol": "rdma", "rdma": {"resourceName": "rdma/hca"}}})
+    assert "MC_FORCE_TCP" not in _env(container(find(rdma, "StatefulSet", "demo-prefill")))
+    agg = render(CHART, ci_values(CHART, "aggregated-values.yaml"))
+    assert "MC_FORCE_TCP" not in _env(container(find(agg, "StatefulSet", "demo-server")))

@@ -117,8 +117,13 @@ def test_v0_etcd_wires_etcd_and_the_v0_engine():
     config = json.loads(find(objects, "ConfigMap", "demo-kv-config")["data"]["mooncake.json"])
     assert config["metadata_server"] == f"etcd://demo-etcd:{etcd_svc['spec']['ports'][0]['port']}"
     prefill = container(find(objects, "StatefulSet", "demo-prefill"))
-    assert _env(prefill)["VLLM_USE_V1"] == "0" and prefill["image"] == "vllm/vllm-openai:v0.8.5"
+    assert _env(prefill)["VLLM_USE_V1"] == "0" and prefill["image"] == "registry.example.com/llm/vllm-mooncake:v0.6.2"
     assert _kv(prefill) == {"kv_connector": "MooncakeStoreConnector", "kv_role": "kv_producer"}
+    # mooncake_master comes from Mooncake's own image: vLLM's v0-era images have none
+    # (vLLM PR #18193; Mooncake issue #124); kvcache-ai/Mooncake docker/master.Dockerfile
+    # installs the wheel that ships the binary.
+    master = container(find(objects, "Deployment", "demo-mooncake-master"))
+    assert master["image"] == "kvcacheai/mooncake:0.3.13.post1" and master["command"] == ["mooncake_master"]
 
 
 def test_external_master_renders_no_master():
@@ -131,10 +136,13 @@ def test_external_master_renders_no_master():
 @pytest.mark.parametrize("values,message", [
     ({"variant": {"connector": "lmcache"}}, "connector lmcache needs mooncake_master"),
     ({"infra": {"mooncakeMaster": {"enabled": True}}}, "connector p2p in disaggregated mode never talks to it"),
-    ({"variant": {"connector": "v0-etcd"}, "image": {"tag": "v0.8.5"}, "infra": {"mooncakeMaster": {"enabled": True}}},
-     "connector v0-etcd needs etcd"),
-    ({"variant": {"connector": "v0-etcd"}, "infra": {"etcd": {"enabled": True}, "mooncakeMaster": {"enabled": True}}},
-     "vLLM removed in 0.11"),
+    ({"variant": {"connector": "v0-etcd"}, "image": {"repository": "my/vllm", "tag": "v0.6.2"},
+      "infra": {"mooncakeMaster": {"enabled": True}}}, "connector v0-etcd needs etcd"),
+    ({"variant": {"connector": "v0-etcd"}, "image": {"tag": "v0.8.5"},
+      "infra": {"etcd": {"enabled": True}, "mooncakeMaster": {"enabled": True}}},
+     "the stock vllm/vllm-openai images have no Mooncake"),
+    ({"variant": {"connector": "v0-etcd"}, "image": {"repository": "my/vllm", "tag": "v0.12.0"},
+      "infra": {"etcd": {"enabled": True}, "mooncakeMaster": {"enabled": True}}}, "vLLM removed in 0.11"),
 ])
 def test_a_variant_without_its_infra_fails_with_a_clear_message(values, message):
     with pytest.raises(helm.HelmError) as info:
@@ -151,3 +159,17 @@ def test_multi_node_workers_are_headless():
         assert arg_after(c["args"], "--master-addr") == "$(LWS_LEADER_ADDRESS)"
         assert arg_after(c["args"], "--pipeline-parallel-size") == "2"
         assert c["securityContext"] == {"capabilities": {"add": ["IPC_LOCK"]}}
+
+
+@pytest.mark.parametrize("ci", [None, "store-values.yaml", "lmcache-tp8-values.yaml", "v0-etcd-values.yaml",
+                                "multinode-rdma-values.yaml"])
+def test_tcp_transport_is_forced_for_every_mooncake_connector(ci):
+    """Fidelity issue, defect 11 (see tests/charts/test_sglang.py for the upstream facts)."""
+    objects = render(CHART, ci_values(CHART, ci))
+    protocol = yaml.safe_load(ci_values(CHART, ci) or "{}").get("transport", {}).get("protocol", "tcp")
+    engines = [o for o in objects if o["kind"] in ("StatefulSet", "LeaderWorkerSet")
+               and o["metadata"]["name"] in ("demo-prefill", "demo-decode")]
+    assert len(engines) == 2
+    for engine in engines:
+        env = _env(container(engine))
+        assert env.get("MC_FORCE_TCP") == ("1" if protocol == "tcp" else None), (ci, engine["metadata"]["name"])

@@ -191,3 +191,47 @@ def test_lint_does_not_trace_back_on_garbage(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pdgen", "lint", str(junk)], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "YAML syntax error" in proc.stdout
+
+
+P2P = "examples/vllm-mooncake-p2p-qwen7b.yaml"
+
+
+def test_the_upstream_mooncake_proxy_fails_the_helm_test_and_pdgen_says_so(tmp_path):
+    """Fidelity issue, defect 2: vLLM's mooncake_connector_proxy.py serves only POST
+    /v1/completions and /v1/chat/completions (vllm@4b5c627), so the helm test's GET /v1/models
+    and a /health readiness probe could never pass."""
+    objects = docs(P2P)
+    router = obj(objects, "Deployment", "vllm-p2p-pd-router")
+    c = router["spec"]["template"]["spec"]["containers"][0]
+    c["args"] = ["/vllm-workspace/examples/disaggregated/mooncake_connector/mooncake_connector_proxy.py",
+                 *[a for a in c["args"][1:] if a not in ("--handover", "mooncake")]]
+    found = [f for f in lint_docs(tmp_path, objects) if f.rule == "wiring.route"]
+    assert sorted(f.message.split(" (")[0] for f in found) == [
+        "Deployment/vllm-p2p-pd-router container router: readinessProbe calls GET /health, which "
+        "vllm.mooncake_connector_proxy does not serve",
+        "Pod/vllm-p2p-pd-test: helm test calls GET /v1/models on http://vllm-p2p-pd:8000, which "
+        "vllm.mooncake_connector_proxy behind Service vllm-p2p-pd does not serve"]
+    assert all("vllm-project/vllm@4b5c627" in f.message for f in found)
+
+
+def test_a_probe_path_the_program_does_not_serve_is_caught(tmp_path):
+    objects = docs(SGLANG)
+    router = container(obj(objects, "Deployment", "sglang-pd-router"), "router")
+    router["readinessProbe"]["httpGet"]["path"] = "/ready"
+    [finding] = [f for f in lint_docs(tmp_path, objects) if f.rule == "wiring.route"]
+    assert finding.message.startswith("Deployment/sglang-pd-router container router: readinessProbe calls GET "
+                                      "/ready, which sglang_router.launch_router does not serve")
+    assert finding.json_path == "$.spec.template.spec.containers[0].readinessProbe.httpGet.path"
+
+
+def test_the_route_table_of_pdgens_proxy_is_the_proxys_own():
+    import importlib.util
+    import sys
+
+    from pdgen.lint.routes import ROUTES
+    spec = importlib.util.spec_from_file_location("pd_proxy", ROOT / "charts" / "pd-common" / "files" / "pd_proxy.py")
+    module = sys.modules["pd_proxy"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    app = module.Proxy([module.Instance("prefill", "http://p:1")], ["http://d:1"]).app()
+    served = {f"{r.method} {r.resource.canonical}" for r in app.router.routes() if r.method != "HEAD"}
+    assert served == ROUTES["pdgen.pd_proxy"][0]

@@ -15,6 +15,8 @@ metadata:
   annotations:
     helm.sh/hook: test
     helm.sh/hook-delete-policy: before-hook-creation
+    # What the script below calls; pdgen lint checks the program behind the Service serves it.
+    pdgen.io/test-calls: {{ printf "GET /v1/models, POST %s" (ternary "/v1/chat/completions" "/v1/completions" (eq $t.api "chat")) | quote }}
 spec:
   restartPolicy: Never
   containers:

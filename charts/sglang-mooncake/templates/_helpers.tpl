@@ -43,8 +43,9 @@ sglang.engine: the workload of one engine role. Parameters: root, component, mod
 {{- $startup := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 10 "failureThreshold" 360 -}}
 {{- $ready := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 10 "failureThreshold" 3 -}}
 {{- $live := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 30 "failureThreshold" 5 "timeoutSeconds" 10 -}}
-{{- $leader := dict "command" $command "args" $args "ports" $ports "accelerators" $accel "startupProbe" $startup "readinessProbe" $ready "livenessProbe" $live -}}
-{{- $worker := dict "command" $command "args" $args "accelerators" $accel -}}
+{{- $env := include "pd-common.mooncakeTransportEnv" (dict "root" .root "mode" .mode) | fromYamlArray -}}
+{{- $leader := dict "command" $command "args" $args "env" $env "ports" $ports "accelerators" $accel "startupProbe" $startup "readinessProbe" $ready "livenessProbe" $live -}}
+{{- $worker := dict "command" $command "args" $args "env" $env "accelerators" $accel -}}
 {{- include "pd-common.engineWorkload" (dict "root" .root "component" .component "role" $role "leader" $leader "worker" $worker "ports" $ports) -}}
 {{- end -}}
 

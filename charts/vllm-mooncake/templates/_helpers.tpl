@@ -35,6 +35,9 @@ fails at render time instead of at runtime.
 {{- if and (eq $c "lmcache") $needs.master $m.enabled (not $m.httpMetadataServer) -}}
 {{- fail "connector lmcache reads transfer metadata from the master's HTTP metadata server: set infra.mooncakeMaster.httpMetadataServer=true" -}}
 {{- end -}}
+{{- if and (eq $c "v0-etcd") (eq .Values.mode "disaggregated") (eq .Values.image.repository "vllm/vllm-openai") -}}
+{{- fail "connector v0-etcd needs an engine image with vLLM's v0 engine and mooncake-transfer-engine: the stock vllm/vllm-openai images have no Mooncake (vLLM PR #18193); set image.repository and image.tag to the image you build" -}}
+{{- end -}}
 {{- if and (eq $c "v0-etcd") (eq .Values.mode "disaggregated") (semverCompare ">=0.11.0-0" (toString .Values.image.tag)) -}}
 {{- fail (printf "connector v0-etcd needs the vLLM v0 engine, which vLLM removed in 0.11; image.tag %s is too new (use e.g. v0.8.5)" .Values.image.tag) -}}
 {{- end -}}
@@ -96,6 +99,7 @@ vllm.engineEnv: the env a role needs for its connector.
 # Block hashes must agree across instances for KV reuse.
 - {name: PYTHONHASHSEED, value: "0"}
 {{- if .mode }}
+{{- include "pd-common.mooncakeTransportEnv" (dict "root" .root "mode" .mode) }}
 {{- if and (eq .mode "prefill") (has $c (list "p2p" "store")) }}
 - {name: VLLM_MOONCAKE_BOOTSTRAP_PORT, value: {{ $v.ports.bootstrap | quote }}}
 {{- end }}
