@@ -50,9 +50,11 @@ bench: setup ## Benchmarks: validate rate; render vs helm; lint vs kubeconform; 
 	$(PY) bench/render_lint.py 5
 	$(PY) bench/client_throughput.py
 
-fixtures: setup ## Regenerate tests/fixtures/invalid/*.expected (review the diff!)
+fixtures: setup ## Regenerate tests/fixtures/{invalid,rules/*}/*.expected (review the diff!)
 	@cd tests/fixtures/invalid && for f in *.yaml; do \
 	    ../../../$(PDGEN) validate --format text "$$f" > "$${f%.yaml}.expected" || [ $$? -eq 1 ]; done
+	@for d in tests/fixtures/rules/*/; do (cd "$$d" && \
+	    ../../../../$(PDGEN) validate --format text fail.yaml > fail.expected || [ $$? -eq 1 ]); done
 
 golden: setup ## Regenerate values/ and tests/golden/ from examples/, and the generated chart schemas
 	$(PY) scripts/gen_values_schemas.py

@@ -67,11 +67,21 @@ def tool_for(argv: Sequence[str]) -> tuple[str, list[str]] | None:
         return "mooncake_master", argv[1:]
     if program == "dscli" and len(argv) >= 2 and argv[1] == "start":
         return "dscli.start", argv[2:]
+    if program in ("worker_entry.sh", "datasystem_worker"):
+        # The datasystem image's entry script passes its arguments to datasystem_worker.
+        return DATASYSTEM_WORKER, argv[1:]
     return None
+
+
+# datasystem_worker takes gflags (-name=value or --name=value): the same DS_DEFINE flags
+# dscli forwards after -w, which the catalog keeps as dscli.start's worker_flags.
+DATASYSTEM_WORKER = "datasystem_worker"
 
 
 def flag_name(tool: str, token: str) -> str:
     """The name a token is checked under (vLLM folds dots and underscores)."""
+    if tool == DATASYSTEM_WORKER:
+        return "--" + token.lstrip("-").split("=", 1)[0]
     name = token.split("=", 1)[0]
     if tool in ("vllm.serve", "dynamo.vllm"):
         # vLLM folds "--kv-transfer-config.kv_role=x" into the flag before the dot and
@@ -82,6 +92,10 @@ def flag_name(tool: str, token: str) -> str:
 
 def unknown_flags(tool: str, args: Sequence[str]) -> list[str]:
     """Long flags in ``args`` that the pinned release of ``tool`` does not accept."""
+    if tool == DATASYSTEM_WORKER:
+        known = set(catalog()["tools"]["dscli.start"]["worker_flags"])
+        names = (flag_name(tool, t) for t in args if t.startswith("-") and len(t) > 1)
+        return [n for n in names if n not in known and not ("--" + n[4:] in known and n.startswith("--no"))]
     entry = catalog()["tools"][tool]
     known = set(entry["flags"]) | set(entry.get("negations", []))
     unknown = []
@@ -100,4 +114,4 @@ def unknown_flags(tool: str, args: Sequence[str]) -> list[str]:
 
 
 def version(tool: str) -> str:
-    return catalog()["tools"][tool]["version"]
+    return catalog()["tools"]["dscli.start" if tool == DATASYSTEM_WORKER else tool]["version"]

@@ -38,7 +38,9 @@ def _default_format() -> str:
 def cli() -> None:
     """pdgen: one topology file for prefill/decode-disaggregated LLM serving on Kubernetes.
 
-    Validate a topology, then (in later commands) compile it to Helm values, render and lint.
+    validate checks a topology (schema and feasibility rules); render compiles it to Helm
+    values and manifests with real helm; lint checks manifests offline; plan explains the
+    sizing; bench measures a running deployment.
     """
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import resource
 import subprocess
 from typing import Sequence
 
@@ -22,12 +24,35 @@ class HelmError(PdgenError):
                 f"stdout:\n{indent(self.stdout)}stderr:\n{indent(self.stderr)}").rstrip()
 
 
-def run(args: Sequence[str], *, helm: str | None = None, timeout: int = 300) -> str:
+# No input may make a render run away: helm gets a bounded address space and time. A chart
+# render needs well under 1 GiB; the bound only stops a runaway (PDGEN_HELM_MEMORY_MIB and
+# PDGEN_HELM_TIMEOUT override them).
+MEMORY_MIB = int(os.environ.get("PDGEN_HELM_MEMORY_MIB", "4096"))
+TIMEOUT_S = int(os.environ.get("PDGEN_HELM_TIMEOUT", "300"))
+
+
+def run(args: Sequence[str], *, helm: str | None = None, timeout: int | None = None) -> str:
     cmd = [helm or tools.find("helm"), *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    timeout = timeout or TIMEOUT_S
+    # prlimit after the start, not preexec_fn: renders run in threads, where preexec_fn is unsafe.
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            limit = MEMORY_MIB * 2**20
+            resource.prlimit(proc.pid, resource.RLIMIT_AS, (limit, limit))
+        except (ProcessLookupError, OSError):
+            pass  # already gone: its exit status tells
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise HelmError(cmd, -1, "", f"helm did not finish within {timeout} s (PDGEN_HELM_TIMEOUT to "
+                            "raise it)") from None
     if proc.returncode != 0:
-        raise HelmError(cmd, proc.returncode, proc.stdout, proc.stderr)
-    return proc.stdout
+        if "out of memory" in stderr or "cannot allocate memory" in stderr:
+            stderr += f"\n(helm ran out of its {MEMORY_MIB} MiB; PDGEN_HELM_MEMORY_MIB raises it)"
+        raise HelmError(cmd, proc.returncode, stdout, stderr)
+    return stdout
 
 
 def template(chart: str, *, release: str, namespace: str = "default", values: Sequence[str] = (),

@@ -137,6 +137,10 @@ def _message(error: ValidationError) -> str:
             return "has duplicate items"
         case "minItems":
             return f"needs at least {v} item{'s' if v != 1 else ''}"
+        case "maxItems":
+            return f"has {len(inst)} items; at most {v} are allowed"
+        case "maxProperties":
+            return f"has {len(inst)} entries; at most {v} are allowed"
         case "not":
             return "is not allowed here"
     return error.message

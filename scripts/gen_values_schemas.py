@@ -182,7 +182,8 @@ def common(chart: dict) -> dict:
             "rdma": obj({"devices": {"type": "array", "description": "RDMA devices.", "items": {"type": "string"}},
                          "resourceName": s("RDMA device-plugin resource."),
                          "resourceCount": i("Count per engine pod.", 1),
-                         "hostNetwork": b("Use the node network.")}, "RDMA settings."),
+                         "hostNetwork": b("Use the node network."),
+                         "privileged": b("Privileged engine containers (host /dev/infiniband).")}, "RDMA settings."),
         }, "KV transport."),
         "prefill": engine_role("Prefill role."),
         "decode": engine_role("Decode role."),
@@ -275,6 +276,8 @@ def ascend() -> dict:
                           "kvDecode": port("Decode kv_port.")}, "Ports.")
     props["datasystem"] = obj({
         "image": image("Datasystem worker image."),
+        "udsDir": s("Host directory of the worker's Unix socket.", pattern="^/"),
+        "workerUid": i("uid of the worker in its image.", 0),
         "workerPort": port("Worker port on each node."),
         "sharedMemoryMb": i("Worker shared memory MB.", 1),
         "extraArgs": {"type": "array", "description": "Extra worker flags.", "items": {"type": "string"}},

@@ -6,6 +6,32 @@ from pdgen.backends import common
 from pdgen.backends.common import Compiled
 from pdgen.quantity import to_bytes
 
+STOCK_IMAGE = "quay.io/ascend/vllm-ascend"
+
+
+def _require_images(spec: dict, values: dict, compiled: Compiled) -> None:
+    """kvBackend datasystem runs on images pdgen cannot take from a registry: say which."""
+    engine = values.get("image", {})
+    if "repository" not in engine or not ({"tag", "digest"} & engine.keys()) or engine["repository"] == STOCK_IMAGE:
+        # vllm-project/vllm-ascend v0.23.0: the Dockerfiles install only
+        # mooncake-transfer-engine-npu; backend/yuanrong_backend.py raises "Please install
+        # openyuanrong-datasystem to use the yuanrong backend"; and pool_worker passes
+        # lazy_init, which YuanrongBackend accepts only from PR #14557 on (after v0.23.0).
+        compiled.error(("spec", "image") if "image" in spec else ("spec", "variant", "kvBackend"),
+                       "kvBackend datasystem needs an engine image you build: the stock "
+                       f"{STOCK_IMAGE} images lack the datasystem client (pip install openyuanrong-datasystem) "
+                       "and v0.23.0's Yuanrong backend fails at start (TypeError: lazy_init; fixed by vllm-ascend "
+                       "PR #14557). Set spec.image.repository and spec.image.tag to that image")
+    if "image" not in spec.get("kvCache", {}).get("datasystem", {}):
+        # yuanrong-datasystem k8s/docker/docker_build.sh builds it locally; its chart's default
+        # name (openyuanrong-datasystem:0.5.0) is in no registry.
+        where = ("spec", "kvCache", "datasystem") if "datasystem" in spec.get("kvCache", {}) else \
+            ("spec", "variant", "kvBackend")
+        compiled.error(where, "kvBackend datasystem needs the datasystem worker image: no registry publishes one; "
+                       "build it with yuanrong-datasystem's k8s/docker/docker_build.sh (it holds "
+                       "/home/yuanrong/worker_entry.sh and datasystem_worker) and set "
+                       "spec.kvCache.datasystem.image")
+
 
 def compile(topology: dict) -> Compiled:
     spec = topology["spec"]
@@ -21,8 +47,12 @@ def compile(topology: dict) -> Compiled:
                        "on Ascend the KV moves over the NPUs' own HCCS/RoCE links; set transport.protocol tcp")
     datasystem = spec["mode"] == "disaggregated" and backend == "datasystem"
     ds = spec.get("kvCache", {}).get("datasystem")
+    if datasystem:
+        _require_images(spec, values, compiled)
     if ds:
         values["datasystem"] = {}
+        if "image" in ds:
+            values["datasystem"]["image"] = common.image(ds["image"])
         if "sharedMemorySize" in ds:
             values["datasystem"]["sharedMemoryMb"] = to_bytes(ds["sharedMemorySize"]) // 2**20
         if "workerPort" in ds:

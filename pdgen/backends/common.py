@@ -120,7 +120,8 @@ def transport(spec: dict) -> dict:
     rdma = t.get("rdma", {})
     return {"protocol": t["protocol"],
             "rdma": {"devices": list(rdma.get("devices", [])), "resourceName": rdma.get("resourceName", ""),
-                     "resourceCount": rdma.get("resourceCount", 1), "hostNetwork": rdma.get("hostNetwork", False)}}
+                     "resourceCount": rdma.get("resourceCount", 1), "hostNetwork": rdma.get("hostNetwork", False),
+                     "privileged": rdma.get("privileged", False)}}
 
 
 def service(spec: dict) -> dict:

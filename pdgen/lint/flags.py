@@ -22,7 +22,7 @@ def check(objects: list[Obj]) -> list[Finding]:
             for flag in dict.fromkeys(catalog.unknown_flags(tool, checked)):
                 # Point at the token when the flag is one; inside `sh -c "..."` it is not.
                 at = next((path + (key, i) for key, i, t in tokens
-                           if t.startswith("--") and catalog.flag_name(tool, t) == flag), path)
+                           if t.startswith("-") and catalog.flag_name(tool, t) == flag), path)
                 findings.append(obj.finding(at, f"{flag} is not a flag of {tool} {catalog.version(tool)}", RULE,
                                             container=c.get("name")))
     return findings

@@ -41,10 +41,11 @@ def check(objects: list[Obj]) -> list[Finding]:
         for path, c, template in containers(obj):
             name = c.get("name")
             security = c.get("securityContext") or {}
-            if security.get("privileged"):
+            reasons = (template.get("metadata") or {}).get("annotations") or {}
+            if security.get("privileged") and not reasons.get("pdgen.io/privileged"):
                 findings.append(obj.finding(path + ("securityContext", "privileged"),
-                                            "privileged: no pdgen backend needs it (devices come from device plugins)",
-                                            "policy.privileged", container=name))
+                                            "privileged without a stated reason (pdgen.io/privileged); devices come "
+                                            "from device plugins", "policy.privileged", container=name))
             added = ((security.get("capabilities") or {}).get("add")) or []
             if "IPC_LOCK" in added and not _rdma(template):
                 findings.append(obj.finding(path + ("securityContext", "capabilities", "add"),

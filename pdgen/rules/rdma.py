@@ -1,6 +1,12 @@
 """rdma: RDMA requested means RDMA devices reach the pods, and host-network prefills do not
 collide on the bootstrap port.
 
+With hostNetwork and no device-plugin resource the charts mount the node's /dev/infiniband,
+but the container's device cgroup still blocks those device nodes unless the container is
+privileged: the transfer engine then finds no NIC and silently uses TCP. So that
+combination needs transport.rdma.privileged (the pod carries the reason in
+pdgen.io/privileged).
+
 IPC_LOCK (memory registration) is added by the charts whenever protocol is rdma, so it
 cannot be forgotten; this rule checks what the topology must say itself.
 
@@ -15,12 +21,19 @@ FAIL::
 
 FAIL::
 
-    transport: {protocol: rdma, rdma: {hostNetwork: true}}
+    transport: {protocol: rdma, rdma: {hostNetwork: true, privileged: true}}
     prefill: {replicas: 2}
     # -> two prefills on one node both bind the bootstrap port on the node's network
 
-Source: ../shared/reference/backends.md 1.5 and 1.7 (memlock / "Failed to register memory";
-one prefill per node with a fixed bootstrap port, sglang PR #20952).
+FAIL::
+
+    transport: {protocol: rdma, rdma: {hostNetwork: true}}
+    # -> /dev/infiniband is mounted but the device cgroup blocks it: Mooncake falls back to TCP
+
+Source: Mooncake docs (memlock / "Failed to register memory"); one prefill per node with a
+fixed bootstrap port (sglang PR #20952); SGLang's LWS PD example
+(docs/references/multi_node_deployment/lws_pd/lws-examples/p.yaml) runs hostNetwork RDMA
+pods with privileged: true and IPC_LOCK.
 """
 
 from __future__ import annotations
@@ -45,6 +58,11 @@ def check(ctx):
         yield (("spec", "transport", "protocol"),
                "rdma needs the devices in the pods: set transport.rdma.resourceName (a device-plugin resource "
                "such as rdma/hca) or transport.rdma.hostNetwork: true")
+    elif rdma.get("hostNetwork") and not rdma.get("resourceName") and not rdma.get("privileged"):
+        yield (("spec", "transport", "rdma", "hostNetwork"),
+               "hostNetwork mounts the node's /dev/infiniband, but without a device-plugin resource the container's "
+               "device cgroup blocks it and the transfer engine silently falls back to TCP: set "
+               "transport.rdma.resourceName (a device plugin such as rdma/hca) or transport.rdma.privileged: true")
     if rdma.get("hostNetwork") and "prefill" in ctx.spec:
         prefill = ctx.spec["prefill"]
         if prefill["replicas"] > 1 and not _anti_affine(prefill):

@@ -22,7 +22,10 @@ VARIANTS = {
 # What a combination needs beyond defaults, because the topology must say it (each has its
 # own finding when missing; see test_required_settings_have_findings).
 REQUIRED = {("vllm-mooncake", "v0-etcd"): {"image": {"repository": "example.com/vllm-v0-mooncake", "tag": "v0.6.2"}},
-            ("ascend-yuanrong", "datasystem"): {}}
+            ("ascend-yuanrong", "datasystem"): {
+                "image": {"repository": "example.com/vllm-ascend-yuanrong", "tag": "v0.23.0-ds"},
+                "kvCache": {"datasystem": {"image": {"repository": "example.com/openyuanrong-datasystem",
+                                                     "tag": "0.8.1"}}}}}
 
 
 def combinations() -> list[tuple[str, dict, str]]:
@@ -89,3 +92,59 @@ def test_v0_etcd_without_an_engine_image_of_ones_own_is_a_finding(tmp_path, imag
     [finding] = check_file(str(path)).findings
     assert (finding.json_path, finding.rule, finding.line > 0) == (where, "compile.unsupported", True)
     assert "the stock vllm/vllm-openai images have no Mooncake" in finding.message
+
+
+NUMBER_LIKE = ["0", "1e3", "0x1F", "true", "null", "010", "1.5", "yes", "~", "-1"]
+
+
+@pytest.mark.parametrize("backend", list(VARIANTS))
+def test_strings_that_look_like_numbers_render_as_strings(tmp_path, backend):
+    """Fidelity issue, defect 14: model.source.pvc.subPath '0' rendered as the number 0 and the
+    manifest was invalid. Every string a topology gives must reach the manifest as a string."""
+    doc = topology(backend, VARIANTS[backend][0], "disaggregated")
+    spec = doc["spec"]
+    doc["metadata"].update(namespace="123", labels={"team": "010", "tier": "true"},
+                           annotations={"note": "1e3", "empty": "~"})
+    spec["model"].update(servedName="0x1F", source={"pvc": {"claimName": "7", "subPath": "0"}})
+    spec["image"] = {**spec.get("image", {}), "pullSecrets": ["0", "null"]}
+    spec["service"] = {"annotations": {"lb": "yes", "n": "-1"}}
+    for role in ("prefill", "decode"):
+        spec[role] = {"env": {"FLAG": "true", "LEVEL": "010"}, "scheduling": {"nodeSelector": {"pool": "1.5"}}}
+    path = tmp_path / f"{backend}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert check_file(str(path)).findings == []
+    [result] = lint.lint_files([str(path)])
+    assert result.findings == []
+    [rendered] = render.render_files([str(path)])
+    objects = [o for o in yaml.safe_load_all(rendered.manifests) if o]
+    assert {o["metadata"]["namespace"] for o in objects} == {"123"}
+    mounts = [m for o in objects for t in _pod_specs(o) for c in t["containers"] for m in c.get("volumeMounts", [])
+              if m["name"] == "model"]
+    assert mounts and all(m["subPath"] == "0" for m in mounts)
+    claims = {v["persistentVolumeClaim"]["claimName"] for o in objects for t in _pod_specs(o)
+              for v in t.get("volumes", []) if v["name"] == "model"}
+    assert claims == {"7"}
+
+
+def _pod_specs(obj):
+    spec = obj.get("spec") or {}
+    if "template" in spec:
+        yield spec["template"]["spec"]
+    for key in ("leaderTemplate", "workerTemplate"):
+        if key in spec.get("leaderWorkerTemplate", {}):
+            yield spec["leaderWorkerTemplate"][key]["spec"]
+
+
+def test_datasystem_needs_both_images_named(tmp_path):
+    """Fidelity issue, defects 5 and 6: quay.io/ascend/vllm-ascend:v0.23.0 installs only
+    mooncake-transfer-engine-npu (its yuanrong backend raises ImportError without
+    openyuanrong-datasystem), and no registry publishes the datasystem worker image."""
+    doc = topology("ascend-yuanrong", {"kvBackend": "datasystem"}, "disaggregated")
+    for key in ("image", "kvCache"):
+        doc["spec"].pop(key)
+    path = tmp_path / "ds.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    findings = check_file(str(path)).findings
+    assert [f.json_path for f in findings] == ["$.spec.variant.kvBackend"] * 2
+    assert "openyuanrong-datasystem" in findings[0].message + findings[1].message
+    assert "docker_build.sh" in findings[0].message + findings[1].message

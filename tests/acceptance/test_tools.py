@@ -93,3 +93,16 @@ def test_missing_tool_names_the_fix(monkeypatch, tmp_path):
         tools.find("kubeconform")
     assert str(info.value) == ("Executable `kubeconform` not found (set $KUBECONFORM, or run `make setup` "
                                "to install kubeconform into .tools/bin)")
+
+
+def test_the_top_level_help_and_the_readme_describe_what_exists(runner):
+    """Fidelity issue, defect 15: both said render and lint were coming "in later commands"."""
+    from pdgen.cli import cli
+    from tests.conftest import ROOT
+
+    out = runner.invoke(cli, ["--help"]).output
+    for command in ("validate", "render", "lint", "plan", "bench"):
+        assert command in out.split("Commands:")[0], command
+    assert "later" not in out
+    opening = (ROOT / "README.md").read_text().split("\n\n")[1]
+    assert "later" not in opening and "render" in opening and "lint" in opening

@@ -22,8 +22,13 @@ def test_ds_worker_addr_is_the_address_the_node_worker_listens_on():
     ds = find(objects, "DaemonSet", "demo-datasystem")
     spec = pod_spec(ds)
     assert spec["hostNetwork"] is True
-    script = spec["containers"][0]["args"][0]
-    assert "--worker_address ${HOST_IP}:31501" in script and "--etcd_address demo-etcd:2379" in script
+    worker = spec["containers"][0]
+    # The upstream image runs datasystem_worker through its entry script with gflags
+    # (yuanrong-datasystem k8s/helm_chart/datasystem/templates/worker_daemonset.yaml); it has
+    # no dscli (fidelity issue, defect 6).
+    assert worker["command"] == ["/home/yuanrong/worker_entry.sh"]
+    assert {"-worker_address=$(HOST_IP):31501", "-etcd_address=demo-etcd:2379",
+            "-unix_domain_socket_dir=/home/uds"} <= set(worker["args"])
     host_ip = {"name": "HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}}
     assert host_ip in spec["containers"][0]["env"]
     for name in ("demo-prefill", "demo-decode"):
@@ -54,7 +59,7 @@ def test_npus_come_from_the_device_plugin_with_driver_mounts_and_no_privileges()
         assert mounts[path]["readOnly"] is True
     assert "hostNetwork" not in spec and "securityContext" not in c
     assert not [o for o in objects if o["metadata"]["name"] == "demo-etcd"]  # external etcd
-    assert "--etcd_address etcd.yuanrong.svc:2379" in pod_spec(find(objects, "DaemonSet", "demo-datasystem"))["containers"][0]["args"][0]
+    assert "-etcd_address=etcd.yuanrong.svc:2379" in pod_spec(find(objects, "DaemonSet", "demo-datasystem"))["containers"][0]["args"]
 
 
 def test_mooncake_on_ascend_wires_kv_ports_and_the_load_balance_proxy():
@@ -84,3 +89,25 @@ def test_datasystem_without_etcd_fails_clearly():
     with pytest.raises(helm.HelmError) as info:
         render_text(CHART, yaml.safe_dump({"infra": {"etcd": {"enabled": False}}}), "helm4")
     assert "discovers workers through etcd" in info.value.stderr
+
+
+def test_engines_share_the_workers_socket_directory_and_the_worker_the_nodes_shm():
+    """Fidelity issue, defect 7: upstream's chart mounts the node's /dev/shm and a UDS directory
+    (/home/uds) the clients on the node share; without the socket directory the client
+    "falls back to TCP" (yuanrong-datasystem client_worker_common_api.cpp)."""
+    objects = render(CHART, {"datasystem": {"udsDir": "/var/run/ds"}})
+    ds = pod_spec(find(objects, "DaemonSet", "demo-datasystem"))
+    volumes = {v["name"]: v for v in ds["volumes"]}
+    assert volumes["sharememory"]["hostPath"]["path"] == "/dev/shm"
+    assert volumes["uds"]["hostPath"] == {"path": "/var/run/ds", "type": "DirectoryOrCreate"}
+    assert "-unix_domain_socket_dir=/var/run/ds" in ds["containers"][0]["args"]
+    [prepare] = ds["initContainers"]
+    assert "chown 1002 /var/run/ds" in prepare["command"][-1]
+    for name in ("demo-prefill", "demo-decode"):
+        spec = pod_spec(find(objects, "StatefulSet", name))
+        uds = next(v for v in spec["volumes"] if v.get("hostPath", {}).get("path") == "/var/run/ds")
+        mount = next(m for m in spec["containers"][0]["volumeMounts"] if m["name"] == uds["name"])
+        assert mount["mountPath"] == "/var/run/ds"
+    mooncake = render(CHART, ci_values(CHART, "mooncake-values.yaml"))
+    assert not [v for v in pod_spec(find(mooncake, "StatefulSet", "demo-prefill"))["volumes"]
+                if v["name"] == "datasystem-uds"]

@@ -61,6 +61,11 @@ def test_the_check_catches_a_renamed_flag():
     assert catalog.unknown_flags("mooncake_master", ["--rpc_port=1", "--noenable_http_metadata_server",
                                                       "--rpc-port=1"]) == ["--rpc-port"]
     assert catalog.tool_for(["sh", "-c", "echo"]) is None
+    # datasystem_worker's gflags, single dash or double, behind the image's entry script
+    assert catalog.tool_for(["/home/yuanrong/worker_entry.sh", "-worker_address=h:1"]) == (
+        "datasystem_worker", ["-worker_address=h:1"])
+    assert catalog.unknown_flags("datasystem_worker", ["-worker_address=h:1", "--etcd_address=e:2",
+                                                        "-unix_socket_dir=/x"]) == ["--unix_socket_dir"]
 
 
 def test_catalog_is_current_with_the_reference():

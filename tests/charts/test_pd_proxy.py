@@ -141,6 +141,18 @@ def test_store_prefill_gets_one_token_then_decode_gets_the_original_request():
     run(check, [p0, p1], [d0])
 
 
+def test_store_sends_decode_only_after_prefill_answered():
+    """What the store hand-over guarantees (fidelity issue, defect 8): the store put happens
+    inside the prefill request, so decode must not start before prefill's answer is in."""
+    p0, d0 = FakeEngine("p0", prefill_delay=0.3), FakeEngine("d0")
+
+    async def check(client, proxy):
+        assert (await client.post("/v1/completions", json={"prompt": "hi"})).status == 200
+        [pre], [dec] = p0.seen, d0.seen
+        assert dec["start"] >= pre["end"]
+    run(check, [p0], [d0])
+
+
 def test_store_streaming_is_passed_through():
     p0, d0 = FakeEngine("p0"), FakeEngine("d0")
 

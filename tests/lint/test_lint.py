@@ -123,12 +123,32 @@ def test_privileged_and_ipc_lock_without_rdma_are_caught(tmp_path):
     router = container(obj(objects, "Deployment", "vllm-p2p-pd-router"), "router")
     router["securityContext"] = {"privileged": True, "capabilities": {"add": ["IPC_LOCK"]}}
     found = messages(lint_docs(tmp_path, objects))
-    assert ("policy.privileged", "Deployment/vllm-p2p-pd-router container router: privileged: no pdgen backend "
-            "needs it (devices come from device plugins)") in found
+    assert ("policy.privileged", "Deployment/vllm-p2p-pd-router container router: privileged without a stated "
+            "reason (pdgen.io/privileged); devices come from device plugins") in found
     assert ("policy.ipc-lock", "Deployment/vllm-p2p-pd-router container router: IPC_LOCK without RDMA: only RDMA "
             "memory registration needs it") in found
     # The engines keep IPC_LOCK: they request the RDMA device-plugin resource.
     assert not [m for r, m in found if r == "policy.ipc-lock" and "prefill" in m]
+
+
+def test_privileged_rdma_from_the_host_is_rendered_with_its_reason_and_lints_clean(tmp_path):
+    """Fidelity issue, defect 10: hostNetwork RDMA without a device plugin needs privileged
+    containers; pdgen renders it only with transport.rdma.privileged and says why."""
+    doc = yaml.safe_load((ROOT / SGLANG).read_text())
+    doc["spec"]["transport"] = {"protocol": "rdma", "rdma": {"hostNetwork": True, "privileged": True}}
+    doc["spec"]["prefill"]["replicas"] = 1
+    path = tmp_path / "host-rdma.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    rendered = render.render_file(str(path))
+    assert rendered.ok, rendered.result.findings
+    objects = [d for d in yaml.safe_load_all(rendered.manifests) if d]
+    prefill = obj(objects, "StatefulSet", "sglang-pd-prefill")["spec"]["template"]
+    assert prefill["spec"]["containers"][0]["securityContext"]["privileged"] is True
+    assert "transport.rdma.privileged" in prefill["metadata"]["annotations"]["pdgen.io/privileged"]
+    assert "privileged" not in container(obj(objects, "Deployment", "sglang-pd-router"), "router").get(
+        "securityContext", {})
+    [result] = lint.lint_files([str(path)])
+    assert result.findings == []
 
 
 def test_host_network_needs_rdma_or_a_reason(tmp_path):

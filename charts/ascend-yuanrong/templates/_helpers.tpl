@@ -76,11 +76,18 @@ ascend.kvTransferConfig: --kv-transfer-config for mode "prefill" or "decode".
 {{- end -}}
 {{- $env := include "ascend.engineEnv" . | fromYamlArray -}}
 {{- $accel := int $role.acceleratorsPerPod -}}
+{{- $volumes := list -}}
+{{- $mounts := list -}}
+{{- if and .mode (eq $v.variant.kvBackend "datasystem") -}}
+{{- /* The worker's Unix socket directory on the node, at the path the worker reports. */ -}}
+{{- $volumes = list (dict "name" "datasystem-uds" "hostPath" (dict "path" $v.datasystem.udsDir "type" "DirectoryOrCreate")) -}}
+{{- $mounts = list (dict "name" "datasystem-uds" "mountPath" $v.datasystem.udsDir) -}}
+{{- end -}}
 {{- $startup := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 10 "failureThreshold" 360 -}}
 {{- $ready := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 10 "failureThreshold" 3 -}}
 {{- $live := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 30 "failureThreshold" 5 "timeoutSeconds" 10 -}}
-{{- $leader := dict "command" (list "vllm" "serve") "args" (include "ascend.engineArgs" (dict "root" .root "role" $role "mode" .mode) | fromYamlArray) "env" $env "ports" $ports "accelerators" $accel "startupProbe" $startup "readinessProbe" $ready "livenessProbe" $live -}}
-{{- $worker := dict "command" (list "vllm" "serve") "args" (include "ascend.engineArgs" (dict "root" .root "role" $role "mode" .mode "worker" true) | fromYamlArray) "env" $env "accelerators" $accel -}}
+{{- $leader := dict "command" (list "vllm" "serve") "args" (include "ascend.engineArgs" (dict "root" .root "role" $role "mode" .mode) | fromYamlArray) "env" $env "ports" $ports "accelerators" $accel "startupProbe" $startup "readinessProbe" $ready "livenessProbe" $live "volumes" $volumes "volumeMounts" $mounts -}}
+{{- $worker := dict "command" (list "vllm" "serve") "args" (include "ascend.engineArgs" (dict "root" .root "role" $role "mode" .mode "worker" true) | fromYamlArray) "env" $env "accelerators" $accel "volumes" $volumes "volumeMounts" $mounts -}}
 {{- include "pd-common.engineWorkload" (dict "root" .root "component" .component "role" $role "leader" $leader "worker" $worker "ports" $ports) -}}
 {{- end -}}
 

@@ -19,6 +19,13 @@ store     a shared KV store (LMCache + Mooncake store, vLLM v0's MooncakeStoreCo
           vLLM-Ascend's AscendStoreConnector): the prefill request (max_tokens=1) runs to
           completion first, which publishes the prompt's KV to the store; then decode gets the
           client's request and finds the KV there.
+          What is guaranteed: decode is sent only after prefill's whole answer arrived. With
+          AscendStoreConnector (vllm-ascend v0.23.0) that answer comes after the store put
+          was attempted, since the save is synchronous again (commit 845919c, PR #13024:
+          wait_for_save joins the sending queue before the step ends). A put that fails is
+          only logged by the engine; decode then misses in the store and computes the prompt
+          itself (kv_load_failure_policy: recompute), so the answer is still right, only
+          slower. The proxy cannot see that: the engines' metrics can (hit rates).
 
 Both: instances are used round-robin among the healthy ones. A background check calls
 every instance's /health; one that fails, or refuses a request, leaves the rotation until

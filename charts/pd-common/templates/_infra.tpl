@@ -155,10 +155,10 @@ apiVersion: v1
 kind: Service
 metadata:
   name: {{ include "pd-common.fullname" .root }}
-  namespace: {{ .root.Release.Namespace }}
+  namespace: {{ .root.Release.Namespace | quote }}
   labels:
     {{- include "pd-common.labels" (dict "root" .root "component" .target) | nindent 4 }}
-  {{- with $v.service.annotations }}
+  {{- with merge (deepCopy (default dict $v.service.annotations)) (default dict $v.commonAnnotations) }}
   annotations:
     {{- toYaml . | nindent 4 }}
   {{- end }}

@@ -25,15 +25,16 @@ helm.sh/chart: {{ include "pd-common.chart" .root }}
 {{- end -}}
 
 {{/*
-pd-common.metadata: name, namespace and labels of a component object.
+pd-common.metadata: name, namespace, labels and annotations (commonAnnotations, plus the
+object's own "annotations", which win) of a component object.
 Usage: {{ include "pd-common.metadata" (dict "root" $ "component" "router") }}
 */}}
 {{- define "pd-common.metadata" -}}
 name: {{ include "pd-common.componentName" . }}
-namespace: {{ .root.Release.Namespace }}
+namespace: {{ .root.Release.Namespace | quote }}
 labels:
   {{- include "pd-common.labels" . | nindent 2 }}
-{{- with .root.Values.commonAnnotations }}
+{{- with merge (default dict .annotations) (default dict .root.Values.commonAnnotations) }}
 annotations:
   {{- toYaml . | nindent 2 }}
 {{- end }}

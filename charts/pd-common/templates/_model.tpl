@@ -9,12 +9,12 @@ role can load a different path (the ACK sample's decode mounted /models/QwQ-32B/
 {{- if eq $src.type "pvc" }}
 - name: model
   persistentVolumeClaim:
-    claimName: {{ required "model.source.pvc.claimName is required" $src.pvc.claimName }}
+    claimName: {{ required "model.source.pvc.claimName is required" $src.pvc.claimName | quote }}
     readOnly: {{ ne $src.pvc.readOnly false }}
 {{- else if eq $src.type "hostPath" }}
 - name: model
   hostPath:
-    path: {{ required "model.source.hostPath.path is required" $src.hostPath.path }}
+    path: {{ required "model.source.hostPath.path is required" $src.hostPath.path | quote }}
     type: Directory
 {{- else if eq $src.type "download" }}
 - name: model
@@ -29,10 +29,10 @@ role can load a different path (the ACK sample's decode mounted /models/QwQ-32B/
 {{- define "pd-common.modelMounts" -}}
 {{- $v := .root.Values -}}
 - name: model
-  mountPath: {{ $v.model.path }}
+  mountPath: {{ $v.model.path | quote }}
   readOnly: true
   {{- if and (eq $v.model.source.type "pvc") $v.model.source.pvc.subPath }}
-  subPath: {{ $v.model.source.pvc.subPath }}
+  subPath: {{ $v.model.source.pvc.subPath | toString | quote }}
   {{- end }}
 {{- end -}}
 
@@ -50,7 +50,7 @@ a half-downloaded model is never loaded.
       value: {{ $v.model.path | quote }}
   volumeMounts:
     - name: model
-      mountPath: {{ $v.model.path }}
+      mountPath: {{ $v.model.path | quote }}
       readOnly: true
 {{- end -}}
 
@@ -83,7 +83,7 @@ metadata:
 spec:
   accessModes: [{{ default "ReadWriteMany" $d.storage.accessMode }}]
   {{- with $d.storage.storageClassName }}
-  storageClassName: {{ . }}
+  storageClassName: {{ . | quote }}
   {{- end }}
   resources:
     requests:
@@ -123,7 +123,7 @@ spec:
           {{- with $d.credentialsSecret }}
           envFrom:
             - secretRef:
-                name: {{ . }}
+                name: {{ . | quote }}
           {{- end }}
           volumeMounts:
             - name: model

@@ -29,6 +29,11 @@ Parameters (dict):
 {{- $engine := default false .engine -}}
 {{- $rdma := and $engine (eq (default "tcp" $v.transport.protocol) "rdma") -}}
 {{- $hostNetwork := and $rdma $v.transport.rdma.hostNetwork -}}
+{{- $privileged := and $rdma (default false $v.transport.rdma.privileged) -}}
+{{- $podAnnotations := default dict .podAnnotations -}}
+{{- if $privileged -}}
+{{- $podAnnotations = merge (dict "pdgen.io/privileged" "RDMA devices from the node without a device plugin (transport.rdma.privileged)") $podAnnotations -}}
+{{- end -}}
 {{- $ascend := and $engine (eq (default "nvidia" $v.accelerator.type) "ascend") -}}
 metadata:
   labels:
@@ -36,19 +41,19 @@ metadata:
     {{- with .podLabels }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
-  {{- with .podAnnotations }}
+  {{- with $podAnnotations }}
   annotations:
     {{- toYaml . | nindent 4 }}
   {{- end }}
 spec:
   {{- with .serviceAccountName }}
-  serviceAccountName: {{ . }}
+  serviceAccountName: {{ . | quote }}
   {{- end }}
   {{- $pullSecrets := (mergeOverwrite (deepCopy (default dict (default $v.image .image))) (default dict $role.image)).pullSecrets }}
   {{- with $pullSecrets }}
   imagePullSecrets:
     {{- range . }}
-    - name: {{ . }}
+    - name: {{ . | quote }}
     {{- end }}
   {{- end }}
   {{- if $hostNetwork }}
@@ -113,6 +118,10 @@ spec:
       {{- end }}
       {{- if $rdma }}
       securityContext:
+        {{- if $privileged }}
+        # transport.rdma.privileged: the host's /dev/infiniband nodes pass the device cgroup.
+        privileged: true
+        {{- end }}
         capabilities:
           # The transfer engine pins (registers) KV memory with the NIC; without IPC_LOCK
           # registration fails under the default memlock limit.

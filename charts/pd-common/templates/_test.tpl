@@ -11,12 +11,11 @@ Parameters: root, url (base URL of the Service).
 apiVersion: v1
 kind: Pod
 metadata:
-  {{- include "pd-common.metadata" (dict "root" $root "component" "test") | nindent 2 }}
-  annotations:
-    helm.sh/hook: test
-    helm.sh/hook-delete-policy: before-hook-creation
-    # What the script below calls; pdgen lint checks the program behind the Service serves it.
-    pdgen.io/test-calls: {{ printf "GET /v1/models, POST %s" (ternary "/v1/chat/completions" "/v1/completions" (eq $t.api "chat")) | quote }}
+  {{- /* pdgen.io/test-calls: what the script below calls; pdgen lint checks that the program
+         behind the Service serves it. */}}
+  {{- $calls := printf "GET /v1/models, POST %s" (ternary "/v1/chat/completions" "/v1/completions" (eq $t.api "chat")) }}
+  {{- $hook := dict "helm.sh/hook" "test" "helm.sh/hook-delete-policy" "before-hook-creation" "pdgen.io/test-calls" $calls }}
+  {{- include "pd-common.metadata" (dict "root" $root "component" "test" "annotations" $hook) | nindent 2 }}
 spec:
   restartPolicy: Never
   containers:

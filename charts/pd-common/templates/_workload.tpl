@@ -23,7 +23,7 @@ metadata:
   {{- include "pd-common.metadata" $ctx | nindent 2 }}
 spec:
   serviceName: {{ $name }}
-  replicas: {{ int (default 1 .role.replicas) }}
+  {{- include "pd-common.replicas" .role | nindent 2 }}
   # Instances are independent; start them together instead of one by one.
   podManagementPolicy: Parallel
   selector:
@@ -41,7 +41,7 @@ kind: LeaderWorkerSet
 metadata:
   {{- include "pd-common.metadata" $ctx | nindent 2 }}
 spec:
-  replicas: {{ int (default 1 .role.replicas) }}
+  {{- include "pd-common.replicas" .role | nindent 2 }}
   startupPolicy: LeaderCreated
   leaderWorkerTemplate:
     size: {{ $nodes }}
@@ -124,11 +124,23 @@ kind: Deployment
 metadata:
   {{- include "pd-common.metadata" $ctx | nindent 2 }}
 spec:
-  replicas: {{ int (default 1 .role.replicas) }}
+  {{- include "pd-common.replicas" .role | nindent 2 }}
   selector:
     matchLabels:
       {{- include "pd-common.selectorLabels" $ctx | nindent 6 }}
   template:
     {{- include "pd-common.podTemplate" (merge (deepCopy .pod) (dict "root" .root "component" .component "role" .role)) | nindent 4 }}
 {{ include "pd-common.autoscaler" (dict "root" .root "component" .component "role" .role "kind" "Deployment") }}
+{{- end -}}
+
+{{/*
+pd-common.replicas: spec.replicas of a role's workload, left out while an autoscaler owns
+it: rendering it would make every `helm upgrade` reset the count the HPA chose.
+*/}}
+{{- define "pd-common.replicas" -}}
+{{- if dig "autoscaling" "enabled" false . -}}
+# replicas: owned by the HorizontalPodAutoscaler (autoscaling.enabled)
+{{- else -}}
+replicas: {{ int (default 1 .replicas) }}
+{{- end -}}
 {{- end -}}
