@@ -148,3 +148,22 @@ def test_datasystem_needs_both_images_named(tmp_path):
     assert [f.json_path for f in findings] == ["$.spec.variant.kvBackend"] * 2
     assert "openyuanrong-datasystem" in findings[0].message + findings[1].message
     assert "docker_build.sh" in findings[0].message + findings[1].message
+
+
+def test_the_largest_topology_the_schema_accepts_renders_and_lints_quickly(tmp_path):
+    """Fidelity issue, defect 13: counts are bounded so that helm's per-pod expansion (the
+    router lists every instance) stays small; the biggest accepted topology still renders."""
+    doc = topology("sglang-mooncake", {}, "disaggregated")
+    doc["spec"].update(prefill={"replicas": 1000}, decode={"replicas": 1000, "nodesPerInstance": 64,
+                                                            "acceleratorsPerPod": 64,
+                                                            "parallelism": {"tensor": 4096}},
+                       router={"replicas": 1000})
+    path = tmp_path / "largest.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert check_file(str(path)).findings == []
+    [rendered] = render.render_files([str(path)])
+    router = next(o for o in yaml.safe_load_all(rendered.manifests) if o and o["kind"] == "Deployment")
+    args = router["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args.count("--prefill") == args.count("--decode") == 1000
+    [result] = lint.lint_files([str(path)])
+    assert result.findings == []
