@@ -104,6 +104,7 @@ def engine_role(description: str) -> dict:
         "acceleratorsPerPod": i("Accelerators per pod.", 0),
         "resources": resources(),
         "shmSize": dict(QUANTITY, description="Size of /dev/shm."),
+        "drainSeconds": i("preStop sleep before SIGTERM.", 0),
         "extraArgs": {"type": "array", "description": "Extra engine arguments.", "items": {"type": "string"}},
         "env": {"type": "array", "description": "Extra env (Kubernetes EnvVar list).", "items": {"type": "object"}},
         **scheduling(),
@@ -115,6 +116,7 @@ def engine_role(description: str) -> dict:
 def router(description: str, extra: dict | None = None) -> dict:
     return obj({
         "replicas": i("Router pods.", 1),
+        "drainSeconds": i("preStop sleep before SIGTERM.", 0),
         "image": image("Router image.", required=False),
         "resources": resources(),
         "extraArgs": {"type": "array", "description": "Extra router arguments.", "items": {"type": "string"}},

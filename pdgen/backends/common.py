@@ -73,6 +73,7 @@ def engine_role(role: dict) -> dict:
         "acceleratorsPerPod": role["acceleratorsPerPod"],
         "resources": {k: str(v) for k, v in role.get("resources", {}).items()},
         "shmSize": str(role["shmSize"]),
+        "drainSeconds": role["drainSeconds"],
         "extraArgs": list(role.get("extraArgs", [])),
         "env": env_list(role.get("env")),
         **scheduling(role),
@@ -84,6 +85,7 @@ def engine_role(role: dict) -> dict:
 def router_role(role: dict) -> dict:
     return {
         "replicas": role["replicas"],
+        "drainSeconds": role["drainSeconds"],
         "resources": {k: str(v) for k, v in role.get("resources", {}).items()},
         "extraArgs": list(role.get("extraArgs", [])),
         "env": env_list(role.get("env")),

@@ -6,6 +6,7 @@ from pdgen.backends import common
 from pdgen.backends.common import Compiled
 
 SGLANG_RUNTIME = "nvcr.io/nvidia/ai-dynamo/sglang-runtime"
+OPERATOR_FRONTEND_PORT = 8000
 
 
 def compile(topology: dict) -> Compiled:
@@ -33,6 +34,13 @@ def compile(topology: dict) -> Compiled:
         # under the threshold and at least part of the prompt is already cached.
         router["conditionalDisagg"] = {"enabled": True, "effIslThreshold": selective["prefillThresholdInputTokens"],
                                        "effIslRatioThreshold": 1.0}
+    if not standalone and spec["service"]["port"] != OPERATOR_FRONTEND_PORT:
+        # ai-dynamo/dynamo deploy/operator internal/dynamo/component_frontend.go: containerPort,
+        # DYN_HTTP_PORT and the <graph>-frontend Service are all DynamoServicePort (8000).
+        compiled.error(("spec", "service", "port"), f"the Dynamo operator fixes the frontend's port at "
+                       f"{OPERATOR_FRONTEND_PORT} (container, Service and DYN_HTTP_PORT); "
+                       f"service.port {spec['service']['port']} would break the probes and the helm test: "
+                       f"use {OPERATOR_FRONTEND_PORT}")
     if not standalone:
         for role in ("prefill", "decode", "server", "router"):
             if spec.get(role, {}).get("autoscaling"):

@@ -57,6 +57,7 @@ def lint_files(paths: list[str], kube_version: str = DEFAULT_KUBE_VERSION,
             objects, findings = manifests.parse(text, result.file)
             index = wiring.build_index(objects)
             findings += wiring.check(objects, index) + routes.check(objects, index.backends())
+            findings += manifests.duplicates(objects)
             for check in (flags.check, policy.check):
                 findings += check(objects)
             result.findings += findings

@@ -52,9 +52,78 @@ def parse(text: str, file: str) -> tuple[list[Obj], list[Finding]]:
         if not isinstance(data, dict) or "kind" not in data:
             findings.append(Finding(file, first_line, 1, "$", "not a Kubernetes object (no kind)", "manifest"))
             continue
-        name = (data.get("metadata") or {}).get("name", "")
-        objects.append(Obj(data["kind"], name, data, doc, first_line))
+        wrong = shape_error(data)
+        if wrong:
+            # kubeconform says what is wrong in detail; pdgen's own checks read these fields.
+            path, what = wrong
+            line, column = doc.position(path)
+            findings.append(Finding(file, first_line + line - 1, column, json_path(path),
+                                    f"{data.get('kind')}: {what}; pdgen's wiring, flag and policy checks skip "
+                                    "this object", "manifest.shape"))
+            continue
+        objects.append(Obj(str(data["kind"]), str(data["metadata"].get("name", "")), data, doc, first_line))
     return objects, findings
+
+
+# The shape pdgen's own checks read: (path pattern, type). "*" is every item of a list or
+# value of a mapping; a missing field is fine, one of another type is not.
+_SCALAR = (str, int, float, bool, type(None))
+_CONTAINER = (("name", str), ("command", list), ("command", "*", _SCALAR), ("args", list), ("args", "*", _SCALAR),
+              ("env", list), ("env", "*", dict), ("env", "*", "name", str), ("ports", list), ("ports", "*", dict),
+              ("ports", "*", "containerPort", int), ("ports", "*", "name", str), ("resources", dict),
+              ("resources", "limits", dict), ("securityContext", dict), ("securityContext", "capabilities", dict),
+              ("securityContext", "capabilities", "add", list),
+              *((probe, dict) for probe in ("startupProbe", "readinessProbe", "livenessProbe")),
+              *((probe, kind, dict) for probe in ("startupProbe", "readinessProbe", "livenessProbe")
+                for kind in ("httpGet", "tcpSocket", "grpc")))
+_POD_TEMPLATE = (("metadata", dict), ("metadata", "labels", dict), ("metadata", "labels", "*", _SCALAR),
+                 ("metadata", "annotations", dict), ("metadata", "annotations", "*", _SCALAR), ("spec", dict),
+                 ("spec", "volumes", list), ("spec", "volumes", "*", dict), ("spec", "volumes", "*", "hostPath", dict),
+                 *(("spec", key, list) for key in ("containers", "initContainers")),
+                 *(("spec", key, "*", dict) for key in ("containers", "initContainers")),
+                 *(("spec", key, "*") + p for key in ("containers", "initContainers") for p in _CONTAINER))
+_TEMPLATES = (("spec", "template"), ("spec", "leaderWorkerTemplate", "leaderTemplate"),
+              ("spec", "leaderWorkerTemplate", "workerTemplate"))
+_SHAPE = (("metadata", dict), ("metadata", "name", str), ("metadata", "namespace", str),
+          ("metadata", "labels", dict), ("metadata", "labels", "*", _SCALAR), ("metadata", "annotations", dict),
+          ("metadata", "annotations", "*", _SCALAR), ("spec", dict), ("spec", "replicas", int),
+          ("spec", "selector", dict), ("spec", "selector", "*", _SCALAR + (dict,)), ("spec", "ports", list),
+          ("spec", "ports", "*", dict), ("spec", "ports", "*", "port", int), ("data", dict), ("data", "*", _SCALAR),
+          ("spec", "leaderWorkerTemplate", dict), ("spec", "services", dict), ("spec", "services", "*", dict),
+          ("spec", "services", "*", "extraPodSpec", dict), ("spec", "services", "*", "extraPodSpec", "mainContainer",
+                                                              dict),
+          *(("spec", "services", "*", "extraPodSpec", "mainContainer") + p for p in _CONTAINER),
+          *((*t, dict) for t in _TEMPLATES), *(t + p for t in _TEMPLATES for p in _POD_TEMPLATE),
+          *(p for p in _POD_TEMPLATE if p[0] == "spec"))  # a Pod is its own template
+
+
+def shape_error(data: dict) -> tuple[tuple, str] | None:
+    """(path, what is wrong) for the first field of the wrong type, or None."""
+    if "metadata" not in data or not isinstance(data["metadata"], dict):
+        return ("metadata",), "metadata is not a mapping"
+    for rule in _SHAPE:
+        *pattern, wanted = rule
+        for path, value in _walk(data, tuple(pattern)):
+            if not isinstance(value, wanted) or isinstance(value, bool) and wanted is int:
+                return path, f"{'.'.join(map(str, path))} is not {_NAMES.get(wanted, 'of the expected type')}"
+    return None
+
+
+_NAMES = {dict: "a mapping", list: "a list", str: "a string", int: "an integer", _SCALAR: "a scalar",
+          _SCALAR + (dict,): "a scalar or mapping"}
+
+
+def _walk(value: Any, pattern: tuple, path: tuple = ()) -> Iterator[tuple[tuple, Any]]:
+    if not pattern:
+        yield path, value
+        return
+    head, rest = pattern[0], pattern[1:]
+    if head == "*":
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, item in items:
+            yield from _walk(item, rest, path + (key,))
+    elif isinstance(value, dict) and head in value:
+        yield from _walk(value[head], rest, path + (head,))
 
 
 def pod_templates(obj: Obj) -> Iterator[tuple[tuple, dict]]:
@@ -95,3 +164,22 @@ def strings(value: Any, path: tuple = ()) -> Iterator[tuple[tuple, str]]:
     elif isinstance(value, list):
         for i, v in enumerate(value):
             yield from strings(v, path + (i,))
+
+
+def duplicates(objects: list[Obj]) -> list[Finding]:
+    """Two objects with the same API group, kind, namespace and name: the API server keeps
+    only the last one applied (and helm fails on install)."""
+    seen: dict[tuple, Obj] = {}
+    findings = []
+    for obj in objects:
+        meta = obj.data.get("metadata") or {}
+        group = str(obj.data.get("apiVersion", "")).rpartition("/")[0]
+        key = (group, obj.kind, meta.get("namespace", ""), obj.name)
+        if key in seen:
+            first = seen[key]
+            findings.append(obj.finding(("metadata", "name"), f"the same object as line {first.first_line} "
+                                        f"({obj.kind} {obj.name!r}); only one of them can exist",
+                                        "manifest.duplicate"))
+        else:
+            seen[key] = obj
+    return findings

@@ -36,9 +36,9 @@ ROUTES: dict[str, tuple[set[str], str]] = {
                                       "mooncake_connector_proxy.py"),
     "vllm.serve": (_OPENAI | {"GET /health", "GET /metrics", "GET /ping", "GET /version"},
                    "vllm-project/vllm v0.33.0 vllm/entrypoints/openai/api_server.py"),
-    "sglang.launch_server": (_OPENAI | {"GET /health", "GET /health_generate", "GET /metrics", "GET /get_model_info",
-                                        "GET /get_server_info", "GET /model_info", "GET /server_info",
-                                        "POST /generate"},
+    "sglang.launch_server": (_OPENAI | {"GET /health", "GET /health_generate", "GET /ready", "GET /metrics",
+                                        "GET /get_model_info", "GET /get_server_info", "GET /model_info",
+                                        "GET /server_info", "POST /generate"},
                              "sgl-project/sglang v0.5.23 python/sglang/srt/entrypoints/http_server.py"),
     # Workers serve only their system port (DYN_SYSTEM_PORT): /health and /live share one
     # handler (ai-dynamo/dynamo lib/runtime/src/system_status_server.rs).

@@ -88,7 +88,7 @@ def build_index(objects: list[Obj]) -> Index:
     index = Index()
     for obj in objects:
         labels = (obj.data.get("metadata") or {}).get("labels") or {}
-        index.release = index.release or labels.get("app.kubernetes.io/instance", "")
+        index.release = index.release or str(labels.get("app.kubernetes.io/instance") or "")
         if obj.kind == "Service":
             index.services[obj.name] = obj
         index.operator_services.update(operator_services(obj))

@@ -164,3 +164,23 @@ def test_values_yaml_and_values_schema_declare_the_same_keys(chart):
     assert present - declared == set()
     top_level = {p for p in declared if len(p) == 1}
     assert top_level <= present
+
+
+@pytest.mark.parametrize("chart", BACKENDS)
+def test_engines_and_routers_drain_and_a_drain_takes_one_pod_of_a_role_at_a_time(chart):
+    """Operator issue, defect 12: the default 30 s grace and no preStop cut in-flight decodes
+    off, and without a PodDisruptionBudget a node drain could evict every prefill at once."""
+    values = {"prefill": {"replicas": 3, "drainSeconds": 120}, "decode": {"replicas": 1}, "router": {"replicas": 2}}
+    if chart == "dynamo":
+        values["router"] = {"replicas": 2}
+    objects = [d for d in yaml.safe_load_all(render_text(chart, yaml.safe_dump(values))) if d]
+    workloads = {o["metadata"]["name"]: o for o in objects if o["kind"] in ("StatefulSet", "Deployment")}
+    router = "demo-frontend" if chart == "dynamo" else "demo-router"
+    for name, drain in (("demo-prefill", 120), ("demo-decode", 60), (router, 15)):
+        pod = workloads[name]["spec"]["template"]["spec"]
+        assert pod["terminationGracePeriodSeconds"] == drain + 30, name
+        assert pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", str(drain)], name
+    budgets = {o["metadata"]["name"]: o["spec"] for o in objects if o["kind"] == "PodDisruptionBudget"}
+    assert set(budgets) == {"demo-prefill", router}  # decode has one pod: nothing to pace
+    assert budgets["demo-prefill"]["maxUnavailable"] == 1
+    assert budgets["demo-prefill"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "prefill"

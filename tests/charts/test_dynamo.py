@@ -27,7 +27,7 @@ def test_every_component_reaches_the_etcd_and_nats_the_release_runs():
         env = _env(container(find(objects, kind, name)))
         assert env["ETCD_ENDPOINTS"] == f"http://demo-etcd:{etcd}"
         assert env["NATS_SERVER"] == f"nats://demo-nats:{nats_ports['client']}"
-        assert env["DYN_NAMESPACE"] == "demo"
+        assert env["DYN_NAMESPACE"] == "llm-demo"  # <namespace>-<release>
 
 
 def test_kv_routing_turns_on_kv_events_on_every_worker():
@@ -127,3 +127,53 @@ def test_conditional_disaggregation_is_a_kv_router_setting():
     with pytest.raises(helm.HelmError) as info:
         render_text(CHART, "router: {conditionalDisagg: {enabled: true}}\n", "helm4")
     assert "needs router.routerMode=kv" in info.value.stderr
+
+
+def test_operator_mode_multinode_lets_the_operator_inject_and_sizes_shm_through_the_graph():
+    """Operator issue, defects 1 and 2: the operator replaces any /dev/shm mount with its own
+    volume of sharedMemory.size (deploy/operator internal/dynamo shared_memory.go), and for
+    multinode.nodeCount > 1 it injects --nnodes/--node-rank/--master-addr itself
+    (backend_vllm.go); $(LWS_*) references would stay literal without LWS."""
+    objects = render(CHART, ci_values(CHART, "operator-multinode-values.yaml"))
+    services = find(objects, "DynamoGraphDeployment", "demo")["spec"]["services"]
+    decode, prefill = services["DecodeWorker"], services["PrefillWorker"]
+    assert decode["multinode"] == {"nodeCount": 2} and "multinode" not in prefill
+    assert decode["resources"]["limits"]["gpu"] == "8"  # per pod: 2 nodes x 8 = TP 16
+    main = decode["extraPodSpec"]["mainContainer"]
+    assert not [a for a in main["args"] if "LWS_" in a or a in ("--nnodes", "--node-rank", "--master-addr")]
+    assert arg_after(main["args"], "--tensor-parallel-size") == "16"
+    assert decode["sharedMemory"] == {"size": "32Gi"}
+    for svc in (decode, prefill):
+        mounts = svc["extraPodSpec"]["mainContainer"]["volumeMounts"]
+        assert "/dev/shm" not in [m["mountPath"] for m in mounts]
+        assert "dshm" not in [v["name"] for v in svc["extraPodSpec"]["volumes"]]
+
+
+def test_operator_mode_refuses_a_frontend_port_other_than_8000():
+    """Operator issue, defect 14: component_frontend.go fixes containerPort, DYN_HTTP_PORT and
+    the Service at 8000."""
+    with pytest.raises(helm.HelmError) as info:
+        render_text(CHART, ci_values(CHART, "operator-values.yaml") + "service: {port: 9000}\n", "helm4")
+    assert "fixes the frontend's port" in info.value.stderr
+
+
+def test_dynamo_namespace_is_the_kubernetes_namespace_and_the_release():
+    """Operator issue, defect 9: two releases of one name in different namespaces on a shared
+    etcd; the operator uses <namespace>-<name> (ComputeDynamoNamespace)."""
+    objects = render(CHART, {})
+    env = {e["name"]: e.get("value") for e in container(find(objects, "Deployment", "demo-frontend"))["env"]}
+    assert env["DYN_NAMESPACE"] == "llm-demo"
+    worker = {e["name"]: e.get("value") for e in container(find(objects, "StatefulSet", "demo-decode"))["env"]}
+    assert worker["DYN_NAMESPACE"] == "llm-demo"
+
+
+@pytest.mark.parametrize("router,synced", [({"replicas": 1}, False), ({"replicas": 2}, True),
+                                           ({"replicas": 2, "routerMode": "round-robin"}, False),
+                                           ({"autoscaling": {"enabled": True, "minReplicas": 1, "maxReplicas": 3}},
+                                            True)])
+def test_several_kv_frontends_sync_their_replica_state(router, synced):
+    """Operator issue, item 15: without --router-replica-sync each kv-mode frontend keeps its
+    own active-block view (dynamo.frontend 1.6.1 kv_router_args.py)."""
+    objects = render(CHART, {"router": {"routerMode": "kv", **router}})
+    args = container(find(objects, "Deployment", "demo-frontend"))["args"]
+    assert ("--router-replica-sync" in args) is synced

@@ -187,3 +187,15 @@ def test_tcp_transport_is_forced_where_the_transfer_engine_would_pick_rdma():
     assert "MC_FORCE_TCP" not in _env(container(find(rdma, "StatefulSet", "demo-prefill")))
     agg = render(CHART, ci_values(CHART, "aggregated-values.yaml"))
     assert "MC_FORCE_TCP" not in _env(container(find(agg, "StatefulSet", "demo-server")))
+
+
+def test_probes_allow_for_sglangs_generating_health_check():
+    """Operator issue, defect 6: /health generates a token (>= ~1 s, up to
+    SGLANG_HEALTH_CHECK_TIMEOUT = 20 s; sglang 0.5.23 http_server.py), so it cannot sit behind
+    the kubelet's 1 s default timeout; /ready answers without generating."""
+    for role in ("prefill", "decode"):
+        c = container(find(render(CHART, {}), "StatefulSet", f"demo-{role}"))
+        assert c["startupProbe"]["httpGet"]["path"] == c["readinessProbe"]["httpGet"]["path"] == "/ready"
+        assert c["livenessProbe"]["httpGet"]["path"] == "/health"
+        assert c["livenessProbe"]["timeoutSeconds"] > 20
+        assert all(c[p].get("timeoutSeconds", 1) >= 5 for p in ("startupProbe", "readinessProbe"))

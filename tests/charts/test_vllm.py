@@ -173,3 +173,18 @@ def test_tcp_transport_is_forced_for_every_mooncake_connector(ci):
     for engine in engines:
         env = _env(container(engine))
         assert env.get("MC_FORCE_TCP") == ("1" if protocol == "tcp" else None), (ci, engine["metadata"]["name"])
+
+
+@pytest.mark.parametrize("connector", ["p2p", "store"])
+def test_p2p_hands_the_rdma_devices_to_the_connector(connector):
+    """Operator issue, defect 11: MooncakeConnector reads device_name from
+    kv_connector_extra_config (vllm mooncake_connector.py); transport.rdma.devices was dropped."""
+    values = {"variant": {"connector": connector}, "transport": {"protocol": "rdma", "rdma": {
+        "resourceName": "rdma/hca", "devices": ["mlx5_0", "mlx5_1"]}}}
+    if connector == "store":
+        values["infra"] = {"mooncakeMaster": {"enabled": True}}
+    kv = _kv(container(find(render(CHART, values), "StatefulSet", "demo-prefill")))
+    p2p = kv if connector == "p2p" else kv["kv_connector_extra_config"]["connectors"][0]
+    assert p2p["kv_connector_extra_config"] == {"mooncake_protocol": "rdma", "device_name": "mlx5_0,mlx5_1"}
+    tcp = _kv(container(find(render(CHART, {}), "StatefulSet", "demo-prefill")))
+    assert tcp["kv_connector_extra_config"] == {"mooncake_protocol": "tcp"}

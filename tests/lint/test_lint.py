@@ -4,6 +4,7 @@ with the object and container they are in."""
 from __future__ import annotations
 
 import functools
+import pathlib
 import subprocess
 import sys
 
@@ -255,3 +256,34 @@ def test_the_route_table_of_pdgens_proxy_is_the_proxys_own():
     app = module.Proxy([module.Instance("prefill", "http://p:1")], ["http://d:1"]).app()
     served = {f"{r.method} {r.resource.canonical}" for r in app.router.routes() if r.method != "HEAD"}
     assert served == ROUTES["pdgen.pd_proxy"][0]
+
+
+def test_two_objects_of_one_name_are_caught(tmp_path):
+    """Structure issue, defect 1: router autoscaling rendered two HorizontalPodAutoscalers named
+    <release>-router (the vllm and ascend charts added one on top of pd-common.deployment's)."""
+    objects = docs(SGLANG)
+    hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+           "metadata": {"name": "sglang-pd-router", "namespace": "default"},
+           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "sglang-pd-router"},
+                    "minReplicas": 1, "maxReplicas": 2,
+                    "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                        "type": "Utilization", "averageUtilization": 80}}}]}}
+    [found] = [f for f in lint_docs(tmp_path, objects + [hpa, dict(hpa)]) if f.rule == "manifest.duplicate"]
+    first = int(found.message.split("the same object as line ")[1].split(" ")[0])
+    lines = (tmp_path / "manifests.yaml").read_text().splitlines()
+    assert first < found.line and lines[found.line - 1].strip() == "name: sglang-pd-router"
+    assert "kind: HorizontalPodAutoscaler" in lines[first - 1:found.line]
+    assert found.message.startswith("HorizontalPodAutoscaler/sglang-pd-router: the same object as line")
+
+
+def test_router_autoscaling_renders_one_autoscaler_in_every_chart(tmp_path):
+    for example in (P2P, LMCACHE, "examples/yuanrong-vllm-ascend-qwen7b-2hosts.yaml", SGLANG):
+        doc = yaml.safe_load((ROOT / example).read_text())
+        doc["spec"]["router"] = {"resources": {"cpu": "2"}, "autoscaling": {"minReplicas": 1, "maxReplicas": 3}}
+        path = tmp_path / pathlib.Path(example).name
+        path.write_text(yaml.safe_dump(doc))
+        rendered = render.render_file(str(path))
+        hpas = [o for o in yaml.safe_load_all(rendered.manifests) if o and o["kind"] == "HorizontalPodAutoscaler"]
+        assert [h["metadata"]["name"] for h in hpas] == [f"{doc['metadata']['name']}-router"], example
+        [result] = lint.lint_files([str(path)])
+        assert result.findings == [], example

@@ -31,8 +31,8 @@ def test_minimal_disaggregated_gets_every_default():
     assert spec["ports"] == {"http": 30000, "bootstrap": 8998}
     assert spec["routing"] == {"policy": "cache-aware"}
     assert spec["prefill"] == {"replicas": 1, "parallelism": {"tensor": 1, "pipeline": 1, "data": 1},
-                               "nodesPerInstance": 1, "acceleratorsPerPod": 1, "shmSize": "16Gi"}
-    assert spec["router"] == {"replicas": 1}
+                               "nodesPerInstance": 1, "acceleratorsPerPod": 1, "shmSize": "16Gi", "drainSeconds": 60}
+    assert spec["router"] == {"replicas": 1, "drainSeconds": 15}
     assert spec["infra"] == {"etcd": {"mode": "auto"}, "nats": {"mode": "auto"}, "mooncakeMaster": {"mode": "auto"}}
     assert spec["transport"] == {"protocol": "tcp"}
     assert spec["service"] == {"type": "ClusterIP", "port": 8000}

@@ -83,8 +83,10 @@ ascend.kvTransferConfig: --kv-transfer-config for mode "prefill" or "decode".
 {{- $volumes = list (dict "name" "datasystem-uds" "hostPath" (dict "path" $v.datasystem.udsDir "type" "DirectoryOrCreate")) -}}
 {{- $mounts = list (dict "name" "datasystem-uds" "mountPath" $v.datasystem.udsDir) -}}
 {{- end -}}
-{{- $startup := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 10 "failureThreshold" 360 -}}
-{{- $ready := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 10 "failureThreshold" 3 -}}
+{{- /* vLLM's /health is a cheap engine check, but a busy event loop can take longer than
+       the kubelet's default 1 s to answer it. */ -}}
+{{- $startup := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 10 "failureThreshold" 360 "timeoutSeconds" 5 -}}
+{{- $ready := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 10 "failureThreshold" 3 "timeoutSeconds" 5 -}}
 {{- $live := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 30 "failureThreshold" 5 "timeoutSeconds" 10 -}}
 {{- $leader := dict "command" (list "vllm" "serve") "args" (include "ascend.engineArgs" (dict "root" .root "role" $role "mode" .mode) | fromYamlArray) "env" $env "ports" $ports "accelerators" $accel "startupProbe" $startup "readinessProbe" $ready "livenessProbe" $live "volumes" $volumes "volumeMounts" $mounts -}}
 {{- $worker := dict "command" (list "vllm" "serve") "args" (include "ascend.engineArgs" (dict "root" .root "role" $role "mode" .mode "worker" true) | fromYamlArray) "env" $env "accelerators" $accel "volumes" $volumes "volumeMounts" $mounts -}}

@@ -23,6 +23,9 @@ checked by values.schema.json).
 {{- if and $v.router.conditionalDisagg.enabled (ne $v.mode "disaggregated") -}}
 {{- fail "router.conditionalDisagg needs separate prefill and decode workers (mode disaggregated)" -}}
 {{- end -}}
+{{- if and (eq $v.variant.deployment "operator") (ne (int $v.service.port) 8000) -}}
+{{- fail (printf "operator mode: the Dynamo operator fixes the frontend's port, Service port and DYN_HTTP_PORT at 8000 (component_frontend.go); service.port %d cannot be honoured" (int $v.service.port)) -}}
+{{- end -}}
 {{- if and (eq $v.variant.deployment "operator") (or $v.infra.etcd.enabled $v.infra.nats.enabled) -}}
 {{- fail "operator mode uses the Dynamo platform's discovery and NATS: set infra.etcd.enabled=false and infra.nats.enabled=false" -}}
 {{- end -}}
@@ -34,7 +37,10 @@ dynamo.env: runtime env shared by the frontend and every worker (standalone).
 {{- define "dynamo.env" -}}
 {{- include "dynamo.check" . -}}
 {{- $v := .Values -}}
-- {name: DYN_NAMESPACE, value: {{ include "pd-common.fullname" . | quote }}}
+{{- /* <namespace>-<release>, as the operator names a graph's (ComputeDynamoNamespace in
+       api/v1alpha1/dynamocomponentdeployment_types.go): two releases of one name in different
+       namespaces on a shared etcd must not discover each other's workers. */}}
+- {name: DYN_NAMESPACE, value: {{ printf "%s-%s" .Release.Namespace (include "pd-common.fullname" .) | replace "." "-" | quote }}}
 - {name: ETCD_ENDPOINTS, value: {{ printf "http://%s" (include "pd-common.etcdEndpoint" (dict "root" .)) | quote }}}
 - {name: NATS_SERVER, value: {{ printf "nats://%s" (include "pd-common.natsEndpoint" (dict "root" .)) | quote }}}
 {{- end -}}
@@ -44,14 +50,18 @@ dynamo.env: runtime env shared by the frontend and every worker (standalone).
 {{- if eq $v.variant.deployment "standalone" }}
 {{ include "dynamo.env" . }}
 {{- end }}
-# Workers serve /health and /live on the system port; the probes use them.
-- {name: DYN_SYSTEM_ENABLED, value: "true"}
+# Workers serve /health and /live on the system port (DYN_SYSTEM_PORT starts it; 1.6.1 calls
+# DYN_SYSTEM_ENABLED deprecated). /health reports the generate endpoint's state: without
+# DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS it stays 503 and the worker never goes Ready (seen
+# with dynamo.mocker 1.6.1; the operator sets the same, component_worker.go).
 - {name: DYN_SYSTEM_PORT, value: {{ $v.ports.system | quote }}}
+- {name: DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS, value: '["generate"]'}
 {{- end -}}
 
 {{/*
 dynamo.workerCommand: python3 -m dynamo.vllm | dynamo.sglang plus its arguments.
-Parameters: root, role, mode ("prefill", "decode", "" aggregated), worker (multi-node non-leader).
+Parameters: root, role, mode ("prefill", "decode", "" aggregated), worker (multi-node non-leader),
+operator (the DynamoGraphDeployment form: the operator adds the multi-node flags itself).
 Every flag exists in Dynamo 1.6.1 (tests/charts/test_flags.py).
 */}}
 {{- define "dynamo.workerCommand" -}}
@@ -70,7 +80,7 @@ Every flag exists in Dynamo 1.6.1 (tests/charts/test_flags.py).
 {{- $cmd = concat $cmd (list "--disaggregation-mode" .mode "--kv-transfer-config" (toJson (dict "kv_connector" "NixlConnector" "kv_role" "kv_both"))) -}}
 {{- end -}}
 {{- if $kv }}{{ $cmd = concat $cmd (list "--enable-prefix-caching" "--kv-events-config" (toJson $events)) }}{{ end -}}
-{{- if gt (int $r.nodesPerInstance) 1 -}}
+{{- if and (gt (int $r.nodesPerInstance) 1) (not .operator) -}}
 {{- $cmd = concat $cmd (list "--nnodes" "$(LWS_GROUP_SIZE)" "--node-rank" "$(LWS_WORKER_INDEX)" "--master-addr" "$(LWS_LEADER_ADDRESS)" "--master-port" ($v.ports.distInit | toString)) -}}
 {{- if .worker }}{{ $cmd = append $cmd "--headless" }}{{ end -}}
 {{- end -}}
@@ -86,7 +96,7 @@ Every flag exists in Dynamo 1.6.1 (tests/charts/test_flags.py).
 {{- if and (eq $v.transport.protocol "rdma") $v.transport.rdma.devices }}{{ $cmd = concat $cmd (list "--disaggregation-ib-device" (join "," $v.transport.rdma.devices)) }}{{ end -}}
 {{- end -}}
 {{- if $kv }}{{ $cmd = concat $cmd (list "--kv-events-config" (toJson (omit $events "enable_kv_cache_events"))) }}{{ end -}}
-{{- if gt (int $r.nodesPerInstance) 1 -}}
+{{- if and (gt (int $r.nodesPerInstance) 1) (not .operator) -}}
 {{- $cmd = concat $cmd (list "--dist-init-addr" (printf "$(LWS_LEADER_ADDRESS):%d" (int $v.ports.distInit)) "--nnodes" "$(LWS_GROUP_SIZE)" "--node-rank" "$(LWS_WORKER_INDEX)") -}}
 {{- end -}}
 {{- end -}}
@@ -106,8 +116,8 @@ dynamo.worker: standalone worker workload. Parameters: root, component, mode.
 {{- $leaderCmd := include "dynamo.workerCommand" (dict "root" .root "role" $role "mode" .mode) | fromYamlArray -}}
 {{- $workerCmd := include "dynamo.workerCommand" (dict "root" .root "role" $role "mode" .mode "worker" true) | fromYamlArray -}}
 {{- $accel := int $role.acceleratorsPerPod -}}
-{{- $startup := dict "httpGet" (dict "path" "/live" "port" "system") "periodSeconds" 10 "failureThreshold" 360 -}}
-{{- $ready := dict "httpGet" (dict "path" "/health" "port" "system") "periodSeconds" 10 "failureThreshold" 3 -}}
+{{- $startup := dict "httpGet" (dict "path" "/live" "port" "system") "periodSeconds" 10 "failureThreshold" 360 "timeoutSeconds" 5 -}}
+{{- $ready := dict "httpGet" (dict "path" "/health" "port" "system") "periodSeconds" 10 "failureThreshold" 3 "timeoutSeconds" 5 -}}
 {{- $live := dict "httpGet" (dict "path" "/live" "port" "system") "periodSeconds" 30 "failureThreshold" 5 "timeoutSeconds" 10 -}}
 {{- $leader := dict "command" (slice $leaderCmd 0 3) "args" (slice $leaderCmd 3) "env" $env "ports" $ports "accelerators" $accel "startupProbe" $startup "readinessProbe" $ready "livenessProbe" $live -}}
 {{- $worker := dict "command" (slice $workerCmd 0 3) "args" (slice $workerCmd 3) "env" $env "accelerators" $accel -}}
@@ -118,6 +128,13 @@ dynamo.worker: standalone worker workload. Parameters: root, component, mode.
 {{- include "dynamo.check" . -}}
 {{- $v := .Values -}}
 {{- $args := list "--http-host" "0.0.0.0" "--http-port" ($v.service.port | toString) "--router-mode" $v.router.routerMode -}}
+{{- $replicas := ternary (int (dig "autoscaling" "maxReplicas" 1 $v.router)) (int $v.router.replicas) (dig "autoscaling" "enabled" false $v.router) -}}
+{{- if and (eq $v.router.routerMode "kv") (gt $replicas 1) -}}
+{{- /* Each kv-mode frontend otherwise keeps its own view of active blocks
+       (dynamo.frontend 1.6.1 --router-replica-sync: "best-effort active-sequence
+       synchronization through the Runtime event plane"). */ -}}
+{{- $args = append $args "--router-replica-sync" -}}
+{{- end -}}
 {{- $c := $v.router.conditionalDisagg -}}
 {{- if $c.enabled -}}
 {{- $config := dict "policy" "isl_bounding" "eff_isl_threshold" (int $c.effIslThreshold) "eff_isl_ratio_threshold" $c.effIslRatioThreshold -}}

@@ -154,7 +154,7 @@ Parameters: root, target (component the Service selects), leaderOnly (bool).
 apiVersion: v1
 kind: Service
 metadata:
-  name: {{ include "pd-common.fullname" .root }}
+  name: {{ include "pd-common.fullname" .root | quote }}
   namespace: {{ .root.Release.Namespace | quote }}
   labels:
     {{- include "pd-common.labels" (dict "root" .root "component" .target) | nindent 4 }}

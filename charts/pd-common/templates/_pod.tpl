@@ -7,7 +7,7 @@ Parameters (dict):
   root          the calling chart's context (required)
   component     e.g. "prefill" (required)
   role          that role's values: resources, shmSize, extraArgs, env, nodeSelector,
-                tolerations, affinity, image (required)
+                tolerations, affinity, image, drainSeconds (required)
   image         base image values (default: root.Values.image)
   command, args container command and arguments (lists); role.extraArgs is appended
   env           backend env (list of EnvVar); POD_IP/POD_NAME/POD_NAMESPACE come first,
@@ -48,6 +48,11 @@ metadata:
 spec:
   {{- with .serviceAccountName }}
   serviceAccountName: {{ . | quote }}
+  {{- end }}
+  {{- $drain := int (default 0 $role.drainSeconds) }}
+  {{- if $drain }}
+  # drainSeconds of preStop sleep, then 30 s for the process to exit after SIGTERM.
+  terminationGracePeriodSeconds: {{ add $drain 30 }}
   {{- end }}
   {{- $pullSecrets := (mergeOverwrite (deepCopy (default dict (default $v.image .image))) (default dict $role.image)).pullSecrets }}
   {{- with $pullSecrets }}
@@ -112,6 +117,14 @@ spec:
       {{- with .livenessProbe }}
       livenessProbe:
         {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- if $drain }}
+      lifecycle:
+        # A deleted pod leaves the Service endpoints at once; the sleep lets the requests it
+        # is already serving (a long decode, say) finish before SIGTERM stops the server.
+        preStop:
+          exec:
+            command: [sleep, {{ $drain | quote }}]
       {{- end }}
       {{- with include "pd-common.resources" (dict "root" $root "role" $role "accelerators" (default 0 .accelerators) "rdma" $rdma) }}
       {{- . | nindent 6 }}

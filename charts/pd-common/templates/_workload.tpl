@@ -52,6 +52,7 @@ spec:
       {{- include "pd-common.podTemplate" (merge (deepCopy .worker) $base (dict "podLabels" (dict "pdgen.io/instance-role" "worker"))) | nindent 6 }}
 {{- end }}
 {{ include "pd-common.autoscaler" (dict "root" $root "component" .component "role" .role "kind" (ternary "StatefulSet" "LeaderWorkerSet" (eq $nodes 1))) }}
+{{ include "pd-common.disruptionBudget" (dict "root" $root "component" .component "role" .role) }}
 {{- end -}}
 
 {{/*
@@ -131,6 +132,7 @@ spec:
   template:
     {{- include "pd-common.podTemplate" (merge (deepCopy .pod) (dict "root" .root "component" .component "role" .role)) | nindent 4 }}
 {{ include "pd-common.autoscaler" (dict "root" .root "component" .component "role" .role "kind" "Deployment") }}
+{{ include "pd-common.disruptionBudget" (dict "root" .root "component" .component "role" .role) }}
 {{- end -}}
 
 {{/*
@@ -142,5 +144,30 @@ it: rendering it would make every `helm upgrade` reset the count the HPA chose.
 # replicas: owned by the HorizontalPodAutoscaler (autoscaling.enabled)
 {{- else -}}
 replicas: {{ int (default 1 .replicas) }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+pd-common.disruptionBudget: at most one pod of a role down at a time from voluntary
+disruptions (node drains), so a drain cannot evict every prefill at once. Rendered when the
+role can have more than one pod. A multi-node instance (LeaderWorkerSet group) is one unit of
+failure: losing any of its pods restarts the whole group (RecreateGroupOnPodRestart), which a
+budget cannot prevent, only pace.
+Parameters: root, component, role.
+*/}}
+{{- define "pd-common.disruptionBudget" -}}
+{{- $a := default dict .role.autoscaling -}}
+{{- $most := ternary (int (default 1 $a.maxReplicas)) (int (default 1 .role.replicas)) (default false $a.enabled) -}}
+{{- if or (gt $most 1) (gt (int (default 1 .role.nodesPerInstance)) 1) -}}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  {{- include "pd-common.metadata" (dict "root" .root "component" .component) | nindent 2 }}
+spec:
+  maxUnavailable: 1
+  selector:
+    matchLabels:
+      {{- include "pd-common.selectorLabels" (dict "root" .root "component" .component) | nindent 6 }}
 {{- end -}}
 {{- end -}}

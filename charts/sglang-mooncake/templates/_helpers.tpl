@@ -39,10 +39,15 @@ sglang.engine: the workload of one engine role. Parameters: root, component, mod
 {{- $args := include "sglang.engineArgs" (dict "root" .root "role" $role "mode" .mode) | fromYamlArray -}}
 {{- $command := list "python3" "-m" "sglang.launch_server" -}}
 {{- $accel := int $role.acceleratorsPerPod -}}
-{{- /* Model loading can take many minutes; the startup probe allows 60 of them. */ -}}
-{{- $startup := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 10 "failureThreshold" 360 -}}
-{{- $ready := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 10 "failureThreshold" 3 -}}
-{{- $live := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 30 "failureThreshold" 5 "timeoutSeconds" 10 -}}
+{{- /* SGLang's /health runs a one-token generation: it answers after at least ~1 s and gives
+       up after SGLANG_HEALTH_CHECK_TIMEOUT (20 s), so under the kubelet's default 1 s timeout
+       readiness flaps (sglang 0.5.23 http_server.py; SGLANG_ENABLE_HEALTH_ENDPOINT_GENERATION
+       defaults to true). Startup and readiness ask /ready (200 once the server is up and not
+       paused, no generation); liveness keeps the generation check with a timeout above its
+       budget. Model loading can take many minutes; the startup probe allows 60 of them. */ -}}
+{{- $startup := dict "httpGet" (dict "path" "/ready" "port" "http") "periodSeconds" 10 "failureThreshold" 360 "timeoutSeconds" 5 -}}
+{{- $ready := dict "httpGet" (dict "path" "/ready" "port" "http") "periodSeconds" 10 "failureThreshold" 3 "timeoutSeconds" 5 -}}
+{{- $live := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 60 "failureThreshold" 3 "timeoutSeconds" 30 -}}
 {{- $env := include "pd-common.mooncakeTransportEnv" (dict "root" .root "mode" .mode) | fromYamlArray -}}
 {{- $leader := dict "command" $command "args" $args "env" $env "ports" $ports "accelerators" $accel "startupProbe" $startup "readinessProbe" $ready "livenessProbe" $live -}}
 {{- $worker := dict "command" $command "args" $args "env" $env "accelerators" $accel -}}

@@ -51,7 +51,13 @@ vllm.kvTransferConfig: --kv-transfer-config for a role (mode "prefill" or "decod
 {{- $kvRole := ternary "kv_producer" "kv_consumer" (eq .mode "prefill") -}}
 {{- $protocol := $v.transport.protocol -}}
 {{- $c := $v.variant.connector -}}
-{{- $p2p := dict "kv_connector" "MooncakeConnector" "kv_role" $kvRole "kv_connector_extra_config" (dict "mooncake_protocol" $protocol) -}}
+{{- $extra := dict "mooncake_protocol" $protocol -}}
+{{- if and (eq $protocol "rdma") $v.transport.rdma.devices -}}
+{{- /* MooncakeConnector reads device_name from kv_connector_extra_config and hands it to
+       TransferEngine.initialize (vllm mooncake_connector.py). */ -}}
+{{- $_ := set $extra "device_name" (join "," $v.transport.rdma.devices) -}}
+{{- end -}}
+{{- $p2p := dict "kv_connector" "MooncakeConnector" "kv_role" $kvRole "kv_connector_extra_config" $extra -}}
 {{- if eq $c "p2p" -}}
 {{- toJson $p2p -}}
 {{- else if eq $c "store" -}}
@@ -177,8 +183,10 @@ vllm.engine: one engine role's workload. Parameters: root, component, mode.
 {{- $_ := set $extra "volumes" (list (dict "name" "kv-template" "configMap" (dict "name" $cm)) (dict "name" "kv-config" "emptyDir" dict)) -}}
 {{- $_ := set $extra "volumeMounts" (list (dict "name" "kv-config" "mountPath" "/etc/pdgen-kv" "readOnly" true)) -}}
 {{- end -}}
-{{- $startup := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 10 "failureThreshold" 360 -}}
-{{- $ready := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 10 "failureThreshold" 3 -}}
+{{- /* vLLM's /health is a cheap engine check, but a busy event loop can take longer than
+       the kubelet's default 1 s to answer it. */ -}}
+{{- $startup := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 10 "failureThreshold" 360 "timeoutSeconds" 5 -}}
+{{- $ready := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 10 "failureThreshold" 3 "timeoutSeconds" 5 -}}
 {{- $live := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 30 "failureThreshold" 5 "timeoutSeconds" 10 -}}
 {{- $leaderArgs := include "vllm.engineArgs" (dict "root" .root "role" $role "mode" .mode) | fromYamlArray -}}
 {{- $workerArgs := include "vllm.engineArgs" (dict "root" .root "role" $role "mode" .mode "worker" true) | fromYamlArray -}}

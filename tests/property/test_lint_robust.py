@@ -1,0 +1,64 @@
+"""`pdgen lint` takes any YAML a user hands it: manifests with values of the wrong type, missing
+fields or odd nesting produce findings (kubeconform's, or none), never a traceback. The
+offline checks run in process on mutated renders of the examples (kubeconform, a separate
+program, is exercised by the lint tests)."""
+
+from __future__ import annotations
+
+import copy
+import functools
+
+import yaml
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import strategies as st
+
+from pdgen import render
+from pdgen.lint import flags, manifests, policy, routes, wiring
+from tests.property.strategies import ROOT, TRICKY
+
+ODD = st.one_of(st.none(), st.booleans(), st.integers(-5, 70000), st.sampled_from(TRICKY),
+                st.lists(st.sampled_from(TRICKY), max_size=2), st.just({}), st.just({"a": [1]}))
+
+
+@functools.cache
+def rendered() -> list[str]:
+    examples = ("ack-dynamo-qwen7b-kv-routing", "ack-sglang-mooncake-qwen7b", "deepseek-r1-671b-multinode",
+                "yuanrong-vllm-ascend-qwen7b-2hosts")
+    return [render.render_file(str(ROOT / "examples" / f"{name}.yaml")).manifests for name in examples]
+
+
+def _paths(value, path=()):
+    yield path
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _paths(v, path + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _paths(v, path + (i,))
+
+
+@st.composite
+def mutated_manifests(draw) -> str:
+    docs = [d for d in yaml.safe_load_all(draw(st.sampled_from(rendered()))) if d]
+    docs = copy.deepcopy(docs)
+    for _ in range(draw(st.integers(1, 6))):
+        doc = draw(st.sampled_from(docs))
+        path = draw(st.sampled_from([p for p in _paths(doc) if p]))
+        parent = doc
+        for key in path[:-1]:
+            parent = parent[key]
+        parent[path[-1]] = copy.deepcopy(draw(ODD))
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+@seed(7)
+# No shrinking: a render is hundreds of lines, and the failing mutation is printed as it is.
+@settings(max_examples=100, deadline=None, database=None, suppress_health_check=list(HealthCheck),
+          phases=[Phase.explicit, Phase.generate])
+@given(mutated_manifests())
+def test_offline_checks_never_raise_on_odd_manifests(text):
+    objects, findings = manifests.parse(text, "m.yaml")
+    index = wiring.build_index(objects)
+    findings += wiring.check(objects, index) + routes.check(objects, index.backends())
+    findings += flags.check(objects) + policy.check(objects) + manifests.duplicates(objects)
+    assert all(f.rule and f.file == "m.yaml" for f in findings)
