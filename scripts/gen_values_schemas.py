@@ -163,13 +163,16 @@ def common(chart: dict) -> dict:
                 "download": obj({
                     "from": e("Source.", ["hf", "modelscope", "s3", "oss"]),
                     "uri": s("Repository id or bucket URI."),
-                    "endpoint": s("Object-store endpoint."),
+                    "endpoint": s("Object-store endpoint URL."),
+                    "region": s("Object-store region (AWS_DEFAULT_REGION)."),
+                    "addressingStyle": e("S3 addressing style.", ["auto", "virtual", "path"]),
                     "revision": s("Revision (hf, modelscope)."),
                     "credentialsSecret": s("Existing Secret with the credentials."),
                     "storage": obj({"size": dict(QUANTITY, description="PVC size."),
                                     "storageClassName": s("StorageClass."),
                                     "accessMode": e("Access mode.", ["ReadWriteMany", "ReadOnlyMany",
-                                                                     "ReadWriteOnce"])},
+                                                                     "ReadWriteOnce"]),
+                                    "keep": b("Keep the PVC on helm uninstall.")},
                                    "The PVC the Job fills."),
                     "image": image("Download Job image."),
                     "waitImage": image("Wait-for-model init container image."),
@@ -292,6 +295,39 @@ def ascend() -> dict:
     return props
 
 
+def bench_scenario() -> dict:
+    """The keys `pdgen bench run --config` accepts, from the command's own options, so helm
+    rejects a misspelt one (dataset: for the dataset file) at install instead of the Job
+    ignoring it. The Job reads the file through the same option table."""
+    import click
+
+    sys.path.insert(0, str(ROOT))
+    from pdgen.bench.cli import run_cmd
+
+    props = {}
+    for param in run_cmd.params:
+        if not isinstance(param, click.Option) or param.name in ("base_url", "model", "output"):
+            continue
+        flag = next(o for o in param.opts if o.startswith("--"))[2:]
+        if flag == "config":
+            continue
+        if param.is_flag:
+            schema = {"type": "boolean"}
+        elif isinstance(param.type, click.Choice):
+            schema = {"type": "string", "enum": list(param.type.choices)}
+        elif isinstance(param.type, (click.types.IntParamType, click.types.IntRange)):
+            schema = {"type": "integer"}
+        elif isinstance(param.type, (click.types.FloatParamType, click.types.FloatRange)):
+            schema = {"type": "number"}
+        else:
+            schema = {"type": "string"}
+        if param.multiple:
+            schema = {"anyOf": [schema, {"type": "array", "items": schema}]}
+        props[flag] = {**schema, "description": (param.help or flag).split(". ")[0].rstrip(".") + "."}
+    return {"type": "object", "description": "pdgen bench run options (as the command line spells them).",
+            "additionalProperties": False, "properties": props}
+
+
 def bench_chart() -> dict:
     return {
         "nameOverride": s("Override the chart name used in labels."),
@@ -300,7 +336,7 @@ def bench_chart() -> dict:
         "commonAnnotations": string_map("Annotations added to every object."),
         "target": obj({"url": s("Base URL of the deployment's Service."), "model": s("Model name.")}, "Target."),
         "image": image("Image with pdgen.", required=False),
-        "scenario": {"type": "object", "description": "pdgen bench run options (option name -> value)."},
+        "scenario": bench_scenario(),
         "results": obj({"claimName": s("Existing PVC."), "subPath": s("Directory in the volume.")}, "Results."),
         "resources": resources(),
         **scheduling(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pdgen import endpoints
 from pdgen.findings import Level
 
 Path = tuple
@@ -107,11 +108,19 @@ def model(spec: dict) -> dict:
         out_source["hostPath"] = {"path": source["hostPath"]["path"]}
     else:
         d = source["download"]
+        store = None
+        if d["from"] in ("oss", "s3") and d.get("endpoint"):
+            try:
+                store = endpoints.object_store(d["from"], d["endpoint"])
+            except endpoints.EndpointError:
+                pass  # the model-source rule reports it
         out_source["download"] = {
-            "from": d["from"], "uri": d["uri"], "endpoint": d.get("endpoint", ""), "revision": d.get("revision", ""),
+            "from": d["from"], "uri": d["uri"], "endpoint": store.url if store else "",
+            "region": store.region if store else "", "addressingStyle": store.addressing if store else "auto",
+            "revision": d.get("revision", ""),
             "credentialsSecret": d.get("credentialsSecret", {}).get("name", ""),
             "storage": {"size": str(d["storage"]["size"]), "storageClassName": d["storage"].get("storageClassName", ""),
-                        "accessMode": d["storage"]["accessMode"]},
+                        "accessMode": d["storage"]["accessMode"], "keep": d["storage"]["keep"]},
         }
     return {"name": m["name"], "servedName": m["servedName"], "path": m["path"],
             "maxModelLen": m.get("maxModelLen", 0), "trustRemoteCode": m["trustRemoteCode"], "source": out_source}
@@ -173,8 +182,15 @@ def infra(spec: dict, name: str) -> dict:
 
     cfg = spec["infra"][name]
     needed = needs(spec)[name][0]
-    out: dict[str, Any] = {"enabled": needed and cfg["mode"] in ("auto", "bundled"),
-                           "endpoint": cfg.get("endpoint", "") if cfg["mode"] == "external" else ""}
+    out: dict[str, Any] = {"enabled": needed and cfg["mode"] in ("auto", "bundled"), "endpoint": ""}
+    if cfg["mode"] == "external":
+        # The infra rule reports an endpoint that does not parse; the charts get it normalised.
+        try:
+            parsed = endpoints.parse(cfg["endpoint"], name)
+        except endpoints.EndpointError:
+            parsed = None
+        if parsed:
+            out["endpoint"] = f"{parsed.scheme}://{parsed.address}" if parsed.scheme else parsed.address
     if out["enabled"]:
         if "image" in cfg:
             out["image"] = image(cfg["image"])

@@ -98,7 +98,20 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) 
             raise click.BadParameter(f"cannot read {value}: {exc}") from None
         if not isinstance(data, dict):
             raise click.BadParameter(f"{value} must hold a mapping of option names to values")
-        ctx.default_map = {str(k).replace("-", "_"): v for k, v in data.items()}
+        # Keys are the options as the command line spells them (dataset, max-concurrency);
+        # anything else would be ignored silently by click, so it is an error here.
+        by_flag = {opt.lstrip("-"): p for p in ctx.command.params if isinstance(p, click.Option)
+                   for opt in p.opts if opt.startswith("--") and opt != "--config"}
+        defaults = {}
+        for key, item in data.items():
+            param = by_flag.get(str(key)) or by_flag.get(str(key).replace("_", "-"))
+            if param is None:
+                raise click.BadParameter(f"{value}: {key!r} is not an option of `pdgen bench {ctx.command.name}`; "
+                                         f"known: {', '.join(sorted(by_flag))}")
+            if param.multiple and not isinstance(item, list):
+                item = [item]  # slo: "ttft:2000" means one value, not its characters
+            defaults[param.name] = item
+        ctx.default_map = defaults
     return value
 
 

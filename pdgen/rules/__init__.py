@@ -22,7 +22,7 @@ from pdgen.findings import Finding, Level
 from pdgen.loader import Document, json_path
 
 _MODULES = ["parallelism", "aggregated", "tp_pairing", "pipeline", "rdma", "infra", "routing", "autoscaling",
-            "extra_args", "model_fit", "memory_fit", "quantities"]
+            "extra_args", "model_fit", "memory_fit", "quantities", "model_source"]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ deployed (or pointed at) where nothing would talk to it.
 | dynamo operator | - (the platform's) | - (the platform's) | - |
 | ascend-yuanrong datasystem | needed | - | - |
 
-`auto` (the default) resolves to exactly this table.
+`auto` (the default) resolves to exactly this table. An external endpoint is host, host:port
+or scheme://host[:port] (etcd http/https, NATS nats/tls, the Mooncake master no scheme);
+pdgen/endpoints.py parses it once and every consumer gets its own form.
 
 PASS::
 
@@ -30,6 +32,7 @@ Source: ../shared/reference/backends.md 1.4, 2g, 3.3, 4.4.
 
 from __future__ import annotations
 
+from pdgen import endpoints
 from pdgen.findings import Level
 
 ID = "infra"
@@ -67,8 +70,14 @@ def needs(spec: dict) -> dict[str, tuple[bool, str]]:
 
 def check(ctx):
     for name, (needed, why) in needs(ctx.spec).items():
-        mode = ctx.spec["infra"][name]["mode"]
+        cfg = ctx.spec["infra"][name]
+        mode = cfg["mode"]
         path = ("spec", "infra", name, "mode")
+        if mode == "external" and "endpoint" in cfg:
+            try:
+                endpoints.parse(cfg["endpoint"], name)
+            except endpoints.EndpointError as exc:
+                yield ("spec", "infra", name, "endpoint"), f"{name} endpoint: {exc}"
         if needed and mode == "none":
             yield path, f"{name} is needed ({why}); use mode auto, bundled or external"
         elif not needed and mode in ("bundled", "external"):

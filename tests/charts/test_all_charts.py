@@ -184,3 +184,35 @@ def test_engines_and_routers_drain_and_a_drain_takes_one_pod_of_a_role_at_a_time
     assert set(budgets) == {"demo-prefill", router}  # decode has one pod: nothing to pace
     assert budgets["demo-prefill"]["maxUnavailable"] == 1
     assert budgets["demo-prefill"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "prefill"
+
+
+def _download(objects):
+    [job] = [o for o in objects if o["kind"] == "Job"]
+    [pvc] = [o for o in objects if o["kind"] == "PersistentVolumeClaim"]
+    return job, pvc
+
+
+@pytest.mark.parametrize("chart", BACKENDS)
+def test_the_model_download_follows_its_source_across_upgrades(chart):
+    """Operator issue, items 5 and 8: the marker ignored uri and revision (a change served the
+    old weights), a Job's pod template is immutable (upgrade failed), uninstall deleted the
+    PVC, and an OSS endpoint without a scheme is refused by botocore."""
+    def values(uri, revision="", keep=None):
+        storage = {"size": "40Gi"} if keep is None else {"size": "40Gi", "keep": keep}
+        return yaml.safe_dump({"model": {"source": {"type": "download", "download": {
+            "from": "hf", "uri": uri, "revision": revision, "storage": storage}}}})
+
+    objects = [d for d in yaml.safe_load_all(render_text(chart, values("Qwen/Qwen2.5-7B-Instruct"))) if d]
+    job, pvc = _download(objects)
+    env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MARKER"] == "hf Qwen/Qwen2.5-7B-Instruct -"
+    waits = [c for o in objects if o["kind"] in ("StatefulSet", "LeaderWorkerSet")
+             for c in o["spec"]["template"]["spec"].get("initContainers", []) if c["name"] == "wait-for-model"]
+    assert waits and all({"name": "EXPECTED", "value": env["MARKER"]} in c["env"] for c in waits)
+    assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    other, _ = _download([d for d in yaml.safe_load_all(render_text(chart, values("Qwen/Qwen2.5-7B-Instruct",
+                                                                                      "v2"))) if d])
+    assert other["metadata"]["name"] != job["metadata"]["name"]
+    assert job["metadata"]["name"].startswith("demo-model-download-")
+    _, dropped = _download([d for d in yaml.safe_load_all(render_text(chart, values("a/b", keep=False))) if d])
+    assert "helm.sh/resource-policy" not in (dropped["metadata"].get("annotations") or {})

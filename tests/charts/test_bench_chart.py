@@ -31,7 +31,8 @@ def test_job_runs_the_scenario_from_the_configmap_onto_the_pvc():
     objects = render(CHART, (CHARTS / CHART / "ci" / "pvc-values.yaml").read_text())
     scenario = yaml.safe_load(find(objects, "ConfigMap", "demo-scenario")["data"]["scenario.yaml"])
     assert scenario == {"scenario": "cold_start", "rounds": 1, "max-concurrency": 8}
-    job = find(objects, "Job", "demo-bench")
+    [job] = [o for o in objects if o["kind"] == "Job"]
+    assert job["metadata"]["name"].startswith("demo-bench-")
     assert job["spec"]["backoffLimit"] == 0
     pod = job["spec"]["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
@@ -57,3 +58,40 @@ def test_missing_target_is_a_clear_error():
     with pytest.raises(helm.HelmError) as info:
         render_text(CHART, "", "helm4")
     assert "target.url is required" in info.value.stderr
+
+
+def test_a_changed_scenario_is_a_new_job():
+    """Operator issue, item 8: a finished Job never reruns, and its pod template cannot change."""
+    base = (CHARTS / CHART / "ci" / "pvc-values.yaml").read_text()
+    names = {}
+    for rounds in (1, 2, 1):
+        objects = render(CHART, base + f"\n# {rounds}\n" + yaml.safe_dump({"scenario": {"scenario": "cold_start",
+                                                                               "rounds": rounds}}))
+        [job] = [o for o in objects if o["kind"] == "Job"]
+        names.setdefault(rounds, set()).add(job["metadata"]["name"])
+    assert names[1] != names[2] and len(names[1]) == 1
+
+
+@pytest.mark.parametrize("scenario,message", [({"dataset": 3}, "scenario/dataset"),
+                                              ({"datasets": "x.jsonl"}, "datasets"),
+                                              ({"rounds": "two"}, "scenario/rounds")])
+def test_a_scenario_key_the_cli_does_not_take_fails_at_install(scenario, message):
+    values = {"target": {"url": "http://x:8000", "model": "m"}, "image": {"repository": "r", "tag": "t"},
+              "scenario": scenario}
+    with pytest.raises(helm.HelmError) as info:
+        render_text(CHART, yaml.safe_dump(values), "helm4")
+    assert message in info.value.stderr
+
+
+def test_the_cli_config_names_a_wrong_key_and_takes_one_slo_string(tmp_path):
+    from click.testing import CliRunner
+
+    from pdgen.bench.cli import run_cmd
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("datset: x.jsonl\n")
+    result = CliRunner().invoke(run_cmd, ["--config", str(bad), "--base-url", "http://x", "--model", "m", "-o", "o"])
+    assert result.exit_code == 2 and "'datset' is not an option of `pdgen bench run`" in result.output
+    good = tmp_path / "good.yaml"
+    good.write_text("slo: ttft:2000\nmax-concurrency: 4\n")
+    ctx = run_cmd.make_context("run", ["--config", str(good), "--base-url", "http://x", "--model", "m", "-o", "o"])
+    assert ctx.params["slo"] == ("ttft:2000",) and ctx.params["max_concurrency"] == 4

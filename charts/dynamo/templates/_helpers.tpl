@@ -41,8 +41,8 @@ dynamo.env: runtime env shared by the frontend and every worker (standalone).
        api/v1alpha1/dynamocomponentdeployment_types.go): two releases of one name in different
        namespaces on a shared etcd must not discover each other's workers. */}}
 - {name: DYN_NAMESPACE, value: {{ printf "%s-%s" .Release.Namespace (include "pd-common.fullname" .) | replace "." "-" | quote }}}
-- {name: ETCD_ENDPOINTS, value: {{ printf "http://%s" (include "pd-common.etcdEndpoint" (dict "root" .)) | quote }}}
-- {name: NATS_SERVER, value: {{ printf "nats://%s" (include "pd-common.natsEndpoint" (dict "root" .)) | quote }}}
+- {name: ETCD_ENDPOINTS, value: {{ include "pd-common.etcdURL" (dict "root" .) | quote }}}
+- {name: NATS_SERVER, value: {{ include "pd-common.natsURL" (dict "root" .) | quote }}}
 {{- end -}}
 
 {{- define "dynamo.workerEnv" -}}

@@ -4,31 +4,75 @@ need it (see each chart's infra-*.yaml), and points its pods at pd-common.<svc>E
 which is the bundled Service or the external endpoint.
 */}}
 
-{{- define "pd-common.etcdEndpoint" -}}
-{{- $e := .root.Values.infra.etcd -}}
-{{- if $e.enabled -}}
-{{- printf "%s:%d" (include "pd-common.componentName" (dict "root" .root "component" "etcd")) (int $e.port) -}}
+{{/*
+pd-common.parseEndpoint: an endpoint as host, host:port or scheme://host[:port][/], parsed
+into scheme, host and port (YAML). pdgen hands the charts endpoints it parsed already
+(pdgen/endpoints.py); this keeps hand-written values just as safe.
+Parameters: raw, scheme (default), port (default).
+*/}}
+{{- define "pd-common.parseEndpoint" -}}
+{{- $raw := trimSuffix "/" (trim (toString .raw)) -}}
+{{- $scheme := .scheme -}}
+{{- if contains "://" $raw -}}
+{{- $scheme = regexReplaceAll "://.*$" $raw "" -}}
+{{- $raw = regexReplaceAll "^[^/]*://" $raw "" -}}
+{{- end -}}
+{{- $host := $raw -}}
+{{- $port := int .port -}}
+{{- if regexMatch ":[0-9]+$" $raw -}}
+{{- $host = regexReplaceAll ":[0-9]+$" $raw "" -}}
+{{- $port = regexFind "[0-9]+$" $raw | int -}}
+{{- end -}}
+scheme: {{ $scheme | quote }}
+host: {{ $host | quote }}
+port: {{ $port }}
+{{- end -}}
+
+{{/*
+pd-common.infraEndpoint: scheme/host/port of a control-plane service: the bundled Service,
+or the external endpoint. Parameters: root, service (etcd, nats, mooncakeMaster).
+*/}}
+{{- define "pd-common.infraEndpoint" -}}
+{{- $defaults := dict "etcd" (list "http" "port" "etcd") "nats" (list "nats" "port" "nats") "mooncakeMaster" (list "" "rpcPort" "mooncake-master") -}}
+{{- $d := index $defaults .service -}}
+{{- $cfg := index .root.Values.infra .service -}}
+{{- if $cfg.enabled -}}
+scheme: {{ index $d 0 | quote }}
+host: {{ include "pd-common.componentName" (dict "root" .root "component" (index $d 2)) | quote }}
+port: {{ int (index $cfg (index $d 1)) }}
 {{- else -}}
-{{- required "infra.etcd.endpoint is required when the bundled etcd is disabled" $e.endpoint -}}
+{{- $raw := required (printf "infra.%s.endpoint is required when the bundled %s is disabled" .service .service) $cfg.endpoint -}}
+{{- include "pd-common.parseEndpoint" (dict "raw" $raw "scheme" (index $d 0) "port" (index $cfg (index $d 1))) -}}
 {{- end -}}
 {{- end -}}
 
-{{- define "pd-common.natsEndpoint" -}}
-{{- $n := .root.Values.infra.nats -}}
-{{- if $n.enabled -}}
-{{- printf "%s:%d" (include "pd-common.componentName" (dict "root" .root "component" "nats")) (int $n.port) -}}
-{{- else -}}
-{{- required "infra.nats.endpoint is required when the bundled NATS is disabled" $n.endpoint -}}
-{{- end -}}
+{{/* host:port of etcd (-etcd_address, etcd:// metadata URLs). */}}
+{{- define "pd-common.etcdAddress" -}}
+{{- $e := include "pd-common.infraEndpoint" (dict "root" .root "service" "etcd") | fromYaml -}}
+{{- printf "%s:%d" $e.host (int $e.port) -}}
 {{- end -}}
 
+{{/* scheme://host:port of etcd (ETCD_ENDPOINTS). */}}
+{{- define "pd-common.etcdURL" -}}
+{{- $e := include "pd-common.infraEndpoint" (dict "root" .root "service" "etcd") | fromYaml -}}
+{{- printf "%s://%s:%d" $e.scheme $e.host (int $e.port) -}}
+{{- end -}}
+
+{{/* scheme://host:port of NATS (NATS_SERVER). */}}
+{{- define "pd-common.natsURL" -}}
+{{- $n := include "pd-common.infraEndpoint" (dict "root" .root "service" "nats") | fromYaml -}}
+{{- printf "%s://%s:%d" $n.scheme $n.host (int $n.port) -}}
+{{- end -}}
+
+{{/* host:port of the Mooncake master's RPC (master_server_address, mooncakestore://). */}}
+{{- define "pd-common.mooncakeMasterAddress" -}}
+{{- $m := include "pd-common.infraEndpoint" (dict "root" .root "service" "mooncakeMaster") | fromYaml -}}
+{{- printf "%s:%d" $m.host (int $m.port) -}}
+{{- end -}}
+
+{{/* The Mooncake master's host alone (its HTTP metadata server listens there too). */}}
 {{- define "pd-common.mooncakeMasterHost" -}}
-{{- $m := .root.Values.infra.mooncakeMaster -}}
-{{- if $m.enabled -}}
-{{- include "pd-common.componentName" (dict "root" .root "component" "mooncake-master") -}}
-{{- else -}}
-{{- required "infra.mooncakeMaster.endpoint is required when the bundled master is disabled" $m.endpoint | splitList ":" | first -}}
-{{- end -}}
+{{- (include "pd-common.infraEndpoint" (dict "root" .root "service" "mooncakeMaster") | fromYaml).host -}}
 {{- end -}}
 
 {{- define "pd-common.service" -}}

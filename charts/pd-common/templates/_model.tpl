@@ -37,17 +37,29 @@ role can load a different path (the ACK sample's decode mounted /models/QwQ-32B/
 {{- end -}}
 
 {{/*
+pd-common.downloadMarker: what the download Job writes into the volume once it is complete,
+and what engines wait for: the source, URI and revision, so a changed one is downloaded
+again instead of serving the old weights.
+*/}}
+{{- define "pd-common.downloadMarker" -}}
+{{- $d := .root.Values.model.source.download -}}
+{{- printf "%s %s %s" $d.from $d.uri (default "-" $d.revision) -}}
+{{- end -}}
+
+{{/*
 pd-common.waitForModel: engines start with the download Job and wait for its marker, so
-a half-downloaded model is never loaded.
+a half-downloaded (or previous) model is never loaded.
 */}}
 {{- define "pd-common.waitForModel" -}}
 {{- $v := .root.Values -}}
 - name: wait-for-model
   image: {{ include "pd-common.image" (dict "image" $v.model.source.download.waitImage) }}
-  command: [sh, -c, 'until [ -f "$MODEL_DIR/.pdgen-download-complete" ]; do echo "waiting for the model download job"; sleep 10; done']
+  command: [sh, -c, 'until [ "$(cat "$MODEL_DIR/.pdgen-download-complete" 2>/dev/null)" = "$EXPECTED" ]; do echo "waiting for the model download job ($EXPECTED)"; sleep 10; done']
   env:
     - name: MODEL_DIR
       value: {{ $v.model.path | quote }}
+    - name: EXPECTED
+      value: {{ include "pd-common.downloadMarker" . | quote }}
   volumeMounts:
     - name: model
       mountPath: {{ $v.model.path | quote }}
@@ -57,6 +69,12 @@ a half-downloaded model is never loaded.
 {{/*
 pd-common.modelDownload: the PVC and the Job that fills it. Credentials come only from an
 existing Secret (envFrom), never from values.
+- The PVC is kept on uninstall unless storage.keep is false: re-downloading hundreds of GB
+  is the expensive part. A later install of the same release adopts it.
+- A Job's pod template is immutable, so the Job's name carries a hash of what it downloads:
+  changing the source makes `helm upgrade` replace the Job instead of failing.
+- The marker holds source, URI and revision; a Job that finds another one empties the
+  volume first, so two models never mix.
 */}}
 {{- define "pd-common.modelDownload" -}}
 {{- $root := .root -}}
@@ -71,15 +89,19 @@ existing Secret (envFrom), never from values.
 {{- else if eq $d.from "modelscope" -}}
 {{- $script = printf "pip install --no-cache-dir --quiet 'modelscope>=1.20,<2' && python -c 'import os, modelscope as m; m.snapshot_download(os.environ[\"MODEL_URI\"], revision=os.environ.get(\"MODEL_REVISION\") or None, local_dir=\"/model\")'" -}}
 {{- else if or (eq $d.from "s3") (eq $d.from "oss") -}}
-{{- /* OSS speaks the S3 API, so one client serves both. */ -}}
-{{- $script = printf "pip install --no-cache-dir --quiet 'awscli>=1.33,<2' && aws s3 sync \"s3://${MODEL_URI#*://}\" /model ${S3_ENDPOINT:+--endpoint-url \"$S3_ENDPOINT\"}" -}}
+{{- /* OSS speaks the S3 API (virtual-hosted style on s3.oss-<region>.aliyuncs.com), so one
+       client serves both; the endpoint needs its scheme, or botocore refuses it. */ -}}
+{{- $script = printf "pip install --no-cache-dir --quiet 'awscli>=1.33,<2' && aws configure set default.s3.addressing_style \"$S3_ADDRESSING_STYLE\" && aws s3 sync \"s3://${MODEL_URI#*://}\" /model ${S3_ENDPOINT:+--endpoint-url \"$S3_ENDPOINT\"}" -}}
 {{- else -}}
 {{- fail (printf "model.source.download.from must be hf, modelscope, s3 or oss, not %q" $d.from) -}}
-{{- end }}
+{{- end -}}
+{{- $marker := include "pd-common.downloadMarker" (dict "root" $root) -}}
+{{- $job := printf "%s-%s" (include "pd-common.componentName" (dict "root" $root "component" "model-download")) (printf "%s|%s|%s" $marker (toJson $d.image) $d.endpoint | sha256sum | trunc 8) }}
 apiVersion: v1
 kind: PersistentVolumeClaim
 metadata:
-  {{- include "pd-common.metadata" $ctx | nindent 2 }}
+  {{- $keep := ternary (dict "helm.sh/resource-policy" "keep") dict (ne (dig "storage" "keep" true $d) false) }}
+  {{- include "pd-common.metadata" (merge (dict "annotations" $keep) $ctx) | nindent 2 }}
 spec:
   accessModes: [{{ default "ReadWriteMany" $d.storage.accessMode }}]
   {{- with $d.storage.storageClassName }}
@@ -92,7 +114,9 @@ spec:
 apiVersion: batch/v1
 kind: Job
 metadata:
-  {{- include "pd-common.metadata" (dict "root" $root "component" "model-download") | nindent 2 }}
+  {{- $meta := include "pd-common.metadata" (dict "root" $root "component" "model-download") | fromYaml }}
+  {{- $_ := set $meta "name" $job }}
+  {{- toYaml $meta | nindent 2 }}
 spec:
   backoffLimit: 3
   template:
@@ -108,16 +132,32 @@ spec:
           args:
             - |
               set -eu
-              if [ -f /model/.pdgen-download-complete ]; then echo "model already downloaded"; exit 0; fi
+              marker=/model/.pdgen-download-complete
+              if [ "$(cat "$marker" 2>/dev/null)" = "$MARKER" ]; then echo "model already downloaded: $MARKER"; exit 0; fi
+              if [ -e "$marker" ]; then echo "replacing $(cat "$marker") with $MARKER"; find /model -mindepth 1 -delete; fi
               {{ $script }}
-              touch /model/.pdgen-download-complete
+              printf '%s' "$MARKER" > "$marker"
           env:
             - name: MODEL_URI
               value: {{ $uri | quote }}
             - name: MODEL_REVISION
               value: {{ default "" $d.revision | quote }}
+            - name: MARKER
+              value: {{ $marker | quote }}
             - name: S3_ENDPOINT
               value: {{ default "" $d.endpoint | quote }}
+            - name: S3_ADDRESSING_STYLE
+              value: {{ default "auto" $d.addressingStyle | quote }}
+            {{- with $d.region }}
+            - name: AWS_DEFAULT_REGION
+              value: {{ . | quote }}
+            {{- end }}
+            # botocore >= 1.36 adds CRC checksums by default, which S3-compatible stores may not
+            # support; ask for them only where the API requires them.
+            - name: AWS_REQUEST_CHECKSUM_CALCULATION
+              value: when_required
+            - name: AWS_RESPONSE_CHECKSUM_VALIDATION
+              value: when_required
             - name: HF_HUB_DISABLE_TELEMETRY
               value: "1"
           {{- with $d.credentialsSecret }}

@@ -133,13 +133,13 @@ render-kv-config init container (the files name the pod's own address).
 {{- include "vllm.checkInfra" . -}}
 {{- $v := .Values -}}
 {{- $master := include "pd-common.mooncakeMasterHost" (dict "root" .) -}}
-{{- $rpc := printf "%s:%d" $master (int $v.infra.mooncakeMaster.rpcPort) -}}
+{{- $rpc := include "pd-common.mooncakeMasterAddress" (dict "root" .) -}}
 {{- $devices := join "," $v.transport.rdma.devices -}}
 {{- $c := $v.variant.connector -}}
 {{- if eq $c "store" }}
 mooncake.json: {{ toJson (dict "local_hostname" "__POD_IP__" "metadata_server" "P2PHANDSHAKE" "master_server_address" $rpc "global_segment_size" (int64 $v.kvCache.mooncakeStore.globalSegmentSize) "local_buffer_size" (int64 $v.kvCache.mooncakeStore.localBufferSize) "protocol" $v.transport.protocol "device_name" $devices) | quote }}
 {{- else if eq $c "v0-etcd" }}
-mooncake.json: {{ toJson (dict "local_hostname" "__POD_IP__" "metadata_server" (printf "etcd://%s" (include "pd-common.etcdEndpoint" (dict "root" .))) "master_server_address" $rpc "protocol" $v.transport.protocol "device_name" $devices) | quote }}
+mooncake.json: {{ toJson (dict "local_hostname" "__POD_IP__" "metadata_server" (printf "etcd://%s" (include "pd-common.etcdAddress" (dict "root" .))) "master_server_address" $rpc "protocol" $v.transport.protocol "device_name" $devices) | quote }}
 {{- else if eq $c "lmcache" }}
 lmcache.yaml: |
   chunk_size: {{ int $v.kvCache.lmcache.chunkSize }}
