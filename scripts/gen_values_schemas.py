@@ -127,13 +127,17 @@ def router(description: str, extra: dict | None = None) -> dict:
     }, description)
 
 
-def infra_service(description: str, port_name: str = "port", extra: dict | None = None) -> dict:
+def infra_service(description: str, port_name: str = "port", extra: dict | None = None, ha: bool = False) -> dict:
     props = {
         "enabled": b("Deploy it with the release."),
         "endpoint": s("host:port of an existing service, used when enabled is false."),
         "image": image("Image.", required=False),
         "resources": resources(),
     }
+    if ha:
+        props["replicas"] = {"type": "integer", "description": "Members (1, 3 or 5).", "enum": [1, 3, 5]}
+        props["persistence"] = obj({"enabled": b("PVC per member."), "size": dict(QUANTITY, description="PVC size."),
+                                    "storageClassName": s("StorageClass.")}, "Persistent storage.")
     if port_name:
         props[port_name] = port("Client port.")
     props.update(extra or {})
@@ -249,7 +253,7 @@ def vllm() -> dict:
                         "maxLocalCpuSize": {"type": "number", "description": "CPU tier GB.", "minimum": 0}},
                        "LMCache."),
     }, "KV cache storage.")
-    props["infra"] = obj({"etcd": infra_service("etcd."), "mooncakeMaster": mooncake_master()}, "Infra.")
+    props["infra"] = obj({"etcd": infra_service("etcd.", ha=True), "mooncakeMaster": mooncake_master()}, "Infra.")
     props["router"] = router("The proxy.")
     return props
 
@@ -261,7 +265,7 @@ def dynamo() -> dict:
                            "Backend variant.", ["engine", "deployment"])
     props["ports"] = obj({"system": port("Worker system port."), "bootstrap": port("sglang bootstrap port."),
                           "kvEvents": port("KV events ZMQ port."), "distInit": port("Multi-node port.")}, "Ports.")
-    props["infra"] = obj({"etcd": infra_service("etcd."), "nats": infra_service("NATS with JetStream.")}, "Infra.")
+    props["infra"] = obj({"etcd": infra_service("etcd.", ha=True), "nats": infra_service("NATS with JetStream.", ha=True)}, "Infra.")
     props["router"] = router("dynamo.frontend.", {
         "routerMode": e("--router-mode.", ["round-robin", "random", "kv", "direct", "least-loaded"]),
         "conditionalDisagg": obj({
@@ -290,7 +294,7 @@ def ascend() -> dict:
         "nodeSelector": string_map("Nodes that run a worker."),
         "tolerations": {"type": "array", "description": "Tolerations.", "items": {"type": "object"}},
     }, "openYuanrong datasystem workers.")
-    props["infra"] = obj({"etcd": infra_service("etcd.")}, "Infra.")
+    props["infra"] = obj({"etcd": infra_service("etcd.", ha=True)}, "Infra.")
     props["router"] = router("The proxy.", {"proxyScript": s("vllm-ascend load-balance proxy path.")})
     return props
 

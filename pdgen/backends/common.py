@@ -196,7 +196,16 @@ def infra(spec: dict, name: str) -> dict:
             out["image"] = image(cfg["image"])
         if "resources" in cfg:
             out["resources"] = {k: str(v) for k, v in cfg["resources"].items()}
+        if name in HA_SERVICES:
+            out["replicas"] = cfg["replicas"]
+            if "persistence" in cfg:
+                out["persistence"] = {"enabled": True, "size": str(cfg["persistence"]["size"]),
+                                      "storageClassName": cfg["persistence"].get("storageClassName", "")}
     return out
+
+
+# Bundled services the charts can run as several members (pd-common.infraStatefulSet).
+HA_SERVICES = ("etcd", "nats")
 
 
 def router_policy(spec: dict) -> str | None:

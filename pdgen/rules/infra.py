@@ -73,6 +73,14 @@ def check(ctx):
         cfg = ctx.spec["infra"][name]
         mode = cfg["mode"]
         path = ("spec", "infra", name, "mode")
+        if needed and mode in ("auto", "bundled") and name not in ("etcd", "nats") and \
+                (cfg["replicas"] != 1 or "persistence" in cfg):
+            # mooncake_master HA is a different design (--enable_ha with an etcd backend and
+            # leader election), which the charts do not render.
+            yield (("spec", "infra", name), f"a bundled {name} runs one instance; replicas and persistence apply to "
+                   "etcd and NATS (for mooncake_master HA run it yourself with --enable_ha and use mode external)")
+        if name == "nats" and cfg["replicas"] == 5:
+            yield ("spec", "infra", name, "replicas"), "a bundled NATS cluster has 1 or 3 servers"
         if mode == "external" and "endpoint" in cfg:
             try:
                 endpoints.parse(cfg["endpoint"], name)

@@ -1,11 +1,12 @@
-"""rdma: RDMA requested means RDMA devices reach the pods, and host-network prefills do not
-collide on the bootstrap port.
+"""rdma: RDMA requested means RDMA devices reach the pods.
 
 With hostNetwork and no device-plugin resource the charts mount the node's /dev/infiniband,
 but the container's device cgroup still blocks those device nodes unless the container is
 privileged: the transfer engine then finds no NIC and silently uses TCP. So that
 combination needs transport.rdma.privileged (the pod carries the reason in
-pdgen.io/privileged).
+pdgen.io/privileged). Engine pods on the host network bind their ports on the node, so the
+charts keep every engine pod of the release on a node of its own (a required
+podAntiAffinity); `pdgen plan` counts the nodes that takes.
 
 IPC_LOCK (memory registration) is added by the charts whenever protocol is rdma, so it
 cannot be forgotten; this rule checks what the topology must say itself.
@@ -18,12 +19,6 @@ FAIL::
 
     transport: {protocol: rdma}
     # -> no device plugin resource and no hostNetwork: the transfer engine falls back or fails
-
-FAIL::
-
-    transport: {protocol: rdma, rdma: {hostNetwork: true, privileged: true}}
-    prefill: {replicas: 2}
-    # -> two prefills on one node both bind the bootstrap port on the node's network
 
 FAIL::
 
@@ -44,11 +39,6 @@ ID = "rdma"
 LEVEL = Level.ERROR
 
 
-def _anti_affine(role: dict) -> bool:
-    anti = (role.get("scheduling", {}).get("affinity") or {}).get("podAntiAffinity") or {}
-    return bool(anti.get("requiredDuringSchedulingIgnoredDuringExecution"))
-
-
 def check(ctx):
     t = ctx.spec["transport"]
     if t["protocol"] != "rdma":
@@ -63,9 +53,3 @@ def check(ctx):
                "hostNetwork mounts the node's /dev/infiniband, but without a device-plugin resource the container's "
                "device cgroup blocks it and the transfer engine silently falls back to TCP: set "
                "transport.rdma.resourceName (a device plugin such as rdma/hca) or transport.rdma.privileged: true")
-    if rdma.get("hostNetwork") and "prefill" in ctx.spec:
-        prefill = ctx.spec["prefill"]
-        if prefill["replicas"] > 1 and not _anti_affine(prefill):
-            yield (("spec", "prefill", "replicas"),
-                   f"{prefill['replicas']} prefills on the host network may land on one node and collide on the "
-                   "bootstrap port; add a required podAntiAffinity on kubernetes.io/hostname to prefill.scheduling")

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from pdgen import helm
-from tests.charts.helpers import arg_after, ci_values, container, find, render, render_text
+from tests.charts.helpers import arg_after, ci_values, container, find, render, render_text, pod_spec
 
 CHART = "dynamo"
 
@@ -177,3 +177,31 @@ def test_several_kv_frontends_sync_their_replica_state(router, synced):
     objects = render(CHART, {"router": {"routerMode": "kv", **router}})
     args = container(find(objects, "Deployment", "demo-frontend"))["args"]
     assert ("--router-replica-sync" in args) is synced
+
+
+def test_bundled_etcd_and_nats_request_resources_and_cluster_with_a_budget():
+    """Operator issue, defect 10: one replica, emptyDir, no resources (evicted first) and no
+    PodDisruptionBudget; an etcd interruption restarts every Dynamo service (ai-dynamo#3493)."""
+    single = render(CHART, {})
+    etcd = find(single, "StatefulSet", "demo-etcd")
+    assert container(etcd)["resources"]["requests"] == {"cpu": "500m", "memory": "1Gi"}
+    assert not [o for o in single if o["kind"] == "PodDisruptionBudget" and o["metadata"]["name"] == "demo-etcd"]
+    ha = render(CHART, {"infra": {"etcd": {"replicas": 3, "persistence": {"enabled": True, "size": "8Gi"}},
+                                  "nats": {"replicas": 3}}})
+    etcd = find(ha, "StatefulSet", "demo-etcd")
+    assert etcd["spec"]["replicas"] == 3 and etcd["spec"]["serviceName"] == "demo-etcd-peers"
+    assert find(ha, "Service", "demo-etcd-peers")["spec"]["clusterIP"] == "None"
+    members = next(a for a in container(etcd)["args"] if a.startswith("--initial-cluster="))
+    assert members == "--initial-cluster=" + ",".join(
+        f"demo-etcd-{i}=http://demo-etcd-{i}.demo-etcd-peers.llm.svc:2380" for i in range(3))
+    [claim] = etcd["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "8Gi"
+    assert not [v for v in pod_spec(etcd).get("volumes", []) if v["name"] == "data"]
+    nats = container(find(ha, "StatefulSet", "demo-nats"))
+    assert arg_after(nats["args"], "--cluster_name") == "demo-nats"
+    assert arg_after(nats["args"], "--routes").count("nats://") == 3
+    budgets = {o["metadata"]["name"]: o["spec"] for o in ha if o["kind"] == "PodDisruptionBudget"}
+    assert budgets["demo-etcd"]["maxUnavailable"] == budgets["demo-nats"]["maxUnavailable"] == 1
+    # Clients keep using the client Service, which every member backs.
+    env = {e["name"]: e.get("value") for e in container(find(ha, "Deployment", "demo-frontend"))["env"]}
+    assert env["ETCD_ENDPOINTS"] == "http://demo-etcd:2379"

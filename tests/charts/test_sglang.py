@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import yaml
+
 from tests.charts.helpers import arg_after, ci_values, container, find, pod_spec, render
 
 CHART = "sglang-mooncake"
@@ -104,6 +106,27 @@ def test_rdma_host_network_mounts_infiniband():
     spec = pod_spec(find(objects, "StatefulSet", "demo-decode"))
     assert spec["hostNetwork"] is True and spec["dnsPolicy"] == "ClusterFirstWithHostNet"
     assert {"name": "infiniband", "mountPath": "/dev/infiniband"} in spec["containers"][0]["volumeMounts"]
+    assert spec["containers"][0]["securityContext"]["privileged"] is True
+
+
+def test_host_network_engines_get_a_node_each():
+    """Operator issue, defect 13: on the node's network prefill and decode both bind port
+    30000 (and the bootstrap, system and NCCL ports): two engine pods of any role cannot share
+    a node, so the placement is a rule the scheduler enforces, not a start-up crash."""
+    objects = render(CHART, ci_values(CHART, "rdma-host-network-values.yaml") + "prefill: {replicas: 2}\n")
+    for name in ("demo-prefill", "demo-decode"):
+        template = find(objects, "StatefulSet", name)["spec"]["template"]
+        assert template["metadata"]["labels"]["pdgen.io/host-network"] == "engine"
+        [term] = template["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert term == {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {
+            "app.kubernetes.io/instance": "demo", "pdgen.io/host-network": "engine"}}}
+    assert "affinity" not in pod_spec(find(objects, "Deployment", "demo-router"))
+    own = render(CHART, ci_values(CHART, "rdma-host-network-values.yaml") + yaml.safe_dump({"decode": {"affinity": {
+        "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"topologyKey": "topology.kubernetes.io/zone", "labelSelector": {"matchLabels": {"x": "y"}}}]}}}}))
+    terms = pod_spec(find(own, "StatefulSet", "demo-decode"))["affinity"]["podAntiAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"]
+    assert [t["topologyKey"] for t in terms] == ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]
 
 
 def test_multi_node_instances_are_leader_worker_sets_wired_to_the_leader():
@@ -127,7 +150,7 @@ def test_multi_node_instances_are_leader_worker_sets_wired_to_the_leader():
 
 def test_download_job_fills_a_pvc_and_engines_wait_for_it():
     objects = render(CHART, ci_values(CHART, "download-values.yaml"))
-    job = find(objects, "Job", "demo-model-download")
+    [job] = [o for o in objects if o["kind"] == "Job"]
     c = job["spec"]["template"]["spec"]["containers"][0]
     assert c["envFrom"] == [{"secretRef": {"name": "modelscope-token"}}]
     assert {"name": "MODEL_URI", "value": "Qwen/Qwen2.5-7B-Instruct"} in c["env"]

@@ -33,7 +33,7 @@ def test_minimal_disaggregated_gets_every_default():
     assert spec["prefill"] == {"replicas": 1, "parallelism": {"tensor": 1, "pipeline": 1, "data": 1},
                                "nodesPerInstance": 1, "acceleratorsPerPod": 1, "shmSize": "16Gi", "drainSeconds": 60}
     assert spec["router"] == {"replicas": 1, "drainSeconds": 15}
-    assert spec["infra"] == {"etcd": {"mode": "auto"}, "nats": {"mode": "auto"}, "mooncakeMaster": {"mode": "auto"}}
+    assert spec["infra"] == {name: {"mode": "auto", "replicas": 1} for name in ("etcd", "nats", "mooncakeMaster")}
     assert spec["transport"] == {"protocol": "tcp"}
     assert spec["service"] == {"type": "ClusterIP", "port": 8000}
     assert spec["smokeTest"]["prompt"] == "San Francisco is a"
@@ -61,7 +61,7 @@ def test_user_values_win_over_defaults():
     assert spec["ports"] == {"http": 8000, "bootstrap": 12345, "metrics": 9090}
     assert spec["variant"] == {"engine": "vllm", "deployment": "standalone"}
     assert spec["routing"]["policy"] == "kv-aware"
-    assert spec["infra"]["mooncakeMaster"] == {"mode": "none"}
+    assert spec["infra"]["mooncakeMaster"] == {"mode": "none", "replicas": 1}
 
 
 def test_store_sizes_the_memory_rule_assumes_are_the_charts_defaults():

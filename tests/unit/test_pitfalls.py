@@ -21,7 +21,8 @@ HANDLED = {
     "TP mismatch": "tp-pairing rule (tests/fixtures/rules/tp-pairing)",
     "RDMA without IPC_LOCK": "charts add IPC_LOCK with rdma (test_rdma_device_plugin_requests_the_resource_and_"
                              "ipc_lock); RDMA without devices is the rdma rule",
-    "duplicate bootstrap ports on hostNetwork": "rdma rule (tests/fixtures/rules/rdma-host-network)",
+    "duplicate bootstrap ports on hostNetwork": "the charts keep host-network engine pods on a node each "
+                                                "(test_host_network_engines_get_a_node_each)",
     "model path mismatch between roles": "one model.path for every role (below, and "
                                          "test_every_role_loads_the_model_from_the_path_it_mounts)",
 }

@@ -76,11 +76,13 @@ port: {{ int (index $cfg (index $d 1)) }}
 {{- end -}}
 
 {{- define "pd-common.service" -}}
-{{- /* A ClusterIP (or headless) Service for a component: dict root component ports [headless extraSelector] */ -}}
+{{- /* A ClusterIP (or headless) Service for a component: dict root component ports [headless extraSelector name] */ -}}
 apiVersion: v1
 kind: Service
 metadata:
-  {{- include "pd-common.metadata" . | nindent 2 }}
+  {{- $meta := include "pd-common.metadata" . | fromYaml }}
+  {{- with .name }}{{ $_ := set $meta "name" . }}{{ end }}
+  {{- toYaml $meta | nindent 2 }}
 spec:
   {{- if .headless }}
   clusterIP: None
@@ -101,54 +103,113 @@ spec:
     {{- end }}
 {{- end -}}
 
+{{/*
+pd-common.infraStatefulSet: a bundled control-plane service as a StatefulSet of
+infra.<service>.replicas members: a client Service, a headless peers Service (the members'
+DNS names), resources requested (so it is not the first thing evicted), data on an
+emptyDir or one PVC per member, members spread over nodes, and a PodDisruptionBudget
+keeping quorum when there are several.
+Parameters: root, component (etcd, nats), cfg (its values), ports (client first), pod (dict
+for pd-common.podTemplate: command, args, readinessProbe, dataPath).
+*/}}
+{{- define "pd-common.infraStatefulSet" -}}
+{{- $root := .root -}}
+{{- $cfg := .cfg -}}
+{{- $ctx := dict "root" $root "component" .component -}}
+{{- $name := include "pd-common.componentName" $ctx -}}
+{{- $replicas := int (default 1 $cfg.replicas) -}}
+{{- $persist := dig "persistence" "enabled" false $cfg -}}
+{{ include "pd-common.service" (merge (dict "ports" (list (first .ports))) $ctx) }}
+---
+{{ include "pd-common.service" (dict "root" $root "component" .component "ports" .ports "headless" true "name" (printf "%s-peers" $name)) }}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  {{- include "pd-common.metadata" $ctx | nindent 2 }}
+spec:
+  serviceName: {{ printf "%s-peers" $name }}
+  replicas: {{ $replicas }}
+  # Members find each other at start; they must start together, not one by one.
+  podManagementPolicy: Parallel
+  selector:
+    matchLabels:
+      {{- include "pd-common.selectorLabels" $ctx | nindent 6 }}
+  template:
+    {{- $volumes := ternary list (list (dict "name" "data" "emptyDir" dict)) $persist }}
+    {{- $spread := dict "podAntiAffinity" (dict "preferredDuringSchedulingIgnoredDuringExecution" (list (dict "weight" 100 "podAffinityTerm" (dict "topologyKey" "kubernetes.io/hostname" "labelSelector" (dict "matchLabels" (include "pd-common.selectorLabels" $ctx | fromYaml)))))) }}
+    {{- $role := dict "resources" $cfg.resources "affinity" (ternary $spread dict (gt $replicas 1)) }}
+    {{- include "pd-common.podTemplate" (merge (dict "root" $root "component" .component "role" $role "image" $cfg.image "ports" .ports "volumes" $volumes "volumeMounts" (list (dict "name" "data" "mountPath" .pod.dataPath))) (omit .pod "dataPath")) | nindent 4 }}
+  {{- if $persist }}
+  volumeClaimTemplates:
+    - metadata:
+        name: data
+      spec:
+        accessModes: [ReadWriteOnce]
+        {{- with $cfg.persistence.storageClassName }}
+        storageClassName: {{ . | quote }}
+        {{- end }}
+        resources:
+          requests:
+            storage: {{ $cfg.persistence.size | toString | quote }}
+  {{- end }}
+{{- if gt $replicas 1 }}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  {{- include "pd-common.metadata" $ctx | nindent 2 }}
+spec:
+  # One member down at a time keeps a majority of 3 or 5.
+  maxUnavailable: 1
+  selector:
+    matchLabels:
+      {{- include "pd-common.selectorLabels" $ctx | nindent 6 }}
+{{- end }}
+{{- end -}}
+
+{{/*
+pd-common.etcd: etcd as a static cluster of infra.etcd.replicas members, each advertising
+its own DNS name under the peers Service (etcd's --initial-cluster bootstrapping).
+*/}}
 {{- define "pd-common.etcd" -}}
 {{- $root := .root -}}
 {{- $e := $root.Values.infra.etcd -}}
 {{- if $e.enabled -}}
-{{- $ctx := dict "root" $root "component" "etcd" -}}
-{{- $ports := list (dict "name" "client" "containerPort" (int $e.port)) -}}
-{{ include "pd-common.service" (merge (dict "ports" $ports) $ctx) }}
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata:
-  {{- include "pd-common.metadata" $ctx | nindent 2 }}
-spec:
-  serviceName: {{ include "pd-common.componentName" $ctx }}
-  replicas: 1
-  selector:
-    matchLabels:
-      {{- include "pd-common.selectorLabels" $ctx | nindent 6 }}
-  template:
-    {{- $args := list "--name=$(POD_NAME)" "--data-dir=/var/lib/etcd" (printf "--listen-client-urls=http://0.0.0.0:%d" (int $e.port)) (printf "--advertise-client-urls=http://%s:%d" (include "pd-common.componentName" $ctx) (int $e.port)) }}
-    {{- $probe := dict "tcpSocket" (dict "port" "client") "periodSeconds" 5 }}
-    {{- include "pd-common.podTemplate" (dict "root" $root "component" "etcd" "role" (dict "resources" $e.resources) "image" $e.image "command" (list "etcd") "args" $args "ports" $ports "readinessProbe" $probe "volumes" (list (dict "name" "data" "emptyDir" dict)) "volumeMounts" (list (dict "name" "data" "mountPath" "/var/lib/etcd"))) | nindent 4 }}
+{{- $name := include "pd-common.componentName" (dict "root" $root "component" "etcd") -}}
+{{- $peers := printf "%s-peers.%s.svc" $name $root.Release.Namespace -}}
+{{- $members := list -}}
+{{- range $i := until (int (default 1 $e.replicas)) -}}
+{{- $members = append $members (printf "%s-%d=http://%s-%d.%s:2380" $name $i $name $i $peers) -}}
+{{- end -}}
+{{- $ports := list (dict "name" "client" "containerPort" (int $e.port)) (dict "name" "peer" "containerPort" 2380) -}}
+{{- $args := list "--name=$(POD_NAME)" "--data-dir=/var/lib/etcd/data" (printf "--listen-client-urls=http://0.0.0.0:%d" (int $e.port)) (printf "--advertise-client-urls=http://$(POD_NAME).%s:%d" $peers (int $e.port)) "--listen-peer-urls=http://0.0.0.0:2380" (printf "--initial-advertise-peer-urls=http://$(POD_NAME).%s:2380" $peers) (printf "--initial-cluster=%s" (join "," $members)) (printf "--initial-cluster-token=%s" $name) "--initial-cluster-state=new" -}}
+{{- $pod := dict "command" (list "etcd") "args" $args "dataPath" "/var/lib/etcd" "readinessProbe" (dict "tcpSocket" (dict "port" "client") "periodSeconds" 5) -}}
+{{ include "pd-common.infraStatefulSet" (dict "root" $root "component" "etcd" "cfg" $e "ports" $ports "pod" $pod) }}
 {{- end -}}
 {{- end -}}
 
+{{/*
+pd-common.nats: NATS with JetStream (-js), which Dynamo's event plane and KV router persist
+into. Several servers form a cluster (--cluster_name, --routes to every member); JetStream
+in a cluster needs each server's own name (--name).
+*/}}
 {{- define "pd-common.nats" -}}
 {{- $root := .root -}}
 {{- $n := $root.Values.infra.nats -}}
 {{- if $n.enabled -}}
-{{- $ctx := dict "root" $root "component" "nats" -}}
+{{- $name := include "pd-common.componentName" (dict "root" $root "component" "nats") -}}
+{{- $replicas := int (default 1 $n.replicas) -}}
 {{- $ports := list (dict "name" "client" "containerPort" (int $n.port)) (dict "name" "monitor" "containerPort" 8222) -}}
-{{ include "pd-common.service" (merge (dict "ports" $ports) $ctx) }}
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata:
-  {{- include "pd-common.metadata" $ctx | nindent 2 }}
-spec:
-  serviceName: {{ include "pd-common.componentName" $ctx }}
-  replicas: 1
-  selector:
-    matchLabels:
-      {{- include "pd-common.selectorLabels" $ctx | nindent 6 }}
-  template:
-    {{- /* -js: JetStream, which Dynamo's event plane and KV router persist into. */}}
-    {{- $args := list "-js" "-sd" "/data" "-p" ($n.port | toString) "-m" "8222" }}
-    {{- $probe := dict "httpGet" (dict "path" "/healthz?js-enabled-only=true" "port" "monitor") "periodSeconds" 5 }}
-    {{- include "pd-common.podTemplate" (dict "root" $root "component" "nats" "role" (dict "resources" $n.resources) "image" $n.image "args" $args "ports" $ports "readinessProbe" $probe "volumes" (list (dict "name" "data" "emptyDir" dict)) "volumeMounts" (list (dict "name" "data" "mountPath" "/data"))) | nindent 4 }}
+{{- $args := list "-js" "-sd" "/data" "-p" ($n.port | toString) "-m" "8222" "--name" "$(POD_NAME)" -}}
+{{- if gt $replicas 1 -}}
+{{- $ports = append $ports (dict "name" "cluster" "containerPort" 6222) -}}
+{{- $routes := list -}}
+{{- range $i := until $replicas }}{{ $routes = append $routes (printf "nats://%s-%d.%s-peers.%s.svc:6222" $name $i $name $root.Release.Namespace) }}{{ end -}}
+{{- $args = concat $args (list "--cluster_name" $name "--cluster" "nats://0.0.0.0:6222" "--routes" (join "," $routes)) -}}
+{{- end -}}
+{{- $pod := dict "args" $args "dataPath" "/data" "readinessProbe" (dict "httpGet" (dict "path" "/healthz?js-enabled-only=true" "port" "monitor") "periodSeconds" 5) -}}
+{{ include "pd-common.infraStatefulSet" (dict "root" $root "component" "nats" "cfg" $n "ports" $ports "pod" $pod) }}
 {{- end -}}
 {{- end -}}
 

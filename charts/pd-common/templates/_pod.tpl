@@ -38,6 +38,9 @@ Parameters (dict):
 metadata:
   labels:
     {{- include "pd-common.selectorLabels" . | nindent 4 }}
+    {{- if $hostNetwork }}
+    pdgen.io/host-network: engine
+    {{- end }}
     {{- with .podLabels }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -176,7 +179,18 @@ spec:
   tolerations:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- with $role.affinity }}
+  {{- $affinity := deepCopy (default dict $role.affinity) }}
+  {{- if $hostNetwork }}
+  {{- /* On the node's network every engine pod binds its ports (HTTP, bootstrap, system,
+         NCCL) on the node itself, so two of them, of any role, cannot share a node:
+         Kubernetes would keep them apart through hostPorts only for the declared ports and
+         the rest would collide at start. Say it as a placement rule. */}}
+  {{- $anti := default dict $affinity.podAntiAffinity }}
+  {{- $term := dict "topologyKey" "kubernetes.io/hostname" "labelSelector" (dict "matchLabels" (dict "app.kubernetes.io/instance" $root.Release.Name "pdgen.io/host-network" "engine")) }}
+  {{- $_ := set $anti "requiredDuringSchedulingIgnoredDuringExecution" (append (default list $anti.requiredDuringSchedulingIgnoredDuringExecution) $term) }}
+  {{- $_ := set $affinity "podAntiAffinity" $anti }}
+  {{- end }}
+  {{- with $affinity }}
   affinity:
     {{- toYaml . | nindent 4 }}
   {{- end }}
