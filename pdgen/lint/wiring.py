@@ -218,6 +218,7 @@ def check(objects: list[Obj], index: Index | None = None) -> list[Finding]:
                     findings.append(obj.finding(path + _arg_path(i, offset), f"listens on {argv[i + 1]}: "
                                                 "nothing outside the pod can reach it (use 0.0.0.0)",
                                                 "wiring.loopback", container=name))
+            findings += _discovery(index, obj, path, name, argv, offset)
             for i, host, port in _arg_pairs(argv):
                 findings += _check_address(index, obj, path + _arg_path(i, offset), name, host, port, "address")
             for sub, value in strings({"args": argv, "env": c.get("env") or []}):
@@ -228,6 +229,33 @@ def check(objects: list[Obj], index: Index | None = None) -> list[Finding]:
             for sub, value in strings(obj.data.get("data") or {}, ("data",)):
                 for m in _HOSTPORT.finditer(value):
                     findings += _check_address(index, obj, sub, None, m.group(1), int(m.group(2)), "address")
+    return findings
+
+
+def _discovery(index: Index, obj: Obj, path: tuple, container: str | None, argv: list[str],
+               offset: int) -> list[Finding]:
+    """The SGLang router's service discovery: each selector selects pods of the release, and
+    they declare the discovery port (sglang-router --prefill-selector/--decode-selector,
+    --service-discovery-port)."""
+    if "--service-discovery" not in argv:
+        return []
+    port = _values_after(argv, argv.index("--service-discovery-port"))[:1] if "--service-discovery-port" in argv \
+        else ["80"]
+    findings = []
+    for flag in ("--prefill-selector", "--decode-selector", "--selector"):
+        if flag not in argv:
+            continue
+        i = argv.index(flag)
+        words = _values_after(argv, i)
+        wanted = dict(w.split("=", 1) for w in words if "=" in w)
+        selected = [t for t in index.templates if all(str(t.labels.get(k)) == v for k, v in wanted.items())]
+        at = path + _arg_path(i, offset)
+        if not selected:
+            findings.append(obj.finding(at, f"{flag} {' '.join(words)} selects no pod template of the release",
+                                        "wiring.discovery", container=container))
+        elif port and not all(port[0] in t.ports for t in selected):
+            findings.append(obj.finding(at, f"{flag}: the selected pods do not declare the discovery port {port[0]}",
+                                        "wiring.discovery", container=container))
     return findings
 
 

@@ -8,6 +8,10 @@ request.
   about their load, and the charts request no CPU for them unless resources.cpu is set.
 - A router without a metric scales on CPU utilization, which the HPA computes against the
   CPU request of every container: without resources.cpu it never acts.
+- The router must follow an autoscaled engine role: the SGLang router discovers pods,
+  pdgen's proxy resolves the role's headless Service, Dynamo's frontend uses etcd; only
+  vllm-ascend's load-balance proxy (kvBackend mooncake) takes a fixed list, so autoscaling
+  an engine role behind it is an error.
 
 PASS::
 
@@ -54,6 +58,13 @@ def check(ctx):
         elif not a["minReplicas"] <= r["replicas"] <= a["maxReplicas"]:
             yield (("spec", role, "replicas"), f"{role}: replicas {r['replicas']} is outside autoscaling "
                    f"[{a['minReplicas']}, {a['maxReplicas']}]")
+        if role in ("prefill", "decode") and ctx.spec["backend"] == "ascend-yuanrong" and \
+                ctx.spec["variant"]["kvBackend"] == "mooncake" and ctx.spec["mode"] == "disaggregated":
+            # The other routers follow the pods (the SGLang router's service discovery, pdgen's
+            # proxy resolving the role's headless Service, Dynamo's etcd discovery).
+            yield path, (f"{role}: vllm-ascend's load-balance proxy gets a fixed list of instances at start, so the "
+                         "pods an autoscaler adds would get no traffic; scale this role by replicas, or use "
+                         "kvBackend datasystem (pdgen's proxy follows the pods)")
         if "metric" in a:
             continue
         if role in ENGINES:

@@ -19,6 +19,9 @@ FAIL::
     routing: {policy: kv-aware}
     # -> the SGLang router has cache_aware, not a KV-event-driven policy
 
+A warning: cache-aware SGLang routing with several router replicas (each replica keeps its
+own prefix tree, and the front Service spreads requests over them without affinity).
+
 Source: flag catalog (sglang_router 0.3.2 --policy choices; dynamo.frontend 1.6.1
 --router-mode and --router-conditional-disagg, which requires --router-mode kv).
 """
@@ -54,6 +57,16 @@ def check(ctx):
     if has_router(spec) and routing["policy"] not in supported:
         yield (("spec", "routing", "policy"), f"{ROUTERS[backend]} has no {routing['policy']!r} policy; choose one "
                f"of {', '.join(sorted(supported))}")
+    router = spec.get("router", {})
+    most = router.get("autoscaling", {}).get("maxReplicas", router.get("replicas", 1))
+    if backend == "sglang-mooncake" and spec["mode"] == "disaggregated" and routing["policy"] == "cache-aware" and \
+            most > 1:
+        # Each sglang-router replica keeps its own radix tree of what it sent where; behind a
+        # Service without affinity a prefix lands on a replica that never saw it.
+        yield (("spec", "routing", "policy"), f"cache-aware routing with {most} router replicas: each keeps its own "
+               "prefix tree, so the Service spreads one conversation's requests over trees that do not know it; "
+               "run one router, set service.annotations for client affinity on your load balancer, or use "
+               "round-robin", Level.WARNING)
     selective = routing.get("selectiveDisaggregation")
     if not selective or spec["mode"] != "disaggregated":
         return  # aggregated mode: the aggregated-settings rule reports it

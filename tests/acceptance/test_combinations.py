@@ -157,7 +157,7 @@ def test_the_largest_topology_the_schema_accepts_renders_and_lints_quickly(tmp_p
     doc["spec"].update(prefill={"replicas": 1000}, decode={"replicas": 1000, "nodesPerInstance": 64,
                                                             "acceleratorsPerPod": 64,
                                                             "parallelism": {"tensor": 4096}},
-                       router={"replicas": 1000})
+                       router={"replicas": 1000}, routing={"policy": "round-robin"})
     path = tmp_path / "largest.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     assert check_file(str(path)).findings == []

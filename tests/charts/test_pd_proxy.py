@@ -333,3 +333,53 @@ def test_cli_flags():
     assert prefills[0].bootstrap_addr == "http://a:8998"
     with pytest.raises(SystemExit):
         pd_proxy.parse_prefills([["http://a:1", "x"]], "mooncake")
+
+
+def test_instances_behind_a_service_follow_its_pods():
+    """Operator issue, defect 3: with a static list, pods an autoscaler adds get no traffic.
+    --prefill-service / --decode-service resolve the headless Service at every check."""
+    p0, p1, d0 = FakeEngine("p0"), FakeEngine("p1"), FakeEngine("d0")
+
+    async def go():
+        engines = {}
+        for e in (p0, p1, d0):
+            url, bootstrap = await e.start()
+            engines[e.name] = (int(url.rsplit(":", 1)[1]), bootstrap)
+        # All fakes listen on 127.0.0.1 with their own ports; the "Service" resolves to some.
+        answer = {"prefill": [("127.0.0.1", engines["p0"][0])], "decode": [("127.0.0.1", engines["d0"][0])]}
+
+        class FakeDNS(pd_proxy.Pool):
+            async def resolve(self, host, port):
+                return answer[self.role]
+
+        prefill = FakeDNS([], "prefill", "http://demo-prefill.llm.svc:8000", None)
+        decode = FakeDNS([], "decode", "http://demo-decode.llm.svc:8000")
+        proxy = pd_proxy.Proxy(prefill, decode, timeout=30, health_interval=3600)
+        try:
+            async with TestClient(TestServer(proxy.app())) as client:
+                assert (await client.get("/health")).status == 200
+                assert [i.url.rsplit(":", 1)[1] for i in proxy.prefill.instances] == [str(engines["p0"][0])]
+                answer["prefill"] = [("127.0.0.1", engines["p0"][0]), ("127.0.0.1", engines["p1"][0])]
+                await proxy.check_all()  # the autoscaler added a pod
+                assert len(proxy.prefill.instances) == 2 and all(i.healthy for i in proxy.prefill.instances)
+                for _ in range(4):
+                    assert (await client.post("/v1/completions", json={"prompt": "x"})).status == 200
+                assert len(p0.seen) == len(p1.seen) == 2
+                answer["prefill"] = [("127.0.0.1", engines["p1"][0])]
+                await proxy.check_all()  # and removed one
+                assert [i.url for i in proxy.prefill.instances] == [f"http://127.0.0.1:{engines['p1'][0]}"]
+        finally:
+            for e in (p0, p1, d0):
+                await e.close()
+    asyncio.run(go())
+
+
+def test_service_flags_and_one_form_per_role():
+    args = pd_proxy.build_parser().parse_args(["--prefill-service", "http://p.ns.svc:8000", "8998",
+                                               "--decode-service", "http://d.ns.svc:8000", "--handover", "mooncake"])
+    prefill, decode = pd_proxy.pools(args)
+    assert (prefill.service, prefill.bootstrap_port, decode.service) == ("http://p.ns.svc:8000", 8998,
+                                                                        "http://d.ns.svc:8000")
+    with pytest.raises(SystemExit):
+        pd_proxy.pools(pd_proxy.build_parser().parse_args(["--prefill", "http://a:1", "--prefill-service",
+                                                           "http://p:1", "--decode", "http://d:1"]))

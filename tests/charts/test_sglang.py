@@ -222,3 +222,25 @@ def test_probes_allow_for_sglangs_generating_health_check():
         assert c["livenessProbe"]["httpGet"]["path"] == "/health"
         assert c["livenessProbe"]["timeoutSeconds"] > 20
         assert all(c[p].get("timeoutSeconds", 1) >= 5 for p in ("startupProbe", "readinessProbe"))
+
+
+def test_an_autoscaled_engine_role_is_discovered_by_the_router():
+    """Operator issue, defect 3: an HPA adds pods a static --prefill/--decode list never
+    names. sglang-router 0.3.2 discovers them (--service-discovery with selectors; the
+    bootstrap port from the sglang.ai/bootstrap-port annotation) with pods get/list/watch."""
+    objects = render(CHART, {"prefill": {"autoscaling": {"enabled": True, "minReplicas": 1, "maxReplicas": 4}}})
+    router = find(objects, "Deployment", "demo-router")
+    args = container(router)["args"]
+    assert "--service-discovery" in args and "--prefill" not in args and "--decode" not in args
+    assert arg_after(args, "--service-discovery-namespace") == "llm"
+    assert arg_after(args, "--service-discovery-port") == "30000"
+    assert arg_after(args, "--prefill-selector") == "app.kubernetes.io/instance=demo"
+    assert pod_spec(router)["serviceAccountName"] == "demo-router"
+    role = find(objects, "Role", "demo-router")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]
+    assert find(objects, "RoleBinding", "demo-router")["subjects"][0]["name"] == "demo-router"
+    prefill = find(objects, "StatefulSet", "demo-prefill")["spec"]["template"]["metadata"]
+    assert prefill["annotations"]["sglang.ai/bootstrap-port"] == "8998"
+    static = render(CHART, {})
+    assert "--service-discovery" not in container(find(static, "Deployment", "demo-router"))["args"]
+    assert not [o for o in static if o["kind"] in ("Role", "RoleBinding", "ServiceAccount")]

@@ -188,3 +188,14 @@ def test_p2p_hands_the_rdma_devices_to_the_connector(connector):
     assert p2p["kv_connector_extra_config"] == {"mooncake_protocol": "rdma", "device_name": "mlx5_0,mlx5_1"}
     tcp = _kv(container(find(render(CHART, {}), "StatefulSet", "demo-prefill")))
     assert tcp["kv_connector_extra_config"] == {"mooncake_protocol": "tcp"}
+
+
+def test_an_autoscaled_engine_role_is_followed_by_the_proxy():
+    """Operator issue, defect 3: pdgen's proxy resolves the role's headless Service at every
+    health check instead of a list fixed at install."""
+    objects = render(CHART, {"decode": {"autoscaling": {"enabled": True, "minReplicas": 1, "maxReplicas": 4}}})
+    args = container(find(objects, "Deployment", "demo-router"))["args"]
+    assert arg_after(args, "--decode-service") == "http://demo-decode.llm.svc:8000" and "--decode" not in args
+    assert arg_after(args, "--prefill") == "http://demo-prefill-0.demo-prefill.llm.svc:8000"
+    service = find(objects, "Service", "demo-decode")
+    assert service["spec"]["clusterIP"] == "None"  # DNS answers with every pod

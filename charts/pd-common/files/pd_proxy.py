@@ -27,6 +27,10 @@ store     a shared KV store (LMCache + Mooncake store, vLLM v0's MooncakeStoreCo
           itself (kv_load_failure_policy: recompute), so the answer is still right, only
           slower. The proxy cannot see that: the engines' metrics can (hit rates).
 
+Instances are listed (--prefill, --decode), or found (--prefill-service, --decode-service):
+the proxy resolves a headless Service's name to its pods' addresses at start and at every
+health check, so pods an autoscaler adds get traffic and pods it removes stop getting it.
+
 Both: instances are used round-robin among the healthy ones. A background check calls
 every instance's /health; one that fails, or refuses a request, leaves the rotation until
 it answers again. /health is 200 while at least one prefill and one decode can serve, so
@@ -44,6 +48,7 @@ import asyncio
 import itertools
 import json
 import logging
+import socket
 import uuid
 from dataclasses import dataclass, field
 
@@ -61,11 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8000, help="port to listen on")
     parser.add_argument("--handover", choices=HANDOVERS, default="store",
                         help="how the KV cache reaches decode (see the module docstring)")
-    parser.add_argument("--prefill", action="append", nargs="+", required=True, metavar="URL [BOOTSTRAP_PORT]",
+    parser.add_argument("--prefill", action="append", nargs="+", default=[], metavar="URL [BOOTSTRAP_PORT]",
                         help="base URL of a prefill instance, and with --handover mooncake its bootstrap "
                              f"port (default {DEFAULT_BOOTSTRAP_PORT}); repeat for each instance")
-    parser.add_argument("--decode", action="append", required=True, metavar="URL",
+    parser.add_argument("--decode", action="append", default=[], metavar="URL",
                         help="base URL of a decode instance (repeat for each)")
+    parser.add_argument("--prefill-service", nargs="+", metavar="URL [BOOTSTRAP_PORT]",
+                        help="a headless Service whose pods are the prefill instances (http://name.ns.svc:port)")
+    parser.add_argument("--decode-service", metavar="URL", help="a headless Service whose pods are the decode instances")
     parser.add_argument("--timeout", type=float, default=6 * 3600, help="per-request timeout, seconds")
     parser.add_argument("--health-interval", type=float, default=5.0,
                         help="seconds between health checks of every instance")
@@ -110,18 +118,48 @@ class Instance:
 
 
 class Pool:
-    """One role's instances; round-robin over the healthy ones."""
+    """One role's instances; round-robin over the healthy ones. With ``service`` the
+    instances are the addresses its name resolves to (a headless Service's pods)."""
 
-    def __init__(self, instances: list[Instance]) -> None:
+    def __init__(self, instances: list[Instance], role: str = "", service: str = "",
+                 bootstrap_port: int | None = None) -> None:
         self.instances = instances
+        self.role = role or (instances[0].role if instances else "")
+        self.service, self.bootstrap_port = service.rstrip("/"), bootstrap_port
         self._turn = itertools.count()
+
+    @staticmethod
+    async def resolve(host: str, port: int) -> list[tuple[str, int]]:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return [(info[4][0], info[4][1]) for info in infos]
+
+    async def refresh(self) -> None:
+        """Follow the Service's pods: new addresses join (unhealthy until checked), gone ones
+        leave. A lookup that fails keeps the instances as they are."""
+        if not self.service:
+            return
+        scheme, rest = self.service.split("://", 1)
+        host, _, port = rest.partition(":")
+        try:
+            addresses = await self.resolve(host, int(port or 80))
+        except (OSError, UnicodeError) as exc:
+            LOG.warning("cannot resolve %s: %s", host, exc)
+            return
+        urls = sorted({f"{scheme}://{_host(address)}:{number}" for address, number in addresses})
+        known = {i.url: i for i in self.instances}
+        self.instances = [known.get(u) or Instance(self.role, u, self.bootstrap_port) for u in urls]
+        for url in sorted(set(urls) - set(known)):
+            LOG.info("%s %s found through %s", self.role, url, self.service)
 
     def pick(self) -> Instance:
         healthy = [i for i in self.instances if i.healthy]
         if not healthy:
-            role = self.instances[0].role
-            raise Unavailable(f"no healthy {role} instance (of {len(self.instances)})")
+            raise Unavailable(f"no healthy {self.role} instance (of {len(self.instances)})")
         return healthy[next(self._turn) % len(healthy)]
+
+
+def _host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
 
 
 def parse_prefills(entries: list[list[str]], handover: str) -> list[Instance]:
@@ -135,13 +173,14 @@ def parse_prefills(entries: list[list[str]], handover: str) -> list[Instance]:
 
 
 class Proxy:
-    def __init__(self, prefill: list[Instance], decode: list[str], *, handover: str = "store",
+    def __init__(self, prefill: list[Instance] | Pool, decode: list[str] | Pool, *, handover: str = "store",
                  timeout: float = 6 * 3600, health_interval: float = 5.0) -> None:
         if handover not in HANDOVERS:
             raise ValueError(f"handover must be one of {HANDOVERS}")
         self.handover = handover
-        self.prefill = Pool(prefill)
-        self.decode = Pool([Instance("decode", u.rstrip("/")) for u in decode])
+        self.prefill = prefill if isinstance(prefill, Pool) else Pool(prefill, "prefill")
+        self.decode = decode if isinstance(decode, Pool) else Pool(
+            [Instance("decode", u.rstrip("/")) for u in decode], "decode")
         self._timeout = ClientTimeout(total=timeout)
         self._health_interval = health_interval
         self._session: ClientSession | None = None
@@ -200,6 +239,7 @@ class Proxy:
         return bool(ids)
 
     async def check_all(self) -> None:
+        await asyncio.gather(self.prefill.refresh(), self.decode.refresh())
         await asyncio.gather(*(self._check(i) for i in self.prefill.instances + self.decode.instances))
 
     async def _check_forever(self) -> None:
@@ -328,11 +368,26 @@ class Proxy:
             return self._error(502, f"decode {decode.url} is unreachable: {exc}", "bad_gateway")
 
 
+def pools(args: argparse.Namespace) -> tuple[Pool, Pool]:
+    if bool(args.prefill) == bool(args.prefill_service) or bool(args.decode) == bool(args.decode_service):
+        raise SystemExit("give prefill instances as --prefill or --prefill-service, and decode ones as --decode "
+                         "or --decode-service (one form each)")
+    if args.prefill_service:
+        [service] = parse_prefills([args.prefill_service], args.handover)
+        prefill = Pool([], "prefill", service.url, service.bootstrap_port)
+    else:
+        prefill = Pool(parse_prefills(args.prefill, args.handover), "prefill")
+    decode = Pool([], "decode", args.decode_service) if args.decode_service else Pool(
+        [Instance("decode", u.rstrip("/")) for u in args.decode], "decode")
+    return prefill, decode
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    proxy = Proxy(parse_prefills(args.prefill, args.handover), args.decode, handover=args.handover,
-                  timeout=args.timeout, health_interval=args.health_interval)
+    prefill, decode = pools(args)
+    proxy = Proxy(prefill, decode, handover=args.handover, timeout=args.timeout,
+                  health_interval=args.health_interval)
     web.run_app(proxy.app(), host=args.host, port=args.port)
 
 

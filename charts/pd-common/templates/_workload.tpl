@@ -68,6 +68,27 @@ multi-node), one per line. StatefulSet pods are <name>-<i>.<name>; LWS leaders a
 {{- end -}}
 
 {{/*
+pd-common.proxyInstanceArgs: pdgen's proxy's arguments for one role's instances: every
+instance's own URL (--prefill URL [BOOTSTRAP] / --decode URL), or, when the role autoscales,
+the role's headless Service, which the proxy resolves to its pods at every health check
+(--prefill-service / --decode-service), so the pods an HPA adds get traffic.
+Parameters: root, component (prefill, decode), role, port, bootstrap (optional).
+*/}}
+{{- define "pd-common.proxyInstanceArgs" -}}
+{{- $args := list -}}
+{{- $extra := ternary (list (toString .bootstrap)) list (not (empty .bootstrap)) -}}
+{{- if dig "autoscaling" "enabled" false .role -}}
+{{- $name := include "pd-common.componentName" (dict "root" .root "component" .component) -}}
+{{- $args = concat (list (printf "--%s-service" .component) (printf "http://%s.%s.svc:%d" $name .root.Release.Namespace (int .port))) $extra -}}
+{{- else -}}
+{{- range (include "pd-common.instanceHosts" (dict "root" .root "component" .component "role" .role) | trim | splitList "\n") -}}
+{{- $args = concat $args (list (printf "--%s" $.component) (printf "http://%s:%d" . (int $.port))) $extra -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $args -}}
+{{- end -}}
+
+{{/*
 pd-common.autoscaler: a HorizontalPodAutoscaler for a role when role.autoscaling.enabled.
 It scales on a per-pod metric served by a metrics adapter (autoscaling.metric.name, e.g.
 vllm:num_requests_waiting) or, without one, on CPU utilization.

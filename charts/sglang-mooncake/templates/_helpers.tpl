@@ -49,24 +49,51 @@ sglang.engine: the workload of one engine role. Parameters: root, component, mod
 {{- $ready := dict "httpGet" (dict "path" "/ready" "port" "http") "periodSeconds" 10 "failureThreshold" 3 "timeoutSeconds" 5 -}}
 {{- $live := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 60 "failureThreshold" 3 "timeoutSeconds" 30 -}}
 {{- $env := include "pd-common.mooncakeTransportEnv" (dict "root" .root "mode" .mode) | fromYamlArray -}}
-{{- $leader := dict "command" $command "args" $args "env" $env "ports" $ports "accelerators" $accel "startupProbe" $startup "readinessProbe" $ready "livenessProbe" $live -}}
+{{- $annotations := ternary (dict "sglang.ai/bootstrap-port" ($v.ports.bootstrap | toString)) dict (and (eq .mode "prefill") (eq (include "sglang.discovery" .root) "true")) -}}
+{{- $leader := dict "command" $command "args" $args "env" $env "ports" $ports "accelerators" $accel "startupProbe" $startup "readinessProbe" $ready "livenessProbe" $live "podAnnotations" $annotations -}}
 {{- $worker := dict "command" $command "args" $args "env" $env "accelerators" $accel -}}
 {{- include "pd-common.engineWorkload" (dict "root" .root "component" .component "role" $role "leader" $leader "worker" $worker "ports" $ports) -}}
+{{- end -}}
+
+{{/*
+sglang.discovery: true when an engine role autoscales: the router then finds prefill and
+decode pods through the Kubernetes API instead of a list fixed at install.
+*/}}
+{{- define "sglang.discovery" -}}
+{{- or (dig "autoscaling" "enabled" false .Values.prefill) (dig "autoscaling" "enabled" false .Values.decode) -}}
+{{- end -}}
+
+{{/*
+sglang.selector: key=value words selecting one role's serving pods (leaders only for
+multi-node instances). Parameters: root, component, role.
+*/}}
+{{- define "sglang.selector" -}}
+{{- $words := list (printf "app.kubernetes.io/instance=%s" .root.Release.Name) (printf "app.kubernetes.io/component=%s" .component) -}}
+{{- if gt (int (default 1 .role.nodesPerInstance)) 1 }}{{ $words = append $words "pdgen.io/instance-role=leader" }}{{ end -}}
+{{- toYaml $words -}}
 {{- end -}}
 
 {{/*
 sglang.routerArgs: every prefill instance's own address with the bootstrap port, and
 every decode instance. The router tells decode to fetch KV from the host in the prefill
 URL, so that host must serve the bootstrap port: per-pod DNS through the headless Service.
+When an engine role autoscales, the router discovers the pods instead (sglang-router 0.3.2
+--service-discovery with --prefill-selector/--decode-selector; the bootstrap port comes
+from each prefill pod's sglang.ai/bootstrap-port annotation; pods join once Running and
+Ready, and leave when deleted).
 */}}
 {{- define "sglang.routerArgs" -}}
 {{- $v := .root.Values -}}
 {{- $args := list "--pd-disaggregation" -}}
+{{- if eq (include "sglang.discovery" .root) "true" -}}
+{{- $args = concat $args (list "--service-discovery" "--service-discovery-port" ($v.ports.http | toString) "--service-discovery-namespace" .root.Release.Namespace "--prefill-selector") (include "sglang.selector" (dict "root" .root "component" "prefill" "role" $v.prefill) | fromYamlArray) (list "--decode-selector") (include "sglang.selector" (dict "root" .root "component" "decode" "role" $v.decode) | fromYamlArray) -}}
+{{- else -}}
 {{- range (include "pd-common.instanceHosts" (dict "root" .root "component" "prefill" "role" $v.prefill) | trim | splitList "\n") -}}
 {{- $args = concat $args (list "--prefill" (printf "http://%s:%d" . (int $v.ports.http)) ($v.ports.bootstrap | toString)) -}}
 {{- end -}}
 {{- range (include "pd-common.instanceHosts" (dict "root" .root "component" "decode" "role" $v.decode) | trim | splitList "\n") -}}
 {{- $args = concat $args (list "--decode" (printf "http://%s:%d" . (int $v.ports.http))) -}}
+{{- end -}}
 {{- end -}}
 {{- $args = concat $args (list "--host" "0.0.0.0" "--port" ($v.service.port | toString) "--policy" $v.router.policy) -}}
 {{- if $v.observability.metrics -}}

@@ -207,20 +207,9 @@ chart ships its own.
 {{- include "vllm.checkInfra" . -}}
 {{- $v := .Values -}}
 {{- $needs := include "vllm.needs" . | fromYaml -}}
-{{- $prefill := include "pd-common.instanceHosts" (dict "root" . "component" "prefill" "role" $v.prefill) | trim | splitList "\n" -}}
-{{- $decode := include "pd-common.instanceHosts" (dict "root" . "component" "decode" "role" $v.decode) | trim | splitList "\n" -}}
 {{- $mooncake := not $needs.storeHandover -}}
 {{- $cmd := list "python3" "/opt/pdgen/pd_proxy.py" "--host" "0.0.0.0" "--port" ($v.service.port | toString) "--handover" (ternary "mooncake" "store" $mooncake) -}}
-{{- range $prefill -}}
-{{- $url := printf "http://%s:%d" . (int $v.ports.http) -}}
-{{- if $mooncake -}}
-{{- $cmd = concat $cmd (list "--prefill" $url ($v.ports.bootstrap | toString)) -}}
-{{- else -}}
-{{- $cmd = concat $cmd (list "--prefill" $url) -}}
-{{- end -}}
-{{- end -}}
-{{- range $decode -}}
-{{- $cmd = concat $cmd (list "--decode" (printf "http://%s:%d" . (int $v.ports.http))) -}}
-{{- end -}}
+{{- $cmd = concat $cmd (include "pd-common.proxyInstanceArgs" (dict "root" . "component" "prefill" "role" $v.prefill "port" $v.ports.http "bootstrap" (ternary $v.ports.bootstrap "" $mooncake)) | fromYamlArray) -}}
+{{- $cmd = concat $cmd (include "pd-common.proxyInstanceArgs" (dict "root" . "component" "decode" "role" $v.decode "port" $v.ports.http) | fromYamlArray) -}}
 {{- toYaml $cmd -}}
 {{- end -}}
