@@ -174,3 +174,20 @@ spec:
             claimName: {{ include "pd-common.componentName" $ctx }}
 {{- end -}}
 {{- end -}}
+
+{{/*
+pd-common.notesModel: what NOTES.txt says about a downloaded model's volume.
+*/}}
+{{- define "pd-common.notesModel" -}}
+{{- $v := .Values -}}
+{{- if eq $v.model.source.type "download" }}
+
+The model downloads once into PVC {{ include "pd-common.componentName" (dict "root" . "component" "model") }} (Job {{ include "pd-common.componentName" (dict "root" . "component" "model-download") }}-*); the engines wait for it.
+{{- if ne (dig "storage" "keep" true $v.model.source.download) false }}
+`helm uninstall` keeps that PVC and its weights (helm.sh/resource-policy: keep); reinstalling the
+release reuses it. Delete it yourself when it is no longer wanted:
+
+  kubectl -n {{ .Release.Namespace }} delete pvc {{ include "pd-common.componentName" (dict "root" . "component" "model") }}
+{{- end }}
+{{- end }}
+{{- end -}}
