@@ -11,7 +11,7 @@ PIP := $(PY) -m pip --disable-pip-version-check --quiet
 
 include tools/versions.env
 
-.PHONY: help setup test e2e-bench demo bench verify fixtures golden fuzz clean
+.PHONY: help setup cluster test e2e-bench demo bench verify fixtures golden fuzz clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,7 +33,10 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed .tools/.installed .tools/crd-schemas/.built ## Create .venv, install pdgen with dev deps and the pinned tools (.tools/)
 
-test: setup e2e-bench ## Set up, then run the whole test suite (including the real-model bench e2e)
+cluster: setup ## Build the real control plane (etcd, kube-apiserver, scheduler, controller-manager, kwok) into .tools/cluster (~10 min once)
+	bash scripts/install-cluster.sh
+
+test: setup cluster e2e-bench ## Set up, then run the whole test suite (real control plane, real-model bench e2e)
 	$(PY) -m pytest
 
 e2e-bench: setup ## Build llama-server + SmolLM2 (~6 min, once) and run the bench end to end on it

@@ -32,6 +32,21 @@ def _default_format() -> str:
     return "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text"
 
 
+def cluster_options(command):
+    """--kubeconfig, --context and -n/--namespace, as kubectl takes them."""
+    command = click.option("-n", "--namespace", default=None,
+                           help="Namespace (default: the topology's, else the context's).")(command)
+    command = click.option("--context", default=None, help="kubeconfig context (default: the current one).")(command)
+    return click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None, envvar="KUBECONFIG",
+                        help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster).")(command)
+
+
+def _connect(kubeconfig: str | None, context: str | None, namespace: str | None):
+    from pdgen import cluster
+
+    return cluster.connect(kubeconfig, context, namespace)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
              epilog=EXIT_CODES_HELP)
 @click.version_option(__version__, prog_name="pdgen")
@@ -40,7 +55,8 @@ def cli() -> None:
 
     validate checks a topology (schema and feasibility rules); render compiles it to Helm
     values and manifests with real helm; lint checks manifests offline; plan explains the
-    sizing; bench measures a running deployment.
+    sizing; preflight and status check a cluster before and after install; bench measures
+    a running deployment.
     """
 
 
@@ -121,8 +137,11 @@ def render_cmd(topologies: tuple[str, ...], out: str, values_only: bool, kube_ve
 @click.option("--format", "fmt", type=click.Choice(sorted(reporters.REPORTER_BY_NAME)), default=None,
               help="Output format. Default: github when GITHUB_ACTIONS=true, else text.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
+@click.option("--server", is_flag=True, help="Also send every object through the API server's server-side apply "
+              "as a dry run (strict field validation); needs a cluster.")
+@cluster_options
 def lint_cmd(files: tuple[str, ...], kube_version: str, helm_path: str | None, fmt: str | None,
-             strict: bool) -> None:
+             strict: bool, server: bool, kubeconfig: str | None, context: str | None, namespace: str | None) -> None:
     """Check rendered MANIFESTS (or TOPOLOGY files, rendered in memory) offline.
 
     kubeconform -strict against offline Kubernetes and custom-resource schemas; wiring
@@ -130,9 +149,11 @@ def lint_cmd(files: tuple[str, ...], kube_version: str, helm_path: str | None, f
     Services select pods, probes hit declared ports, nothing listens on loopback); every
     --flag against the pinned engine release; policy (no inline secrets; privileged,
     hostNetwork and IPC_LOCK only where needed). Each finding names kind/name and container.
+    With --server, the API server also dry-runs every object (server-side apply).
     """
+    target = _connect(kubeconfig, context, namespace) if server else None
     try:
-        results = lint.lint_files(list(files), kube_version, helm_path)
+        results = lint.lint_files(list(files), kube_version, helm_path, server=target)
     except render.CompilerBug as exc:
         raise PdgenError(str(exc)) from None
     click.echo(reporters.render(fmt or _default_format(), results), nl=False)
@@ -168,6 +189,64 @@ def plan_cmd(topology: str, fmt: str, model_config: str | None, prompt_tokens: i
     else:
         click.echo(planner.text(plan, "".join(reporters.text_line(f) + "\n" for f in result.findings)), nl=False)
     sys.exit(EXIT_OK)
+
+
+@cli.command("preflight", epilog=EXIT_CODES_HELP)
+@click.argument("topology", type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.option("--format", "fmt", type=click.Choice(sorted(reporters.REPORTER_BY_NAME)), default=None,
+              help="Output format. Default: github when GITHUB_ACTIONS=true, else text.")
+@click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
+@cluster_options
+def preflight_cmd(topology: str, fmt: str | None, strict: bool, kubeconfig: str | None, context: str | None,
+                  namespace: str | None) -> None:
+    """Check a cluster before installing TOPOLOGY: the namespace, the custom resources the
+    render needs, the model's PVC or StorageClass, the Secrets it references (names and keys,
+    never values), a metrics API for its autoscalers, and nodes for every pod of every role
+    (node selector, taints, allocatable minus what each node runs). Says which role does not
+    fit and why."""
+    from pdgen.cluster import preflight
+
+    rendered = render.render_file(topology)
+    if rendered.ok:
+        target = _connect(kubeconfig, context, namespace or rendered.namespace)
+        preflight.check(rendered.result, rendered.manifests, target, target.namespace)
+    results = [rendered.result]
+    click.echo(reporters.render(fmt or _default_format(), results), nl=False)
+    failed = any(r.has_errors for r in results) or (strict and any(r.findings for r in results))
+    sys.exit(EXIT_FINDINGS if failed else EXIT_OK)
+
+
+@cli.command("status", epilog="""\b
+Exit codes:
+  0  every role has its pods ready and every Service an endpoint
+  1  degraded (or no such release)
+  2  usage error
+  3  the cluster could not be reached""")
+@click.argument("release")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@cluster_options
+def status_cmd(release: str, fmt: str, kubeconfig: str | None, context: str | None, namespace: str | None) -> None:
+    """How RELEASE (a release name, or a topology file) is doing: per role, pods desired,
+    ready and pending, the scheduler's reason for each pending pod, crash loops and image
+    pulls with the container's last message, Services without endpoints, and whether the
+    infra and the router are ready."""
+    from pdgen.cluster import status
+
+    if os.path.isfile(release):
+        result = check_file(release)
+        if result.has_errors:
+            click.echo(reporters.render("text", [result]), nl=False)
+            sys.exit(EXIT_FINDINGS)
+        release, namespace = result.document["metadata"]["name"], namespace or result.effective["metadata"][
+            "namespace"]
+    target = _connect(kubeconfig, context, namespace)
+    state = status.collect(target, release, target.namespace)
+    result = state.result(f"{target.namespace}/{release}")
+    if fmt == "json":
+        click.echo(json.dumps({**state.to_dict(), "findings": [f.to_dict() for f in result.findings]}, indent=2))
+    else:
+        click.echo(status.text(state) + reporters.render("text", [result]), nl=False)
+    sys.exit(EXIT_OK if state.healthy else EXIT_FINDINGS)
 
 
 @cli.command("schema")

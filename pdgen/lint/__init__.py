@@ -19,7 +19,8 @@ def _is_topology(raw: bytes) -> bool:
 
 
 def lint_files(paths: list[str], kube_version: str = DEFAULT_KUBE_VERSION,
-               helm_path: str | None = None) -> list[FileResult]:
+               helm_path: str | None = None, server=None) -> list[FileResult]:
+    """``server``: a pdgen.cluster.Cluster, to dry-run every object on its API server too."""
     results: list[FileResult] = []
     inputs: list[tuple[FileResult, str, str | None]] = []  # (result, text, path on disk or None)
     raws = {}
@@ -55,9 +56,12 @@ def lint_files(paths: list[str], kube_version: str = DEFAULT_KUBE_VERSION,
         display = {}
         for (result, text, _), path in zip(inputs, on_disk):
             objects, findings = manifests.parse(text, result.file)
+            if server is not None:
+                from pdgen.cluster import server_lint
+                findings += server_lint.check(objects, server, server.namespace)
             index = wiring.build_index(objects)
             findings += wiring.check(objects, index) + routes.check(objects, index.backends())
-            findings += manifests.duplicates(objects)
+            findings += manifests.duplicates(objects) + manifests.duplicate_entries(objects)
             for check in (flags.check, policy.check):
                 findings += check(objects)
             result.findings += findings

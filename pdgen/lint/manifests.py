@@ -183,3 +183,37 @@ def duplicates(objects: list[Obj]) -> list[Finding]:
         else:
             seen[key] = obj
     return findings
+
+
+# Lists the API server keys by a field (x-kubernetes-list-map-keys): two entries with one key
+# fail server-side apply ("duplicate entries for key"), and kubeconform's schemas allow them.
+_KEYED = (("containers", ("name",)), ("initContainers", ("name",)), ("volumes", ("name",)))
+_CONTAINER_KEYED = (("env", ("name",)), ("ports", ("containerPort", "protocol")), ("volumeMounts", ("mountPath",)))
+
+
+def duplicate_entries(objects: list[Obj]) -> list[Finding]:
+    findings = []
+    for obj in objects:
+        for path, template in pod_templates(obj):
+            pod = template.get("spec") or {}
+            findings += _dupes(obj, pod, path + ("spec",), _KEYED, None)
+        for path, c, _ in containers(obj):
+            findings += _dupes(obj, c, path, _CONTAINER_KEYED, c.get("name"))
+    return findings
+
+
+def _dupes(obj: Obj, owner: dict, path: tuple, keyed, container) -> list[Finding]:
+    out = []
+    for field, key in keyed:
+        seen: dict[tuple, int] = {}
+        for i, entry in enumerate(owner.get(field) or []):
+            if not isinstance(entry, dict):
+                continue
+            value = tuple(entry.get(k, "TCP" if k == "protocol" else None) for k in key)
+            if value in seen:
+                out.append(obj.finding(path + (field, i), f"{field}[{i}] repeats {field}[{seen[value]}] "
+                                       f"({', '.join(f'{k}={v}' for k, v in zip(key, value))}); the API server "
+                                       "refuses two entries with one key", "manifest.duplicate", container=container))
+            else:
+                seen[value] = i
+    return out

@@ -216,3 +216,18 @@ def test_the_model_download_follows_its_source_across_upgrades(chart):
     assert job["metadata"]["name"].startswith("demo-model-download-")
     _, dropped = _download([d for d in yaml.safe_load_all(render_text(chart, values("a/b", keep=False))) if d])
     assert "helm.sh/resource-policy" not in (dropped["metadata"].get("annotations") or {})
+
+
+@pytest.mark.parametrize("chart", BACKENDS)
+def test_a_role_env_overrides_the_charts_entry_in_place(chart):
+    """Server-side apply refuses two env entries with one name (seen installing the yuanrong
+    example, which sets PYTHONHASHSEED as the chart does): the role's value replaces the
+    chart's, where the chart had it, so $(VAR) references keep their order."""
+    values = {"decode": {"env": [{"name": "POD_NAME", "value": "mine"}, {"name": "EXTRA", "value": "1"}]}}
+    objects = [d for d in yaml.safe_load_all(render_text(chart, yaml.safe_dump(values))) if d]
+    decode = next(o for o in objects if o["kind"] == "StatefulSet" and o["metadata"]["name"] == "demo-decode")
+    env = decode["spec"]["template"]["spec"]["containers"][0]["env"]
+    names = [e["name"] for e in env]
+    assert len(names) == len(set(names))
+    assert names[:2] == ["POD_IP", "POD_NAME"] and env[1] == {"name": "POD_NAME", "value": "mine"}
+    assert names[-1] == "EXTRA"

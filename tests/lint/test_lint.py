@@ -304,3 +304,20 @@ def test_router_service_discovery_selectors_must_select_serving_pods(tmp_path):
     [finding] = [f for f in lint_docs(tmp_path, objects) if f.rule == "wiring.discovery"]
     assert "--decode-selector app.kubernetes.io/instance=sglang-pd app.kubernetes.io/component=decoder selects no" \
            in finding.message
+
+
+def test_a_repeated_env_name_or_mount_path_is_caught(tmp_path):
+    """The API server's server-side apply refuses two entries with one list-map key ("duplicate
+    entries for key [name=\\"PYTHONHASHSEED\\"]", found installing the yuanrong example on the
+    real control plane); kubeconform's schemas allow them. The same for a second /dev/shm mount
+    (operator issue, defect 1)."""
+    objects = docs(SGLANG)
+    decode = container(obj(objects, "StatefulSet", "sglang-pd-decode"), "decode")
+    decode["env"].append({"name": "POD_IP", "value": "x"})
+    decode["volumeMounts"].append({"name": "other", "mountPath": "/dev/shm"})
+    env, mounts = len(decode["env"]) - 1, len(decode["volumeMounts"]) - 1
+    found = sorted(f.message for f in lint_docs(tmp_path, objects) if f.rule == "manifest.duplicate")
+    assert [m.split(";")[0] for m in found] == [
+        f"StatefulSet/sglang-pd-decode container decode: env[{env}] repeats env[0] (name=POD_IP)",
+        f"StatefulSet/sglang-pd-decode container decode: volumeMounts[{mounts}] repeats volumeMounts[0] "
+        "(mountPath=/dev/shm)"]

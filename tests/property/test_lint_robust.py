@@ -61,4 +61,5 @@ def test_offline_checks_never_raise_on_odd_manifests(text):
     index = wiring.build_index(objects)
     findings += wiring.check(objects, index) + routes.check(objects, index.backends())
     findings += flags.check(objects) + policy.check(objects) + manifests.duplicates(objects)
+    findings += manifests.duplicate_entries(objects)
     assert all(f.rule and f.file == "m.yaml" for f in findings)

@@ -92,19 +92,23 @@ spec:
         - {{ . | toString | quote }}
         {{- end }}
       {{- end }}
+      {{- /* One entry per name (the API server refuses two: env is a list keyed by name): a
+             later value replaces an earlier one in its place, so role.env overrides the
+             chart's and $(VAR) references to earlier entries keep working. */}}
+      {{- $base := list (dict "name" "POD_IP" "valueFrom" (dict "fieldRef" (dict "fieldPath" "status.podIP"))) (dict "name" "POD_NAME" "valueFrom" (dict "fieldRef" (dict "fieldPath" "metadata.name"))) (dict "name" "POD_NAMESPACE" "valueFrom" (dict "fieldRef" (dict "fieldPath" "metadata.namespace"))) }}
+      {{- $env := list }}
+      {{- $at := dict }}
+      {{- range concat $base (default list .env) (default list $role.env) }}
+      {{- if hasKey $at .name }}
+      {{- $i := int (get $at .name) }}
+      {{- $env = concat (slice $env 0 $i) (list .) (slice $env (add1 $i)) }}
+      {{- else }}
+      {{- $_ := set $at .name (len $env) }}
+      {{- $env = append $env . }}
+      {{- end }}
+      {{- end }}
       env:
-        - name: POD_IP
-          valueFrom: {fieldRef: {fieldPath: status.podIP}}
-        - name: POD_NAME
-          valueFrom: {fieldRef: {fieldPath: metadata.name}}
-        - name: POD_NAMESPACE
-          valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
-        {{- with .env }}
-        {{- toYaml . | nindent 8 }}
-        {{- end }}
-        {{- with $role.env }}
-        {{- toYaml . | nindent 8 }}
-        {{- end }}
+        {{- toYaml $env | nindent 8 }}
       {{- with .ports }}
       ports:
         {{- toYaml . | nindent 8 }}

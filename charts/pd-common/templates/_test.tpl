@@ -14,7 +14,7 @@ metadata:
   {{- /* pdgen.io/test-calls: what the script below calls; pdgen lint checks that the program
          behind the Service serves it. */}}
   {{- $calls := printf "GET /v1/models, POST %s" (ternary "/v1/chat/completions" "/v1/completions" (eq $t.api "chat")) }}
-  {{- $hook := dict "helm.sh/hook" "test" "helm.sh/hook-delete-policy" "before-hook-creation" "pdgen.io/test-calls" $calls }}
+  {{- $hook := dict "helm.sh/hook" "test" "helm.sh/hook-delete-policy" "before-hook-creation,hook-succeeded" "pdgen.io/test-calls" $calls }}
   {{- include "pd-common.metadata" (dict "root" $root "component" "test" "annotations" $hook) | nindent 2 }}
 spec:
   restartPolicy: Never

@@ -1,0 +1,115 @@
+"""The kubernetes client, configured the way kubectl users expect: --kubeconfig (else
+$KUBECONFIG, else ~/.kube/config, else in-cluster), --context, -n/--namespace (else the
+context's namespace, else default)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pdgen.errors import PdgenError
+
+
+class ClusterError(PdgenError):
+    """The cluster could not be reached or answered with an error pdgen cannot read."""
+
+
+@dataclass
+class Cluster:
+    api: object          # kubernetes.client.ApiClient
+    namespace: str
+    context: str
+
+    def core(self):
+        from kubernetes import client
+        return client.CoreV1Api(self.api)
+
+    def apps(self):
+        from kubernetes import client
+        return client.AppsV1Api(self.api)
+
+    def custom(self):
+        from kubernetes import client
+        return client.CustomObjectsApi(self.api)
+
+    def extensions(self):
+        from kubernetes import client
+        return client.ApiextensionsV1Api(self.api)
+
+    def storage(self):
+        from kubernetes import client
+        return client.StorageV1Api(self.api)
+
+    def registration(self):
+        from kubernetes import client
+        return client.ApiregistrationV1Api(self.api)
+
+    def discovery(self):
+        from kubernetes import client
+        return client.DiscoveryV1Api(self.api)
+
+    def dynamic(self):
+        from kubernetes import dynamic
+        return dynamic.DynamicClient(self.api)
+
+
+def connect(kubeconfig: str | None = None, context: str | None = None, namespace: str | None = None) -> Cluster:
+    from kubernetes import client, config
+
+    try:
+        if kubeconfig or not _in_cluster():
+            contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)
+            chosen = next((c for c in contexts if c["name"] == context), None) if context else active
+            if context and chosen is None:
+                raise ClusterError(f"no context {context!r} in the kubeconfig (known: "
+                                   f"{', '.join(c['name'] for c in contexts)})")
+            configuration = client.Configuration()
+            config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+            name = chosen["name"] if chosen else ""
+            default_ns = (chosen or {}).get("context", {}).get("namespace") or "default"
+        else:
+            configuration = client.Configuration()
+            config.load_incluster_config(client_configuration=configuration)
+            name, default_ns = "in-cluster", _in_cluster_namespace()
+    except config.ConfigException as exc:
+        raise ClusterError(f"cannot load the kubeconfig: {exc}") from None
+    except OSError as exc:
+        raise ClusterError(f"cannot read the kubeconfig: {exc}") from None
+    configuration.retries = 1
+    return Cluster(client.ApiClient(configuration), namespace or default_ns, name)
+
+
+def _in_cluster() -> bool:
+    import os
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and not os.environ.get("KUBECONFIG") and not \
+        os.path.exists(os.path.expanduser("~/.kube/config"))
+
+
+def _in_cluster_namespace() -> str:
+    try:
+        with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as fh:
+            return fh.read().strip() or "default"
+    except OSError:
+        return "default"
+
+
+def api_call(what: str, call, *args, **kwargs):
+    """A kubernetes client call; None for 404, ClusterError for anything else that fails."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        return call(*args, **kwargs)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise ClusterError(f"{what}: HTTP {exc.status} {exc.reason}: {_message(exc)}") from None
+    except (HTTPError, OSError) as exc:
+        raise ClusterError(f"{what}: cannot reach the API server: {exc}") from None
+
+
+def _message(exc) -> str:
+    import json
+    try:
+        return json.loads(exc.body).get("message", exc.body)
+    except (TypeError, ValueError):
+        return str(exc.body)

@@ -1,0 +1,173 @@
+"""`pdgen status`: how a release is doing, per role: pods desired, ready and pending; the
+scheduler's reason for each pending pod; crash loops and image pulls with the container's
+last termination message; Services without endpoints; and whether the infra (etcd, NATS,
+the Mooncake master, datasystem workers) and the router are ready. Healthy means every role
+has all its pods ready and every Service has an endpoint."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from pdgen.cluster.client import Cluster, api_call
+from pdgen.findings import FileResult, Finding
+
+RULE = "status"
+INSTANCE = "app.kubernetes.io/instance"
+COMPONENT = "app.kubernetes.io/component"
+INFRA = ("etcd", "nats", "mooncake-master", "datasystem")
+ROUTERS = ("router", "frontend")
+_WAITING = ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError",
+            "CreateContainerError", "InvalidImageName", "RunContainerError")
+
+
+@dataclass
+class Role:
+    component: str
+    kind: str
+    desired: int
+    ready: int = 0
+    pending: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return self.ready >= self.desired and not self.problems
+
+
+@dataclass
+class Status:
+    release: str
+    namespace: str
+    roles: list[Role] = field(default_factory=list)
+    services_without_endpoints: list[str] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)   # custom resources pdgen cannot look into
+
+    @property
+    def healthy(self) -> bool:
+        return bool(self.roles or self.other) and all(r.healthy for r in self.roles) and \
+            not self.services_without_endpoints
+
+    def to_dict(self) -> dict:
+        return {"release": self.release, "namespace": self.namespace, "healthy": self.healthy,
+                "roles": [dict(asdict(r), healthy=r.healthy, group=_group(r.component)) for r in self.roles],
+                "servicesWithoutEndpoints": self.services_without_endpoints, "customResources": self.other}
+
+    def result(self, file: str) -> FileResult:
+        findings = []
+        for role in self.roles:
+            for problem in role.problems:
+                findings.append(Finding(file, 0, 0, f"$.roles.{role.component}", problem, RULE))
+            if role.ready < role.desired and not role.problems:
+                findings.append(Finding(file, 0, 0, f"$.roles.{role.component}",
+                                        f"{role.component}: {role.ready} of {role.desired} pod(s) ready", RULE))
+        for service in self.services_without_endpoints:
+            findings.append(Finding(file, 0, 0, f"$.services.{service}", f"Service {service} has no ready endpoint",
+                                    RULE))
+        if not self.roles and not self.other:
+            findings.append(Finding(file, 0, 0, "$", f"no workload of release {self.release} in namespace "
+                                    f"{self.namespace}", RULE))
+        return FileResult(file, sorted(findings))
+
+
+def _group(component: str) -> str:
+    return "infra" if component in INFRA else "router" if component in ROUTERS else "engine"
+
+
+def _desired(kind: str, obj) -> int:
+    if kind == "DaemonSet":
+        return obj.status.desired_number_scheduled or 0
+    if kind == "LeaderWorkerSet":
+        spec = obj.get("spec", {})
+        return int(spec.get("replicas", 1)) * int(spec.get("leaderWorkerTemplate", {}).get("size", 1))
+    if kind == "Job":
+        return 0 if (obj.status.succeeded or 0) else 1
+    return obj.spec.replicas if obj.spec.replicas is not None else 1
+
+
+def _pod_problems(pod, events: dict[str, list[str]]) -> tuple[bool, list[str]]:
+    """(pending, problems) of one pod."""
+    name = pod.metadata.name
+    problems = []
+    conditions = {c.type: c for c in (pod.status.conditions or [])}
+    pending = pod.status.phase == "Pending"
+    scheduled = conditions.get("PodScheduled")
+    if scheduled is not None and scheduled.status == "False":
+        reason = (events.get(name) or [scheduled.message or scheduled.reason or "not scheduled"])[-1]
+        problems.append(f"pod {name} is Pending: {reason}")
+    for status in (pod.status.init_container_statuses or []) + (pod.status.container_statuses or []):
+        waiting = status.state.waiting if status.state else None
+        if waiting and waiting.reason in _WAITING:
+            last = status.last_state.terminated if status.last_state else None
+            detail = f"; last exit {last.exit_code} ({last.reason}): {(last.message or '').strip()[:300]}" \
+                if last else (f": {waiting.message}" if waiting.message else "")
+            problems.append(f"pod {name} container {status.name} is {waiting.reason}{detail}".rstrip(": "))
+    return pending, problems
+
+
+def collect(cluster: Cluster, release: str, namespace: str) -> Status:
+    selector = f"{INSTANCE}={release}"
+    apps, core = cluster.apps(), cluster.core()
+    status = Status(release, namespace)
+    pods = api_call("list pods", core.list_namespaced_pod, namespace, label_selector=selector).items
+    events: dict[str, list[str]] = {}
+    listed = api_call("list events", core.list_namespaced_event, namespace,
+                      field_selector="reason=FailedScheduling")
+    for e in sorted(listed.items if listed else [], key=lambda e: str(e.last_timestamp or e.event_time or "")):
+        if e.involved_object.kind == "Pod":
+            events.setdefault(e.involved_object.name, []).append(e.message)
+
+    workloads = []
+    for kind, lister in (("StatefulSet", apps.list_namespaced_stateful_set), ("Deployment",
+                         apps.list_namespaced_deployment), ("DaemonSet", apps.list_namespaced_daemon_set)):
+        for obj in api_call(f"list {kind}s", lister, namespace, label_selector=selector).items:
+            workloads.append((kind, obj.metadata.labels.get(COMPONENT, obj.metadata.name), _desired(kind, obj)))
+    custom = cluster.custom()
+    for group, version, plural, kind in (("leaderworkerset.x-k8s.io", "v1", "leaderworkersets", "LeaderWorkerSet"),
+                                         ("nvidia.com", "v1alpha1", "dynamographdeployments", "DynamoGraphDeployment")):
+        try:
+            found = custom.list_namespaced_custom_object(group, version, namespace, plural, label_selector=selector)
+        except Exception:  # the CRD is not installed: nothing of that kind can exist
+            continue
+        for obj in found.get("items", []):
+            labels = obj["metadata"].get("labels", {})
+            if kind == "LeaderWorkerSet":
+                workloads.append((kind, labels.get(COMPONENT, obj["metadata"]["name"]), _desired(kind, obj)))
+            else:
+                status.other.append(f"{kind}/{obj['metadata']['name']} (its pods are the operator's)")
+
+    for kind, component, desired in sorted(workloads, key=lambda w: (_group(w[1]) != "engine", w[1])):
+        role = Role(component, kind, desired)
+        for pod in pods:
+            if (pod.metadata.labels or {}).get(COMPONENT) != component or pod.metadata.deletion_timestamp:
+                continue
+            if "helm.sh/hook" in (pod.metadata.annotations or {}):
+                continue
+            ready = any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
+            role.ready += ready
+            pending, problems = _pod_problems(pod, events)
+            role.pending += pending
+            role.problems += problems
+        status.roles.append(role)
+
+    discovery = cluster.discovery()
+    for service in api_call("list Services", core.list_namespaced_service, namespace, label_selector=selector).items:
+        name = service.metadata.name
+        slices = api_call("list EndpointSlices", discovery.list_namespaced_endpoint_slice, namespace,
+                          label_selector=f"kubernetes.io/service-name={name}")
+        publish = bool(service.spec.publish_not_ready_addresses)
+        ready = [ep for s in (slices.items if slices else []) for ep in (s.endpoints or [])
+                 if publish or (ep.conditions and ep.conditions.ready)]
+        if not ready:
+            status.services_without_endpoints.append(name)
+    return status
+
+
+def text(status: Status) -> str:
+    lines = [f"{status.namespace}/{status.release}: {'healthy' if status.healthy else 'degraded'}",
+             f"{'role':<18}{'kind':<17}{'desired':>8}{'ready':>7}{'pending':>9}"]
+    for r in status.roles:
+        lines.append(f"{r.component:<18}{r.kind:<17}{r.desired:>8}{r.ready:>7}{r.pending:>9}"
+                     f"{'' if r.healthy else '  <-'}")
+    for other in status.other:
+        lines.append(f"{other}")
+    return "\n".join(lines) + "\n"

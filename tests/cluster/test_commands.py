@@ -1,0 +1,171 @@
+"""`pdgen preflight`, `pdgen status` and `pdgen lint --server` against the real control plane:
+healthy, pending for lack of GPUs, a missing CRD, a missing Secret, a missing PVC, and an
+object the API server refuses."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+SGLANG = ROOT / "examples" / "ack-sglang-mooncake-qwen7b.yaml"
+
+
+def _topology(tmp_path, name: str, **spec) -> str:
+    doc = yaml.safe_load(SGLANG.read_text())
+    doc["metadata"]["name"] = name
+    doc["metadata"]["namespace"] = name
+    doc["spec"].update(spec)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return str(path)
+
+
+@pytest.fixture
+def gpu_nodes(cluster):
+    for i in range(2):
+        cluster.node(f"cmd-gpu-{i}", {"nvidia.com/gpu": 8, "aliyun/erdma": 8, "cpu": 64, "memory": "512Gi"})
+    yield cluster
+    cluster.remove_nodes()
+
+
+def _lines(proc) -> list[str]:
+    return [line for line in proc.stdout.splitlines() if not line.startswith("Summary:")]
+
+
+def test_preflight_passes_where_everything_is_there(gpu_nodes, tmp_path):
+    cluster = gpu_nodes
+    path = _topology(tmp_path, "pf-ok")
+    cluster.namespace("pf-ok")
+    cluster.model_claim("pf-ok", "llm-model")
+    cluster.cp.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                      "metadata": {"name": "llm-model", "namespace": "pf-ok"},
+                      "spec": {"accessModes": ["ReadOnlyMany"], "storageClassName": "",
+                               "resources": {"requests": {"storage": "1Gi"}}}})
+    out = cluster.pdgen("preflight", path)
+    assert (out.returncode, _lines(out)) == (0, []), out.stdout + out.stderr
+
+
+def test_preflight_names_what_is_missing_at_the_topology_line(gpu_nodes, tmp_path):
+    """A missing namespace (warning: --create-namespace makes it), PVC and Secret (names and
+    keys only), and a role that cannot fit: 3 decode pods of 16 GPUs on nodes of 8."""
+    cluster = gpu_nodes
+    spec = yaml.safe_load(SGLANG.read_text())["spec"]
+    spec["decode"].update(replicas=3, acceleratorsPerPod=16, parallelism={"tensor": 16})
+    spec["prefill"]["env"] = {"HF_TOKEN": {"secretKeyRef": {"name": "hf", "key": "token"}}}
+    path = _topology(tmp_path, "pf-missing", prefill=spec["prefill"], decode=spec["decode"])
+    out = cluster.pdgen("preflight", path)
+    assert out.returncode == 1, out.stdout + out.stderr
+    text = out.stdout
+    assert "warning: $.metadata.namespace: namespace pf-missing does not exist" in text
+    assert "error: $.spec.model.source.pvc.claimName: PersistentVolumeClaim llm-model does not exist" in text
+    assert "error: $.spec.prefill.env.HF_TOKEN.secretKeyRef.name: Secret hf does not exist" in text
+    [fit] = [line for line in _lines(out) if "$.spec.decode:" in line]
+    assert "decode: 0 of 3 pod(s) of StatefulSet/pf-missing-decode fit (each requests" in fit
+    assert "16 nvidia.com/gpu" in fit and "2 Insufficient nvidia.com/gpu" in fit
+    assert fit.startswith(f"{path}:") and int(fit.split(":")[1]) > 0  # located in the topology
+    cluster.namespace("pf-missing")
+    cluster.secret("pf-missing", "hf", ["other"])
+    out = cluster.pdgen("preflight", path, "--format", "json")
+    messages = [f["message"] for f in json.loads(out.stdout)["files"][0]["findings"]]
+    assert "Secret hf has no key token (it has: other)" in messages
+    assert not [m for m in messages if "not-a-real-credential" in m]  # never a value
+
+
+def test_preflight_names_a_custom_resource_the_cluster_does_not_serve(cluster, tmp_path):
+    crd = "dynamographdeployments.nvidia.com"
+    saved = cluster.cp.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}")
+    cluster.cp.api("DELETE", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}")
+    try:
+        cluster.wait_until("DGD CRD gone", lambda: not cluster.cp.exists(
+            f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}"))
+        doc = yaml.safe_load((ROOT / "examples" / "ack-dynamo-qwen7b-kv-routing.yaml").read_text())
+        doc["spec"]["variant"]["deployment"] = "operator"
+        doc["spec"]["infra"] = {"etcd": {"mode": "none"}, "nats": {"mode": "none"}}
+        path = tmp_path / "operator.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        out = cluster.pdgen("preflight", str(path))
+        assert out.returncode == 1
+        assert ("error: $.spec.variant.deployment: the cluster does not serve DynamoGraphDeployment "
+                "(nvidia.com/v1alpha1)") in out.stdout
+        lint = cluster.pdgen("lint", "--server", str(path))
+        assert "the API server does not serve DynamoGraphDeployment" in lint.stdout
+    finally:
+        saved["metadata"] = {"name": crd}
+        saved.pop("status", None)
+        cluster.cp.apply(saved)
+        cluster.wait_until("DGD CRD back", lambda: cluster.cp.exists("/apis/nvidia.com/v1alpha1/dynamographdeployments"))
+
+
+def test_status_reports_pending_pods_with_the_schedulers_reason(gpu_nodes, tmp_path):
+    """The negative install: decode needs 16 GPUs per pod, the nodes have 8. The pods stay
+    Pending with the scheduler's FailedScheduling text, and status says so (exit 1)."""
+    cluster = gpu_nodes
+    spec = yaml.safe_load(SGLANG.read_text())["spec"]
+    spec["decode"].update(acceleratorsPerPod=16, parallelism={"tensor": 16})
+    path = _topology(tmp_path, "st-pending", decode=spec["decode"])
+    namespace = cluster.namespace("st-pending")
+    cluster.model_claim(namespace, "llm-model")
+    cluster.cp.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                      "metadata": {"name": "llm-model", "namespace": namespace},
+                      "spec": {"accessModes": ["ReadOnlyMany"], "storageClassName": "",
+                               "resources": {"requests": {"storage": "1Gi"}}}})
+    out = cluster.pdgen("render", path, "-o", str(tmp_path / "out"))
+    assert out.returncode == 0, out.stdout
+    cluster.helm("install", "st-pending", str(ROOT / "charts" / "sglang-mooncake"), "-n", namespace,
+                 "-f", str(tmp_path / "out" / "st-pending" / "values.yaml"))
+    try:
+        def pending_reason():
+            events = cluster.cp.get(f"/api/v1/namespaces/{namespace}/events")["items"]
+            return [e for e in events if e.get("reason") == "FailedScheduling"]
+        cluster.wait_until("FailedScheduling", pending_reason, timeout=60)
+        cluster.wait_until("the rest ready", lambda: all(
+            any(c["type"] == "Ready" and c["status"] == "True" for c in p.get("status", {}).get("conditions", []))
+            for p in cluster.pods(namespace, "st-pending") if p["metadata"]["labels"].get(
+                "app.kubernetes.io/component") != "decode"), timeout=60)
+        status = cluster.pdgen("status", path)  # a topology file works as well as the release name
+        assert status.returncode == 1, status.stdout + status.stderr
+        assert "default" not in status.stdout.splitlines()[0] and "st-pending/st-pending: degraded" in status.stdout
+        [line] = [line for line in status.stdout.splitlines() if "pod st-pending-decode-0 is Pending" in line]
+        assert "Insufficient nvidia.com/gpu" in line and "0/2 nodes are available" in line
+        table = {row.split()[0]: row.split()[2:5] for row in status.stdout.splitlines()[2:] if row.strip() and
+                 not row.startswith(("st-pending/", "Summary")) and len(row.split()) >= 5}
+        assert table["decode"] == ["1", "0", "1"] and table["prefill"] == ["2", "2", "0"]
+        data = json.loads(cluster.pdgen("status", "st-pending", "-n", namespace, "--format", "json").stdout)
+        assert data["healthy"] is False and {r["component"]: r["healthy"] for r in data["roles"]} == {
+            "decode": False, "prefill": True, "router": True}
+        router = next(r for r in data["roles"] if r["component"] == "router")
+        assert router["group"] == "router"
+    finally:
+        cluster.helm("uninstall", "st-pending", "-n", namespace, "--wait", check=False)
+
+
+def test_lint_server_dry_runs_every_object_and_reports_refusals(gpu_nodes, tmp_path):
+    cluster = gpu_nodes
+    path = _topology(tmp_path, "ls-check")
+    cluster.namespace("ls-check")
+    ok = cluster.pdgen("lint", "--server", path)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    out = cluster.pdgen("render", path, "-o", str(tmp_path / "out"))
+    assert out.returncode == 0
+    manifests = tmp_path / "out" / "ls-check" / "manifests.yaml"
+    docs = [d for d in yaml.safe_load_all(manifests.read_text()) if d]
+    sts = next(d for d in docs if d["kind"] == "StatefulSet")
+    sts["spec"]["podManagementPolicy"] = "Sometimes"
+    router = next(d for d in docs if d["kind"] == "Deployment")
+    router["spec"]["template"]["spec"]["containers"][0]["resources"] = {"limits": {"memory": "lots"}}
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    bad = cluster.pdgen("lint", "--server", str(broken), "-n", "ls-check")
+    assert bad.returncode == 1
+    server = [line for line in bad.stdout.splitlines() if line.endswith("[server]")]
+    assert len(server) == 2, bad.stdout
+    [policy] = [line for line in server if "podManagementPolicy" in line]
+    assert "$.spec.podManagementPolicy: StatefulSet/" in policy and '"Sometimes"' in policy
+    line = int(policy.split(":")[1])
+    assert broken.read_text().splitlines()[line - 1].strip() == "podManagementPolicy: Sometimes"
+    [quantity] = [line for line in server if "Deployment/" in line]
+    assert "quantities must match" in quantity
