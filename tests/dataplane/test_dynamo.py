@@ -1,0 +1,186 @@
+"""The Dynamo example as rendered: bundled etcd (the control-plane build) and NATS with
+JetStream (Debian's nats-server) with their rendered arguments, the rendered
+`python3 -m dynamo.frontend` command verbatim (ai-dynamo 1.6.1), and `dynamo.mocker` workers
+in place of the GPU engines, with the rendered DYN_NAMESPACE and env. The disaggregated path
+is taken (every request reaches a prefill and a decode worker, by their own metrics), with KV-aware
+and round-robin routing; probes answer; the chart's test script passes; a dead prefill tier
+gives 503."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+import yaml
+
+from pdgen import render
+from tests.cluster.controlplane import default_bin_dir
+from tests.conftest import ROOT
+from tests.dataplane import harness, tinymodel
+from tests.dataplane.conftest import PYTHON, need, show
+
+EXAMPLE = "ack-dynamo-qwen7b-kv-routing.yaml"
+CASES = [(EXAMPLE, "kv-aware"), (EXAMPLE, "round-robin"),  # the policy as rendered, and the other
+         ("controlplane-chat.yaml", None), ("controlplane-code-generation.yaml", None),
+         ("controlplane-document-qa.yaml", None)]
+# What must change on one machine: Dynamo's own listeners default to all interfaces.
+LOOPBACK_ENV = ("DYN_SYSTEM_HOST", "DYN_TCP_RPC_HOST", "DYN_EVENT_PLANE_HOST")
+
+
+def mocker_argv(c: harness.Container, model_dir, bootstrap: int | None) -> list[str]:
+    """dynamo.vllm's rendered flags, mapped for dynamo.mocker: --model becomes --model-path
+    (a tiny local model), --served-model-name --model-name; engine-only flags are dropped."""
+    args = c.argv[3:]
+    keep = {"--disaggregation-mode", "--enable-prefix-caching"}
+    out = [PYTHON, "-m", "dynamo.mocker", "--model-path", str(model_dir),
+           "--model-name", args[args.index("--served-model-name") + 1], "--speedup-ratio", "10"]
+    i = 0
+    while i < len(args):
+        if args[i] in keep:
+            takes = i + 1 < len(args) and not args[i + 1].startswith("--")
+            out += args[i:i + 1 + takes]
+            i += 1 + takes
+        else:
+            i += 1
+    if bootstrap:
+        out += ["--bootstrap-ports", str(bootstrap)]
+    return out
+
+
+def generate_calls(c: harness.Container) -> float:
+    """Requests a worker's `generate` endpoint served, from its own /metrics on the rendered
+    DYN_SYSTEM_PORT (dynamo_component_requests_total: ai-dynamo 1.6.1's runtime metrics)."""
+    url = f"http://{c.address}:{c.env['DYN_SYSTEM_PORT']}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        text = resp.read().decode()
+    return sum(float(m.group(1)) for m in re.finditer(
+        r'^dynamo_component_requests_total\{[^}]*dynamo_endpoint="generate"[^}]*\} (\S+)$', text, re.M))
+
+
+def post(url: str, body: dict) -> tuple[int, dict | str]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            raw = resp.read().decode()
+            return resp.status, json.loads(raw) if not body.get("stream") else raw
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+@pytest.mark.parametrize("example,policy", CASES)
+def test_dynamo_frontend_serves_through_prefill_and_decode(tmp_path, example, policy):
+    need(PYTHON, "the data-plane venv")
+    need("nats-server", "Debian's nats-server")
+    etcd = default_bin_dir() / "etcd"
+    need(etcd, "etcd (make cluster)")
+    doc = yaml.safe_load((ROOT / "examples" / example).read_text())
+    if policy:
+        doc["spec"]["routing"]["policy"] = policy
+    policy = doc["spec"]["routing"]["policy"]
+    topology = tmp_path / "dynamo.yaml"
+    topology.write_text(yaml.safe_dump(doc))
+    rendered = render.render_file(str(topology))
+    assert rendered.ok, rendered.result.findings
+    rel = harness.load(rendered.manifests, tmp_path, namespace="default")
+    ns = harness.Namespace(tmp_path, rel.hosts)
+    try:
+        with ns.entered():
+            _run(rel, ns, tmp_path, etcd, policy, doc["spec"]["model"]["servedName"])
+    except AssertionError as exc:
+        raise AssertionError(ns.failure(f"{example} ({policy}): {exc}")) from None
+    finally:
+        ns.close()
+        rel.cleanup()
+
+
+def _run(rel, ns, tmp_path, etcd, policy, served):
+    [etcd_c] = rel.by_component("etcd")
+    argv = harness.local_argv(etcd_c)
+    assert argv[0] == "etcd"
+    show(argv)
+    ns.start("etcd", [str(etcd), *argv[1:]], env=etcd_c.env)
+    [nats_c] = rel.by_component("nats")
+    argv = harness.local_argv(nats_c)
+    show(["nats-server", *argv])
+    ns.start("nats", ["nats-server", *argv])  # the nats image's entrypoint, with the rendered args
+    harness.wait_port(etcd_c.address, etcd_c.ports["client"])
+    harness.wait_port(nats_c.address, nats_c.ports["client"])
+    model = tmp_path / "tiny-model"  # tokenizers lives in the data-plane venv
+    subprocess.run([PYTHON, tinymodel.__file__, str(model)], check=True, timeout=120)
+    workers = rel.by_component("prefill") + rel.by_component("decode")
+    mockers = []
+    for i, c in enumerate(workers):
+        # DYN_HTTP_RPC_HOST: the mocker's bootstrap host (dynamo/mocker/config.py), else it
+        # resolves the machine's host name, which a pod's /etc/hosts has and ours does not.
+        env = {**c.env, **{k: c.address for k in (*LOOPBACK_ENV, "DYN_HTTP_RPC_HOST")}}
+        argv = mocker_argv(c, model, 8998 + i if c.component == "prefill" else None)
+        show(argv)
+        mockers.append(ns.start(f"mocker-{c.pod}", argv, env=env))
+    [frontend] = rel.by_component("frontend")
+    argv = harness.local_argv(frontend)
+    assert argv[:3] == ["python3", "-m", "dynamo.frontend"] and argv[argv.index("--router-mode") + 1] == (
+        "kv" if policy == "kv-aware" else "round-robin")
+    show(argv)
+    front = ns.start("frontend", argv, env={**frontend.env, **{k: frontend.address for k in LOOPBACK_ENV}})
+    base = f"http://{frontend.address}:{frontend.ports['http']}"
+
+    deadline = time.monotonic() + 90
+    while True:  # /health is 200 before any worker registers: wait on the model list
+        assert front.proc.poll() is None, "the frontend exited"
+        assert all(m.proc.poll() is None for m in mockers), "a mocker worker exited"
+        try:
+            with urllib.request.urlopen(base + "/v1/models", timeout=5) as resp:
+                if served in [m["id"] for m in json.load(resp)["data"]]:
+                    break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "the served model never appeared in /v1/models"
+        time.sleep(0.5)
+
+    n = 0
+    for body, path in ((({"model": served, "prompt": "tell me about it", "max_tokens": 6}), "/v1/completions"),
+                       (({"model": served, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 5}),
+                        "/v1/chat/completions")):
+        status, out = post(base + path, body)
+        assert status == 200, out
+        assert out["usage"]["completion_tokens"] == body["max_tokens"] and out["choices"][0]["finish_reason"]
+        status, streamed = post(base + path, {**body, "stream": True, "stream_options": {"include_usage": True}})
+        assert status == 200 and "data: [DONE]" in streamed
+        usage = [json.loads(line[6:]) for line in streamed.splitlines() if line.startswith("data: {")][-1]["usage"]
+        assert usage["completion_tokens"] == body["max_tokens"]
+        n += 2
+    counts = {tier: sum(generate_calls(c) for c in rel.by_component(tier)) for tier in ("prefill", "decode")}
+    assert counts == {"prefill": n, "decode": n}, counts  # every request went through both tiers
+    prefills = rel.by_component("prefill")
+    if policy == "round-robin" and len(prefills) > 1:  # and the tier's replicas took turns
+        assert [generate_calls(c) for c in prefills] == [n / len(prefills)] * len(prefills)
+
+    for c in [frontend, *workers]:  # every rendered probe answers 200 once ready
+        for probe in c.probes.values():
+            get = probe.get("httpGet")
+            if get:
+                port = c.ports.get(get["port"], get["port"])
+                harness.wait_http(f"http://{c.address}:{port}{get['path']}", timeout=30,
+                                  what=f"{c.pod} {get['path']}")
+
+    pod = rel.object("Pod", f"{rel.objects[0]['metadata']['labels']['app.kubernetes.io/instance']}-test")
+    script = pod["spec"]["containers"][0]
+    env = {e["name"]: str(e["value"]) for e in script["env"]}
+    env["EXPECT_NON_EMPTY"] = "false"  # the one change: the mocker's text is empty by design
+    run = ns.start("helm-test", [*script["command"], *script["args"]], env=env)
+    assert run.proc.wait(120) == 0, run.tail()
+
+    for r in [r for r in ns.running if r.label.startswith("mocker-") and "prefill" in r.label]:
+        ns.stop(r)
+    deadline = time.monotonic() + 60
+    while True:
+        status, out = post(base + "/v1/completions", {"model": served, "prompt": "again", "max_tokens": 2})
+        if status == 503:
+            break
+        assert time.monotonic() < deadline, f"still {status} 60 s after the prefill workers stopped: {out}"
+        time.sleep(1)
