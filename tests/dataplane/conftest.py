@@ -64,7 +64,7 @@ def standin(ns: harness.Namespace, kind: str, container: harness.Container, *, r
             "--role", role, "--record", str(record), *(["--model", model] if model else []), *extra]
     if bootstrap:
         argv += ["--bootstrap-port", str(container.ports[bootstrap])]
-    return ns.start(f"standin-{container.pod}", argv)
+    return ns.start(f"standin-{container.pod}", argv, rendered=container)
 
 
 def records(path: pathlib.Path) -> list[dict]:

@@ -197,6 +197,7 @@ class Running:
     argv: list[str]
     proc: subprocess.Popen
     log: pathlib.Path
+    rendered: str = ""
 
     def tail(self, lines: int = 30) -> str:
         try:
@@ -230,7 +231,9 @@ class Namespace:
         self.home.mkdir(parents=True, exist_ok=True)
 
     def start(self, label: str, argv: list[str], env: dict[str, str] | None = None,
-              cwd: pathlib.Path | None = None) -> Running:
+              cwd: pathlib.Path | None = None, rendered: Container | str = "") -> Running:
+        """Run argv in the namespace. ``rendered``: the rendered container (or object) it
+        comes from, named in a failure so the field to look at is known."""
         log = self.workdir / "logs" / f"{label}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         base = {"PATH": f"{VENV / 'bin'}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(self.home),
@@ -239,7 +242,9 @@ class Namespace:
             proc = subprocess.Popen(["ip", "netns", "exec", self.name, *argv], stdout=out, stderr=subprocess.STDOUT,
                                     env={**base, **(env or {})}, cwd=str(cwd or self.workdir),
                                     start_new_session=True)
-        running = Running(label, argv, proc, log)
+        if isinstance(rendered, Container):
+            rendered = f"{rendered.workload} (pod {rendered.pod}), container {rendered.name}: command, args, env"
+        running = Running(label, argv, proc, log, rendered)
         self.running.append(running)
         return running
 
@@ -277,7 +282,8 @@ class Namespace:
         out = [what]
         for r in self.running:
             state = "running" if r.proc.poll() is None else f"exited {r.proc.returncode}"
-            out.append(f"--- {r.label} ({state}): {' '.join(r.argv)[:400]}\n{r.tail()}")
+            source = f"\n    rendered in {r.rendered}" if r.rendered else ""
+            out.append(f"--- {r.label} ({state}): {' '.join(r.argv)[:400]}{source}\n{r.tail()}")
         return "\n".join(out)
 
 

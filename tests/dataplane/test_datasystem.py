@@ -35,7 +35,7 @@ def test_datasystem_worker_registers_serves_and_stops(release, tmp_path):
     need(etcd, "etcd (make cluster)")
     rel, ns = release("yuanrong-vllm-ascend-qwen7b-2hosts.yaml")
     [etcd_c] = rel.by_component("etcd")
-    ns.start("etcd", [str(etcd), *harness.local_argv(etcd_c)[1:]], env=etcd_c.env)
+    ns.start("etcd", [str(etcd), *harness.local_argv(etcd_c)[1:]], env=etcd_c.env, rendered=etcd_c)
     [ds] = rel.by_component("datasystem")
     argv = harness.local_argv(ds)
     assert argv[0] == "/home/yuanrong/worker_entry.sh"  # the image's entry: it runs datasystem_worker "$@"
@@ -44,7 +44,7 @@ def test_datasystem_worker_registers_serves_and_stops(release, tmp_path):
     lib = worker_bin.parent / "lib"
     state = tmp_path / "ds-state"
     worker = ns.start("datasystem-worker", argv + [f"-log_dir={state}/logs", f"-rocksdb_store_dir={state}/rocksdb"],
-                      env={**ds.env, "LD_LIBRARY_PATH": str(lib)})
+                      env={**ds.env, "LD_LIBRARY_PATH": str(lib)}, rendered=ds)
     address = next(a.split("=", 1)[1] for a in argv if a.startswith("-worker_address="))
     [engine] = rel.by_component("decode")
     assert engine.env["DS_WORKER_ADDR"] == address  # the engines reach the worker of their node

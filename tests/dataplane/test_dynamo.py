@@ -52,6 +52,18 @@ def mocker_argv(c: harness.Container, model_dir, bootstrap: int | None) -> list[
     return out
 
 
+def admissions(url: str) -> dict[str, float]:
+    """dynamo_frontend_router_admission_received_total by worker_type, from the frontend."""
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        text = resp.read().decode()
+    out: dict[str, float] = {}
+    for m in re.finditer(r'^dynamo_frontend_router_admission_received_total\{([^}]*)\} (\S+)$', text, re.M):
+        kind = re.search(r'worker_type="([^"]+)"', m.group(1))
+        if kind:
+            out[kind.group(1)] = out.get(kind.group(1), 0) + float(m.group(2))
+    return out
+
+
 def generate_calls(c: harness.Container) -> float:
     """Requests a worker's `generate` endpoint served, from its own /metrics on the rendered
     DYN_SYSTEM_PORT (dynamo_component_requests_total: ai-dynamo 1.6.1's runtime metrics)."""
@@ -103,11 +115,11 @@ def _run(rel, ns, tmp_path, etcd, policy, served):
     argv = harness.local_argv(etcd_c)
     assert argv[0] == "etcd"
     show(argv)
-    ns.start("etcd", [str(etcd), *argv[1:]], env=etcd_c.env)
+    ns.start("etcd", [str(etcd), *argv[1:]], env=etcd_c.env, rendered=etcd_c)
     [nats_c] = rel.by_component("nats")
     argv = harness.local_argv(nats_c)
     show(["nats-server", *argv])
-    ns.start("nats", ["nats-server", *argv])  # the nats image's entrypoint, with the rendered args
+    ns.start("nats", ["nats-server", *argv], rendered=nats_c)  # the nats image's entrypoint, with the rendered args
     harness.wait_port(etcd_c.address, etcd_c.ports["client"])
     harness.wait_port(nats_c.address, nats_c.ports["client"])
     model = tmp_path / "tiny-model"  # tokenizers lives in the data-plane venv
@@ -120,13 +132,14 @@ def _run(rel, ns, tmp_path, etcd, policy, served):
         env = {**c.env, **{k: c.address for k in (*LOOPBACK_ENV, "DYN_HTTP_RPC_HOST")}}
         argv = mocker_argv(c, model, 8998 + i if c.component == "prefill" else None)
         show(argv)
-        mockers.append(ns.start(f"mocker-{c.pod}", argv, env=env))
+        mockers.append(ns.start(f"mocker-{c.pod}", argv, env=env, rendered=c))
     [frontend] = rel.by_component("frontend")
     argv = harness.local_argv(frontend)
     assert argv[:3] == ["python3", "-m", "dynamo.frontend"] and argv[argv.index("--router-mode") + 1] == (
         "kv" if policy == "kv-aware" else "round-robin")
     show(argv)
-    front = ns.start("frontend", argv, env={**frontend.env, **{k: frontend.address for k in LOOPBACK_ENV}})
+    front = ns.start("frontend", argv, env={**frontend.env, **{k: frontend.address for k in LOOPBACK_ENV}},
+                     rendered=frontend)
     base = f"http://{frontend.address}:{frontend.ports['http']}"
 
     deadline = time.monotonic() + 90
@@ -154,6 +167,8 @@ def _run(rel, ns, tmp_path, etcd, policy, served):
         usage = [json.loads(line[6:]) for line in streamed.splitlines() if line.startswith("data: {")][-1]["usage"]
         assert usage["completion_tokens"] == body["max_tokens"]
         n += 2
+    if policy == "kv-aware":  # the KV router counts what it admits per tier (round-robin has no such metric)
+        assert admissions(base + "/metrics") == {"prefill": n, "decode": n}
     counts = {tier: sum(generate_calls(c) for c in rel.by_component(tier)) for tier in ("prefill", "decode")}
     assert counts == {"prefill": n, "decode": n}, counts  # every request went through both tiers
     prefills = rel.by_component("prefill")
@@ -172,7 +187,7 @@ def _run(rel, ns, tmp_path, etcd, policy, served):
     script = pod["spec"]["containers"][0]
     env = {e["name"]: str(e["value"]) for e in script["env"]}
     env["EXPECT_NON_EMPTY"] = "false"  # the one change: the mocker's text is empty by design
-    run = ns.start("helm-test", [*script["command"], *script["args"]], env=env)
+    run = ns.start("helm-test", [*script["command"], *script["args"]], env=env, rendered=f"Pod/{pod['metadata']['name']}")
     assert run.proc.wait(120) == 0, run.tail()
 
     for r in [r for r in ns.running if r.label.startswith("mocker-") and "prefill" in r.label]:

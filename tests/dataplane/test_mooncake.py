@@ -27,7 +27,7 @@ def test_mooncake_master_serves_the_rendered_store(release, tmp_path):
     argv = harness.local_argv(master)
     show(argv)
     assert argv[0] == "mooncake_master" and f"--rpc_address={master.address}" in argv
-    proc = ns.start("mooncake-master", argv)
+    proc = ns.start("mooncake-master", argv, rendered=master)
     config = tmp_path / "lmcache.yaml"
     config.write_text(rel.object("ConfigMap", "qwen72b-pd-kv-config")["data"]["lmcache.yaml"])
     extra = yaml.safe_load(config.read_text())["extra_config"]
@@ -37,7 +37,9 @@ def test_mooncake_master_serves_the_rendered_store(release, tmp_path):
             metrics = f"http://{master.address}:{master.ports['metrics']}"
             harness.wait_http(metrics + "/health", timeout=30, what="master /health",
                               alive=lambda: proc.proc.poll() is None)
-            harness.wait_port(master.address, master.ports["http-metadata"])
+            # the HTTP metadata server the transfer engines register with answers (404: no such key)
+            meta = f"http://{master.address}:{master.ports['http-metadata']}/metadata?key=pdgen-absent"
+            assert harness.wait_http(meta, status=404, timeout=30, what="master HTTP metadata server") == 404
             env = {"MC_TCP_BIND_ADDRESS": "127.0.2.1"}
             writer = ns.start("store-put", [PYTHON, str(CLIENT), "put", "--config", str(config), "--host", "127.0.2.1",
                                             "--key", "pdgen-k", "--size", "65536"], env=env)

@@ -66,7 +66,7 @@ def test_sglang_router_drives_prefill_and_decode_as_rendered(release, tmp_path, 
     argv = harness.local_argv(router)
     show(argv)
     assert argv[:3] == ["python3", "-m", "sglang_router.launch_router"]
-    proc = ns.start("router", argv)
+    proc = ns.start("router", argv, rendered=router)
     base = f"http://{router.address}:{router.ports['http']}"
     with ns.entered():
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import time
 import urllib.error
 import urllib.request
 
@@ -42,9 +43,25 @@ def helm_test(rel: harness.Release, ns: harness.Namespace, release: str) -> harn
     env = {e["name"]: str(e["value"]) for e in c["env"]}
     argv = [*c["command"], *c["args"]]
     show(argv[:2] + ["<the chart's test script>"])
-    run = ns.start("helm-test", argv, env=env)
+    run = ns.start("helm-test", argv, env=env, rendered=f"Pod/{release}-test")
     run.proc.wait(timeout=120)
     return run
+
+
+def health_once_down(base: str, role: str, timeout: float = 30) -> dict:
+    """The proxy's /health body once it reports ``role`` down (it checks each side on a
+    period): 503, naming the instance that is down."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(base + "/health", timeout=5) as resp:
+                body = json.load(resp)
+        except urllib.error.HTTPError as exc:
+            body = json.loads(exc.read())
+            if exc.code == 503 and body[role]["down"]:
+                return body
+        assert time.monotonic() < deadline, f"/health still {body} {timeout:.0f} s after the {role} side stopped"
+        time.sleep(0.5)
 
 
 def _proxy(rel: harness.Release, ns: harness.Namespace) -> tuple[harness.Container, harness.Running]:
@@ -52,7 +69,7 @@ def _proxy(rel: harness.Release, ns: harness.Namespace) -> tuple[harness.Contain
     argv = harness.local_argv(router)
     assert argv[0] == "python3" and argv[1].endswith("/pd_proxy.py") and pathlib.Path(argv[1]).is_file()
     show(argv)
-    return router, ns.start("proxy", argv)
+    return router, ns.start("proxy", argv, rendered=router)
 
 
 def test_p2p_proxy_hands_over_with_the_mooncake_protocol(release, tmp_path):
@@ -91,6 +108,8 @@ def test_p2p_proxy_hands_over_with_the_mooncake_protocol(release, tmp_path):
                 ns.stop(next(r for r in ns.running if r.label == f"standin-{c.pod}"))
             status, body = post(base + "/v1/completions", {"model": model, "prompt": "x", "max_tokens": 2})
             assert status in (502, 503) and json.loads(body)["error"]["type"] in ("bad_gateway", "service_unavailable")
+            down = health_once_down(base, "decode")
+            assert down["status"] == "unavailable" and down["prefill"]["healthy"], down
         except AssertionError as exc:
             raise AssertionError(ns.failure(f"vllm p2p: {exc}")) from None
 
@@ -128,6 +147,8 @@ def test_store_proxy_serves_through_two_llama_servers_and_the_helm_test_passes(r
                 ns.stop(r)
             status, body = post(base + "/v1/completions", {"model": name, "prompt": "x", "max_tokens": 2})
             assert status in (502, 503) and "error" in json.loads(body), (status, body)
+            down = health_once_down(base, "decode")
+            assert down["status"] == "unavailable" and down["prefill"]["healthy"], down
         except AssertionError as exc:
             raise AssertionError(ns.failure(f"{example}: {exc}")) from None
 
