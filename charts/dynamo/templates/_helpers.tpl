@@ -142,3 +142,72 @@ dynamo.worker: standalone worker workload. Parameters: root, component, mode.
 {{- end -}}
 {{- toYaml $args -}}
 {{- end -}}
+
+{{/*
+dynamo.graphService: one DynamoGraphDeployment service's fields from pd-common.podParts.
+Parameters: root, parts, role (for replicas). What the DGD has its own field for goes there:
+  resources   the Dynamo ResourceItem (requests = limits): cpu, memory; the accelerator as
+              gpu (gpuType when it is not nvidia.com/gpu); every other resource (the RDMA
+              device plugin's) in custom. deploy/operator internal/controller_common
+              resource.go GetResourcesConfig maps gpu to gpuType or nvidia.com/gpu and each
+              custom key to a resource of that name.
+  envs        the container's env
+  extraPodMetadata  the pod's labels (the host-network anti-affinity selects on them) and
+              annotations
+  extraPodSpec      the rest of the pod spec, with the container as mainContainer, minus
+              the /dev/shm volume ("dshm": the operator mounts sharedMemory there itself)
+*/}}
+{{- define "dynamo.graphService" -}}
+{{- $p := .parts -}}
+{{- $c := $p.container -}}
+{{- $accel := .root.Values.accelerator.resourceName -}}
+{{- $item := dict -}}
+{{- $custom := dict -}}
+{{- range $k, $q := $p.resources -}}
+{{- if or (eq $k "cpu") (eq $k "memory") }}{{ $_ := set $item $k $q }}
+{{- else if eq $k $accel }}{{ $_ := set $item "gpu" $q }}{{ if ne $k "nvidia.com/gpu" }}{{ $_ := set $item "gpuType" $k }}{{ end }}
+{{- else }}{{ $_ := set $custom $k $q }}{{ end -}}
+{{- end -}}
+{{- with $custom }}{{ $_ := set $item "custom" . }}{{ end -}}
+{{- $spec := dict -}}
+{{- with $p.serviceAccountName }}{{ $_ := set $spec "serviceAccountName" . }}{{ end -}}
+{{- if $p.drainSeconds }}{{ $_ := set $spec "terminationGracePeriodSeconds" (add $p.drainSeconds 30) }}{{ end -}}
+{{- with $p.imagePullSecrets -}}
+{{- $refs := list }}{{ range . }}{{ $refs = append $refs (dict "name" .) }}{{ end -}}
+{{- $_ := set $spec "imagePullSecrets" $refs -}}
+{{- end -}}
+{{- if $p.hostNetwork }}{{ $_ := set $spec "hostNetwork" true }}{{ $_ := set $spec "dnsPolicy" "ClusterFirstWithHostNet" }}{{ end -}}
+{{- with $p.initContainers }}{{ $_ := set $spec "initContainers" . }}{{ end -}}
+{{- $volumes := list }}{{ range $p.volumes }}{{ if ne .name "dshm" }}{{ $volumes = append $volumes . }}{{ end }}{{ end -}}
+{{- with $volumes }}{{ $_ := set $spec "volumes" . }}{{ end -}}
+{{- range $k := list "nodeSelector" "tolerations" "affinity" -}}
+{{- with index $p $k }}{{ $_ := set $spec $k . }}{{ end -}}
+{{- end -}}
+{{- $main := dict "image" $c.image "imagePullPolicy" $c.imagePullPolicy -}}
+{{- with $c.command }}{{ $_ := set $main "command" . }}{{ end -}}
+{{- with $c.args }}{{ $_ := set $main "args" . }}{{ end -}}
+{{- $mounts := list }}{{ range $c.volumeMounts }}{{ if ne .name "dshm" }}{{ $mounts = append $mounts . }}{{ end }}{{ end -}}
+{{- with $mounts }}{{ $_ := set $main "volumeMounts" . }}{{ end -}}
+{{- if $p.drainSeconds }}{{ $_ := set $main "lifecycle" (include "pd-common.preStop" $p | fromYaml) }}{{ end -}}
+{{- if $p.rdma }}{{ $_ := set $main "securityContext" (include "pd-common.securityContext" $p | fromYaml) }}{{ end -}}
+{{- $_ := set $spec "mainContainer" $main -}}
+replicas: {{ int .role.replicas }}
+{{- with $item }}
+resources:
+  requests:
+    {{- toYaml . | nindent 4 }}
+  limits:
+    {{- toYaml . | nindent 4 }}
+{{- end }}
+envs:
+  {{- toYaml $c.env | nindent 2 }}
+extraPodMetadata:
+  labels:
+    {{- toYaml $p.labels | nindent 4 }}
+  {{- with $p.annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+extraPodSpec:
+  {{- toYaml $spec | nindent 2 }}
+{{- end -}}

@@ -1,7 +1,9 @@
 {{/*
-pd-common.podTemplate: THE pod builder. Prefill, decode, server, router and the
-multi-node leader/worker pods all come from here, so the roles cannot drift apart in
-image, env, volumes, devices or scheduling.
+pd-common.podParts: THE pod builder. Every pod of every role (prefill, decode, server,
+router, the multi-node leader/worker pods, infra) is computed here, once, as parts that each
+output form assembles: pd-common.podTemplate for StatefulSets, LeaderWorkerSets,
+Deployments and DaemonSets, and the DynamoGraphDeployment form (charts/dynamo). So the
+roles and the forms cannot drift apart in image, env, volumes, devices or scheduling.
 
 Parameters (dict):
   root          the calling chart's context (required)
@@ -21,8 +23,14 @@ Parameters (dict):
   initContainers          extra init containers (list), after the wait-for-model one
   podAnnotations, podLabels   extra pod metadata (dicts)
   serviceAccountName      optional
+
+Returns (YAML of a dict): labels, annotations, serviceAccountName, drainSeconds,
+imagePullSecrets (names), hostNetwork, privileged, rdma, initContainers, container (name,
+image, imagePullPolicy, command, args, env, ports, probes, volumeMounts), resources (one
+map: requests = limits), volumes, nodeSelector, tolerations, affinity. The /dev/shm volume
+and mount are named "dshm" (a form with its own shared-memory setting drops them).
 */}}
-{{- define "pd-common.podTemplate" -}}
+{{- define "pd-common.podParts" -}}
 {{- $root := .root -}}
 {{- $v := $root.Values -}}
 {{- $role := default dict .role -}}
@@ -30,181 +38,204 @@ Parameters (dict):
 {{- $rdma := and $engine (eq (default "tcp" $v.transport.protocol) "rdma") -}}
 {{- $hostNetwork := and $rdma $v.transport.rdma.hostNetwork -}}
 {{- $privileged := and $rdma (default false $v.transport.rdma.privileged) -}}
-{{- $podAnnotations := default dict .podAnnotations -}}
+{{- $annotations := default dict .podAnnotations -}}
 {{- if $privileged -}}
-{{- $podAnnotations = merge (dict "pdgen.io/privileged" "RDMA devices from the node without a device plugin (transport.rdma.privileged)") $podAnnotations -}}
+{{- $annotations = merge (dict "pdgen.io/privileged" "RDMA devices from the node without a device plugin (transport.rdma.privileged)") $annotations -}}
 {{- end -}}
+{{- $labels := include "pd-common.selectorLabels" . | fromYaml -}}
+{{- if $hostNetwork }}{{ $_ := set $labels "pdgen.io/host-network" "engine" }}{{ end -}}
+{{- $labels = merge $labels (default dict .podLabels) -}}
 {{- $ascend := and $engine (eq (default "nvidia" $v.accelerator.type) "ascend") -}}
+{{- $image := default $v.image .image -}}
+{{- $inits := default list .initContainers -}}
+{{- if and $engine (eq (dig "source" "type" "" $v.model) "download") -}}
+{{- $inits = concat (include "pd-common.waitForModel" (dict "root" $root) | fromYamlArray) $inits -}}
+{{- end -}}
+{{- $args := list -}}
+{{- range concat (default list .args) (default list $role.extraArgs) }}{{ $args = append $args (toString .) }}{{ end -}}
+{{- /* One entry per name (the API server refuses two: env is a list keyed by name): a
+       later value replaces an earlier one in its place, so role.env overrides the chart's
+       and $(VAR) references to earlier entries keep working. */ -}}
+{{- $base := list (dict "name" "POD_IP" "valueFrom" (dict "fieldRef" (dict "fieldPath" "status.podIP"))) (dict "name" "POD_NAME" "valueFrom" (dict "fieldRef" (dict "fieldPath" "metadata.name"))) (dict "name" "POD_NAMESPACE" "valueFrom" (dict "fieldRef" (dict "fieldPath" "metadata.namespace"))) -}}
+{{- $env := list -}}
+{{- $at := dict -}}
+{{- range concat $base (default list .env) (default list $role.env) -}}
+{{- if hasKey $at .name -}}
+{{- $i := int (get $at .name) -}}
+{{- $env = concat (slice $env 0 $i) (list .) (slice $env (add1 $i)) -}}
+{{- else -}}
+{{- $_ := set $at .name (len $env) -}}
+{{- $env = append $env . -}}
+{{- end -}}
+{{- end -}}
+{{- $mounts := default list .volumeMounts -}}
+{{- $volumes := default list .volumes -}}
+{{- if $engine -}}
+{{- $mounts = concat (list (dict "name" "dshm" "mountPath" "/dev/shm")) (include "pd-common.modelMounts" (dict "root" $root) | fromYamlArray) $mounts -}}
+{{- $volumes = concat (list (dict "name" "dshm" "emptyDir" (dict "medium" "Memory" "sizeLimit" (default "16Gi" $role.shmSize)))) (include "pd-common.modelVolumes" (dict "root" $root) | fromYamlArray) $volumes -}}
+{{- if $hostNetwork -}}
+{{- $mounts = append $mounts (dict "name" "infiniband" "mountPath" "/dev/infiniband") -}}
+{{- $volumes = append $volumes (dict "name" "infiniband" "hostPath" (dict "path" "/dev/infiniband" "type" "Directory")) -}}
+{{- end -}}
+{{- if $ascend -}}
+{{- $mounts = concat $mounts (include "pd-common.ascendMounts" (dict "root" $root) | fromYamlArray) -}}
+{{- $volumes = concat $volumes (include "pd-common.ascendVolumes" (dict "root" $root) | fromYamlArray) -}}
+{{- end -}}
+{{- end -}}
+{{- $affinity := deepCopy (default dict $role.affinity) -}}
+{{- if $hostNetwork -}}
+{{- /* On the node's network every engine pod binds its ports (HTTP, bootstrap, system,
+       NCCL) on the node itself, so two of them, of any role, cannot share a node:
+       Kubernetes would keep them apart through hostPorts only for the declared ports and
+       the rest would collide at start. Say it as a placement rule. */ -}}
+{{- $anti := default dict $affinity.podAntiAffinity -}}
+{{- $term := dict "topologyKey" "kubernetes.io/hostname" "labelSelector" (dict "matchLabels" (dict "app.kubernetes.io/instance" $root.Release.Name "pdgen.io/host-network" "engine")) -}}
+{{- $_ := set $anti "requiredDuringSchedulingIgnoredDuringExecution" (append (default list $anti.requiredDuringSchedulingIgnoredDuringExecution) $term) -}}
+{{- $_ := set $affinity "podAntiAffinity" $anti -}}
+{{- end -}}
+{{- $container := dict "name" (default .component .containerName) "image" (include "pd-common.image" (dict "image" $image "override" $role.image)) "imagePullPolicy" (include "pd-common.pullPolicy" (dict "image" $image "override" $role.image)) "env" $env -}}
+{{- with .command }}{{ $_ := set $container "command" . }}{{ end -}}
+{{- with $args }}{{ $_ := set $container "args" . }}{{ end -}}
+{{- range $k := list "ports" "startupProbe" "readinessProbe" "livenessProbe" -}}
+{{- with index $ $k }}{{ $_ := set $container $k . }}{{ end -}}
+{{- end -}}
+{{- with $mounts }}{{ $_ := set $container "volumeMounts" . }}{{ end -}}
+{{- $parts := dict "labels" $labels "annotations" $annotations "drainSeconds" (int (default 0 $role.drainSeconds)) "hostNetwork" $hostNetwork "privileged" $privileged "rdma" $rdma "initContainers" $inits "container" $container "resources" (include "pd-common.resourceMap" (dict "root" $root "role" $role "accelerators" (default 0 .accelerators) "rdma" $rdma) | fromYaml) "volumes" $volumes "nodeSelector" (default dict $role.nodeSelector) "tolerations" (default list $role.tolerations) "affinity" $affinity -}}
+{{- with .serviceAccountName }}{{ $_ := set $parts "serviceAccountName" . }}{{ end -}}
+{{- $pullSecrets := (mergeOverwrite (deepCopy (default dict $image)) (default dict $role.image)).pullSecrets -}}
+{{- $_ := set $parts "imagePullSecrets" (default list $pullSecrets) -}}
+{{- toYaml $parts -}}
+{{- end -}}
+
+{{/*
+pd-common.podTemplate: a pod template (metadata + spec) from pd-common.podParts (same
+parameters), for StatefulSets, LeaderWorkerSets, Deployments, DaemonSets and Jobs.
+*/}}
+{{- define "pd-common.podTemplate" -}}
+{{- $p := include "pd-common.podParts" . | fromYaml -}}
+{{- $c := $p.container -}}
 metadata:
   labels:
     {{- include "pd-common.selectorLabels" . | nindent 4 }}
-    {{- if $hostNetwork }}
+    {{- if $p.hostNetwork }}
     pdgen.io/host-network: engine
     {{- end }}
     {{- with .podLabels }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
-  {{- with $podAnnotations }}
+  {{- with $p.annotations }}
   annotations:
     {{- toYaml . | nindent 4 }}
   {{- end }}
 spec:
-  {{- with .serviceAccountName }}
+  {{- with $p.serviceAccountName }}
   serviceAccountName: {{ . | quote }}
   {{- end }}
-  {{- $drain := int (default 0 $role.drainSeconds) }}
-  {{- if $drain }}
+  {{- if $p.drainSeconds }}
   # drainSeconds of preStop sleep, then 30 s for the process to exit after SIGTERM.
-  terminationGracePeriodSeconds: {{ add $drain 30 }}
+  terminationGracePeriodSeconds: {{ add $p.drainSeconds 30 }}
   {{- end }}
-  {{- $pullSecrets := (mergeOverwrite (deepCopy (default dict (default $v.image .image))) (default dict $role.image)).pullSecrets }}
-  {{- with $pullSecrets }}
+  {{- with $p.imagePullSecrets }}
   imagePullSecrets:
     {{- range . }}
     - name: {{ . | quote }}
     {{- end }}
   {{- end }}
-  {{- if $hostNetwork }}
+  {{- if $p.hostNetwork }}
   # RDMA through the node's own interfaces: transport.rdma.hostNetwork=true.
   hostNetwork: true
   dnsPolicy: ClusterFirstWithHostNet
   {{- end }}
-  {{- $inits := default list .initContainers }}
-  {{- if and $engine (eq (dig "source" "type" "" $v.model) "download") }}
-  {{- $inits = concat (include "pd-common.waitForModel" (dict "root" $root) | fromYamlArray) $inits }}
-  {{- end }}
-  {{- with $inits }}
+  {{- with $p.initContainers }}
   initContainers:
     {{- toYaml . | nindent 4 }}
   {{- end }}
   containers:
-    - name: {{ default .component .containerName }}
-      image: {{ include "pd-common.image" (dict "image" (default $v.image .image) "override" $role.image) }}
-      imagePullPolicy: {{ include "pd-common.pullPolicy" (dict "image" (default $v.image .image) "override" $role.image) }}
-      {{- with .command }}
+    - name: {{ $c.name }}
+      image: {{ $c.image }}
+      imagePullPolicy: {{ $c.imagePullPolicy }}
+      {{- with $c.command }}
       command:
         {{- toYaml . | nindent 8 }}
       {{- end }}
-      {{- $args := concat (default list .args) (default list $role.extraArgs) }}
-      {{- with $args }}
+      {{- with $c.args }}
       args:
         {{- range . }}
-        - {{ . | toString | quote }}
+        - {{ . | quote }}
         {{- end }}
       {{- end }}
-      {{- /* One entry per name (the API server refuses two: env is a list keyed by name): a
-             later value replaces an earlier one in its place, so role.env overrides the
-             chart's and $(VAR) references to earlier entries keep working. */}}
-      {{- $base := list (dict "name" "POD_IP" "valueFrom" (dict "fieldRef" (dict "fieldPath" "status.podIP"))) (dict "name" "POD_NAME" "valueFrom" (dict "fieldRef" (dict "fieldPath" "metadata.name"))) (dict "name" "POD_NAMESPACE" "valueFrom" (dict "fieldRef" (dict "fieldPath" "metadata.namespace"))) }}
-      {{- $env := list }}
-      {{- $at := dict }}
-      {{- range concat $base (default list .env) (default list $role.env) }}
-      {{- if hasKey $at .name }}
-      {{- $i := int (get $at .name) }}
-      {{- $env = concat (slice $env 0 $i) (list .) (slice $env (add1 $i)) }}
-      {{- else }}
-      {{- $_ := set $at .name (len $env) }}
-      {{- $env = append $env . }}
-      {{- end }}
-      {{- end }}
       env:
-        {{- toYaml $env | nindent 8 }}
-      {{- with .ports }}
-      ports:
+        {{- toYaml $c.env | nindent 8 }}
+      {{- range $k := list "ports" "startupProbe" "readinessProbe" "livenessProbe" }}
+      {{- with index $c $k }}
+      {{ $k }}:
         {{- toYaml . | nindent 8 }}
       {{- end }}
-      {{- with .startupProbe }}
-      startupProbe:
-        {{- toYaml . | nindent 8 }}
       {{- end }}
-      {{- with .readinessProbe }}
-      readinessProbe:
-        {{- toYaml . | nindent 8 }}
-      {{- end }}
-      {{- with .livenessProbe }}
-      livenessProbe:
-        {{- toYaml . | nindent 8 }}
-      {{- end }}
-      {{- if $drain }}
+      {{- if $p.drainSeconds }}
       lifecycle:
         # A deleted pod leaves the Service endpoints at once; the sleep lets the requests it
         # is already serving (a long decode, say) finish before SIGTERM stops the server.
-        preStop:
-          exec:
-            command: [sleep, {{ $drain | quote }}]
+        {{- include "pd-common.preStop" $p | nindent 8 }}
       {{- end }}
-      {{- with include "pd-common.resources" (dict "root" $root "role" $role "accelerators" (default 0 .accelerators) "rdma" $rdma) }}
-      {{- . | nindent 6 }}
+      {{- with $p.resources }}
+      resources:
+        requests:
+          {{- toYaml . | nindent 10 }}
+        limits:
+          {{- toYaml . | nindent 10 }}
       {{- end }}
-      {{- if $rdma }}
+      {{- if $p.rdma }}
       securityContext:
-        {{- if $privileged }}
-        # transport.rdma.privileged: the host's /dev/infiniband nodes pass the device cgroup.
-        privileged: true
-        {{- end }}
-        capabilities:
-          # The transfer engine pins (registers) KV memory with the NIC; without IPC_LOCK
-          # registration fails under the default memlock limit.
-          add: [IPC_LOCK]
+        {{- include "pd-common.securityContext" $p | nindent 8 }}
       {{- end }}
-      {{- $mounts := default list .volumeMounts }}
-      {{- if $engine }}
-      {{- $mounts = concat (list (dict "name" "dshm" "mountPath" "/dev/shm")) (include "pd-common.modelMounts" (dict "root" $root) | fromYamlArray) $mounts }}
-      {{- if $hostNetwork }}
-      {{- $mounts = append $mounts (dict "name" "infiniband" "mountPath" "/dev/infiniband") }}
-      {{- end }}
-      {{- if $ascend }}
-      {{- $mounts = concat $mounts (include "pd-common.ascendMounts" (dict "root" $root) | fromYamlArray) }}
-      {{- end }}
-      {{- end }}
-      {{- with $mounts }}
+      {{- with $c.volumeMounts }}
       volumeMounts:
         {{- toYaml . | nindent 8 }}
       {{- end }}
-  {{- $volumes := default list .volumes }}
-  {{- if $engine }}
-  {{- $volumes = concat (list (dict "name" "dshm" "emptyDir" (dict "medium" "Memory" "sizeLimit" (default "16Gi" $role.shmSize)))) (include "pd-common.modelVolumes" (dict "root" $root) | fromYamlArray) $volumes }}
-  {{- if $hostNetwork }}
-  {{- $volumes = append $volumes (dict "name" "infiniband" "hostPath" (dict "path" "/dev/infiniband" "type" "Directory")) }}
-  {{- end }}
-  {{- if $ascend }}
-  {{- $volumes = concat $volumes (include "pd-common.ascendVolumes" (dict "root" $root) | fromYamlArray) }}
-  {{- end }}
-  {{- end }}
-  {{- with $volumes }}
+  {{- with $p.volumes }}
   volumes:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- with $role.nodeSelector }}
+  {{- with $p.nodeSelector }}
   nodeSelector:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- with $role.tolerations }}
+  {{- with $p.tolerations }}
   tolerations:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- $affinity := deepCopy (default dict $role.affinity) }}
-  {{- if $hostNetwork }}
-  {{- /* On the node's network every engine pod binds its ports (HTTP, bootstrap, system,
-         NCCL) on the node itself, so two of them, of any role, cannot share a node:
-         Kubernetes would keep them apart through hostPorts only for the declared ports and
-         the rest would collide at start. Say it as a placement rule. */}}
-  {{- $anti := default dict $affinity.podAntiAffinity }}
-  {{- $term := dict "topologyKey" "kubernetes.io/hostname" "labelSelector" (dict "matchLabels" (dict "app.kubernetes.io/instance" $root.Release.Name "pdgen.io/host-network" "engine")) }}
-  {{- $_ := set $anti "requiredDuringSchedulingIgnoredDuringExecution" (append (default list $anti.requiredDuringSchedulingIgnoredDuringExecution) $term) }}
-  {{- $_ := set $affinity "podAntiAffinity" $anti }}
-  {{- end }}
-  {{- with $affinity }}
+  {{- with $p.affinity }}
   affinity:
     {{- toYaml . | nindent 4 }}
   {{- end }}
 {{- end -}}
 
+{{/* pd-common.preStop: the drain sleep of pd-common.podParts' result. */}}
+{{- define "pd-common.preStop" -}}
+preStop:
+  exec:
+    command: [sleep, {{ .drainSeconds | quote }}]
+{{- end -}}
+
+{{/* pd-common.securityContext: of an RDMA engine container, from pd-common.podParts' result. */}}
+{{- define "pd-common.securityContext" -}}
+{{- if .privileged -}}
+# transport.rdma.privileged: the host's /dev/infiniband nodes pass the device cgroup.
+privileged: true
+{{ end -}}
+capabilities:
+  # The transfer engine pins (registers) KV memory with the NIC; without IPC_LOCK
+  # registration fails under the default memlock limit.
+  add: [IPC_LOCK]
+{{- end -}}
+
 {{/*
-pd-common.resources: requests = limits for cpu/memory (predictable scheduling and no
-OOM surprises on big KV buffers), plus accelerators and the RDMA device-plugin resource.
+pd-common.resourceMap: requests = limits for cpu/memory (predictable scheduling and no
+OOM surprises on big KV buffers), plus accelerators and the RDMA device-plugin resource, as
+one map (empty when nothing is requested).
 */}}
-{{- define "pd-common.resources" -}}
+{{- define "pd-common.resourceMap" -}}
 {{- $v := .root.Values -}}
 {{- $r := dict -}}
 {{- with .role.resources -}}
@@ -217,13 +248,7 @@ OOM surprises on big KV buffers), plus accelerators and the RDMA device-plugin r
 {{- if and .rdma $v.transport.rdma.resourceName -}}
 {{- $_ := set $r $v.transport.rdma.resourceName (default 1 $v.transport.rdma.resourceCount | toString) -}}
 {{- end -}}
-{{- if $r -}}
-resources:
-  requests:
-    {{- toYaml $r | nindent 4 }}
-  limits:
-    {{- toYaml $r | nindent 4 }}
-{{- end }}
+{{- toYaml $r -}}
 {{- end -}}
 
 {{/*

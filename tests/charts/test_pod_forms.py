@@ -1,0 +1,153 @@
+"""Every role setting reaches every output form of a pod, or is refused with a finding.
+
+One topology sets everything a role can say about its pods (image override and pull
+secrets, resources, accelerators, shared memory, drain, extra args and env, node selector,
+tolerations, affinity, a model download) and both RDMA shapes (a device plugin; the node's
+network with privileged containers). It is rendered by pdgen into each form a role can take:
+StatefulSet, LeaderWorkerSet (leader and worker pods) and the Dynamo operator's
+DynamoGraphDeployment (single- and multi-node). Each form's pods are read back into one view
+(what the pod would run with) and must carry every setting. The DGD form is read the way
+the operator reads it: resources from its ResourceItem (gpu, gpuType, custom; deploy/operator
+internal/controller_common resource.go), /dev/shm from sharedMemory, the rest from
+extraPodSpec and mainContainer."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from pdgen import render
+
+ROLES = ("prefill", "decode")
+ROLE = {
+    "replicas": 2,
+    "resources": {"cpu": "7", "memory": "30Gi"},
+    "acceleratorsPerPod": 2,
+    "shmSize": "3Gi",
+    "drainSeconds": 41,
+    "extraArgs": ["--pdgen-probe-arg"],
+    "env": {"PDGEN_PROBE_ENV": "on"},
+    "scheduling": {
+        "nodeSelector": {"pool": "pd-gpu"},
+        "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["z1"]}]}]}}},
+    },
+    "image": {"repository": "registry.example.com/pd-engine", "tag": "t1", "pullSecrets": ["regcred"]},
+}
+TRANSPORTS = {
+    "device-plugin": {"protocol": "rdma", "rdma": {"resourceName": "rdma/hca", "resourceCount": 2}},
+    "host-network": {"protocol": "rdma", "rdma": {"hostNetwork": True, "privileged": True}},
+}
+FORMS = {  # name -> (backend, variant, nodesPerInstance)
+    "sglang StatefulSet": ("sglang-mooncake", {}, 1),
+    "sglang LeaderWorkerSet": ("sglang-mooncake", {}, 2),
+    "vllm StatefulSet": ("vllm-mooncake", {"connector": "p2p"}, 1),
+    "dynamo StatefulSet": ("dynamo", {"engine": "vllm", "deployment": "standalone"}, 1),
+    "dynamo LeaderWorkerSet": ("dynamo", {"engine": "vllm", "deployment": "standalone"}, 2),
+    "dynamo DynamoGraphDeployment": ("dynamo", {"engine": "vllm", "deployment": "operator"}, 1),
+    "dynamo DynamoGraphDeployment multi-node": ("dynamo", {"engine": "vllm", "deployment": "operator"}, 2),
+}
+
+
+def topology(backend: str, variant: dict, nodes: int, transport: dict) -> dict:
+    spec = {
+        "backend": backend, "variant": variant,
+        "model": {"name": "Qwen/Qwen2.5-7B-Instruct",
+                  "source": {"download": {"from": "hf", "uri": "Qwen/Qwen2.5-7B-Instruct",
+                                              "storage": {"size": "40Gi"}}}},
+        "accelerator": {"type": "nvidia"},
+        "transport": copy.deepcopy(transport),
+    }
+    for role in ROLES:
+        spec[role] = copy.deepcopy(ROLE) | {"nodesPerInstance": nodes, "parallelism": {"tensor": 2 * nodes}}
+    if backend == "dynamo":
+        spec["infra"] = {"etcd": {"mode": "bundled"}, "nats": {"mode": "bundled"}} \
+            if variant["deployment"] == "standalone" else {"etcd": {"mode": "none"}, "nats": {"mode": "none"}}
+        spec["service"] = {"port": 8000}
+    return {"apiVersion": "pdgen.io/v1alpha1", "kind": "Topology", "metadata": {"name": "forms"}, "spec": spec}
+
+
+def pod_views(objects: list[dict], role: str) -> list[dict]:
+    """The pods of a role, in every form, as {labels, annotations, spec, container, shm}."""
+    views = []
+    for o in objects:
+        if o["metadata"]["name"] == f"forms-{role}" and o["kind"] == "StatefulSet":
+            views.append(_pod(o["spec"]["template"]))
+        elif o["metadata"]["name"] == f"forms-{role}" and o["kind"] == "LeaderWorkerSet":
+            t = o["spec"]["leaderWorkerTemplate"]
+            views += [_pod(t["leaderTemplate"]), _pod(t["workerTemplate"])]
+        elif o["kind"] == "DynamoGraphDeployment":
+            views.append(_dgd(o["spec"]["services"][f"{role.capitalize()}Worker"]))
+    return views
+
+
+def _pod(template: dict) -> dict:
+    spec = template["spec"]
+    [c] = spec["containers"]
+    shm = next(v["emptyDir"]["sizeLimit"] for v in spec["volumes"] if v["name"] == "dshm")
+    return {"labels": template["metadata"]["labels"], "annotations": template["metadata"].get("annotations", {}),
+            "spec": spec, "container": c, "resources": c.get("resources", {}).get("limits", {}), "shm": shm}
+
+
+def _dgd(service: dict) -> dict:
+    spec = copy.deepcopy(service["extraPodSpec"])
+    c = dict(spec.pop("mainContainer"), env=service.get("envs", []))
+    item = service.get("resources", {}).get("limits", {})
+    assert service.get("resources", {}).get("requests") == item  # requests = limits, as the pod builder does
+    resources = {k: v for k, v in item.items() if k in ("cpu", "memory")}
+    if "gpu" in item:
+        resources[item.get("gpuType", "nvidia.com/gpu")] = item["gpu"]
+    resources.update(item.get("custom", {}))
+    assert all(v["name"] != "dshm" for v in spec.get("volumes", []))  # the operator's own /dev/shm
+    meta = service.get("extraPodMetadata", {})
+    return {"labels": meta.get("labels", {}), "annotations": meta.get("annotations", {}), "spec": spec,
+            "container": c, "resources": resources, "shm": service["sharedMemory"]["size"]}
+
+
+def check_view(view: dict, transport: str, worker_pod: bool) -> None:
+    spec, c = view["spec"], view["container"]
+    assert c["image"] == "registry.example.com/pd-engine:t1"
+    assert spec["imagePullSecrets"] == [{"name": "regcred"}]
+    assert {k: str(v) for k, v in view["resources"].items() if k in ("cpu", "memory", "nvidia.com/gpu")} == {
+        "cpu": "7", "memory": "30Gi", "nvidia.com/gpu": "2"}
+    assert view["shm"] == "3Gi"
+    assert spec["terminationGracePeriodSeconds"] == 71
+    assert c["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "41"]
+    assert "--pdgen-probe-arg" in c["args"]
+    assert {"name": "PDGEN_PROBE_ENV", "value": "on"} in c["env"]
+    assert spec["nodeSelector"] == {"pool": "pd-gpu"}
+    assert spec["tolerations"] == ROLE["scheduling"]["tolerations"]
+    assert spec["affinity"]["nodeAffinity"] == ROLE["scheduling"]["affinity"]["nodeAffinity"]
+    if not worker_pod:  # the LWS worker pods wait for the leader, which waits for the download
+        assert any(i["name"] == "wait-for-model" for i in spec["initContainers"])
+    assert "IPC_LOCK" in c["securityContext"]["capabilities"]["add"]
+    if transport == "device-plugin":
+        assert str(view["resources"]["rdma/hca"]) == "2"
+        assert not spec.get("hostNetwork")
+    else:
+        assert spec["hostNetwork"] is True and spec["dnsPolicy"] == "ClusterFirstWithHostNet"
+        assert c["securityContext"]["privileged"] is True
+        assert "pdgen.io/privileged" in view["annotations"]
+        assert view["labels"]["pdgen.io/host-network"] == "engine"
+        [term] = spec["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert term["labelSelector"]["matchLabels"].items() <= view["labels"].items()
+        assert any(v.get("hostPath", {}).get("path") == "/dev/infiniband" for v in spec["volumes"])
+
+
+@pytest.mark.parametrize("transport", sorted(TRANSPORTS))
+@pytest.mark.parametrize("form", sorted(FORMS))
+def test_every_role_setting_reaches_every_form(tmp_path, form, transport):
+    backend, variant, nodes = FORMS[form]
+    path = tmp_path / "forms.yaml"
+    path.write_text(yaml.safe_dump(topology(backend, variant, nodes, TRANSPORTS[transport])))
+    item = render.render_file(str(path))
+    assert item.ok, [f.message for f in item.result.findings]
+    objects = [d for d in yaml.safe_load_all(item.manifests) if d]
+    for role in ROLES:
+        views = pod_views(objects, role)
+        assert len(views) == (2 if nodes > 1 and "Graph" not in form else 1), (form, role, len(views))
+        for i, view in enumerate(views):
+            check_view(view, transport, worker_pod=i == 1)
