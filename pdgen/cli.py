@@ -11,9 +11,12 @@ import click
 
 from pdgen import __version__, lint, models, render, reporters, schema, tools
 from pdgen import plan as planner
+from pdgen.reporters import plan as plan_report
+from pdgen.reporters import status as status_report
 from pdgen.bench.cli import bench
+from pdgen.cli_options import cluster_options, default_format, findings_format, report_format, strict_option
 from pdgen.errors import PdgenError
-from pdgen.findings import Finding
+from pdgen.findings import Finding, Written
 from pdgen.fsutil import write_atomic
 from pdgen.validate import check_file
 
@@ -25,20 +28,6 @@ Exit codes:
   1  findings at error level (or warnings with --strict)
   2  usage error (bad option, missing file)
   3  internal error or external tool failure"""
-
-
-def _default_format() -> str:
-    # GitHub turns these lines into inline annotations on the pull request.
-    return "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text"
-
-
-def cluster_options(command):
-    """--kubeconfig, --context and -n/--namespace, as kubectl takes them."""
-    command = click.option("-n", "--namespace", default=None,
-                           help="Namespace (default: the topology's, else the context's).")(command)
-    command = click.option("--context", default=None, help="kubeconfig context (default: the current one).")(command)
-    return click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None, envvar="KUBECONFIG",
-                        help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster).")(command)
 
 
 def _connect(kubeconfig: str | None, context: str | None, namespace: str | None):
@@ -63,9 +52,8 @@ def cli() -> None:
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("files", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, readable=True, allow_dash=True))
-@click.option("--format", "fmt", type=click.Choice(sorted(reporters.REPORTER_BY_NAME)), default=None,
-              help="Output format. Default: github when GITHUB_ACTIONS=true, else text.")
-@click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
+@findings_format
+@strict_option
 @click.option("--model-config", type=click.Path(exists=True, dir_okay=False),
               help="A Hugging Face config.json describing the model, for models not in pdgen's catalog.")
 def validate(files: tuple[str, ...], fmt: str | None, strict: bool, model_config: str | None) -> None:
@@ -75,7 +63,7 @@ def validate(files: tuple[str, ...], fmt: str | None, strict: bool, model_config
     Every problem is one line: FILE:LINE:COL: error: $.json.path: message [rule]
     """
     results = [check_file(f, model_config) for f in files]
-    click.echo(reporters.render(fmt or _default_format(), results), nl=False)
+    click.echo(reporters.render(fmt or default_format(), results), nl=False)
     failed = any(r.has_errors for r in results) or (strict and any(r.findings for r in results))
     sys.exit(EXIT_FINDINGS if failed else EXIT_OK)
 
@@ -88,8 +76,7 @@ def validate(files: tuple[str, ...], fmt: str | None, strict: bool, model_config
 @click.option("--kube-version", metavar="VERSION", help="Kubernetes version for helm's capabilities (e.g. 1.33.0).")
 @click.option("--helm", "helm_path", type=click.Path(exists=True, dir_okay=False),
               help="helm binary to use (default: $HELM, .tools/bin/helm, PATH).")
-@click.option("--format", "fmt", type=click.Choice(sorted(reporters.REPORTER_BY_NAME)), default=None,
-              help="Format of findings. Default: github when GITHUB_ACTIONS=true, else text.")
+@findings_format
 def render_cmd(topologies: tuple[str, ...], out: str, values_only: bool, kube_version: str | None,
                helm_path: str | None, fmt: str | None) -> None:
     """Compile each TOPOLOGY into Helm values and render its manifests with real helm.
@@ -114,17 +101,11 @@ def render_cmd(topologies: tuple[str, ...], out: str, values_only: bool, kube_ve
     for item in done:
         if item.ok:
             render.write(item, out)
+            files = ("values.yaml",) if values_only else ("values.yaml", "manifests.yaml")
+            item.result.written.append(Written(os.path.join(out, item.name), files, render.chart_label(item),
+                                               tuple(item.command)))
     results = [item.result for item in done]
-    report = reporters.render(fmt or _default_format(), results)
-    lines = report.splitlines(keepends=True)
-    click.echo("".join(lines[:-1]), nl=False)
-    for item in done:
-        if item.ok:
-            wrote = "values.yaml" + ("" if values_only else ", manifests.yaml")
-            click.echo(f"{item.result.file}: wrote {os.path.join(out, item.name)}/ ({wrote}); install "
-                       f"({render.chart_label(item)}) with:")
-            click.echo(f"  {' '.join(item.command)}")
-    click.echo(lines[-1], nl=False)
+    click.echo(reporters.render(fmt or default_format(), results), nl=False)
     sys.exit(EXIT_FINDINGS if any(r.has_errors for r in results) else EXIT_OK)
 
 
@@ -134,9 +115,8 @@ def render_cmd(topologies: tuple[str, ...], out: str, values_only: bool, kube_ve
               help="Kubernetes version whose offline schemas kubeconform uses.")
 @click.option("--helm", "helm_path", type=click.Path(exists=True, dir_okay=False),
               help="helm binary for rendering topologies (default: $HELM, .tools/bin/helm, PATH).")
-@click.option("--format", "fmt", type=click.Choice(sorted(reporters.REPORTER_BY_NAME)), default=None,
-              help="Output format. Default: github when GITHUB_ACTIONS=true, else text.")
-@click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
+@findings_format
+@strict_option
 @click.option("--server", is_flag=True, help="Also send every object through the API server's server-side apply "
               "as a dry run (strict field validation); needs a cluster.")
 @cluster_options
@@ -156,14 +136,14 @@ def lint_cmd(files: tuple[str, ...], kube_version: str, helm_path: str | None, f
         results = lint.lint_files(list(files), kube_version, helm_path, server=target)
     except render.CompilerBug as exc:
         raise PdgenError(str(exc)) from None
-    click.echo(reporters.render(fmt or _default_format(), results), nl=False)
+    click.echo(reporters.render(fmt or default_format(), results), nl=False)
     failed = any(r.has_errors for r in results) or (strict and any(r.findings for r in results))
     sys.exit(EXIT_FINDINGS if failed else EXIT_OK)
 
 
 @cli.command("plan", epilog=EXIT_CODES_HELP)
 @click.argument("topology", type=click.Path(exists=True, dir_okay=False, readable=True))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@report_format
 @click.option("--model-config", type=click.Path(exists=True, dir_okay=False),
               help="A Hugging Face config.json for a model not in pdgen's catalog.")
 @click.option("--prompt-tokens", type=click.IntRange(min=1), help="Prompt length for the KV-transfer estimate "
@@ -187,15 +167,14 @@ def plan_cmd(topology: str, fmt: str, model_config: str | None, prompt_tokens: i
         plan["findings"] = [f.to_dict() for f in result.findings]
         click.echo(json.dumps(plan, indent=2))
     else:
-        click.echo(planner.text(plan, "".join(reporters.text_line(f) + "\n" for f in result.findings)), nl=False)
+        click.echo(plan_report.text(plan, result.findings), nl=False)
     sys.exit(EXIT_OK)
 
 
 @cli.command("preflight", epilog=EXIT_CODES_HELP)
 @click.argument("topology", type=click.Path(exists=True, dir_okay=False, readable=True))
-@click.option("--format", "fmt", type=click.Choice(sorted(reporters.REPORTER_BY_NAME)), default=None,
-              help="Output format. Default: github when GITHUB_ACTIONS=true, else text.")
-@click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
+@findings_format
+@strict_option
 @cluster_options
 def preflight_cmd(topology: str, fmt: str | None, strict: bool, kubeconfig: str | None, context: str | None,
                   namespace: str | None) -> None:
@@ -211,7 +190,7 @@ def preflight_cmd(topology: str, fmt: str | None, strict: bool, kubeconfig: str 
         target = _connect(kubeconfig, context, namespace or rendered.namespace)
         preflight.check(rendered.result, rendered.manifests, target, target.namespace)
     results = [rendered.result]
-    click.echo(reporters.render(fmt or _default_format(), results), nl=False)
+    click.echo(reporters.render(fmt or default_format(), results), nl=False)
     failed = any(r.has_errors for r in results) or (strict and any(r.findings for r in results))
     sys.exit(EXIT_FINDINGS if failed else EXIT_OK)
 
@@ -223,7 +202,7 @@ Exit codes:
   2  usage error
   3  the cluster could not be reached""")
 @click.argument("release")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@report_format
 @cluster_options
 def status_cmd(release: str, fmt: str, kubeconfig: str | None, context: str | None, namespace: str | None) -> None:
     """How RELEASE (a release name, or a topology file) is doing: per role, pods desired,
@@ -243,9 +222,9 @@ def status_cmd(release: str, fmt: str, kubeconfig: str | None, context: str | No
     state = status.collect(target, release, target.namespace)
     result = state.result(f"{target.namespace}/{release}")
     if fmt == "json":
-        click.echo(json.dumps({**state.to_dict(), "findings": [f.to_dict() for f in result.findings]}, indent=2))
+        click.echo(json.dumps(status_report.json_doc(state.to_dict(), result), indent=2))
     else:
-        click.echo(status.text(state) + reporters.render("text", [result]), nl=False)
+        click.echo(status_report.text(state.to_dict(), result), nl=False)
     sys.exit(EXIT_OK if state.healthy else EXIT_FINDINGS)
 
 

@@ -36,17 +36,37 @@ class Finding:
         }
 
 
+@dataclass(frozen=True)
+class Written:
+    """Files a command wrote for one subject, and how to use them (render's output)."""
+
+    directory: str
+    files: tuple[str, ...]
+    chart: str                  # "chart NAME VERSION (engine APPVERSION)"
+    command: tuple[str, ...]    # the helm command that installs it
+
+
 @dataclass
 class FileResult:
-    """What one input file produced: its findings (sorted), the document if it is valid,
-    and the loaded source (positions) for later stages to locate their findings."""
+    """What one subject produced: its findings (sorted), and what later stages need. The
+    subject is an input file (a topology, manifests), or a cluster object ("ns/release")
+    for the cluster commands; a finding without a position has line 0.
+
+    ``document``/``source``/``effective``/``values``: the valid document, the loaded source
+    (positions) for later stages to locate their findings, the document with defaults
+    applied and its compiled chart values. ``written``: files written for it (render)."""
 
     file: str
     findings: list[Finding] = field(default_factory=list)
     document: dict | None = None
     source: Any = None
-    effective: dict | None = None   # the document with defaults applied (validate computed it)
-    values: dict | None = None      # its compiled chart values
+    effective: dict | None = None
+    values: dict | None = None
+    written: list[Written] = field(default_factory=list)
+
+    @property
+    def subject(self) -> str:
+        return self.file
 
     @property
     def has_errors(self) -> bool:

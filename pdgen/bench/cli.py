@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from pdgen.cli_options import report_format
 from pdgen.errors import PdgenError
 
 
@@ -183,7 +184,7 @@ def run_cmd(base_url, model, dataset_file, api, max_tokens, max_concurrency, req
 @bench.command("compare")
 @click.argument("a", type=click.Path(exists=True, dir_okay=False))
 @click.argument("b", required=False, type=click.Path(exists=True, dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@report_format
 def compare_cmd(a, b, fmt):
     """Compare two summary.json files (e.g. aggregated A vs PD B), or round 1 vs the last
     round of one: delta and ratio per metric, and the seed guide's targets."""

@@ -160,14 +160,3 @@ def collect(cluster: Cluster, release: str, namespace: str) -> Status:
         if not ready:
             status.services_without_endpoints.append(name)
     return status
-
-
-def text(status: Status) -> str:
-    lines = [f"{status.namespace}/{status.release}: {'healthy' if status.healthy else 'degraded'}",
-             f"{'role':<18}{'kind':<17}{'desired':>8}{'ready':>7}{'pending':>9}"]
-    for r in status.roles:
-        lines.append(f"{r.component:<18}{r.kind:<17}{r.desired:>8}{r.ready:>7}{r.pending:>9}"
-                     f"{'' if r.healthy else '  <-'}")
-    for other in status.other:
-        lines.append(f"{other}")
-    return "\n".join(lines) + "\n"

@@ -120,3 +120,24 @@ def test_goldens_are_current():
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "goldens.py"), "--check"], capture_output=True,
                           text=True, env={**os.environ})
     assert proc.returncode == 0, proc.stderr
+
+
+def test_json_output_is_one_json_document_with_what_was_written(runner, tmp_path):
+    # Regression: the "wrote ..." lines used to be printed inside the JSON document.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(pathlib.Path(SGLANG).read_text().replace("name: sglang-pd", "name: bad", 1)
+                   .replace("backend: sglang-mooncake", "backend: sglang-mooncake\n  mode: sideways", 1))
+    result = run(runner, "render", "-o", str(tmp_path / "out"), "--format", "json", SGLANG, str(bad))
+    assert result.exit_code == 1
+    doc = json.loads(result.output)  # the whole output, nothing around it
+    good, failed = doc["files"]
+    assert good["valid"] and good["wrote"] == [{
+        "directory": str(tmp_path / "out" / "sglang-pd"), "files": ["values.yaml", "manifests.yaml"],
+        "chart": good["wrote"][0]["chart"], "command": good["wrote"][0]["command"]}]
+    assert good["wrote"][0]["command"][:3] == ["helm", "upgrade", "--install"]
+    assert good["wrote"][0]["chart"].startswith("chart sglang-mooncake ")
+    assert not failed["valid"] and "wrote" not in failed and failed["findings"]
+    assert doc["summary"] == {"files": 2, "valid": 1, "invalid": 1, "errors": len(failed["findings"]), "warnings": 0}
+    text = run(runner, "render", "-o", str(tmp_path / "out"), "--format", "text", "--values-only", SGLANG).output
+    assert text.splitlines()[0].endswith("wrote " + str(tmp_path / "out" / "sglang-pd") +
+                                         "/ (values.yaml); install (" + good["wrote"][0]["chart"] + ") with:")

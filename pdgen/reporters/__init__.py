@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Callable, Iterable
 
-from pdgen.findings import FileResult, Finding, Level
+from pdgen.findings import FileResult, Finding, Level, Written
 
 
 def _counts(results: list[FileResult]) -> dict[str, int]:
@@ -32,8 +32,18 @@ def text_line(f: Finding) -> str:
     return f"{where}: {f.level.value}: {f.json_path}: {f.message} [{f.rule}]"
 
 
+def written_lines(results: list[FileResult]) -> list[str]:
+    out = []
+    for r in results:
+        for w in r.written:
+            out.append(f"{r.file}: wrote {w.directory}/ ({', '.join(w.files)}); install ({w.chart}) with:")
+            out.append(f"  {' '.join(w.command)}")
+    return out
+
+
 def text(results: list[FileResult]) -> str:
     lines = [text_line(f) for r in results for f in r.findings]
+    lines += written_lines(results)
     lines.append(summary_line(results))
     return "\n".join(lines) + "\n"
 
@@ -55,13 +65,19 @@ def github(results: list[FileResult]) -> str:
             props.append(f"title={_gh_escape(f'pdgen [{f.rule}]', prop=True)}")
             lines.append(f"::{f.level.value} {','.join(props)}::"
                          f"{_gh_escape(f'{f.json_path}: {f.message}', prop=False)}")
+    lines += written_lines(results)
     lines.append(summary_line(results))
     return "\n".join(lines) + "\n"
 
 
+def _written(w: Written) -> dict:
+    return {"directory": w.directory, "files": list(w.files), "chart": w.chart, "command": list(w.command)}
+
+
 def as_json(results: list[FileResult]) -> str:
     payload = {
-        "files": [{"file": r.file, "valid": not r.has_errors, "findings": [f.to_dict() for f in r.findings]}
+        "files": [{"file": r.file, "valid": not r.has_errors, "findings": [f.to_dict() for f in r.findings],
+                   **({"wrote": [_written(w) for w in r.written]} if r.written else {})}
                   for r in results],
         "summary": _counts(results),
     }

@@ -1,0 +1,54 @@
+"""`pdgen plan`'s text: the plan (pdgen/plan.py builds it) as a table with its formulas."""
+
+from __future__ import annotations
+
+from pdgen.reporters import text_line
+from pdgen.sizing import GIB
+
+
+def _g(value: float | None) -> str:
+    return "?" if value is None else f"{value:.1f}"
+
+
+def text(plan: dict, findings: list | None = None) -> str:
+    out = [f"{plan['name']}: {plan['backend']} ({', '.join(f'{k} {v}' for k, v in plan['variant'].items()) or 'no variant'})"
+           f", {plan['mode']}, chart {plan['chart']}"]
+    model = plan.get("model")
+    if model:
+        est = " (estimated from config.json)" if model["paramsEstimated"] else ""
+        out.append(f"model {model['name']}: {model['paramsB']}B params{est}; KV {model['kvBytesPerToken']:,} B/token "
+                   f"= {model['kvFormula']}")
+    else:
+        out.append("model: not in pdgen's catalog; pass --model-config config.json for memory sizing")
+    a = plan["accelerator"]
+    out.append(f"accelerator {a['product']} ({a['resourceName']}): {a['formula']}" +
+               (f" = {a['usableGiB']:.1f} GiB" if a["usableGiB"] else ""))
+    out.append("")
+    out.append(f"{'role':8} {'inst':>4} {'pods':>4} {'accel':>5}  {'TP':>3} {'PP':>3} {'DP':>3}  "
+               f"{'weights/acc':>11} {'KV/acc':>14} {'headroom/acc':>12}")
+    for r in plan["roles"]:
+        mem = r.get("memoryPerAccelerator")
+        kv = f"{_g(mem['kvGiB'])} GiB/{mem['tokens']}t" if mem else "?"
+        out.append(f"{r['role']:8} {r['instances']:>4} {r['pods']:>4} {r['accelerators']:>5}  {r['tensor']:>3} "
+                   f"{r['pipeline']:>3} {r['data']:>3}  {(_g(mem['weightsGiB']) + ' GiB') if mem else '?':>11} "
+                   f"{kv:>14} {(_g(mem['headroomGiB']) + ' GiB') if mem else '?':>12}")
+    out.append(f"total: {plan['totalAccelerators']} x {a['product']}")
+    if plan["roles"] and plan["roles"][0].get("memoryPerAccelerator"):
+        out.append(f"  ({plan['roles'][0]['memoryPerAccelerator']['formula']})")
+    transfer = plan.get("kvTransfer")
+    if transfer:
+        assumed = " (assumed; --bandwidth-gbps to override)" if transfer["bandwidthAssumed"] else ""
+        out.append(f"KV per request at {transfer['promptTokens']} prompt tokens: "
+                   f"{transfer['bytesPerRequest'] / GIB:.2f} GiB; prefill -> decode over {transfer['protocol']} "
+                   f"at {transfer['bandwidthGbps']:g} Gbit/s{assumed}: {transfer['seconds'] * 1000:.0f} ms "
+                   f"= {transfer['formula']}")
+    for i in plan["infra"]:
+        ports = ", ".join(f"{k} {v}" for k, v in i["ports"].items())
+        out.append(f"infra {i['service']}: {i['where']} ({ports}) because {i['why']}")
+    if not plan["infra"]:
+        out.append("infra: none needed")
+    out.append("ports: " + ", ".join(f"{k} {v}" for k, v in plan["ports"].items()))
+    for d in plan["disabledRules"]:
+        out.append(f"rule {d['rule']} disabled: {d['reason']}")
+    out += [text_line(f) for f in findings or []]
+    return "\n".join(out) + "\n"
