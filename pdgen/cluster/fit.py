@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from pdgen.lint.manifests import Obj, pod_templates
+from pdgen.manifests import Obj, pod_templates, replica_counts
 from pdgen.quantity import to_bytes
 
 
@@ -77,20 +77,7 @@ def workloads(obj: Obj) -> list[Workload]:
     annotations = (obj.data.get("metadata") or {}).get("annotations") or {}
     if "helm.sh/hook" in annotations:
         return []
-    spec = obj.data.get("spec") or {}
-    counts = {}
-    if obj.kind in ("StatefulSet", "Deployment", "ReplicaSet"):
-        counts = {("spec", "template"): int(spec.get("replicas", 1))}
-    elif obj.kind == "Job":
-        counts = {("spec", "template"): int(spec.get("parallelism", 1))}
-    elif obj.kind == "LeaderWorkerSet":
-        groups, size = int(spec.get("replicas", 1)), int((spec.get("leaderWorkerTemplate") or {}).get("size", 1))
-        counts = {("spec", "leaderWorkerTemplate", "leaderTemplate"): groups,
-                  ("spec", "leaderWorkerTemplate", "workerTemplate"): groups * (size - 1)}
-        if not (spec.get("leaderWorkerTemplate") or {}).get("leaderTemplate"):
-            counts = {("spec", "leaderWorkerTemplate", "workerTemplate"): groups * size}
-    elif obj.kind in ("DaemonSet", "Pod"):
-        counts = {("spec", "template") if obj.kind == "DaemonSet" else (): 1}
+    counts = replica_counts(obj)
     out = []
     for path, template in pod_templates(obj):
         if path not in counts or not counts[path]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pdgen.cluster import fit
 from pdgen.cluster.client import Cluster, api_call
 from pdgen.findings import FileResult, Finding, Level
-from pdgen.lint.manifests import Obj, containers, parse, pod_templates
+from pdgen.manifests import Obj, containers, parse, pod_templates
 
 RULE = "preflight"
 

@@ -9,7 +9,7 @@ import re
 
 from pdgen.cluster.client import Cluster, ClusterError
 from pdgen.findings import Finding
-from pdgen.lint.manifests import Obj
+from pdgen.manifests import Obj
 
 RULE = "server"
 # "strict decoding error: unknown field \"spec.template.spec.containers[0].foo\""

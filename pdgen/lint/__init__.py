@@ -8,7 +8,8 @@ import tempfile
 
 from pdgen import render
 from pdgen.findings import FileResult
-from pdgen.lint import flags, kubeconform, manifests, policy, routes, wiring
+from pdgen import manifests
+from pdgen.lint import duplicates, flags, kubeconform, policy, routes, wiring
 
 DEFAULT_KUBE_VERSION = "1.33.0"
 
@@ -61,7 +62,7 @@ def lint_files(paths: list[str], kube_version: str = DEFAULT_KUBE_VERSION,
                 findings += server_lint.check(objects, server, server.namespace)
             index = wiring.build_index(objects)
             findings += wiring.check(objects, index) + routes.check(objects, index.backends())
-            findings += manifests.duplicates(objects) + manifests.duplicate_entries(objects)
+            findings += duplicates.duplicates(objects) + duplicates.duplicate_entries(objects)
             for check in (flags.check, policy.check):
                 findings += check(objects)
             result.findings += findings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pdgen import catalog
 from pdgen.findings import Finding
-from pdgen.lint.manifests import Obj, containers
+from pdgen.manifests import Obj, containers
 
 RULE = "flags.unknown"
 

@@ -12,7 +12,7 @@ import subprocess
 from pdgen import tools
 from pdgen.errors import PdgenError
 from pdgen.findings import Finding
-from pdgen.lint.manifests import Obj
+from pdgen.manifests import Obj
 
 RULE = "kubeconform"
 # With $ref'd schemas kubeconform's validationErrors only say "/spec: validation failed";

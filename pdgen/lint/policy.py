@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from pdgen.findings import Finding
-from pdgen.lint.manifests import Obj, containers, pod_templates, strings
+from pdgen.manifests import Obj, containers, pod_templates, strings
 
 # The same names the topology schema refuses inline values for.
 _CREDENTIAL_NAME = re.compile(r"(?i)((^|_)(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|API_?KEY|ACCESS_?KEY(_?ID)?"

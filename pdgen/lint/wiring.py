@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from pdgen.findings import Finding
-from pdgen.lint.manifests import Obj, containers, pod_templates, strings
+from pdgen.manifests import Obj, containers, pod_templates, strings
 
 _HOSTPORT = re.compile(r"(?:[a-z][a-z0-9+.-]*://)?(?<![A-Za-z0-9_.-])([A-Za-z0-9][A-Za-z0-9.-]*):(\d{1,5})(?![\d])")
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}

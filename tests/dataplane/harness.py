@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator
 
 import yaml
 
+from pdgen import manifests
 from tests.conftest import ROOT
 
 VENV = ROOT / ".tools" / "dataplane-venv"
@@ -85,37 +86,12 @@ class Release:
         return self.hosts[name]
 
 
-@dataclasses.dataclass
-class PodSpec:
-    name: str
-    template: dict
-    subdomain: str = ""                 # the headless Service a controller creates (LWS)
-    injected: dict[str, str] = dataclasses.field(default_factory=dict)  # env a controller adds
-    worker_index: int | None = None     # LWS: 0 is the group's leader
-
-
-def _pods_of(obj: dict, namespace: str) -> list[PodSpec]:
-    spec = obj.get("spec") or {}
-    name = obj["metadata"]["name"]
-    replicas = int(spec.get("replicas", 1))
-    if obj["kind"] in ("StatefulSet", "Deployment", "DaemonSet"):
-        return [PodSpec(f"{name}-{i}", spec["template"]) for i in range(replicas)]
-    if obj["kind"] == "LeaderWorkerSet":
-        # As the LWS controller (sigs.k8s.io/lws v0.7) makes them: group g's leader is pod
-        # <name>-g, its workers <name>-g-w, all under a headless Service <name>; its webhook
-        # adds LWS_LEADER_ADDRESS (<leader>.<name>.<namespace>), LWS_GROUP_SIZE and
-        # LWS_WORKER_INDEX to every container, ahead of the template's own env.
-        lwt = spec["leaderWorkerTemplate"]
-        size = int(lwt.get("size", 1))
-        out = []
-        for g in range(replicas):
-            for w in range(size):
-                template = (lwt.get("leaderTemplate") or lwt["workerTemplate"]) if w == 0 else lwt["workerTemplate"]
-                out.append(PodSpec(f"{name}-{g}" if w == 0 else f"{name}-{g}-{w}", template, name, {
-                    "LWS_LEADER_ADDRESS": f"{name}-{g}.{name}.{namespace}", "LWS_GROUP_SIZE": str(size),
-                    "LWS_WORKER_INDEX": str(w)}, w))
-        return out
-    return []
+def _pods_of(obj: dict, namespace: str) -> list[manifests.PodInstance]:
+    """The pods of a workload as their controllers name them (pdgen's manifest model); the
+    helm-test Pod is not one of them (the tests run its script themselves)."""
+    if obj["kind"] == "Pod":
+        return []
+    return manifests.instances(manifests.Obj(obj["kind"], obj["metadata"]["name"], obj, None, 0), namespace)
 
 
 def _pod_hosts(pod: str, service: str, namespace: str) -> tuple[str, ...]:
@@ -128,10 +104,10 @@ def expand(value: str, env: dict[str, str]) -> str:
     return _VAR.sub(lambda m: env.get(m.group(1), m.group(0)), value.replace("$$(", "\0")).replace("\0", "$(")
 
 
-def load(manifests: str, workdir: pathlib.Path, *, namespace: str) -> Release:
+def load(text: str, workdir: pathlib.Path, *, namespace: str) -> Release:
     """The release's pods (StatefulSets, Deployments, DaemonSets with one node, and
     LeaderWorkerSets), each with its own loopback address and the DNS names that lead to it."""
-    objects = [d for d in yaml.safe_load_all(manifests) if d]
+    objects = [d for d in yaml.safe_load_all(text) if d]
     volumes_root = pathlib.Path(tempfile.mkdtemp(prefix="pdv", dir="/tmp"))
     configmaps = {o["metadata"]["name"]: o.get("data") or {} for o in objects if o["kind"] == "ConfigMap"}
     containers: list[Container] = []
@@ -155,7 +131,7 @@ def load(manifests: str, workdir: pathlib.Path, *, namespace: str) -> Release:
                         for key, text in configmaps.get(source["configMap"]["name"], {}).items():
                             (local / key).write_text(text)
                     mounts[m["mountPath"]] = local
-                env = dict(pod.injected)
+                env = dict(pod.injected_env or {})
                 for e in c.get("env") or []:
                     if "value" in e:
                         env[e["name"]] = expand(str(e["value"]), env)

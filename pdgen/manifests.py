@@ -1,4 +1,8 @@
-"""Rendered manifests -> objects with the source position of every field."""
+"""The manifest model: rendered manifests -> objects with the source position of every
+field, the pod templates of every workload kind (Deployment, StatefulSet, DaemonSet, Job,
+LeaderWorkerSet, Pod; a DynamoGraphDeployment's main containers), how many pods each
+template makes, and the pods themselves as their controllers name them. The lint, the
+cluster commands (preflight's fit) and the data-plane harness read manifests through it."""
 
 from __future__ import annotations
 
@@ -166,54 +170,63 @@ def strings(value: Any, path: tuple = ()) -> Iterator[tuple[tuple, str]]:
             yield from strings(v, path + (i,))
 
 
-def duplicates(objects: list[Obj]) -> list[Finding]:
-    """Two objects with the same API group, kind, namespace and name: the API server keeps
-    only the last one applied (and helm fails on install)."""
-    seen: dict[tuple, Obj] = {}
-    findings = []
-    for obj in objects:
-        meta = obj.data.get("metadata") or {}
-        group = str(obj.data.get("apiVersion", "")).rpartition("/")[0]
-        key = (group, obj.kind, meta.get("namespace", ""), obj.name)
-        if key in seen:
-            first = seen[key]
-            findings.append(obj.finding(("metadata", "name"), f"the same object as line {first.first_line} "
-                                        f"({obj.kind} {obj.name!r}); only one of them can exist",
-                                        "manifest.duplicate"))
-        else:
-            seen[key] = obj
-    return findings
+def replica_counts(obj: Obj) -> dict[tuple, int]:
+    """template path -> the pods it makes (as pod_templates names the paths). A LeaderWorkerSet
+    makes one leader per group and size - 1 workers (all from the worker template when it has
+    no leader template)."""
+    spec = obj.data.get("spec") or {}
+    if obj.kind in ("StatefulSet", "Deployment", "ReplicaSet"):
+        return {("spec", "template"): int(spec.get("replicas", 1))}
+    if obj.kind == "Job":
+        return {("spec", "template"): int(spec.get("parallelism", 1))}
+    if obj.kind == "LeaderWorkerSet":
+        lwt = spec.get("leaderWorkerTemplate") or {}
+        groups, size = int(spec.get("replicas", 1)), int(lwt.get("size", 1))
+        if not lwt.get("leaderTemplate"):
+            return {("spec", "leaderWorkerTemplate", "workerTemplate"): groups * size}
+        return {("spec", "leaderWorkerTemplate", "leaderTemplate"): groups,
+                ("spec", "leaderWorkerTemplate", "workerTemplate"): groups * (size - 1)}
+    if obj.kind == "DaemonSet":
+        return {("spec", "template"): 1}  # per matching node; one node's worth
+    if obj.kind == "Pod":
+        return {(): 1}
+    return {}
 
 
-# Lists the API server keys by a field (x-kubernetes-list-map-keys): two entries with one key
-# fail server-side apply ("duplicate entries for key"), and kubeconform's schemas allow them.
-_KEYED = (("containers", ("name",)), ("initContainers", ("name",)), ("volumes", ("name",)))
-_CONTAINER_KEYED = (("env", ("name",)), ("ports", ("containerPort", "protocol")), ("volumeMounts", ("mountPath",)))
+@dataclass
+class PodInstance:
+    """One pod a workload makes, named as its controller names it."""
+
+    name: str
+    template: dict
+    subdomain: str = ""                  # the headless Service its controller creates (LWS)
+    injected_env: dict[str, str] | None = None  # env its controller adds ahead of the template's
+    worker_index: int | None = None      # LeaderWorkerSet: 0 for the group's leader
 
 
-def duplicate_entries(objects: list[Obj]) -> list[Finding]:
-    findings = []
-    for obj in objects:
-        for path, template in pod_templates(obj):
-            pod = template.get("spec") or {}
-            findings += _dupes(obj, pod, path + ("spec",), _KEYED, None)
-        for path, c, _ in containers(obj):
-            findings += _dupes(obj, c, path, _CONTAINER_KEYED, c.get("name"))
-    return findings
-
-
-def _dupes(obj: Obj, owner: dict, path: tuple, keyed, container) -> list[Finding]:
-    out = []
-    for field, key in keyed:
-        seen: dict[tuple, int] = {}
-        for i, entry in enumerate(owner.get(field) or []):
-            if not isinstance(entry, dict):
-                continue
-            value = tuple(entry.get(k, "TCP" if k == "protocol" else None) for k in key)
-            if value in seen:
-                out.append(obj.finding(path + (field, i), f"{field}[{i}] repeats {field}[{seen[value]}] "
-                                       f"({', '.join(f'{k}={v}' for k, v in zip(key, value))}); the API server "
-                                       "refuses two entries with one key", "manifest.duplicate", container=container))
-            else:
-                seen[value] = i
-    return out
+def instances(obj: Obj, namespace: str) -> list[PodInstance]:
+    """The pods of a workload: <name>-<i> for StatefulSets (and, by the same rule, one per
+    replica of a Deployment, DaemonSet or Job), the object itself for a Pod. For a
+    LeaderWorkerSet, as sigs.k8s.io/lws names them: group g's leader <name>-g, its workers
+    <name>-g-w, all under a headless Service <name>, each with LWS_LEADER_ADDRESS
+    (<leader>.<name>.<namespace>), LWS_GROUP_SIZE and LWS_WORKER_INDEX."""
+    spec = obj.data.get("spec") or {}
+    if obj.kind in ("StatefulSet", "Deployment", "DaemonSet", "Job", "ReplicaSet"):
+        [(path, template)] = list(pod_templates(obj))
+        return [PodInstance(f"{obj.name}-{i}", template) for i in range(replica_counts(obj)[path])]
+    if obj.kind == "Pod":
+        return [PodInstance(obj.name, obj.data)]
+    if obj.kind == "LeaderWorkerSet":
+        lwt = spec.get("leaderWorkerTemplate") or {}
+        size = int(lwt.get("size", 1))
+        out = []
+        for g in range(int(spec.get("replicas", 1))):
+            for w in range(size):
+                template = (lwt.get("leaderTemplate") or lwt.get("workerTemplate") or {}) if w == 0 else \
+                    lwt.get("workerTemplate") or {}
+                env = {"LWS_LEADER_ADDRESS": f"{obj.name}-{g}.{obj.name}.{namespace}", "LWS_GROUP_SIZE": str(size),
+                       "LWS_WORKER_INDEX": str(w)}
+                out.append(PodInstance(f"{obj.name}-{g}" if w == 0 else f"{obj.name}-{g}-{w}", template, obj.name,
+                                       env, w))
+        return out
+    return []
