@@ -11,7 +11,7 @@ PIP := $(PY) -m pip --disable-pip-version-check --quiet
 
 include tools/versions.env
 
-.PHONY: help setup cluster dataplane test e2e-bench demo bench verify fixtures golden fuzz clean
+.PHONY: help setup cluster dataplane lint test test-fast e2e-bench demo bench verify fixtures golden fuzz clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,8 +39,16 @@ cluster: setup ## Build the real control plane (etcd, kube-apiserver, scheduler,
 dataplane: setup ## Install the data-plane components (Dynamo, sglang-router, Mooncake, datasystem, nats-server, prometheus) into .tools/dataplane-venv (~2 min once)
 	PYTHON=$(PYTHON) bash scripts/install-dataplane.sh
 
-test: setup cluster e2e-bench dataplane ## Set up, then run the whole test suite (real control plane, data plane, real-model bench e2e)
+lint: setup ## ruff over the Python, mypy over pdgen/, helm lint --strict over every chart
+	$(VENV)/bin/ruff check pdgen tests scripts bench
+	$(VENV)/bin/mypy
+	bash scripts/lint-charts.sh
+
+test: setup lint cluster e2e-bench dataplane ## Set up and lint, then run the whole test suite (real control plane, data plane, real-model bench e2e)
 	$(PY) -m pytest
+
+test-fast: setup ## The edit-test loop: unit, acceptance and bench tests only (about a minute)
+	$(PY) -m pytest -q -x tests/unit tests/acceptance tests/bench
 
 e2e-bench: setup ## Build llama-server + SmolLM2 (~6 min, once) and run the bench end to end on it
 	PYTHON=$(PY) bash scripts/install-llama.sh
@@ -61,20 +69,13 @@ bench: setup ## Benchmarks: validate rate; render vs helm; lint vs kubeconform; 
 	$(PY) bench/client_throughput.py
 
 fixtures: setup ## Regenerate tests/fixtures/{invalid,rules/*}/*.expected (review the diff!)
-	@cd tests/fixtures/invalid && for f in *.yaml; do \
-	    ../../../$(PDGEN) validate --format text "$$f" > "$${f%.yaml}.expected" || [ $$? -eq 1 ]; done
-	@for d in tests/fixtures/rules/*/; do (cd "$$d" && \
-	    ../../../../$(PDGEN) validate --format text fail.yaml > fail.expected || [ $$? -eq 1 ]); done
+	bash scripts/regenerate.sh fixtures
 
 golden: setup ## Regenerate values/ and tests/golden/ from examples/, and the generated chart schemas
-	$(PY) scripts/gen_values_schemas.py
-	$(PY) scripts/goldens.py
+	bash scripts/regenerate.sh golden
 
-verify: fixtures golden ## Regenerate every generated file and fail if it differs from what is committed
-	@[ ! -f ../shared/reference/flag-oracle.json ] || $(PY) scripts/build_flag_catalog.py
-	@drift=$$(git status --porcelain -- tests/fixtures tests/golden values charts pdgen/data schemas); \
-	if [ -n "$$drift" ]; then echo "$$drift"; \
-	    echo "generated files drifted from what is committed: review and commit them, or fix the change" >&2; exit 1; fi
+verify: setup ## Regenerate every generated file in a temporary copy and fail if one differs from the tree
+	bash scripts/verify.sh
 
 clean: ## Remove .venv, .tools and build output
 	rm -rf $(VENV) .tools out build *.egg-info .pytest_cache

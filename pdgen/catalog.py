@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 import json
 import shlex
+from collections.abc import Sequence
 from importlib import resources
-from typing import Sequence
 
 
 @functools.cache

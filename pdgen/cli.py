@@ -11,13 +11,13 @@ import click
 
 from pdgen import __version__, lint, models, render, reporters, schema, tools
 from pdgen import plan as planner
-from pdgen.reporters import plan as plan_report
-from pdgen.reporters import status as status_report
 from pdgen.bench.cli import bench
 from pdgen.cli_options import cluster_options, default_format, findings_format, report_format, strict_option
 from pdgen.errors import PdgenError
 from pdgen.findings import Finding, Written
 from pdgen.fsutil import write_atomic
+from pdgen.reporters import plan as plan_report
+from pdgen.reporters import status as status_report
 from pdgen.validate import check_file
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_TOOL = 0, 1, 2, 3
@@ -91,7 +91,7 @@ def render_cmd(topologies: tuple[str, ...], out: str, values_only: bool, kube_ve
     except render.CompilerBug as exc:
         raise PdgenError(str(exc)) from None
     seen: dict[str, str] = {}
-    for path, item in zip(topologies, done):
+    for path, item in zip(topologies, done, strict=True):
         if item.ok and item.name in seen:
             line, column = item.result.source.position(("metadata", "name"))
             item.result.findings.append(Finding(path, line, column, "$.metadata.name",
@@ -156,7 +156,7 @@ def plan_cmd(topology: str, fmt: str, model_config: str | None, prompt_tokens: i
     accelerator (weights / KV / headroom), KV bytes per token and per request, KV transfer
     time, infra and ports; each derived value with its formula."""
     result = check_file(topology, model_config)
-    if result.has_errors:
+    if result.has_errors or result.document is None or result.effective is None or result.values is None:
         click.echo(reporters.render("text", [result]), nl=False)
         sys.exit(EXIT_FINDINGS)
     name = result.document["spec"]["model"]["name"]
@@ -213,7 +213,7 @@ def status_cmd(release: str, fmt: str, kubeconfig: str | None, context: str | No
 
     if os.path.isfile(release):
         result = check_file(release)
-        if result.has_errors:
+        if result.has_errors or result.document is None or result.effective is None:
             click.echo(reporters.render("text", [result]), nl=False)
             sys.exit(EXIT_FINDINGS)
         release, namespace = result.document["metadata"]["name"], namespace or result.effective["metadata"][

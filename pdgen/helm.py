@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import resource
 import subprocess
-from typing import Sequence
+from collections.abc import Sequence
 
 from pdgen import tools
 from pdgen.errors import PdgenError

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -101,7 +101,7 @@ class _Builder:
         self.count = 0
         self.active: set[int] = set()  # nodes on the current descent, to catch recursive aliases
 
-    def fatal(self, node: yaml.Node, path: Path, message: str, rule: str) -> None:
+    def fatal(self, node: yaml.Node, path: Path, message: str, rule: str) -> NoReturn:
         line, column = _pos(node.start_mark)
         self.doc.findings.append(Finding(self.doc.file, line, column, json_path(path), message, rule))
         raise _Abort
@@ -125,6 +125,7 @@ class _Builder:
         try:
             if isinstance(node, yaml.SequenceNode):
                 return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
+            assert isinstance(node, yaml.MappingNode)  # the tags above leave only mappings
             return self.mapping(node, path)
         finally:
             self.active.discard(id(node))

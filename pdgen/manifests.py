@@ -7,8 +7,9 @@ cluster commands (preflight's fit) and the data-plane harness read manifests thr
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from pdgen import loader
 from pdgen.findings import Finding, Level
@@ -42,9 +43,9 @@ def parse(text: str, file: str) -> tuple[list[Obj], list[Finding]]:
     separators = list(_SEPARATOR.finditer(text))
     starts = [0] + [m.end() for m in separators]
     ends = [m.start() for m in separators] + [len(text)]
-    for start, end in zip(starts, ends):
+    for start, end in zip(starts, ends, strict=True):
         chunk = text[start:end]
-        if not chunk.strip() or all(l.startswith("#") or not l.strip() for l in chunk.splitlines()):
+        if not chunk.strip() or all(line.startswith("#") or not line.strip() for line in chunk.splitlines()):
             continue
         first_line = text.count("\n", 0, start) + 1
         doc = loader.load(chunk.encode(), file)

@@ -14,5 +14,8 @@ def to_bytes(quantity: str | int) -> int:
     """A Kubernetes size quantity (schema-checked) as a number of bytes."""
     if isinstance(quantity, int):
         return quantity
-    number, suffix = _QUANTITY.match(quantity).groups()
+    match = _QUANTITY.match(quantity)
+    if match is None:  # the schema's pattern makes this unreachable for validated input
+        raise ValueError(f"not a Kubernetes quantity: {quantity!r}")
+    number, suffix = match.groups()
     return int(Decimal(number) * _FACTOR[suffix])

@@ -12,8 +12,9 @@ import difflib
 import functools
 import json
 import re
+from collections.abc import Iterator
 from importlib import resources
-from typing import Any, Iterator
+from typing import Any
 
 import fastjsonschema
 from jsonschema import Draft202012Validator

@@ -40,7 +40,7 @@ def main() -> int:
                      spec["mode"], f"out/{rendered.name}/", accelerators(topology), None])
     manifests = [f"out/{row[3].split('/')[1]}/manifests.yaml" for row in rows if row[5] is None]
     linted = lint.lint_files(manifests)
-    for row, result in zip([r for r in rows if r[5] is None], linted):
+    for row, result in zip([r for r in rows if r[5] is None], linted, strict=True):
         errors = sum(f.level is Level.ERROR for f in result.findings)
         objects = sum(1 for d in yaml.safe_load_all((ROOT / result.file).read_text()) if d)
         row[5] = f"{objects} objects, {errors} lint errors, {len(result.findings) - errors} warnings"
@@ -48,7 +48,7 @@ def main() -> int:
     header = ("topology", "backend (variant)", "mode", "output", "accelerators", "lint")
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     for row in [header] + rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     print(f"\n{len(rows)} topologies rendered into out/ and linted offline "
           "(kubeconform strict, wiring, engine flags, policy).")
     return 1 if failed else 0

@@ -7,7 +7,7 @@ reported as a problem at its topology path, never silently dropped.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from pdgen.backends import ascend_yuanrong, dynamo, sglang_mooncake, vllm_mooncake
 from pdgen.backends.common import Compiled, Problem

@@ -6,7 +6,6 @@ from pdgen.backends import common
 from pdgen.backends.common import Compiled
 
 
-
 def compile(topology: dict) -> Compiled:
     spec = topology["spec"]
     compiled = Compiled({})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import pathlib
 import sys
@@ -105,13 +106,13 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) 
                    for opt in p.opts if opt.startswith("--") and opt != "--config"}
         defaults = {}
         for key, item in data.items():
-            param = by_flag.get(str(key)) or by_flag.get(str(key).replace("_", "-"))
-            if param is None:
+            option = by_flag.get(str(key)) or by_flag.get(str(key).replace("_", "-"))
+            if option is None:
                 raise click.BadParameter(f"{value}: {key!r} is not an option of `pdgen bench {ctx.command.name}`; "
                                          f"known: {', '.join(sorted(by_flag))}")
-            if param.multiple and not isinstance(item, list):
+            if option.multiple and not isinstance(item, list):
                 item = [item]  # slo: "ttft:2000" means one value, not its characters
-            defaults[param.name] = item
+            defaults[option.name] = item
         ctx.default_map = defaults
     return value
 
@@ -236,8 +237,7 @@ def mock_cmd(host, port, ttft_ms, per_word_ms, itl_ms, usage, no_role_chunk, no_
                         role_chunk=not no_role_chunk, usage=usage, cache=not no_cache)
     try:  # a faster event loop keeps the mock from being the bottleneck of client benchmarks
         import uvloop
-        loop = uvloop.new_event_loop()
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
     except ImportError:  # pragma: no cover
-        import asyncio
         loop = asyncio.new_event_loop()
     web.run_app(create_app(config), host=host, port=port, print=lambda *_: None, loop=loop)

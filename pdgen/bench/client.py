@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import aiohttp
 
@@ -75,7 +75,7 @@ async def _one(session: aiohttp.ClientSession, spec: RunSpec, url: str, record: 
                     raise
         if not record.content_times:
             record.error = "the stream carried no content"
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         record.error = f"{type(exc).__name__}: {exc}"
     finally:
         record.end = time.perf_counter() - t0
@@ -109,7 +109,7 @@ async def run_requests(spec: RunSpec, prompts: list[str], groups: list[int | Non
         async with aiohttp.ClientSession(connector=connector, timeout=timeout,
                                          read_bufsize=4 * 2**20) as session:
             t0 = time.perf_counter()
-            await asyncio.gather(*(_one(session, spec, url, r, p, t0, gate, done) for r, p in zip(records, prompts)))
+            await asyncio.gather(*(_one(session, spec, url, r, p, t0, gate, done) for r, p in zip(records, prompts, strict=True)))
     finally:
         gc.unfreeze()
     return records

@@ -25,7 +25,7 @@ try:  # several times faster per SSE message; the stdlib parser gives the same r
     from orjson import JSONDecodeError as _DecodeError
     from orjson import loads as _loads
 except ImportError:  # pragma: no cover - orjson is a dependency, but stay usable without it
-    _loads, _DecodeError = json.loads, json.JSONDecodeError
+    _loads, _DecodeError = json.loads, json.JSONDecodeError  # type: ignore[assignment,misc]
 
 
 @dataclass
@@ -117,7 +117,7 @@ def per_request(r: RequestRecord) -> dict[str, Any]:
         len(r.content_times), "chunks")
     tpot = (e2el - ttft) / (n_out - 1) if n_out > 1 else 0.0
     return {"ttft": ttft, "e2el": e2el, "tpot": tpot, "output_tokens": n_out, "output_tokens_source": source,
-            "itls": [b - a for a, b in zip(r.content_times, r.content_times[1:])],
+            "itls": [b - a for a, b in zip(r.content_times, r.content_times[1:], strict=False)],
             "chunks_per_token": len(r.content_times) / n_out if n_out else 0.0}
 
 
@@ -153,7 +153,7 @@ def aggregate(records: list[RequestRecord], *, slo_ms: dict[str, float] | None =
     }
     # The client itself is a suspect when it sends late or slower than asked (inference-perf's signal).
     result["client_healthy"] = result["p99_schedule_delay_ms"] <= 10 and (
-        result["achieved_rate"] is None or result["achieved_rate"] >= 0.95 * requested_rate)
+        result["achieved_rate"] is None or result["achieved_rate"] >= 0.95 * (requested_rate or 0))
     result.update(_stats("ttft", [p["ttft"] for p in per], percentiles))
     result.update(_stats("tpot", [p["tpot"] for p in per if p["output_tokens"] > 1], percentiles))
     result.update(_stats("itl", [g for p in per for g in p["itls"]], percentiles))

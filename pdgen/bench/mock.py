@@ -67,9 +67,9 @@ def create_app(config: MockConfig | None = None) -> web.Application:
         tokens = [f"t{i} " for i in range(n_out)]
         if not body.get("stream"):
             text = "".join(tokens)
-            choice = {"index": 0, "message": {"role": "assistant", "content": text}} if chat else \
+            whole = {"index": 0, "message": {"role": "assistant", "content": text}} if chat else \
                 {"index": 0, "text": text}
-            return web.json_response({"id": "mock", "model": config.model, "choices": [choice], "usage": usage})
+            return web.json_response({"id": "mock", "model": config.model, "choices": [whole], "usage": usage})
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
 

@@ -37,7 +37,7 @@ def _charts(rounds: list[dict], details: list[dict], out: pathlib.Path) -> list[
     save(fig, ax, "TTFT percentiles per round", "latency.png")
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    for label, d in zip(labels, details):
+    for label, d in zip(labels, details, strict=True):
         ttfts = sorted((r["content_times"][0] - r["sent"]) * 1000 for r in d.get("requests", []) if r["content_times"])
         if ttfts:
             ax.step(ttfts, [(i + 1) / len(ttfts) for i in range(len(ttfts))], where="post", label=label)

@@ -12,8 +12,8 @@ import hashlib
 import json
 import pathlib
 import secrets
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 from pdgen import __version__
 from pdgen.bench import metrics
@@ -55,7 +55,7 @@ def execute(plan: Plan, progress: Callable[[int, int], None] | None = None) -> d
             round_prompts = [f"[{run_nonce}] {p}" for p in prompts]
         finished = [0]
 
-        def done(number: int = number) -> None:
+        def done(number: int = number, finished: list[int] = finished) -> None:
             finished[0] += 1
             if progress:
                 progress(number, finished[0])
@@ -66,7 +66,7 @@ def execute(plan: Plan, progress: Callable[[int, int], None] | None = None) -> d
         rounds.append({"round": number, "cold": cold, **stats, "requests": metrics.records_to_json(records)})
     dataset_hash = hashlib.sha256("\n".join(prompts).encode()).hexdigest()
     summary = {
-        "metadata": {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "metadata": {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                      "pdgen_version": __version__, "label": plan.label, "scenario": plan.scenario,
                      "base_url": plan.run.base_url, "model": plan.run.model, "api": plan.run.api,
                      "num_prompts": len(prompts), "max_tokens": plan.run.max_tokens,

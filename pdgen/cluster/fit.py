@@ -51,7 +51,7 @@ def _requests(pod: dict) -> dict[str, int]:
         res = container.get("resources") or {}
         amounts = {**(res.get("limits") or {}), **(res.get("requests") or {})}  # requests default to limits
         return Counter({k: quantity(k, v) for k, v in amounts.items()})
-    total = Counter()
+    total: Counter = Counter()
     for c in pod.get("containers") or []:
         total += of(c)
     for c in pod.get("initContainers") or []:

@@ -7,7 +7,9 @@ required anti-affinity says so). Findings point at the topology setting behind e
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pdgen.cluster import fit
 from pdgen.cluster.client import Cluster, api_call
@@ -78,6 +80,7 @@ def _path_of(topology: dict, value: str) -> tuple:
     def walk(node, path):
         if node == value:
             return path
+        items: Iterable[tuple[Any, Any]]
         if isinstance(node, dict):
             items = node.items()
         elif isinstance(node, list):

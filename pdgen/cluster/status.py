@@ -155,8 +155,8 @@ def collect(cluster: Cluster, release: str, namespace: str) -> Status:
         slices = api_call("list EndpointSlices", discovery.list_namespaced_endpoint_slice, namespace,
                           label_selector=f"kubernetes.io/service-name={name}")
         publish = bool(service.spec.publish_not_ready_addresses)
-        ready = [ep for s in (slices.items if slices else []) for ep in (s.endpoints or [])
+        endpoints = [ep for s in (slices.items if slices else []) for ep in (s.endpoints or [])
                  if publish or (ep.conditions and ep.conditions.ready)]
-        if not ready:
+        if not endpoints:
             status.services_without_endpoints.append(name)
     return status

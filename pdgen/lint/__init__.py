@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 import tempfile
 
-from pdgen import render
+from pdgen import manifests, render
 from pdgen.findings import FileResult
-from pdgen import manifests
 from pdgen.lint import duplicates, flags, kubeconform, policy, routes, wiring
 
 DEFAULT_KUBE_VERSION = "1.33.0"
@@ -29,7 +28,8 @@ def lint_files(paths: list[str], kube_version: str = DEFAULT_KUBE_VERSION,
         with open(path, "rb") as fh:
             raws[path] = fh.read()
     topologies = [p for p in paths if _is_topology(raws[p])]
-    renders = dict(zip(topologies, render.render_files(topologies, kube_version=kube_version, helm_path=helm_path)))
+    renders = dict(zip(topologies, render.render_files(topologies, kube_version=kube_version, helm_path=helm_path),
+                       strict=True))
     for path in paths:
         raw = raws[path]
         if path in renders:
@@ -46,16 +46,16 @@ def lint_files(paths: list[str], kube_version: str = DEFAULT_KUBE_VERSION,
         return results
     with tempfile.TemporaryDirectory(prefix="pdgen-lint-") as tmp:
         on_disk = []
-        for i, (_, text, path) in enumerate(inputs):
-            if path is None:
-                path = os.path.join(tmp, f"rendered-{i}.yaml")
+        for i, (_, text, given) in enumerate(inputs):
+            path = given if given is not None else os.path.join(tmp, f"rendered-{i}.yaml")
+            if given is None:
                 with open(path, "w", encoding="utf-8") as fh:
                     fh.write(text)
             on_disk.append(path)
         proc = kubeconform.start(on_disk, kube_version)
         parsed: dict[str, list] = {}
         display = {}
-        for (result, text, _), path in zip(inputs, on_disk):
+        for (result, text, _), path in zip(inputs, on_disk, strict=True):
             objects, findings = manifests.parse(text, result.file)
             if server is not None:
                 from pdgen.cluster import server_lint

@@ -53,7 +53,7 @@ def _dupes(obj: Obj, owner: dict, path: tuple, keyed, container) -> list[Finding
             value = tuple(entry.get(k, "TCP" if k == "protocol" else None) for k in key)
             if value in seen:
                 out.append(obj.finding(path + (field, i), f"{field}[{i}] repeats {field}[{seen[value]}] "
-                                       f"({', '.join(f'{k}={v}' for k, v in zip(key, value))}); the API server "
+                                       f"({', '.join(f'{k}={v}' for k, v in zip(key, value, strict=True))}); the API server "
                                        "refuses two entries with one key", "manifest.duplicate", container=container))
             else:
                 seen[value] = i

@@ -167,7 +167,7 @@ def _arg_pairs(args: list[str]) -> list[tuple[int, str, int]]:
             if token == hosts_flag and ports_flag in args:
                 hosts = _values_after(args, i)
                 ports = _values_after(args, args.index(ports_flag))
-                out += [(i + 1 + k, h, int(p)) for k, (h, p) in enumerate(zip(hosts, ports)) if p.isdigit()]
+                out += [(i + 1 + k, h, int(p)) for k, (h, p) in enumerate(zip(hosts, ports, strict=False)) if p.isdigit()]
     return out
 
 
@@ -206,10 +206,10 @@ def check(objects: list[Obj], index: Index | None = None) -> list[Finding]:
                 spec = c.get(probe) or {}
                 for kind in ("httpGet", "tcpSocket", "grpc"):
                     if kind in spec:
-                        port = str(spec[kind].get("port"))
-                        if port not in declared:
+                        target = str(spec[kind].get("port"))
+                        if target not in declared:
                             findings.append(obj.finding(path + (probe, kind, "port"),
-                                                        f"{probe} targets port {port}, which the container does not declare",
+                                                        f"{probe} targets port {target}, which the container does not declare",
                                                         "wiring.probe-port", container=name))
             argv = [str(a) for a in (c.get("command") or []) + (c.get("args") or [])]
             offset = len(c.get("command") or [])

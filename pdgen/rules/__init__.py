@@ -14,9 +14,9 @@ rule off with a recorded reason:
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Callable, Iterable
 
 from pdgen.findings import Finding, Level
 from pdgen.loader import Document, json_path
@@ -30,7 +30,7 @@ class Rule:
     id: str
     level: Level
     doc: str
-    check: Callable[["Context"], Iterable[tuple]]
+    check: Callable[[Context], Iterable[tuple]]
 
 
 @dataclass

@@ -38,7 +38,7 @@ def check(ctx):
     product = ctx.spec["accelerator"].get("product", ctx.spec["accelerator"]["type"])
     for role in ctx.engine_roles():
         m = role_memory(ctx.topology, ctx.model, role)
-        if m.capacity is None:
+        if m.capacity is None or m.usable is None or m.headroom is None:
             return
         where = ("spec", role, "parallelism")
         usable, weights, kv = m.usable / GIB, m.weights / GIB, m.kv_full_context / GIB

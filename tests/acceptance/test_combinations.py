@@ -39,7 +39,7 @@ def topology(backend: str, variant: dict, mode: str) -> dict:
                   "model": {"name": "Qwen/Qwen2.5-7B-Instruct", "source": {"pvc": {"claimName": "models"}}}}
     if mode == "disaggregated":
         spec.update(prefill={}, decode={})
-        for key, value in variant.items():
+        for value in variant.values():
             spec.update(REQUIRED.get((backend, value), {}))
     else:
         spec["server"] = {}

@@ -60,7 +60,7 @@ def test_render_is_byte_identical_on_rerun(runner, tmp_path):
 
 def test_the_printed_command_installs_the_written_values(runner, tmp_path):
     result = run(runner, "render", "-o", str(tmp_path), "--format", "text", SGLANG)
-    line = next(l.strip() for l in result.output.splitlines() if l.strip().startswith("helm upgrade"))
+    line = next(ln.strip() for ln in result.output.splitlines() if ln.strip().startswith("helm upgrade"))
     assert line == (f"helm upgrade --install sglang-pd charts/sglang-mooncake --namespace default --create-namespace "
                     f"-f {tmp_path}/sglang-pd/values.yaml")
     assert (tmp_path / "sglang-pd" / "helm-command.txt").read_text() == (

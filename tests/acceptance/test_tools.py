@@ -7,8 +7,8 @@ import subprocess
 import pytest
 
 from pdgen import tools
-from pdgen.errors import ToolNotFoundError
 from pdgen.cli import cli
+from pdgen.errors import ToolNotFoundError
 from tests.conftest import ROOT
 
 

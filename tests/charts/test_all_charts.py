@@ -10,8 +10,17 @@ import pytest
 import yaml
 
 from pdgen import helm, tools
-from tests.charts.helpers import (BACKENDS, CHARTS, HELMS, KUBE_VERSIONS, ci_files, ci_values, kubeconform,
-                                  render_text, scenarios)
+from tests.charts.helpers import (
+    BACKENDS,
+    CHARTS,
+    HELMS,
+    KUBE_VERSIONS,
+    ci_files,
+    ci_values,
+    kubeconform,
+    render_text,
+    scenarios,
+)
 
 SCENARIOS = scenarios()
 
@@ -104,6 +113,7 @@ def test_every_value_is_documented(chart):
 def test_values_schemas_are_generated_and_current():
     import subprocess
     import sys
+
     from tests.conftest import ROOT
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_values_schemas.py"), "--check"],
                           capture_output=True, text=True)

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from pdgen import helm
-from tests.charts.helpers import arg_after, ci_values, container, find, render, render_text, pod_spec
+from tests.charts.helpers import arg_after, ci_values, container, find, pod_spec, render, render_text
 
 CHART = "dynamo"
 

@@ -71,6 +71,7 @@ def test_the_check_catches_a_renamed_flag():
 def test_catalog_is_current_with_the_reference():
     import subprocess
     import sys
+
     from tests.conftest import ROOT
     if not (ROOT.parent / "shared" / "reference" / "flag-oracle.json").exists():
         pytest.skip("../shared is not beside this checkout")

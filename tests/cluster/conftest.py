@@ -40,8 +40,8 @@ def cluster(tmp_path_factory):
                           .get("status") or {}).get("conditions") or []))
             spec = crd["spec"]
             for version in spec["versions"]:  # established is not yet listable ("storage is initializing")
-                cp.wait_for(f"{name} {version['name']} listable", lambda v=version["name"]: cp.get(
-                    f"/apis/{spec['group']}/{v}/{spec['names']['plural']}") is not None)
+                cp.wait_for(f"{name} {version['name']} listable", lambda v=version["name"], s=spec: cp.get(
+                    f"/apis/{s['group']}/{v}/{s['names']['plural']}") is not None)
         yield Cluster(cp)
     finally:
         cp.stop()

@@ -89,7 +89,7 @@ def _scheduled_and_served(cluster, namespace: str, release: str) -> None:
 
 def _ready(cluster, namespace: str, release: str) -> None:
     def all_ready():
-        for kind, path in (("StatefulSet", "statefulsets"), ("Deployment", "deployments")):
+        for path in ("statefulsets", "deployments"):
             for obj in cluster.cp.get(f"/apis/apps/v1/namespaces/{namespace}/{path}",
                                       labelSelector=f"app.kubernetes.io/instance={release}")["items"]:
                 want = obj["spec"].get("replicas", 1)

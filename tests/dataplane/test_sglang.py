@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.parse
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -88,7 +88,7 @@ def test_sglang_router_drives_prefill_and_decode_as_rendered(release, tmp_path, 
             for r in gen:
                 rooms.setdefault(r["body"]["bootstrap_room"], []).append(r)
             assert len(rooms) == 4
-            for room, pair in rooms.items():
+            for pair in rooms.values():
                 (pre,), (dec,) = ([r for r in pair if r["role"] == "prefill"], [r for r in pair if r["role"] == "decode"])
                 assert pre["body"]["bootstrap_host"] == dec["body"]["bootstrap_host"] == hosts[pre["host"]]
                 assert pre["body"]["bootstrap_port"] == dec["body"]["bootstrap_port"] == bootstrap[pre["host"]]

@@ -67,7 +67,7 @@ def check_render_and_lint(outcome: Outcome, *, batch: int = 40, rerender: int = 
         for start in range(0, len(paths), batch):
             chunk = _renderable(paths[start:start + batch], outcome)
             results = lint.lint_files([manifests for _, manifests in chunk])
-            for (path, _), result in zip(chunk, results):
+            for (path, _), result in zip(chunk, results, strict=True):
                 if result.findings:
                     outcome.problems.append("validate accepted but lint found:\n" +
                                             "\n".join(f"  {f.json_path}: {f.message} [{f.rule}]"
@@ -75,7 +75,7 @@ def check_render_and_lint(outcome: Outcome, *, batch: int = 40, rerender: int = 
                                             f"\n{pathlib.Path(path).read_text()}")
         sample = random.Random(seed).sample(paths, min(rerender, len(paths)))
         first, again = render.render_files(sample), render.render_files(sample)
-        for path, a, b in zip(sample, first, again):
+        for path, a, b in zip(sample, first, again, strict=True):
             if a.manifests != b.manifests or a.values_text != b.values_text:
                 outcome.problems.append(f"render is not deterministic for\n{pathlib.Path(path).read_text()}")
 

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Regenerate the generated files of the checkout this script is in (or of --root DIR):
+#
+#   fixtures  tests/fixtures/invalid/*.expected and tests/fixtures/rules/*/fail.expected
+#   golden    the charts' values.schema.json, values/<example>.yaml and tests/golden/
+#   catalog   pdgen/data/flags.json, when ../shared/reference/flag-oracle.json is there
+#   all       all three
+#
+# It runs that checkout's own pdgen (PYTHONPATH), with the interpreter of this checkout's
+# .venv (PY=... to choose another), so `make verify` can regenerate a copy of the tree.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+if [ "${1:-}" = "--root" ]; then root=$(cd "$2" && pwd); shift 2; fi
+py=${PY:-$root/.venv/bin/python}
+what=${1:?usage: regenerate.sh [--root DIR] fixtures|golden|catalog|all}
+cd "$root"
+export PYTHONPATH=$root
+pdgen() { "$py" -m pdgen "$@"; }
+
+fixtures() {
+  local f d
+  for f in tests/fixtures/invalid/*.yaml; do
+    (cd tests/fixtures/invalid && pdgen validate --format text "$(basename "$f")" >"$(basename "${f%.yaml}").expected") \
+      || [ $? -eq 1 ]
+  done
+  for d in tests/fixtures/rules/*/; do
+    (cd "$d" && pdgen validate --format text fail.yaml >fail.expected) || [ $? -eq 1 ]
+  done
+}
+golden() {
+  "$py" scripts/gen_values_schemas.py
+  "$py" scripts/goldens.py
+}
+catalog() {
+  if [ -f ../shared/reference/flag-oracle.json ]; then "$py" scripts/build_flag_catalog.py; fi
+}
+
+case $what in
+  fixtures|golden|catalog) "$what" ;;
+  all) fixtures; golden; catalog ;;
+  *) echo "regenerate.sh: unknown target $what" >&2; exit 2 ;;
+esac
