@@ -16,14 +16,11 @@ import time
 import yaml
 
 from pdgen import schema
+from pdgen.backends import BACKENDS as REGISTRY
 from pdgen.validate import check_bytes
 
-BACKENDS = {
-    "sglang-mooncake": {},
-    "vllm-mooncake": {"connector": "lmcache"},
-    "dynamo": {"engine": "vllm", "deployment": "standalone"},
-    "ascend-yuanrong": {"kvBackend": "datasystem"},
-}
+# Each backend with its default variant (the first value of each variant key).
+BACKENDS = {name: b.variant_combinations()[0] for name, b in REGISTRY.items()}
 
 
 def topology(i: int, rng: random.Random) -> bytes:

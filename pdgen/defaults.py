@@ -1,53 +1,24 @@
-"""Every default of a topology, in one place.
+"""Every default of a topology, applied in one place.
 
 Static defaults are the schema's own ``default`` keywords (so editors show them too);
-``effective()`` applies them. Defaults that depend on the backend, mode or variant live in
-the tables below. Image tags are not here: each chart pins its engine release
-(Chart.yaml appVersion) and pdgen passes an image only when the topology names one.
+``effective()`` applies them. Defaults that depend on the backend are in its descriptor
+(pdgen/backends/<name>.py, ``defaults``); the ones that depend on other settings are below.
+Image tags are not here: each chart pins its engine release (Chart.yaml appVersion) and
+pdgen passes an image only when the topology names one.
 """
 
 from __future__ import annotations
 
 import functools
 import posixpath
+from collections.abc import Mapping
 from typing import Any
 
+from pdgen import backends
 from pdgen.schema import topology_schema
-
-# Upstream defaults, per backend (see ../shared/reference/backends.md).
-BACKEND_DEFAULTS: dict[str, dict[str, Any]] = {
-    "sglang-mooncake": {
-        "variant": {},
-        "accelerator": {"type": "nvidia"},
-        "ports": {"http": 30000, "bootstrap": 8998},
-        "routing": {"policy": "cache-aware"},
-    },
-    "vllm-mooncake": {
-        "variant": {"connector": "p2p"},
-        "accelerator": {"type": "nvidia"},
-        "ports": {"http": 8000, "bootstrap": 8998},
-        "routing": {"policy": "round-robin"},
-    },
-    "dynamo": {
-        "variant": {"engine": "vllm", "deployment": "standalone"},
-        "accelerator": {"type": "nvidia"},
-        "ports": {"http": 8000, "bootstrap": 8998},
-        "routing": {"policy": "round-robin"},
-    },
-    "ascend-yuanrong": {
-        "variant": {"kvBackend": "datasystem"},
-        "accelerator": {"type": "ascend"},
-        "ports": {"http": 8000},
-        "routing": {"policy": "round-robin"},
-    },
-}
 
 ACCELERATOR_RESOURCE = {"nvidia": "nvidia.com/gpu", "ascend": "huawei.com/Ascend910"}
 
-# What each engine rank gives the Mooncake store, and LMCache's CPU pool, when the topology
-# does not say (the vllm-mooncake chart's values.yaml holds the same; a test keeps them equal).
-MOONCAKE_STORE = {"globalSegmentSize": 30 * 2**30, "localBufferSize": 2**30}
-LMCACHE_MAX_LOCAL_CPU_GIB = 5
 MODEL_ROOT = "/models"
 
 
@@ -101,7 +72,7 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def _merge_missing(target: dict, defaults: dict) -> None:
+def _merge_missing(target: dict, defaults: Mapping[str, Any]) -> None:
     for key, value in defaults.items():
         if key not in target:
             target[key] = _copy(value)
@@ -114,7 +85,7 @@ def effective(topology: dict) -> dict:
     input is not modified."""
     doc = _copy(topology)
     spec = doc["spec"]
-    _merge_missing(spec, BACKEND_DEFAULTS[spec["backend"]])
+    _merge_missing(spec, backends.of(spec).defaults)
     if spec.get("mode", "disaggregated") == "disaggregated":
         spec.setdefault("router", {})
     model = spec["model"]

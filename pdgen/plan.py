@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from pdgen import backends, charts, models
-from pdgen.rules.infra import needs
 from pdgen.sizing import GIB, USABLE, role_memory
 
 # Assumed per-instance KV transfer bandwidth, Gbit/s (override with --bandwidth-gbps).
@@ -73,7 +72,7 @@ def build(t: dict, compiled_values: dict, *, model: models.ModelFacts | None, pr
             "bandwidthAssumed": bandwidth_gbps is None, "seconds": per_request * 8 / (gbps * 1e9),
             "formula": f"{model.kv_bytes_per_token()} B/token x {tokens} tokens x 8 / ({gbps:g} Gbit/s)"}
     plan["infra"] = []
-    for name, (needed, why) in needs(spec).items():
+    for name, (needed, why) in backends.of(spec).infra(spec).items():
         cfg = values.get("infra", {}).get(name)
         if not needed or cfg is None:
             continue

@@ -15,20 +15,21 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 ORACLE = ROOT.parent / "shared" / "reference" / "flag-oracle.json"
 OUT = ROOT / "pdgen" / "data" / "flags.json"
 
-# tool -> the release our charts pin (None: the tool has a single extracted source).
-PINS = {
-    "sglang.launch_server": "0.5.23",
-    "sglang_router.launch_router": "0.3.2",
-    "vllm.serve": "0.33.0",
-    "dynamo.frontend": "1.6.1",
-    "dynamo.vllm": "1.6.1",
-    "dynamo.sglang": "1.6.1",
-    "mooncake_master": "v0.3.12.post1",
-    "vllm.mooncake_connector_proxy": None,
-    "lmcache.disagg_proxy_server": None,
-    "vllm_ascend.load_balance_proxy_server_example": None,
-    "dscli.start": None,
-}
+
+
+def pins() -> dict[str, str | None]:
+    """tool -> the release our charts pin (None: the tool has a single extracted source),
+    from the backend descriptors (pdgen/backends/<name>.py, flag_tools)."""
+    sys.path.insert(0, str(ROOT))
+    from pdgen.backends import BACKENDS
+
+    out: dict[str, str | None] = {}
+    for backend in BACKENDS.values():
+        for tool, version in backend.flag_tools.items():
+            if out.get(tool, version) != version:
+                raise SystemExit(f"{tool}: two backends pin different releases ({out[tool]}, {version})")
+            out[tool] = version
+    return dict(sorted(out.items()))
 
 
 def own_proxy() -> dict:
@@ -45,7 +46,7 @@ def own_proxy() -> dict:
 
 def build(oracle: dict) -> dict:
     tools = {}
-    for name, version in PINS.items():
+    for name, version in pins().items():
         entry = oracle["tools"][name]
         if version is None:
             flags, where = entry["flags"], entry["source"]

@@ -1,35 +1,34 @@
-"""Compilers: an effective topology (defaults applied) -> the values of the backend's chart.
+"""The backend registry: one descriptor per backend (pdgen/backends/base.py), by name.
 
-Each backend is one module with a pure ``compile(topology) -> Compiled`` function,
-registered here by backend name. A topology setting the backend's chart cannot express is
-reported as a problem at its topology path, never silently dropped.
+Each backend module holds everything pdgen knows about its backend: defaults, variants,
+router policies, infra needs, the chart and its compiler (a pure ``compile(topology) ->
+Compiled``), the pinned releases whose flags the catalog keeps, and the facts the
+feasibility rules check. A topology setting the backend's chart cannot express is reported
+as a problem at its topology path, never silently dropped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pdgen.backends import ascend_yuanrong, dynamo, sglang_mooncake, vllm_mooncake
+from pdgen.backends.base import Backend
 from pdgen.backends.common import Compiled, Problem
 
-COMPILERS: dict[str, Callable[[dict], Compiled]] = {
-    "sglang-mooncake": sglang_mooncake.compile,
-    "vllm-mooncake": vllm_mooncake.compile,
-    "dynamo": dynamo.compile,
-    "ascend-yuanrong": ascend_yuanrong.compile,
-}
-
+BACKENDS: dict[str, Backend] = {b.name: b for b in (sglang_mooncake.BACKEND, vllm_mooncake.BACKEND,
+                                                      dynamo.BACKEND, ascend_yuanrong.BACKEND)}
 # The chart each backend compiles to (a directory under charts/).
-CHARTS = {name: name for name in COMPILERS}
+CHARTS = {name: b.chart for name, b in BACKENDS.items()}
+
+
+def of(spec: dict) -> Backend:
+    """The descriptor of a spec's backend (the schema's enum keeps it among BACKENDS)."""
+    try:
+        return BACKENDS[spec["backend"]]
+    except KeyError:
+        raise ValueError(f"no backend {spec['backend']!r}") from None
 
 
 def compile_topology(topology: dict) -> Compiled:
-    backend = topology["spec"]["backend"]
-    try:
-        compiler = COMPILERS[backend]
-    except KeyError:  # the schema's enum makes this unreachable for validated input
-        raise ValueError(f"no compiler for backend {backend!r}") from None
-    return compiler(topology)
+    return of(topology["spec"]).compile(topology)
 
 
-__all__ = ["CHARTS", "COMPILERS", "Compiled", "Problem", "compile_topology"]
+__all__ = ["BACKENDS", "CHARTS", "Backend", "Compiled", "Problem", "compile_topology", "of"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pdgen.backends import common
+from pdgen.backends.base import Backend, InfraNeeds
 from pdgen.backends.common import Compiled
 from pdgen.quantity import to_bytes
 
@@ -62,3 +63,41 @@ def compile(topology: dict) -> Compiled:
     values["infra"] = {"etcd": common.infra(spec, "etcd")}
     compiled.values = values
     return compiled
+
+
+def infra(spec: dict) -> InfraNeeds:
+    kv = spec.get("variant", {}).get("kvBackend", "datasystem")
+    ds = spec["mode"] == "disaggregated" and kv == "datasystem"
+    return {"etcd": (ds, "the openYuanrong datasystem discovers its workers through etcd" if ds
+                     else f"kvBackend {kv} in {spec['mode']} mode"),
+            "nats": (False, "vLLM-Ascend's connectors do not use it"),
+            "mooncakeMaster": (False, "vLLM-Ascend's connectors do not use it")}
+
+
+def static_router(spec: dict) -> str | None:
+    if spec["mode"] == "disaggregated" and spec["variant"]["kvBackend"] == "mooncake":
+        # vllm-ascend examples/disaggregated_prefill_v1/load_balance_proxy_server_example.py
+        # takes --prefiller-hosts/--decoder-hosts once; pdgen's proxy (datasystem) follows the pods.
+        return ("vllm-ascend's load-balance proxy gets a fixed list of instances at start, so the pods an "
+                "autoscaler adds would get no traffic; scale this role by replicas, or use kvBackend datasystem "
+                "(pdgen's proxy follows the pods)")
+    return None
+
+
+BACKEND = Backend(
+    name="ascend-yuanrong",
+    summary="vLLM-Ascend with the openYuanrong datasystem (or Mooncake) connector",
+    chart="ascend-yuanrong",
+    compile=compile,
+    defaults={"variant": {"kvBackend": "datasystem"}, "accelerator": {"type": "ascend"}, "ports": {"http": 8000},
+              "routing": {"policy": "round-robin"}},
+    variants={"kvBackend": ("datasystem", "mooncake")},
+    variant_needs={("kvBackend", "datasystem"): {
+        "image": {"repository": "example.com/vllm-ascend-yuanrong", "tag": "v0.23.0-ds"},
+        "kvCache": {"datasystem": {"image": {"repository": "example.com/openyuanrong-datasystem", "tag": "0.8.1"}}}}},
+    router="the vLLM-Ascend proxy",
+    policies={"round-robin": "round-robin"},
+    infra=infra,
+    flag_tools={"vllm.serve": "0.33.0", "vllm_ascend.load_balance_proxy_server_example": None, "dscli.start": None},
+    static_router=static_router,
+)

@@ -178,10 +178,10 @@ def base(topology: dict, compiled: Compiled) -> dict:
 def infra(spec: dict, name: str) -> dict:
     """Chart values of one infra service: auto -> deployed when the backend needs it (the
     infra rule's table), external -> its endpoint. The infra rule reports misuse."""
-    from pdgen.rules.infra import needs  # the table lives with the rule that explains it
+    from pdgen import backends  # the registry imports this module
 
     cfg = spec["infra"][name]
-    needed = needs(spec)[name][0]
+    needed = backends.of(spec).infra(spec)[name][0]
     out: dict[str, Any] = {"enabled": needed and cfg["mode"] in ("auto", "bundled"), "endpoint": ""}
     if cfg["mode"] == "external":
         # The infra rule reports an endpoint that does not parse; the charts get it normalised.
@@ -210,6 +210,6 @@ HA_SERVICES = ("etcd", "nats")
 
 def router_policy(spec: dict) -> str | None:
     """The router's own name for the topology's policy (None when the routing rule rejects it)."""
-    from pdgen.rules.routing import POLICIES
+    from pdgen import backends  # the registry imports this module
 
-    return POLICIES[spec["backend"]].get(spec["routing"]["policy"])
+    return backends.of(spec).policies.get(spec["routing"]["policy"])

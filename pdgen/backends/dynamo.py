@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from pdgen.backends import common
+from pdgen.backends.base import Backend, InfraNeeds, Path
 from pdgen.backends.common import Compiled
 
 SGLANG_RUNTIME = "nvcr.io/nvidia/ai-dynamo/sglang-runtime"
@@ -48,3 +51,40 @@ def compile(topology: dict) -> Compiled:
                                "in operator mode the Dynamo platform scales the graph; remove autoscaling")
     compiled.values = values
     return compiled
+
+
+def infra(spec: dict) -> InfraNeeds:
+    standalone = spec.get("variant", {}).get("deployment", "standalone") == "standalone"
+    why = ("standalone Dynamo discovers workers through etcd and sends events over NATS" if standalone
+           else "the Dynamo operator brings discovery and NATS")
+    return {"etcd": (standalone, why), "nats": (standalone, why), "mooncakeMaster": (False, "Dynamo moves KV with NIXL")}
+
+
+def tp_pairing(spec: dict) -> Iterator[tuple[Path, str]]:
+    p, d = spec["prefill"]["parallelism"]["tensor"], spec["decode"]["parallelism"]["tensor"]
+    if p > d:
+        yield (("spec", "decode", "parallelism", "tensor"),
+               f"NIXL can split prefill's KV across more decode ranks but not merge it: prefill tensor {p} "
+               f"must be <= decode tensor {d}")
+    elif d % p:
+        yield (("spec", "decode", "parallelism", "tensor"),
+               f"decode tensor {d} must be a multiple of prefill tensor {p} for NIXL to re-shard the KV")
+
+
+BACKEND = Backend(
+    name="dynamo",
+    summary="NVIDIA Dynamo workers (vllm or sglang) with NIXL, dynamo.frontend, etcd and NATS",
+    chart="dynamo",
+    compile=compile,
+    defaults={"variant": {"engine": "vllm", "deployment": "standalone"}, "accelerator": {"type": "nvidia"},
+              "ports": {"http": 8000, "bootstrap": 8998}, "routing": {"policy": "round-robin"}},
+    variants={"engine": ("vllm", "sglang"), "deployment": ("standalone", "operator")},
+    router="dynamo.frontend",
+    # dynamo.frontend 1.6.1 --router-mode choices; cache-aware is the KV router too
+    policies={"round-robin": "round-robin", "random": "random", "least-loaded": "least-loaded", "kv-aware": "kv",
+              "cache-aware": "kv"},
+    infra=infra,
+    flag_tools={"dynamo.frontend": "1.6.1", "dynamo.vllm": "1.6.1", "dynamo.sglang": "1.6.1"},
+    selective_disaggregation=True,
+    tp_pairing=tp_pairing,
+)

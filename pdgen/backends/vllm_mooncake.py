@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from pdgen.backends import common
+from pdgen.backends.base import Backend, InfraNeeds, Path
 from pdgen.backends.common import Compiled
 from pdgen.quantity import to_bytes
+from pdgen.sizing import GIB
 
 STOCK_IMAGE = "vllm/vllm-openai"
+STORE_CONNECTORS = ("store", "lmcache", "v0-etcd")  # the ones that use mooncake_master
+# What each engine rank gives the Mooncake store, and LMCache's CPU pool, when the topology
+# does not say (the chart's values.yaml holds the same; a test keeps them equal).
+MOONCAKE_STORE = {"globalSegmentSize": 30 * 2**30, "localBufferSize": 2**30}
+LMCACHE_MAX_LOCAL_CPU_GIB = 5
 
 
 def compile(topology: dict) -> Compiled:
@@ -17,7 +26,7 @@ def compile(topology: dict) -> Compiled:
     values["variant"] = {"connector": connector}
     values["ports"] = {"http": spec["ports"]["http"], "bootstrap": spec["ports"]["bootstrap"]}
     disaggregated = spec["mode"] == "disaggregated"
-    store = disaggregated and connector in ("store", "lmcache", "v0-etcd")
+    store = disaggregated and connector in STORE_CONNECTORS
     kv = spec.get("kvCache", {})
     if "mooncakeStore" in kv:
         sizes = kv["mooncakeStore"]
@@ -59,3 +68,72 @@ def compile(topology: dict) -> Compiled:
     values["infra"] = {"etcd": common.infra(spec, "etcd"), "mooncakeMaster": master}
     compiled.values = values
     return compiled
+
+
+def infra(spec: dict) -> InfraNeeds:
+    c, disagg = spec.get("variant", {}).get("connector", "p2p"), spec["mode"] == "disaggregated"
+    why = f"connector {c} in {spec['mode']} mode"
+    return {"etcd": (disagg and c == "v0-etcd", why), "nats": (False, "vLLM's Mooncake connectors do not use NATS"),
+            "mooncakeMaster": (disagg and c in STORE_CONNECTORS, why)}
+
+
+def _mooncake_connector(spec: dict) -> bool:
+    return spec["mode"] == "disaggregated" and spec["variant"]["connector"] in ("p2p", "store")
+
+
+def tp_pairing(spec: dict) -> Iterator[tuple[Path, str]]:
+    p, d = spec["prefill"]["parallelism"]["tensor"], spec["decode"]["parallelism"]["tensor"]
+    if _mooncake_connector(spec) and p != d:
+        yield (("spec", "decode", "parallelism", "tensor"),
+               f"the MooncakeConnector pairs prefill and decode ranks one to one: prefill tensor {p} must equal "
+               f"decode tensor {d}")
+
+
+def pipeline_refused(spec: dict) -> str | None:
+    if _mooncake_connector(spec):
+        return "vLLM's MooncakeConnector does not support pipeline parallelism (pipeline {pp}); use tensor " \
+               "parallelism or the lmcache connector"
+    return None
+
+
+def _pow2_gib(gib: float) -> int:
+    """LMCache rounds its CPU pool up to a power of two GiB (see pdgen/rules/memory_fit.py)."""
+    size = 1
+    while size < gib:
+        size *= 2
+    return size
+
+
+def host_kv_per_rank(spec: dict) -> list[tuple[str, int]]:
+    if spec["mode"] != "disaggregated" or spec["variant"]["connector"] not in ("store", "lmcache"):
+        return []
+    kv = spec.get("kvCache", {})
+    store = {**MOONCAKE_STORE, **kv.get("mooncakeStore", {})}
+    parts = [("global segment", to_bytes(store["globalSegmentSize"])),
+             ("local buffer", to_bytes(store["localBufferSize"]))]
+    if spec["variant"]["connector"] == "lmcache":
+        gib = kv.get("lmcache", {}).get("maxLocalCpuSizeGiB", LMCACHE_MAX_LOCAL_CPU_GIB)
+        parts.append(("LMCache CPU pool", _pow2_gib(gib) * GIB))
+    return parts
+
+
+BACKEND = Backend(
+    name="vllm-mooncake",
+    summary="vLLM engines with a Mooncake connector (p2p, store, lmcache, v0-etcd) behind pdgen's proxy",
+    chart="vllm-mooncake",
+    compile=compile,
+    defaults={"variant": {"connector": "p2p"}, "accelerator": {"type": "nvidia"},
+              "ports": {"http": 8000, "bootstrap": 8998}, "routing": {"policy": "round-robin"}},
+    variants={"connector": ("p2p", "store", "lmcache", "v0-etcd")},
+    variant_needs={("connector", "v0-etcd"): {"image": {"repository": "example.com/vllm-v0-mooncake", "tag": "v0.6.2"}}},
+    router="the vLLM disaggregation proxy",
+    policies={"round-robin": "round-robin"},
+    infra=infra,
+    # vllm serve and mooncake_master as pinned; the upstream proxies are kept so the lint
+    # recognises them (and their routes) in manifests pdgen did not render.
+    flag_tools={"vllm.serve": "0.33.0", "mooncake_master": "v0.3.12.post1", "vllm.mooncake_connector_proxy": None,
+                "lmcache.disagg_proxy_server": None},
+    tp_pairing=tp_pairing,
+    pipeline_refused=pipeline_refused,
+    host_kv_per_rank=host_kv_per_rank,
+)

@@ -38,6 +38,7 @@ resource metrics").
 
 from __future__ import annotations
 
+from pdgen import backends
 from pdgen.findings import Level
 
 ID = "autoscaling"
@@ -58,13 +59,11 @@ def check(ctx):
         elif not a["minReplicas"] <= r["replicas"] <= a["maxReplicas"]:
             yield (("spec", role, "replicas"), f"{role}: replicas {r['replicas']} is outside autoscaling "
                    f"[{a['minReplicas']}, {a['maxReplicas']}]")
-        if role in ("prefill", "decode") and ctx.spec["backend"] == "ascend-yuanrong" and \
-                ctx.spec["variant"]["kvBackend"] == "mooncake" and ctx.spec["mode"] == "disaggregated":
+        static = backends.of(ctx.spec).static_router(ctx.spec) if role in ("prefill", "decode") else None
+        if static:
             # The other routers follow the pods (the SGLang router's service discovery, pdgen's
             # proxy resolving the role's headless Service, Dynamo's etcd discovery).
-            yield path, (f"{role}: vllm-ascend's load-balance proxy gets a fixed list of instances at start, so the "
-                         "pods an autoscaler adds would get no traffic; scale this role by replicas, or use "
-                         "kvBackend datasystem (pdgen's proxy follows the pods)")
+            yield path, f"{role}: {static}"
         if "metric" in a:
             continue
         if role in ENGINES:

@@ -11,7 +11,7 @@ deployed (or pointed at) where nothing would talk to it.
 | dynamo operator | - (the platform's) | - (the platform's) | - |
 | ascend-yuanrong datasystem | needed | - | - |
 
-`auto` (the default) resolves to exactly this table. An external endpoint is host, host:port
+`auto` (the default) resolves to exactly this table (each backend's descriptor, ``infra``). An external endpoint is host, host:port
 or scheme://host[:port] (etcd http/https, NATS nats/tls, the Mooncake master no scheme);
 pdgen/endpoints.py parses it once and every consumer gets its own form.
 
@@ -32,40 +32,16 @@ Source: ../shared/reference/backends.md 1.4, 2g, 3.3, 4.4.
 
 from __future__ import annotations
 
-from pdgen import endpoints
+from pdgen import backends, endpoints
 from pdgen.findings import Level
 
 ID = "infra"
 LEVEL = Level.ERROR
-SERVICES = ("etcd", "nats", "mooncakeMaster")
 
 
 def needs(spec: dict) -> dict[str, tuple[bool, str]]:
-    """name -> (needed, why) for the topology's backend, variant and mode."""
-    backend, disagg = spec["backend"], spec["mode"] == "disaggregated"
-    variant = spec.get("variant", {})
-    out = {name: (False, "") for name in SERVICES}
-    if backend == "sglang-mooncake":
-        why = "SGLang's Mooncake transfer engine hands KV over peer to peer"
-        out = {name: (False, why) for name in SERVICES}
-    elif backend == "vllm-mooncake":
-        c = variant.get("connector", "p2p")
-        store = disagg and c in ("store", "lmcache", "v0-etcd")
-        out["mooncakeMaster"] = (store, f"connector {c} in {spec['mode']} mode")
-        out["etcd"] = (disagg and c == "v0-etcd", f"connector {c} in {spec['mode']} mode")
-        out["nats"] = (False, "vLLM's Mooncake connectors do not use NATS")
-    elif backend == "dynamo":
-        standalone = variant.get("deployment", "standalone") == "standalone"
-        why = ("standalone Dynamo discovers workers through etcd and sends events over NATS" if standalone
-               else "the Dynamo operator brings discovery and NATS")
-        out["etcd"] = out["nats"] = (standalone, why)
-        out["mooncakeMaster"] = (False, "Dynamo moves KV with NIXL")
-    elif backend == "ascend-yuanrong":
-        ds = disagg and variant.get("kvBackend", "datasystem") == "datasystem"
-        out["etcd"] = (ds, "the openYuanrong datasystem discovers its workers through etcd" if ds
-                       else f"kvBackend {variant.get('kvBackend')} in {spec['mode']} mode")
-        out["nats"] = out["mooncakeMaster"] = (False, "vLLM-Ascend's connectors do not use it")
-    return out
+    """name -> (needed, why) for the topology's backend, variant and mode (its descriptor's)."""
+    return backends.of(spec).infra(spec)
 
 
 def check(ctx):

@@ -31,7 +31,7 @@ contributes global_segment_size in-process"); Kubernetes emptyDir medium Memory 
 
 from __future__ import annotations
 
-from pdgen.defaults import LMCACHE_MAX_LOCAL_CPU_GIB, MOONCAKE_STORE
+from pdgen import backends
 from pdgen.findings import Level
 from pdgen.quantity import to_bytes
 from pdgen.sizing import GIB
@@ -40,31 +40,9 @@ ID = "memory-fit"
 LEVEL = Level.ERROR
 
 
-def _pow2_gib(gib: float) -> int:
-    size = 1
-    while size < gib:
-        size *= 2
-    return size
-
-
-def per_rank(spec: dict) -> list[tuple[str, int]]:
-    """(what, bytes) one engine rank allocates in host memory for the KV store, or []."""
-    if spec["backend"] != "vllm-mooncake" or spec["mode"] != "disaggregated" or \
-            spec["variant"]["connector"] not in ("store", "lmcache"):
-        return []
-    kv = spec.get("kvCache", {})
-    store = {**MOONCAKE_STORE, **kv.get("mooncakeStore", {})}
-    parts = [("global segment", to_bytes(store["globalSegmentSize"])),
-             ("local buffer", to_bytes(store["localBufferSize"]))]
-    if spec["variant"]["connector"] == "lmcache":
-        gib = kv.get("lmcache", {}).get("maxLocalCpuSizeGiB", LMCACHE_MAX_LOCAL_CPU_GIB)
-        parts.append(("LMCache CPU pool", _pow2_gib(gib) * GIB))
-    return parts
-
-
 def check(ctx):
     spec = ctx.spec
-    rank_parts = per_rank(spec)
+    rank_parts = backends.of(spec).host_kv_per_rank(spec)
     for role in ctx.engine_roles():
         r = spec[role]
         limit = r.get("resources", {}).get("memory")

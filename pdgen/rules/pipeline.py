@@ -21,6 +21,7 @@ support pipeline parallelism yet".
 
 from __future__ import annotations
 
+from pdgen import backends
 from pdgen.findings import Level
 
 ID = "pipeline-connector"
@@ -29,13 +30,10 @@ LEVEL = Level.ERROR
 
 def check(ctx):
     spec = ctx.spec
-    if spec["mode"] != "disaggregated" or spec["backend"] != "vllm-mooncake":
-        return
-    if spec["variant"]["connector"] not in ("p2p", "store"):
+    why = backends.of(spec).pipeline_refused(spec) if spec["mode"] == "disaggregated" else None
+    if why is None:
         return
     for role in ("prefill", "decode"):
         pp = spec[role]["parallelism"]["pipeline"]
         if pp != 1:
-            yield (("spec", role, "parallelism", "pipeline"),
-                   f"vLLM's MooncakeConnector does not support pipeline parallelism (pipeline {pp}); use tensor "
-                   "parallelism or the lmcache connector")
+            yield ("spec", role, "parallelism", "pipeline"), why.format(pp=pp)

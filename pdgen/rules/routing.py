@@ -28,23 +28,11 @@ Source: flag catalog (sglang_router 0.3.2 --policy choices; dynamo.frontend 1.6.
 
 from __future__ import annotations
 
+from pdgen import backends
 from pdgen.findings import Level
 
 ID = "routing"
 LEVEL = Level.ERROR
-
-# topology policy -> the router's own name for it
-POLICIES = {
-    "sglang-mooncake": {"random": "random", "round-robin": "round_robin", "cache-aware": "cache_aware",
-                        "power-of-two": "power_of_two"},
-    "vllm-mooncake": {"round-robin": "round-robin"},
-    "dynamo": {"round-robin": "round-robin", "random": "random", "least-loaded": "least-loaded", "kv-aware": "kv",
-               "cache-aware": "kv"},
-    "ascend-yuanrong": {"round-robin": "round-robin"},
-}
-ROUTERS = {"sglang-mooncake": "the SGLang router", "vllm-mooncake": "the vLLM disaggregation proxy",
-           "dynamo": "dynamo.frontend", "ascend-yuanrong": "the vLLM-Ascend proxy"}
-
 
 def has_router(spec: dict) -> bool:
     return spec["backend"] == "dynamo" or spec["mode"] == "disaggregated"
@@ -52,18 +40,17 @@ def has_router(spec: dict) -> bool:
 
 def check(ctx):
     spec = ctx.spec
-    backend, routing = spec["backend"], spec["routing"]
-    supported = POLICIES[backend]
+    backend, routing = backends.of(spec), spec["routing"]
+    supported = backend.policies
     if has_router(spec) and routing["policy"] not in supported:
-        yield (("spec", "routing", "policy"), f"{ROUTERS[backend]} has no {routing['policy']!r} policy; choose one "
+        yield (("spec", "routing", "policy"), f"{backend.router} has no {routing['policy']!r} policy; choose one "
                f"of {', '.join(sorted(supported))}")
     router = spec.get("router", {})
     most = router.get("autoscaling", {}).get("maxReplicas", router.get("replicas", 1))
-    if backend == "sglang-mooncake" and spec["mode"] == "disaggregated" and routing["policy"] == "cache-aware" and \
-            most > 1:
-        # Each sglang-router replica keeps its own radix tree of what it sent where; behind a
-        # Service without affinity a prefix lands on a replica that never saw it.
-        yield (("spec", "routing", "policy"), f"cache-aware routing with {most} router replicas: each keeps its own "
+    if spec["mode"] == "disaggregated" and routing["policy"] in backend.replica_local_policies and most > 1:
+        # Behind a Service without affinity a prefix lands on a replica that never saw it.
+        yield (("spec", "routing", "policy"), f"{routing['policy']} routing with {most} router replicas: each keeps "
+               "its own "
                "prefix tree, so the Service spreads one conversation's requests over trees that do not know it; "
                "run one router, set service.annotations for client affinity on your load balancer, or use "
                "round-robin", Level.WARNING)
@@ -71,8 +58,8 @@ def check(ctx):
     if not selective or spec["mode"] != "disaggregated":
         return  # aggregated mode: the aggregated-settings rule reports it
     path = ("spec", "routing", "selectiveDisaggregation")
-    if backend != "dynamo":
-        yield path, f"{ROUTERS[backend]} always disaggregates; selective disaggregation needs the dynamo backend"
+    if not backend.selective_disaggregation:
+        yield path, f"{backend.router} always disaggregates; selective disaggregation needs the dynamo backend"
         return
     if supported.get(routing["policy"]) != "kv":
         yield path, ("Dynamo's conditional disaggregation decides on cached prefix lengths: set routing.policy "

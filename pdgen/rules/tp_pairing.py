@@ -25,6 +25,7 @@ mooncake_connector.py (per-rank transfer); vLLM NixlConnector heterogeneous-TP s
 
 from __future__ import annotations
 
+from pdgen import backends
 from pdgen.findings import Level
 
 ID = "tp-pairing"
@@ -32,20 +33,5 @@ LEVEL = Level.ERROR
 
 
 def check(ctx):
-    spec = ctx.spec
-    if spec["mode"] != "disaggregated":
-        return
-    p, d = spec["prefill"]["parallelism"]["tensor"], spec["decode"]["parallelism"]["tensor"]
-    backend = spec["backend"]
-    if backend == "vllm-mooncake" and spec["variant"]["connector"] in ("p2p", "store") and p != d:
-        yield (("spec", "decode", "parallelism", "tensor"),
-               f"the MooncakeConnector pairs prefill and decode ranks one to one: prefill tensor {p} must equal "
-               f"decode tensor {d}")
-    if backend == "dynamo":
-        if p > d:
-            yield (("spec", "decode", "parallelism", "tensor"),
-                   f"NIXL can split prefill's KV across more decode ranks but not merge it: prefill tensor {p} "
-                   f"must be <= decode tensor {d}")
-        elif d % p:
-            yield (("spec", "decode", "parallelism", "tensor"),
-                   f"decode tensor {d} must be a multiple of prefill tensor {p} for NIXL to re-shard the KV")
+    if ctx.spec["mode"] == "disaggregated":
+        yield from backends.of(ctx.spec).tp_pairing(ctx.spec)

@@ -4,28 +4,18 @@ defect 12: dynamo with engine sglang and no image died with "'tag' is a required
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 import yaml
 
 from pdgen import lint, render
+from pdgen.backends import BACKENDS
 from pdgen.validate import check_file
 
-VARIANTS = {
-    "sglang-mooncake": [{}],
-    "vllm-mooncake": [{"connector": c} for c in ("p2p", "store", "lmcache", "v0-etcd")],
-    "dynamo": [{"engine": e, "deployment": d} for e, d in itertools.product(("vllm", "sglang"),
-                                                                            ("standalone", "operator"))],
-    "ascend-yuanrong": [{"kvBackend": k} for k in ("datasystem", "mooncake")],
-}
+VARIANTS = {name: b.variant_combinations() for name, b in BACKENDS.items()}
 # What a combination needs beyond defaults, because the topology must say it (each has its
-# own finding when missing; see test_required_settings_have_findings).
-REQUIRED = {("vllm-mooncake", "v0-etcd"): {"image": {"repository": "example.com/vllm-v0-mooncake", "tag": "v0.6.2"}},
-            ("ascend-yuanrong", "datasystem"): {
-                "image": {"repository": "example.com/vllm-ascend-yuanrong", "tag": "v0.23.0-ds"},
-                "kvCache": {"datasystem": {"image": {"repository": "example.com/openyuanrong-datasystem",
-                                                     "tag": "0.8.1"}}}}}
+# own finding when missing; see test_required_settings_have_findings): the descriptors' own.
+REQUIRED = {(name, value): b.variant_needs[key, value] for name, b in BACKENDS.items()
+            for key, value in b.variant_needs}
 
 
 def combinations() -> list[tuple[str, dict, str]]:

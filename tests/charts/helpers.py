@@ -10,10 +10,11 @@ import tempfile
 import yaml
 
 from pdgen import helm, tools
+from pdgen.backends import BACKENDS as REGISTRY
 from tests.conftest import ROOT
 
 CHARTS = ROOT / "charts"
-BACKENDS = ["sglang-mooncake", "vllm-mooncake", "dynamo", "ascend-yuanrong"]
+BACKENDS = sorted({b.chart for b in REGISTRY.values()})
 HELMS = ["helm3", "helm4"]
 KUBE_VERSIONS = ["1.29.0", "1.33.0"]
 

@@ -67,7 +67,7 @@ def test_user_values_win_over_defaults():
 def test_store_sizes_the_memory_rule_assumes_are_the_charts_defaults():
     """memory-fit counts what the chart renders when the topology sets no size."""
     from pdgen import charts
-    from pdgen.defaults import LMCACHE_MAX_LOCAL_CPU_GIB, MOONCAKE_STORE
+    from pdgen.backends.vllm_mooncake import LMCACHE_MAX_LOCAL_CPU_GIB, MOONCAKE_STORE
 
     kv = charts.chart_values("vllm-mooncake")["kvCache"]
     assert kv["mooncakeStore"] == MOONCAKE_STORE

@@ -138,3 +138,21 @@ def test_compiling_the_fast_path_leaves_the_shared_schema_alone():
     schema.fast_validator.cache_clear()
     schema.fast_validator()
     assert json.dumps(schema.topology_schema(), sort_keys=True) == before
+
+
+def test_the_schema_offers_exactly_the_registered_backends_and_their_variants():
+    """The topology schema and the backend registry (pdgen/backends) say the same."""
+    from pdgen.backends import BACKENDS
+
+    doc = schema.topology_schema()
+    spec = doc["$defs"]["spec"]
+    backend_enum = spec["properties"]["backend"]["enum"]
+    assert sorted(backend_enum) == sorted(BACKENDS)
+    variant = doc["$defs"]["variant"]["properties"]
+    for b in BACKENDS.values():
+        for key, values in b.variants.items():
+            assert tuple(variant[key]["enum"]) == values, (b.name, key)
+    keys = {k for b in BACKENDS.values() for k in b.variants}
+    assert keys == set(variant), "a variant key no backend declares, or one the schema lacks"
+    for b in BACKENDS.values():
+        assert (ROOT / "charts" / b.chart / "Chart.yaml").is_file(), b.chart

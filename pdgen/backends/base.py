@@ -1,0 +1,77 @@
+"""The backend descriptor: everything pdgen knows about one backend, in one object.
+
+Each backend module (pdgen/backends/<name>.py) exports ``BACKEND``; the registry
+(pdgen/backends/__init__.py) collects them, and the schema test, the defaults, the rules,
+the flag catalog, the chart values generator, the benchmarks and the tests read it. Adding a
+backend is adding one module (and its chart).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pdgen.backends.common import Compiled
+
+Path = tuple
+# service -> (needed, why): what a topology of this backend needs deployed (the infra rule).
+InfraNeeds = dict[str, tuple[bool, str]]
+SERVICES = ("etcd", "nats", "mooncakeMaster")
+
+
+def _nothing(spec: dict) -> Iterator[tuple[Path, str]]:
+    return iter(())
+
+
+def _no_rank_buffers(spec: dict) -> list[tuple[str, int]]:
+    return []
+
+
+def _none(spec: dict) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str                                # spec.backend
+    summary: str
+    chart: str                               # the chart under charts/ it compiles to
+    compile: Callable[[dict], Compiled]      # effective topology -> chart values, or problems
+    defaults: Mapping[str, Any]              # spec keys whose default depends on the backend
+    variants: Mapping[str, tuple[str, ...]]  # spec.variant keys and their values
+    router: str                              # what routes requests, as messages name it
+    policies: Mapping[str, str]              # routing.policy -> the router's own name for it
+    infra: Callable[[dict], InfraNeeds]      # the infra services a spec needs, and why
+    # catalog tool -> the release the chart pins (None: a tool with one extracted source);
+    # scripts/build_flag_catalog.py keeps exactly these.
+    flag_tools: Mapping[str, str | None]
+    # (variant key, value) -> topology settings that variant cannot do without (an image
+    # you build, ...): what tests and benchmarks add to exercise it.
+    variant_needs: Mapping[tuple[str, str], dict] = field(default_factory=dict)
+    selective_disaggregation: bool = False   # the router can send short prompts to decode only
+    # Policies whose routing state each router replica keeps for itself (no sync between them).
+    replica_local_policies: tuple[str, ...] = ()
+    # Why an autoscaled prefill/decode role would get no traffic from the router (it takes a
+    # fixed list of instances at start), or None when the router follows the pods.
+    static_router: Callable[[dict], str | None] = _none
+    # Prefill/decode tensor-parallel shapes the KV hand-over cannot pair: (path, message).
+    tp_pairing: Callable[[dict], Iterator[tuple[Path, str]]] = _nothing
+    # Why the KV connector refuses pipeline parallelism ({pp}: the size asked for), or None.
+    pipeline_refused: Callable[[dict], str | None] = _none
+    # Host memory each engine rank allocates for the KV store: (what, bytes) parts.
+    host_kv_per_rank: Callable[[dict], list[tuple[str, int]]] = _no_rank_buffers
+
+    def variant_combinations(self) -> list[dict[str, str]]:
+        """Every combination of variant values, in declaration order."""
+        out: list[dict[str, str]] = [{}]
+        for key, values in self.variants.items():
+            out = [dict(combo, **{key: value}) for combo in out for value in values]
+        return out
+
+    def settings_for(self, variant: Mapping[str, str]) -> dict:
+        """The topology settings a variant needs (variant_needs), merged."""
+        out: dict = {}
+        for key, value in variant.items():
+            out.update(self.variant_needs.get((key, value), {}))
+        return out
