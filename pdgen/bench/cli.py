@@ -175,6 +175,8 @@ def run_cmd(base_url, model, dataset_file, api, max_tokens, max_concurrency, req
                    f"TTFT mean {r['mean_ttft_ms']:.1f} ms p99 {r['p99_ttft_ms']:.1f} ms; TPOT mean "
                    f"{r['mean_tpot_ms']:.2f} ms; {r['output_throughput']:.1f} output tok/s; cache hit "
                    f"{'n/a' if hit is None else f'{hit:.0%}'}")
+        for error in r["errors"]:  # the distinct errors (at most 10), so a failure says why
+            click.echo(f"  failed: {error}")
     if "ttft_speedup" in result["summary"]:
         click.echo(f"TTFT speed-up, round 1 over round {plan.rounds}: {result['summary']['ttft_speedup']:.2f}x")
     click.echo(f"results in {output}/")

@@ -68,9 +68,10 @@ async def _one(session: aiohttp.ClientSession, spec: RunSpec, url: str, record: 
                     for payload in splitter.close():
                         observe(record, payload, time.perf_counter() - t0)
                 break
-            except aiohttp.ServerDisconnectedError:
-                # A pooled keep-alive connection the server had just closed: the request never
-                # reached it, so sending it again on a fresh connection is safe.
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                # A pooled keep-alive connection the server had just closed (a clean close) or
+                # reset (ECONNRESET, as llama-server's idle timeout does under load): nothing of
+                # the answer came back, so send it once more on a fresh connection.
                 if attempt == 2 or record.first_byte is not None:
                     raise
         if not record.content_times:

@@ -74,6 +74,7 @@ def test_a_failing_server_is_reported_not_crashed(runner, tmp_path):
     assert result.exit_code == 1
     summary = json.loads((tmp_path / "x" / "summary.json").read_text())
     assert summary["rounds"][0]["failed"] == 2 and summary["rounds"][0]["errors"]
+    assert "  failed: ClientConnectorError: Cannot connect to host 127.0.0.1:9" in result.output  # says why
 
 
 def test_token_lengths_are_calibrated_against_the_servers_tokenizer(mock_server, runner, tmp_path):
@@ -98,3 +99,76 @@ def test_a_new_run_is_cold_even_if_an_earlier_run_warmed_the_server(mock_server,
     for name in ("a", "b"):
         rounds = json.loads((tmp_path / name / "summary.json").read_text())["rounds"]
         assert rounds[0]["total_cached_tokens"] == 0 and rounds[1]["total_cached_tokens"] > 0
+
+
+class _ResettingServer:
+    """An HTTP/1.1 server on loopback that answers one streamed completion per connection
+    and resets the connection (RST) when a second request arrives on it: what a client sees
+    when a server drops a keep-alive connection the client had pooled (llama-server closes
+    idle ones after 5 s; under load the reset lands on the next request)."""
+
+    BODY = (b'data: {"choices": [{"index": 0, "text": "hi"}]}\n\n'
+            b'data: {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 1}}\n\ndata: [DONE]\n\n')
+
+    def __init__(self) -> None:
+        import socket
+        import struct
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.requests = 0
+        self._struct, self._socket = struct, socket
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import threading
+
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _read_request(self, conn) -> bool:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return False
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+        while len(rest) < length:
+            rest += conn.recv(65536)
+        return True
+
+    def _handle(self, conn) -> None:
+        with conn:
+            for served in range(2):
+                if not self._read_request(conn):
+                    return
+                if served == 1:  # a request on a connection the server has given up on
+                    conn.setsockopt(self._socket.SOL_SOCKET, self._socket.SO_LINGER, self._struct.pack("ii", 1, 0))
+                    return
+                self.requests += 1
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: "
+                             + str(len(self.BODY)).encode() + b"\r\n\r\n" + self.BODY)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_request_on_a_connection_the_server_reset_is_sent_again():
+    server = _ResettingServer()
+    try:
+        spec = RunSpec(base_url=f"http://127.0.0.1:{server.port}", model="m", concurrency=1)
+        records = asyncio.run(run_requests(spec, [f"prompt {i}" for i in range(4)]))
+    finally:
+        server.close()
+    assert [r.error for r in records] == [""] * 4
+    assert server.requests == 4
