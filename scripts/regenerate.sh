@@ -28,7 +28,7 @@ fixtures() {
   done
 }
 golden() {
-  "$py" scripts/gen_values_schemas.py
+  "$py" scripts/chart_values.py
   "$py" scripts/goldens.py
 }
 catalog() {
