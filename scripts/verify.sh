@@ -13,7 +13,6 @@ mkdir -p "$copy"
   if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\0' "$f"; fi
 done | xargs -0 cp -P --parents -t "$copy")
 ln -s "$root/.tools" "$copy/.tools"
-if [ -d "$root/../shared" ]; then ln -s "$(cd "$root/../shared" && pwd)" "$tmp/shared"; fi
 PY="$root/.venv/bin/python" bash "$copy/scripts/regenerate.sh" all >/dev/null
 drift=0
 for p in tests/fixtures tests/golden values charts pdgen/data schemas; do

@@ -27,7 +27,8 @@ def compile(topology: dict) -> Compiled:
         values["ports"]["system"] = ports["metrics"]
     standalone = variant["deployment"] == "standalone"
     values["infra"] = {"etcd": common.infra(spec, "etcd"), "nats": common.infra(spec, "nats")}
-    router = values.setdefault("router", {})
+    # The chart calls the topology's router role what it runs: dynamo.frontend.
+    router = values.setdefault("frontend", values.pop("router", {}))
     mode = common.router_policy(spec)
     if mode:
         router["routerMode"] = mode

@@ -1,4 +1,4 @@
-"""Metric definitions (../shared/reference/bench.md section 3), with vLLM's field names.
+"""Metric definitions, as vLLM's benchmarks/serve.py defines them and with its field names.
 
 Per request i (times from time.perf_counter(); t_send taken just before the POST):
   content chunk  an SSE data message whose choices[0] carries non-empty text,

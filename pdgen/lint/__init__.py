@@ -18,6 +18,14 @@ def _is_topology(raw: bytes) -> bool:
     return "apiVersion: pdgen.io/" in head and "kind: Topology" in head
 
 
+def offline_checks(objects: list) -> list:
+    """Every in-process check of parsed manifests (kubeconform runs beside them)."""
+    index = wiring.build_index(objects)
+    findings = wiring.check(objects, index) + routes.check(objects, index.backends())
+    findings += duplicates.duplicates(objects) + duplicates.duplicate_entries(objects)
+    return findings + flags.check(objects) + policy.check(objects)
+
+
 def lint_files(paths: list[str], kube_version: str = DEFAULT_KUBE_VERSION,
                helm_path: str | None = None, server=None) -> list[FileResult]:
     """``server``: a pdgen.cluster.Cluster, to dry-run every object on its API server too."""
@@ -60,11 +68,7 @@ def lint_files(paths: list[str], kube_version: str = DEFAULT_KUBE_VERSION,
             if server is not None:
                 from pdgen.cluster import server_lint
                 findings += server_lint.check(objects, server, server.namespace)
-            index = wiring.build_index(objects)
-            findings += wiring.check(objects, index) + routes.check(objects, index.backends())
-            findings += duplicates.duplicates(objects) + duplicates.duplicate_entries(objects)
-            for check in (flags.check, policy.check):
-                findings += check(objects)
+            findings += offline_checks(objects)
             result.findings += findings
             parsed[path], display[path] = objects, result.file
         for finding in kubeconform.finish(proc, parsed, display):
@@ -74,4 +78,4 @@ def lint_files(paths: list[str], kube_version: str = DEFAULT_KUBE_VERSION,
     return results
 
 
-__all__ = ["DEFAULT_KUBE_VERSION", "lint_files"]
+__all__ = ["DEFAULT_KUBE_VERSION", "lint_files", "offline_checks"]

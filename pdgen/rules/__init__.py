@@ -21,7 +21,7 @@ from types import ModuleType
 from pdgen.findings import Finding, Level
 from pdgen.loader import Document, json_path
 
-_MODULES = ["parallelism", "aggregated", "tp_pairing", "pipeline", "rdma", "infra", "routing", "autoscaling",
+_MODULES = ["parallelism", "aggregated_settings", "tp_pairing", "pipeline_connector", "rdma", "infra", "routing", "autoscaling",
             "extra_args", "model_fit", "memory_fit", "quantities", "model_source"]
 
 

@@ -13,8 +13,9 @@ FAIL::
 
     router: {extraArgs: ["--host", "127.0.0.1"]}
 
-Source: ../shared/reference/backends.md pitfalls (router/proxy default 127.0.0.1; custom
-bootstrap ports must match on both sides).
+Source: the routers' and proxies' own defaults (sglang_router 0.3.2 and vLLM's example proxies
+bind --host 127.0.0.1); a prefill's --disaggregation-bootstrap-port must be the port the router
+hands decode (sglang server_args.py, sglang_router --prefill URL PORT).
 """
 
 from __future__ import annotations

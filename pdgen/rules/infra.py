@@ -27,7 +27,11 @@ FAIL::
     infra: {etcd: {mode: bundled}}
     # -> SGLang's Mooncake transfer engine hands KV over peer to peer; nothing uses etcd
 
-Source: ../shared/reference/backends.md 1.4, 2g, 3.3, 4.4.
+Source: SGLang's PD docs (the Mooncake transfer engine hands KV over with P2PHANDSHAKE: no
+etcd, metadata server or master); vLLM's Mooncake docs (v1 store connectors and LMCache need
+mooncake_master only; the v0 connector's mooncake.json names an etcd metadata_server);
+Dynamo's runtime (ETCD_ENDPOINTS, NATS_SERVER; the operator's Kubernetes discovery needs
+neither); yuanrong-datasystem (workers register in etcd, -etcd_address).
 """
 
 from __future__ import annotations

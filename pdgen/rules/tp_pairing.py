@@ -20,7 +20,7 @@ FAIL::
 
 Source: vllm-project/vllm vllm/distributed/kv_transfer/kv_connector/v1/mooncake/
 mooncake_connector.py (per-rank transfer); vLLM NixlConnector heterogeneous-TP support
-(decode TP a multiple of prefill TP); ../shared/reference/backends.md.
+(decode TP a multiple of prefill TP).
 """
 
 from __future__ import annotations

@@ -184,7 +184,7 @@ def test_engines_and_routers_drain_and_a_drain_takes_one_pod_of_a_role_at_a_time
     off, and without a PodDisruptionBudget a node drain could evict every prefill at once."""
     values = {"prefill": {"replicas": 3, "drainSeconds": 120}, "decode": {"replicas": 1}, "router": {"replicas": 2}}
     if chart == "dynamo":
-        values["router"] = {"replicas": 2}
+        values["frontend"] = values.pop("router")  # the chart names the role what it runs
     objects = [d for d in yaml.safe_load_all(render_text(chart, yaml.safe_dump(values))) if d]
     workloads = {o["metadata"]["name"]: o for o in objects if o["kind"] in ("StatefulSet", "Deployment")}
     router = "demo-frontend" if chart == "dynamo" else "demo-router"

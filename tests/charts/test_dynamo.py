@@ -85,7 +85,7 @@ def test_external_infra_is_used_and_not_deployed():
 @pytest.mark.parametrize("values,message", [
     ({"variant": {"engine": "sglang"}}, "use the sglang-runtime image"),
     ({"infra": {"nats": {"enabled": False}}}, "set infra.nats.enabled=true or infra.nats.endpoint"),
-    ({"router": {"routerMode": "cache_aware"}}, "routerMode"),  # values.schema.json's enum
+    ({"frontend": {"routerMode": "cache_aware"}}, "routerMode"),  # values.schema.json's enum
 ])
 def test_impossible_settings_fail_with_a_clear_message(values, message):
     with pytest.raises(helm.HelmError) as info:
@@ -103,7 +103,7 @@ def test_operator_mode_renders_one_graph_with_the_standalone_commands():
     assert services["PrefillWorker"]["resources"]["limits"] == {"gpu": "1", "cpu": "16", "memory": "60Gi"}
     frontend = services["Frontend"]["extraPodSpec"]["mainContainer"]
     assert arg_after(frontend["args"], "--router-mode") == "kv"
-    standalone = render(CHART, {"router": {"routerMode": "kv"}})
+    standalone = render(CHART, {"frontend": {"routerMode": "kv"}})
     worker = container(find(standalone, "StatefulSet", "demo-decode"))
     graph_worker = services["DecodeWorker"]["extraPodSpec"]["mainContainer"]
     assert (graph_worker["command"], graph_worker["args"]) == (worker["command"], worker["args"])
@@ -125,8 +125,8 @@ def test_conditional_disaggregation_is_a_kv_router_setting():
         "policy": "isl_bounding", "eff_isl_threshold": 2000, "eff_isl_ratio_threshold": 1.0}
     assert arg_after(args, "--router-mode") == "kv"
     with pytest.raises(helm.HelmError) as info:
-        render_text(CHART, "router: {conditionalDisagg: {enabled: true}}\n", "helm4")
-    assert "needs router.routerMode=kv" in info.value.stderr
+        render_text(CHART, "frontend: {conditionalDisagg: {enabled: true}}\n", "helm4")
+    assert "needs frontend.routerMode=kv" in info.value.stderr
 
 
 def test_operator_mode_multinode_lets_the_operator_inject_and_sizes_shm_through_the_graph():
@@ -174,7 +174,7 @@ def test_dynamo_namespace_is_the_kubernetes_namespace_and_the_release():
 def test_several_kv_frontends_sync_their_replica_state(router, synced):
     """Operator issue, item 15: without --router-replica-sync each kv-mode frontend keeps its
     own active-block view (dynamo.frontend 1.6.1 kv_router_args.py)."""
-    objects = render(CHART, {"router": {"routerMode": "kv", **router}})
+    objects = render(CHART, {"frontend": {"routerMode": "kv", **router}})
     args = container(find(objects, "Deployment", "demo-frontend"))["args"]
     assert ("--router-replica-sync" in args) is synced
 

@@ -76,10 +76,13 @@ def test_sglang_router_drives_prefill_and_decode_as_rendered(release, tmp_path, 
             # every rendered worker address was registered (the router called each one)
             called = {(r["host"], r["role"]) for r in records(record)}
             assert called >= {(c.address, "prefill") for c in prefills} | {(c.address, "decode") for c in decodes}
-            for i in range(4):
+            # Prompts with no common prefix: the rendered cache_aware policy sends a prompt that
+            # matches a worker's radix tree to that worker, and an unmatched one to the worker
+            # with the smallest tree (sgl-model-gateway policies/cache_aware.rs), so these four
+            # spread over both prefills instead of following the first.
+            for prompt in ("alpha", "bravo", "charlie", "delta"):
                 started = time.monotonic()
-                status, body = post(base + "/v1/completions", {"model": "qwen", "prompt": f"hello {i}",
-                                                               "max_tokens": 5})
+                status, body = post(base + "/v1/completions", {"model": "qwen", "prompt": prompt, "max_tokens": 5})
                 assert status == 200, body
                 assert json.loads(body)["usage"]["completion_tokens"] == 5
                 assert time.monotonic() - started < 3  # prefill's 1 s and decode overlap

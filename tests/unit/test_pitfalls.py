@@ -1,4 +1,5 @@
-"""The upstream pitfalls in ../shared/reference/backends.md that a topology could trigger are
+"""The upstream deployment pitfalls (the SGLang, vLLM, Dynamo and vLLM-Ascend ones pdgen was
+built against) that a topology could trigger are
 impossible by construction or caught with a clear message. Each has a test; this module
 holds the ones not already a rule fixture (tests/fixtures/rules/*) or a chart test
 (tests/charts/*), and says where the others are."""

@@ -23,6 +23,18 @@ def test_every_rule_documents_itself_and_has_fixtures(rule):
     assert f"[{rule}]" in (directory / "fail.expected").read_text()
 
 
+def test_each_rule_lives_in_the_module_named_after_its_id():
+    import importlib
+    import pkgutil
+
+    import pdgen.rules
+
+    modules = {m.name for m in pkgutil.iter_modules(pdgen.rules.__path__)}
+    assert modules == {rule.replace("-", "_") for rule in rules.REGISTRY}  # and no module outside the registry
+    for rule in rules.REGISTRY:
+        assert importlib.import_module(f"pdgen.rules.{rule.replace('-', '_')}").ID == rule
+
+
 def test_unknown_rule_lookup_names_the_known_ones():
     with pytest.raises(KeyError, match="no such rule: 'nope'"):
         rules.get("nope")

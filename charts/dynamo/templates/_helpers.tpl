@@ -14,14 +14,14 @@ checked by values.schema.json).
 {{- if and (eq $v.variant.deployment "standalone") (not $v.infra.nats.enabled) (not $v.infra.nats.endpoint) -}}
 {{- fail "standalone Dynamo sends events and KV-router state over NATS: set infra.nats.enabled=true or infra.nats.endpoint" -}}
 {{- end -}}
-{{- if and $v.router.conditionalDisagg.enabled (ne $v.router.routerMode "kv") -}}
-{{- fail "router.conditionalDisagg needs router.routerMode=kv (the frontend decides on cached prefix lengths)" -}}
+{{- if and $v.frontend.conditionalDisagg.enabled (ne $v.frontend.routerMode "kv") -}}
+{{- fail "frontend.conditionalDisagg needs frontend.routerMode=kv (the frontend decides on cached prefix lengths)" -}}
 {{- end -}}
-{{- if and $v.router.conditionalDisagg.enabled (eq $v.variant.engine "sglang") -}}
-{{- fail "router.conditionalDisagg is not supported with dynamo.sglang workers in Dynamo 1.6" -}}
+{{- if and $v.frontend.conditionalDisagg.enabled (eq $v.variant.engine "sglang") -}}
+{{- fail "frontend.conditionalDisagg is not supported with dynamo.sglang workers in Dynamo 1.6" -}}
 {{- end -}}
-{{- if and $v.router.conditionalDisagg.enabled (ne $v.mode "disaggregated") -}}
-{{- fail "router.conditionalDisagg needs separate prefill and decode workers (mode disaggregated)" -}}
+{{- if and $v.frontend.conditionalDisagg.enabled (ne $v.mode "disaggregated") -}}
+{{- fail "frontend.conditionalDisagg needs separate prefill and decode workers (mode disaggregated)" -}}
 {{- end -}}
 {{- if and (eq $v.variant.deployment "operator") (ne (int $v.service.port) 8000) -}}
 {{- fail (printf "operator mode: the Dynamo operator fixes the frontend's port, Service port and DYN_HTTP_PORT at 8000 (component_frontend.go); service.port %d cannot be honoured" (int $v.service.port)) -}}
@@ -67,7 +67,7 @@ Every flag exists in Dynamo 1.6.1 (tests/charts/test_flags.py).
 {{- define "dynamo.workerCommand" -}}
 {{- $v := .root.Values -}}
 {{- $r := .role -}}
-{{- $kv := eq $v.router.routerMode "kv" -}}
+{{- $kv := eq $v.frontend.routerMode "kv" -}}
 {{- $events := dict "publisher" "zmq" "topic" "kv-events" "endpoint" (printf "tcp://*:%d" (int $v.ports.kvEvents)) "enable_kv_cache_events" true -}}
 {{- $cmd := list "python3" "-m" (printf "dynamo.%s" $v.variant.engine) -}}
 {{- if eq $v.variant.engine "vllm" -}}
@@ -111,7 +111,7 @@ dynamo.worker: standalone worker workload. Parameters: root, component, mode.
 {{- $role := index $v .component -}}
 {{- $ports := list (dict "name" "system" "containerPort" (int $v.ports.system)) -}}
 {{- if and (eq $v.variant.engine "sglang") (eq .mode "prefill") }}{{ $ports = append $ports (dict "name" "bootstrap" "containerPort" (int $v.ports.bootstrap)) }}{{ end -}}
-{{- if eq $v.router.routerMode "kv" }}{{ $ports = append $ports (dict "name" "kv-events" "containerPort" (int $v.ports.kvEvents)) }}{{ end -}}
+{{- if eq $v.frontend.routerMode "kv" }}{{ $ports = append $ports (dict "name" "kv-events" "containerPort" (int $v.ports.kvEvents)) }}{{ end -}}
 {{- $env := include "dynamo.workerEnv" .root | fromYamlArray -}}
 {{- $leaderCmd := include "dynamo.workerCommand" (dict "root" .root "role" $role "mode" .mode) | fromYamlArray -}}
 {{- $workerCmd := include "dynamo.workerCommand" (dict "root" .root "role" $role "mode" .mode "worker" true) | fromYamlArray -}}
@@ -127,15 +127,15 @@ dynamo.worker: standalone worker workload. Parameters: root, component, mode.
 {{- define "dynamo.frontendArgs" -}}
 {{- include "dynamo.check" . -}}
 {{- $v := .Values -}}
-{{- $args := list "--http-host" "0.0.0.0" "--http-port" ($v.service.port | toString) "--router-mode" $v.router.routerMode -}}
-{{- $replicas := ternary (int (dig "autoscaling" "maxReplicas" 1 $v.router)) (int $v.router.replicas) (dig "autoscaling" "enabled" false $v.router) -}}
-{{- if and (eq $v.router.routerMode "kv") (gt $replicas 1) -}}
+{{- $args := list "--http-host" "0.0.0.0" "--http-port" ($v.service.port | toString) "--router-mode" $v.frontend.routerMode -}}
+{{- $replicas := ternary (int (dig "autoscaling" "maxReplicas" 1 $v.frontend)) (int $v.frontend.replicas) (dig "autoscaling" "enabled" false $v.frontend) -}}
+{{- if and (eq $v.frontend.routerMode "kv") (gt $replicas 1) -}}
 {{- /* Each kv-mode frontend otherwise keeps its own view of active blocks
        (dynamo.frontend 1.6.1 --router-replica-sync: "best-effort active-sequence
        synchronization through the Runtime event plane"). */ -}}
 {{- $args = append $args "--router-replica-sync" -}}
 {{- end -}}
-{{- $c := $v.router.conditionalDisagg -}}
+{{- $c := $v.frontend.conditionalDisagg -}}
 {{- if $c.enabled -}}
 {{- $config := dict "policy" "isl_bounding" "eff_isl_threshold" (int $c.effIslThreshold) "eff_isl_ratio_threshold" $c.effIslRatioThreshold -}}
 {{- $args = concat $args (list "--router-conditional-disagg" "--router-conditional-disagg-config" (toJson $config)) -}}
