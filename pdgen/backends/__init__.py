@@ -1,15 +1,15 @@
 """The backend registry: one descriptor per backend (pdgen/backends/base.py), by name.
 
 Each backend module holds everything pdgen knows about its backend: defaults, variants,
-router policies, infra needs, the chart and its compiler (a pure ``compile(topology) ->
-Compiled``), the pinned releases whose flags the catalog keeps, and the facts the
+router policies, infra needs, the chart and its compiler (a pure ``compile(spec, compiled)``
+adding the backend's values to the ones every chart shares), the pinned releases whose flags the catalog keeps, and the facts the
 feasibility rules check. A topology setting the backend's chart cannot express is reported
 as a problem at its topology path, never silently dropped.
 """
 
 from __future__ import annotations
 
-from pdgen.backends import ascend_yuanrong, dynamo, sglang_mooncake, vllm_mooncake
+from pdgen.backends import ascend_yuanrong, common, dynamo, sglang_mooncake, vllm_mooncake
 from pdgen.backends.base import Backend
 from pdgen.backends.common import Compiled, Problem
 
@@ -28,7 +28,11 @@ def of(spec: dict) -> Backend:
 
 
 def compile_topology(topology: dict) -> Compiled:
-    return of(topology["spec"]).compile(topology)
+    """The effective topology's chart values: the keys every chart shares, then the backend's."""
+    compiled = Compiled({})
+    compiled.values = common.base(topology, compiled)
+    of(topology["spec"]).compile(topology["spec"], compiled)
+    return compiled
 
 
 __all__ = ["BACKENDS", "CHARTS", "Backend", "Compiled", "Problem", "compile_topology", "of"]

@@ -34,10 +34,8 @@ def _require_images(spec: dict, values: dict, compiled: Compiled) -> None:
                        "spec.kvCache.datasystem.image")
 
 
-def compile(topology: dict) -> Compiled:
-    spec = topology["spec"]
-    compiled = Compiled({})
-    values = common.base(topology, compiled)
+def compile(spec: dict, compiled: Compiled) -> None:
+    values = compiled.values
     backend = spec["variant"]["kvBackend"]
     values["variant"] = {"kvBackend": backend}
     values["ports"] = {"http": spec["ports"]["http"]}
@@ -61,8 +59,6 @@ def compile(topology: dict) -> Compiled:
         if spec["mode"] == "disaggregated" and not datasystem:
             compiled.error(("spec", "kvCache", "datasystem"), "datasystem settings apply only to kvBackend datasystem")
     values["infra"] = {"etcd": common.infra(spec, "etcd")}
-    compiled.values = values
-    return compiled
 
 
 def infra(spec: dict) -> InfraNeeds:

@@ -32,12 +32,18 @@ def _none(spec: dict) -> str | None:
     return None
 
 
+def _always_disaggregates(spec: dict) -> str | None:
+    return "always disaggregates; selective disaggregation needs the dynamo backend"
+
+
 @dataclass(frozen=True)
 class Backend:
     name: str                                # spec.backend
     summary: str
     chart: str                               # the chart under charts/ it compiles to
-    compile: Callable[[dict], Compiled]      # effective topology -> chart values, or problems
+    # (effective spec, Compiled holding the values every chart shares) -> adds this chart's
+    # values and the settings it cannot express (problems) to it.
+    compile: Callable[[dict, Compiled], None]
     defaults: Mapping[str, Any]              # spec keys whose default depends on the backend
     variants: Mapping[str, tuple[str, ...]]  # spec.variant keys and their values
     router: str                              # what routes requests, as messages name it
@@ -49,7 +55,12 @@ class Backend:
     # (variant key, value) -> topology settings that variant cannot do without (an image
     # you build, ...): what tests and benchmarks add to exercise it.
     variant_needs: Mapping[tuple[str, str], dict] = field(default_factory=dict)
-    selective_disaggregation: bool = False   # the router can send short prompts to decode only
+    # Why the router cannot send short prompts to decode only for this spec (message after the
+    # router's name), or None when it can.
+    selective_refused: Callable[[dict], str | None] = _always_disaggregates
+    # The router stays in front of the engines in aggregated mode too (else the Service
+    # reaches the servers directly).
+    router_in_aggregated: bool = False
     # Policies whose routing state each router replica keeps for itself (no sync between them).
     replica_local_policies: tuple[str, ...] = ()
     # Why an autoscaled prefill/decode role would get no traffic from the router (it takes a

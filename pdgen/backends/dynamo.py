@@ -12,10 +12,8 @@ SGLANG_RUNTIME = "nvcr.io/nvidia/ai-dynamo/sglang-runtime"
 OPERATOR_FRONTEND_PORT = 8000
 
 
-def compile(topology: dict) -> Compiled:
-    spec = topology["spec"]
-    compiled = Compiled({})
-    values = common.base(topology, compiled)
+def compile(spec: dict, compiled: Compiled) -> None:
+    values = compiled.values
     variant = spec["variant"]
     values["variant"] = {"engine": variant["engine"], "deployment": variant["deployment"]}
     if variant["engine"] == "sglang" and "repository" not in values.get("image", {}):
@@ -50,8 +48,6 @@ def compile(topology: dict) -> Compiled:
             if spec.get(role, {}).get("autoscaling"):
                 compiled.error(("spec", role, "autoscaling"),
                                "in operator mode the Dynamo platform scales the graph; remove autoscaling")
-    compiled.values = values
-    return compiled
 
 
 def infra(spec: dict) -> InfraNeeds:
@@ -72,6 +68,16 @@ def tp_pairing(spec: dict) -> Iterator[tuple[Path, str]]:
                f"decode tensor {d} must be a multiple of prefill tensor {p} for NIXL to re-shard the KV")
 
 
+def selective_refused(spec: dict) -> str | None:
+    """dynamo.frontend 1.6.1: --router-conditional-disagg requires --router-mode kv (it decides
+    on cached prefix lengths), and the prefill-locally path exists for dynamo.vllm workers only."""
+    if BACKEND.policies.get(spec["routing"]["policy"]) != "kv":
+        return "decides on cached prefix lengths for conditional disaggregation: set routing.policy to kv-aware"
+    if spec["variant"]["engine"] == "sglang":
+        return "supports conditional disaggregation with vLLM workers only (Dynamo 1.6)"
+    return None
+
+
 BACKEND = Backend(
     name="dynamo",
     summary="NVIDIA Dynamo workers (vllm or sglang) with NIXL, dynamo.frontend, etcd and NATS",
@@ -86,6 +92,7 @@ BACKEND = Backend(
               "cache-aware": "kv"},
     infra=infra,
     flag_tools={"dynamo.frontend": "1.6.1", "dynamo.vllm": "1.6.1", "dynamo.sglang": "1.6.1"},
-    selective_disaggregation=True,
+    selective_refused=selective_refused,
+    router_in_aggregated=True,  # dynamo.frontend is the OpenAI front door in every mode
     tp_pairing=tp_pairing,
 )

@@ -7,18 +7,14 @@ from pdgen.backends.base import SERVICES, Backend, InfraNeeds
 from pdgen.backends.common import Compiled
 
 
-def compile(topology: dict) -> Compiled:
-    spec = topology["spec"]
-    compiled = Compiled({})
-    values = common.base(topology, compiled)
+def compile(spec: dict, compiled: Compiled) -> None:
+    values = compiled.values
     ports = spec["ports"]
     values["ports"] = {"http": ports["http"], "bootstrap": ports["bootstrap"]}
     if "metrics" in ports:
         values["ports"]["metrics"] = ports["metrics"]
     if "router" in values and common.router_policy(spec):
         values["router"]["policy"] = common.router_policy(spec)
-    compiled.values = values
-    return compiled
 
 
 def infra(spec: dict) -> InfraNeeds:

@@ -18,10 +18,8 @@ MOONCAKE_STORE = {"globalSegmentSize": 30 * 2**30, "localBufferSize": 2**30}
 LMCACHE_MAX_LOCAL_CPU_GIB = 5
 
 
-def compile(topology: dict) -> Compiled:
-    spec = topology["spec"]
-    compiled = Compiled({})
-    values = common.base(topology, compiled)
+def compile(spec: dict, compiled: Compiled) -> None:
+    values = compiled.values
     connector = spec["variant"]["connector"]
     values["variant"] = {"connector": connector}
     values["ports"] = {"http": spec["ports"]["http"], "bootstrap": spec["ports"]["bootstrap"]}
@@ -66,8 +64,6 @@ def compile(topology: dict) -> Compiled:
         compiled.warn(("spec", "kvCache", "eviction", "policy"),
                       "mooncake_master has no eviction policy choice (it evicts by lease and watermark); ignored")
     values["infra"] = {"etcd": common.infra(spec, "etcd"), "mooncakeMaster": master}
-    compiled.values = values
-    return compiled
 
 
 def infra(spec: dict) -> InfraNeeds:

@@ -19,33 +19,11 @@ class Cluster:
     namespace: str
     context: str
 
-    def core(self):
+    def typed(self, api: str):
+        """One of the kubernetes client's typed APIs on this connection, by its class name
+        (CoreV1Api, AppsV1Api, CustomObjectsApi, StorageV1Api, ...)."""
         from kubernetes import client
-        return client.CoreV1Api(self.api)
-
-    def apps(self):
-        from kubernetes import client
-        return client.AppsV1Api(self.api)
-
-    def custom(self):
-        from kubernetes import client
-        return client.CustomObjectsApi(self.api)
-
-    def extensions(self):
-        from kubernetes import client
-        return client.ApiextensionsV1Api(self.api)
-
-    def storage(self):
-        from kubernetes import client
-        return client.StorageV1Api(self.api)
-
-    def registration(self):
-        from kubernetes import client
-        return client.ApiregistrationV1Api(self.api)
-
-    def discovery(self):
-        from kubernetes import client
-        return client.DiscoveryV1Api(self.api)
+        return getattr(client, api)(self.api)
 
     def dynamic(self):
         from kubernetes import dynamic

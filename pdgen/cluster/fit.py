@@ -102,7 +102,7 @@ class Node:
 def nodes(cluster) -> list[Node]:
     from pdgen.cluster.client import api_call
 
-    core = cluster.core()
+    core = cluster.typed("CoreV1Api")
     listed = api_call("list nodes", core.list_node)
     pods = api_call("list pods", core.list_pod_for_all_namespaces,
                     field_selector="status.phase!=Succeeded,status.phase!=Failed")

@@ -121,10 +121,10 @@ def _kind_path(topology: dict, obj: Obj) -> tuple:
 def served(cluster: Cluster, api_version: str) -> dict[str, str] | None:
     """kind -> resource (plural) the API server serves for ``api_version``; None if not served."""
     if api_version == "v1":
-        answer = api_call("discovery of v1", cluster.core().get_api_resources)
+        answer = api_call("discovery of v1", cluster.typed("CoreV1Api").get_api_resources)
     else:
         group, _, version = api_version.rpartition("/")
-        answer = api_call(f"discovery of {api_version}", cluster.custom().get_api_resources, group, version)
+        answer = api_call(f"discovery of {api_version}", cluster.typed("CustomObjectsApi").get_api_resources, group, version)
     if answer is None:
         return None
     return {r.kind: r.name for r in answer.resources if "/" not in r.name}
@@ -136,7 +136,7 @@ def check(result: FileResult, manifests: str, cluster: Cluster, namespace: str) 
     topology = result.document or {}
     objects, _ = parse(manifests, result.file)
     want = needs(objects)
-    core = cluster.core()
+    core = cluster.typed("CoreV1Api")
 
     if api_call("read namespace", core.read_namespace, namespace) is None:
         report.add(("metadata", "namespace"), f"namespace {namespace} does not exist; `helm upgrade --install "
@@ -160,7 +160,7 @@ def check(result: FileResult, manifests: str, cluster: Cluster, namespace: str) 
             report.add(where, f"PersistentVolumeClaim {claim} is {pvc.status.phase}, not Bound", Level.WARNING)
 
     if want.storage_classes:
-        classes = api_call("list StorageClasses", cluster.storage().list_storage_class)
+        classes = api_call("list StorageClasses", cluster.typed("StorageV1Api").list_storage_class)
         names = {c.metadata.name for c in classes.items} if classes else set()
         default = [c.metadata.name for c in (classes.items if classes else []) if
                    (c.metadata.annotations or {}).get("storageclass.kubernetes.io/is-default-class") == "true"]
@@ -185,7 +185,7 @@ def check(result: FileResult, manifests: str, cluster: Cluster, namespace: str) 
                        f"{', '.join(sorted(secret.data or {})) or 'none'})")
 
     if want.custom_metrics:
-        service = api_call("read APIService", cluster.registration().read_api_service, "v1beta1.custom.metrics.k8s.io")
+        service = api_call("read APIService", cluster.typed("ApiregistrationV1Api").read_api_service, "v1beta1.custom.metrics.k8s.io")
         if service is None:
             path = next((("spec", r, "autoscaling") for r in ("prefill", "decode", "server", "router")
                          if topology.get("spec", {}).get(r, {}).get("autoscaling")), ("spec",))

@@ -106,7 +106,7 @@ def _pod_problems(pod, events: dict[str, list[str]]) -> tuple[bool, list[str]]:
 
 def collect(cluster: Cluster, release: str, namespace: str) -> Status:
     selector = f"{INSTANCE}={release}"
-    apps, core = cluster.apps(), cluster.core()
+    apps, core = cluster.typed("AppsV1Api"), cluster.typed("CoreV1Api")
     status = Status(release, namespace)
     pods = api_call("list pods", core.list_namespaced_pod, namespace, label_selector=selector).items
     events: dict[str, list[str]] = {}
@@ -121,7 +121,7 @@ def collect(cluster: Cluster, release: str, namespace: str) -> Status:
                          apps.list_namespaced_deployment), ("DaemonSet", apps.list_namespaced_daemon_set)):
         for obj in api_call(f"list {kind}s", lister, namespace, label_selector=selector).items:
             workloads.append((kind, obj.metadata.labels.get(COMPONENT, obj.metadata.name), _desired(kind, obj)))
-    custom = cluster.custom()
+    custom = cluster.typed("CustomObjectsApi")
     for group, version, plural, kind in (("leaderworkerset.x-k8s.io", "v1", "leaderworkersets", "LeaderWorkerSet"),
                                          ("nvidia.com", "v1alpha1", "dynamographdeployments", "DynamoGraphDeployment")):
         try:
@@ -149,7 +149,7 @@ def collect(cluster: Cluster, release: str, namespace: str) -> Status:
             role.problems += problems
         status.roles.append(role)
 
-    discovery = cluster.discovery()
+    discovery = cluster.typed("DiscoveryV1Api")
     for service in api_call("list Services", core.list_namespaced_service, namespace, label_selector=selector).items:
         name = service.metadata.name
         slices = api_call("list EndpointSlices", discovery.list_namespaced_endpoint_slice, namespace,

@@ -17,6 +17,7 @@ Source: the aggregated baseline is one engine per replica (seed cache-test-guide
 
 from __future__ import annotations
 
+from pdgen import backends
 from pdgen.findings import Level
 
 ID = "aggregated-settings"
@@ -32,7 +33,7 @@ def check(ctx):
     for key in ("mooncakeStore", "lmcache", "datasystem"):
         if key in spec.get("kvCache", {}):
             yield ("spec", "kvCache", key), f"kvCache.{key} configures KV transfer between roles; aggregated mode has none"
-    if "router" in spec and spec["backend"] != "dynamo":
+    if "router" in spec and not backends.of(spec).router_in_aggregated:
         yield ("spec", "router"), (f"in aggregated mode the Service reaches the servers directly; backend "
                                    f"{spec['backend']} renders no router in front of 'server'")
     if spec["transport"]["protocol"] == "rdma":

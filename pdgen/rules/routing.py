@@ -35,7 +35,7 @@ ID = "routing"
 LEVEL = Level.ERROR
 
 def has_router(spec: dict) -> bool:
-    return spec["backend"] == "dynamo" or spec["mode"] == "disaggregated"
+    return spec["mode"] == "disaggregated" or backends.of(spec).router_in_aggregated
 
 
 def check(ctx):
@@ -57,12 +57,6 @@ def check(ctx):
     selective = routing.get("selectiveDisaggregation")
     if not selective or spec["mode"] != "disaggregated":
         return  # aggregated mode: the aggregated-settings rule reports it
-    path = ("spec", "routing", "selectiveDisaggregation")
-    if not backend.selective_disaggregation:
-        yield path, f"{backend.router} always disaggregates; selective disaggregation needs the dynamo backend"
-        return
-    if supported.get(routing["policy"]) != "kv":
-        yield path, ("Dynamo's conditional disaggregation decides on cached prefix lengths: set routing.policy "
-                     "to kv-aware")
-    if spec["variant"]["engine"] == "sglang":
-        yield path, "Dynamo 1.6 supports conditional disaggregation with vLLM workers only"
+    refused = backend.selective_refused(spec)
+    if refused:
+        yield ("spec", "routing", "selectiveDisaggregation"), f"{backend.router} {refused}"

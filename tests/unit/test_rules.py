@@ -97,3 +97,23 @@ def test_model_config_option_drives_model_fit(tmp_path, runner):
     sized = runner.invoke(cli, ["validate", "--format", "text", "--model-config", str(tmp_path / "config.json"),
                                 str(tmp_path / "t.yaml")])
     assert sized.exit_code == 1 and "[model-fit]" in sized.output
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"routing": {"policy": "round-robin"}}, "dynamo.frontend decides on cached prefix lengths for conditional "
+                                             "disaggregation: set routing.policy to kv-aware"),
+    ({"variant": {"engine": "sglang"}}, "dynamo.frontend supports conditional disaggregation with vLLM workers only"),
+])
+def test_conditional_disaggregation_needs_what_dynamo_frontend_needs(change, message, tmp_path, runner):
+    """dynamo.frontend 1.6.1: --router-conditional-disagg requires --router-mode kv, and only
+    dynamo.vllm workers prefill locally (the backend descriptor's selective_refused)."""
+    import yaml
+
+    from tests.conftest import ROOT
+    doc = yaml.safe_load((ROOT / "examples" / "controlplane-document-qa.yaml").read_text())
+    for key, value in change.items():
+        doc["spec"][key] = {**doc["spec"][key], **value}
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(doc))
+    out = runner.invoke(cli, ["validate", "--format", "text", str(tmp_path / "t.yaml")])
+    assert out.exit_code == 1
+    assert f"$.spec.routing.selectiveDisaggregation: {message}" in out.output and "[routing]" in out.output
