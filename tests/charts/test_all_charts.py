@@ -243,3 +243,28 @@ def test_a_role_env_overrides_the_charts_entry_in_place(chart):
     assert len(names) == len(set(names))
     assert names[:2] == ["POD_IP", "POD_NAME"] and env[1] == {"name": "POD_NAME", "value": "mine"}
     assert names[-1] == "EXTRA"
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=_id)
+def test_every_probe_allows_more_than_the_kubelets_one_second(scenario):
+    """Operator issue, defect 6: with the kubelet's default timeoutSeconds of 1 a busy router,
+    proxy or etcd misses its probe and leaves the rotation; the pod builder gives every probe
+    5 s unless the role knows better (SGLang's generating /health: more)."""
+    from pdgen import manifests
+    chart, ci = scenario
+    objects, _ = manifests.parse(render_text(chart, ci_values(chart, ci)), "m.yaml")
+    probes = [(o.ref, c["name"], k, c[k]) for o in objects for _, c, _ in manifests.containers(o)
+              for k in ("startupProbe", "readinessProbe", "livenessProbe") if k in c]
+    # (the Dynamo operator gives its graph's pods their probes itself)
+    assert probes or {o.kind for o in objects} <= {"DynamoGraphDeployment", "Pod"}, "no probe rendered"
+    short = [p for p in probes if p[3].get("timeoutSeconds", 1) < 5]
+    assert not short, short
+
+
+def test_the_library_charts_readme_lists_every_helper():
+    """A newcomer finds every pd-common helper in its README, with what it gives."""
+    templates = CHARTS / "pd-common" / "templates"
+    defined = {m for f in templates.glob("*.tpl") for m in re.findall(r'define "([^"]+)"', f.read_text())}
+    listed = set(re.findall(r"`(pd-common\.[A-Za-z]+)`", (CHARTS / "pd-common" / "README.md").read_text()))
+    assert defined - listed == set(), "helpers the README does not list"
+    assert listed - defined == set(), "README entries for helpers that do not exist"

@@ -96,8 +96,13 @@ and mount are named "dshm" (a form with its own shared-memory setting drops them
 {{- $container := dict "name" (default .component .containerName) "image" (include "pd-common.image" (dict "image" $image "override" $role.image)) "imagePullPolicy" (include "pd-common.pullPolicy" (dict "image" $image "override" $role.image)) "env" $env -}}
 {{- with .command }}{{ $_ := set $container "command" . }}{{ end -}}
 {{- with $args }}{{ $_ := set $container "args" . }}{{ end -}}
-{{- range $k := list "ports" "startupProbe" "readinessProbe" "livenessProbe" -}}
-{{- with index $ $k }}{{ $_ := set $container $k . }}{{ end -}}
+{{- with .ports }}{{ $_ := set $container "ports" . }}{{ end -}}
+{{- range $k := list "startupProbe" "readinessProbe" "livenessProbe" -}}
+{{- with index $ $k -}}
+{{- /* The kubelet's default timeout is 1 s: a Python router or proxy busy with a burst, or
+       etcd under load, misses it and leaves the rotation. Probes that know better set it. */ -}}
+{{- $_ := set $container $k (merge (deepCopy .) (dict "timeoutSeconds" 5)) -}}
+{{- end -}}
 {{- end -}}
 {{- with $mounts }}{{ $_ := set $container "volumeMounts" . }}{{ end -}}
 {{- $parts := dict "labels" $labels "annotations" $annotations "drainSeconds" (int (default 0 $role.drainSeconds)) "hostNetwork" $hostNetwork "privileged" $privileged "rdma" $rdma "initContainers" $inits "container" $container "resources" (include "pd-common.resourceMap" (dict "root" $root "role" $role "accelerators" (default 0 .accelerators) "rdma" $rdma) | fromYaml) "volumes" $volumes "nodeSelector" (default dict $role.nodeSelector) "tolerations" (default list $role.tolerations) "affinity" $affinity -}}
