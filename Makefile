@@ -40,7 +40,7 @@ dataplane: setup ## Install the data-plane components (Dynamo, sglang-router, Mo
 	PYTHON=$(PYTHON) bash scripts/install-dataplane.sh
 
 lint: setup ## ruff over the Python, mypy over pdgen/, helm lint --strict over every chart
-	$(VENV)/bin/ruff check pdgen tests scripts bench
+	$(VENV)/bin/ruff check pdgen tests scripts perf
 	$(VENV)/bin/mypy
 	bash scripts/lint-charts.sh
 
@@ -63,10 +63,10 @@ demo: setup ## Set up, then render every example into out/, lint it offline and 
 	@echo
 	@$(PY) scripts/demo.py
 
-bench: setup ## Benchmarks: validate rate; render vs helm; lint vs kubeconform; bench client vs aiohttp baseline
-	$(PY) bench/validate_rate.py 1000
-	$(PY) bench/render_lint.py 5
-	$(PY) bench/client_throughput.py
+bench: setup ## pdgen's own speed (perf/): validate rate; render vs helm; lint vs kubeconform; the load generator vs an aiohttp baseline
+	$(PY) perf/validate_rate.py 1000
+	$(PY) perf/render_lint.py 5
+	$(PY) perf/client_throughput.py
 
 fixtures: setup ## Regenerate tests/fixtures/{invalid,rules/*}/*.expected (review the diff!)
 	bash scripts/regenerate.sh fixtures

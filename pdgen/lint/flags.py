@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pdgen import catalog
+from pdgen import flag_catalog
 from pdgen.findings import Finding
 from pdgen.manifests import Obj, containers
 
@@ -14,15 +14,15 @@ def check(objects: list[Obj]) -> list[Finding]:
     for obj in objects:
         for path, c, _ in containers(obj):
             command, args = [str(a) for a in c.get("command") or []], [str(a) for a in c.get("args") or []]
-            found = catalog.tool_for(command + args)
+            found = flag_catalog.tool_for(command + args)
             if not found:
                 continue
             tool, checked = found
             tokens = [("command", i, t) for i, t in enumerate(command)] + [("args", i, t) for i, t in enumerate(args)]
-            for flag in dict.fromkeys(catalog.unknown_flags(tool, checked)):
+            for flag in dict.fromkeys(flag_catalog.unknown_flags(tool, checked)):
                 # Point at the token when the flag is one; inside `sh -c "..."` it is not.
                 at = next((path + (key, i) for key, i, t in tokens
-                           if t.startswith("-") and catalog.flag_name(tool, t) == flag), path)
-                findings.append(obj.finding(at, f"{flag} is not a flag of {tool} {catalog.version(tool)}", RULE,
+                           if t.startswith("-") and flag_catalog.flag_name(tool, t) == flag), path)
+                findings.append(obj.finding(at, f"{flag} is not a flag of {tool} {flag_catalog.version(tool)}", RULE,
                                             container=c.get("name")))
     return findings

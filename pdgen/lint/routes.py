@@ -6,7 +6,7 @@ table (a shell, etcd, NATS) is not checked.
 
 from __future__ import annotations
 
-from pdgen import catalog
+from pdgen import flag_catalog
 from pdgen.findings import Finding
 from pdgen.manifests import Obj, containers
 
@@ -53,7 +53,7 @@ TEST_CALLS = "pdgen.io/test-calls"  # annotation on the helm-test pod: "GET /v1/
 
 def tool_of(container: dict) -> str | None:
     argv = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
-    found = catalog.tool_for(argv)
+    found = flag_catalog.tool_for(argv)
     return found[0] if found else None
 
 

@@ -13,7 +13,8 @@ from pdgen.validate import check_file
 
 VARIANTS = {name: b.variant_combinations() for name, b in BACKENDS.items()}
 # What a combination needs beyond defaults, because the topology must say it (each has its
-# own finding when missing; see test_required_settings_have_findings): the descriptors' own.
+# own finding when missing: test_v0_etcd_without_an_engine_image_of_ones_own_is_a_finding and
+# test_datasystem_needs_both_images_named): the descriptors' own.
 REQUIRED = {(name, value): b.variant_needs[key, value] for name, b in BACKENDS.items()
             for key, value in b.variant_needs}
 
@@ -157,3 +158,40 @@ def test_the_largest_topology_the_schema_accepts_renders_and_lints_quickly(tmp_p
     assert args.count("--prefill") == args.count("--decode") == 1000
     [result] = lint.lint_files([str(path)])
     assert result.findings == []
+
+
+@pytest.mark.parametrize("change,path,words", [
+    ({"service": {"port": 9000}}, "$.spec.service.port", "fixes the frontend's port at 8000"),
+    ({"decode": {"autoscaling": {"minReplicas": 1, "maxReplicas": 3,
+                                 "metric": {"name": "vllm:num_requests_waiting", "averageValue": 4}}}},
+     "$.spec.decode.autoscaling", "the Dynamo platform scales the graph"),
+])
+def test_what_the_dynamo_operator_cannot_honour_is_a_validate_finding(tmp_path, change, path, words):
+    """Operator issue, defect 14 (ai-dynamo/dynamo deploy/operator/internal/dynamo/
+    component_frontend.go fixes the frontend's containerPort, DYN_HTTP_PORT and Service at
+    8000) and the operator owning the graph's replicas: validate says so at the topology
+    path, before helm runs."""
+    doc = topology("dynamo", {"engine": "vllm", "deployment": "operator"}, "disaggregated")
+    doc["spec"].update(change)
+    file = tmp_path / "op.yaml"
+    file.write_text(yaml.safe_dump(doc, sort_keys=False))
+    findings = [f for f in check_file(str(file)).findings if f.level.name == "ERROR"]
+    assert [(f.json_path, f.rule) for f in findings] == [(path, "compile.unsupported")]
+    assert words in findings[0].message and findings[0].line > 0
+
+
+def test_a_multi_node_instance_of_one_replica_still_gets_a_disruption_budget(tmp_path):
+    """Operator issue, defect 12: with RecreateGroupOnPodRestart one drained node restarts a
+    whole multi-node instance; a budget of one pod at a time paces a drain across its nodes."""
+    doc = topology("sglang-mooncake", {}, "disaggregated")
+    doc["spec"]["decode"] = {"replicas": 1, "nodesPerInstance": 2, "parallelism": {"tensor": 16},
+                             "acceleratorsPerPod": 8}
+    file = tmp_path / "mn.yaml"
+    file.write_text(yaml.safe_dump(doc, sort_keys=False))
+    item = render.render_file(str(file))
+    assert item.ok, item.result.findings
+    budgets = {d["metadata"]["name"]: d["spec"] for d in yaml.safe_load_all(item.manifests)
+               if d and d["kind"] == "PodDisruptionBudget"}
+    name = doc["metadata"]["name"] + "-decode"
+    assert budgets[name]["maxUnavailable"] == 1
+    assert budgets[name]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "decode"

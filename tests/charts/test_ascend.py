@@ -76,6 +76,10 @@ def test_mooncake_on_ascend_wires_kv_ports_and_the_load_balance_proxy():
     assert hosts == ["demo-prefill-0.demo-prefill.llm.svc", "demo-prefill-1.demo-prefill.llm.svc"]
     assert args[args.index("--prefiller-ports") + 1:args.index("--decoder-hosts")] == ["8000", "8000"]
     assert arg_after(args, "--host") == "0.0.0.0"
+    # Fidelity issue, defect 11, on Ascend: Mooncake runs its "ascend" transport (HCCS/RoCE
+    # through ADXL); MC_FORCE_TCP would push the KV through host TCP instead.
+    for role in ("prefill", "decode"):
+        assert "MC_FORCE_TCP" not in _env(container(find(objects, "StatefulSet", f"demo-{role}")))
 
 
 def test_aggregated_has_no_connector_or_datasystem():

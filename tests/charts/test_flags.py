@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pdgen import catalog
+from pdgen import flag_catalog
 from tests.charts.helpers import ci_values, render, scenarios
 
 # Containers that run an upstream program the catalog must cover; anything else (etcd,
@@ -39,32 +39,32 @@ def test_every_rendered_flag_exists_in_the_pinned_release(scenario):
     checked = 0
     for obj in render(chart, ci_values(chart, ci)):
         for c in _containers(obj):
-            found = catalog.tool_for(c.get("command", []) + c.get("args", []))
+            found = flag_catalog.tool_for(c.get("command", []) + c.get("args", []))
             if c["name"] in CHECKED:
                 assert found, f"{obj['kind']}/{obj['metadata']['name']} {c['name']}: command not in the catalog"
             if found:
                 tool, args = found
-                assert catalog.unknown_flags(tool, args) == [], (
+                assert flag_catalog.unknown_flags(tool, args) == [], (
                     f"{obj['kind']}/{obj['metadata']['name']} container {c['name']}: not in {tool} "
-                    f"{catalog.version(tool)}")
+                    f"{flag_catalog.version(tool)}")
                 checked += 1
     assert checked >= 1
 
 
 def test_the_check_catches_a_renamed_flag():
-    assert catalog.unknown_flags("sglang.launch_server", ["--tp-size", "2", "--tensor-parallel-degree", "2"]) == [
+    assert flag_catalog.unknown_flags("sglang.launch_server", ["--tp-size", "2", "--tensor-parallel-degree", "2"]) == [
         "--tensor-parallel-degree"]
-    assert catalog.unknown_flags("sglang.launch_server", ["--disaggregation-decode-tp", "2"]) == [
+    assert flag_catalog.unknown_flags("sglang.launch_server", ["--disaggregation-decode-tp", "2"]) == [
         "--disaggregation-decode-tp"]  # gone after 0.5.5
-    assert catalog.unknown_flags("vllm.serve", ["--max_model_len=4", "--kv-transfer-config.kv_role=kv_both",
+    assert flag_catalog.unknown_flags("vllm.serve", ["--max_model_len=4", "--kv-transfer-config.kv_role=kv_both",
                                                  "--swap-space", "4"]) == ["--swap-space"]
-    assert catalog.unknown_flags("mooncake_master", ["--rpc_port=1", "--noenable_http_metadata_server",
+    assert flag_catalog.unknown_flags("mooncake_master", ["--rpc_port=1", "--noenable_http_metadata_server",
                                                       "--rpc-port=1"]) == ["--rpc-port"]
-    assert catalog.tool_for(["sh", "-c", "echo"]) is None
+    assert flag_catalog.tool_for(["sh", "-c", "echo"]) is None
     # datasystem_worker's gflags, single dash or double, behind the image's entry script
-    assert catalog.tool_for(["/home/yuanrong/worker_entry.sh", "-worker_address=h:1"]) == (
+    assert flag_catalog.tool_for(["/home/yuanrong/worker_entry.sh", "-worker_address=h:1"]) == (
         "datasystem_worker", ["-worker_address=h:1"])
-    assert catalog.unknown_flags("datasystem_worker", ["-worker_address=h:1", "--etcd_address=e:2",
+    assert flag_catalog.unknown_flags("datasystem_worker", ["-worker_address=h:1", "--etcd_address=e:2",
                                                         "-unix_socket_dir=/x"]) == ["--unix_socket_dir"]
 
 

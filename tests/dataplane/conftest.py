@@ -1,4 +1,4 @@
-"""Fixtures of the data-plane suite: the components installed by `make setup`
+"""Fixtures of the data-plane suite: the components installed by `make dataplane`
 (scripts/install-dataplane.sh: .tools/dataplane-venv, Debian's nats-server), renders of the
 examples, and a loopback-only network namespace per test (tests/dataplane/harness.py). A
 missing component fails the test with the command that installs it; nothing is skipped."""
@@ -25,7 +25,7 @@ PYTHON = str(harness.VENV / "bin" / "python")
 def need(path: str | pathlib.Path, what: str) -> str:
     found = shutil.which(str(path)) if not os.path.isabs(str(path)) else (str(path) if os.path.exists(path) else None)
     if not found:
-        pytest.fail(f"{what} is not installed ({path}): run `make setup` (scripts/install-dataplane.sh)")
+        pytest.fail(f"{what} is not installed ({path}): run `make dataplane` (scripts/install-dataplane.sh)")
     return found
 
 

@@ -50,6 +50,13 @@ ascend.kvTransferConfig: --kv-transfer-config for mode "prefill" or "decode".
 {{- toYaml $args -}}
 {{- end -}}
 
+{{- /* No MC_FORCE_TCP here, unlike the GPU charts (pd-common.mooncakeTransportEnv): on
+       Ascend the Mooncake transfer engine runs its "ascend" transport (Ascend Direct
+       Transport over CANN's ADXL: HCCS within a node, the NPUs' RoCE between nodes;
+       kvcache-ai/Mooncake mooncake-transfer-engine/src/transport/ascend_transport, and
+       vllm-ascend docs/source/user_guide/feature_guide/kv_pool.md `"protocol": "ascend"`).
+       transport.protocol tcp means that path; forcing Mooncake's TCP transport would move
+       the KV through host memory instead. */ -}}
 {{- define "ascend.engineEnv" -}}
 {{- $v := .root.Values -}}
 # HCCL and the connectors advertise the pod's own address.

@@ -4,7 +4,7 @@ Not a test: the machines are noisy. The target (issue 2) is >= 1,000 topologies/
 2 cores. Each topology is distinct YAML text (backends, modes, sizes and roles vary),
 so the loader, the schema and the position map all do their full work every time.
 
-    .venv/bin/python bench/validate_rate.py [N]
+    .venv/bin/python perf/validate_rate.py [N]
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ vLLM-style aiohttp client doing the same work (POST, stream, timestamp and parse
 message). Target: pdgen >= 1.0x the baseline. The server runs in its own process with zero
 TTFT/ITL, so both clients are measured at saturation.
 
-    .venv/bin/python bench/client_throughput.py [REQUESTS] [CONCURRENCY] [TOKENS]
+    .venv/bin/python perf/client_throughput.py [REQUESTS] [CONCURRENCY] [TOKENS]
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ same values, and `pdgen lint` vs bare kubeconform on the same manifests.
 Targets (issue 4): render <= 1.10x helm template; lint <= 1.3x kubeconform. Each pair is
 timed REPEAT times, interleaved so machine noise hits both sides alike; medians are compared.
 
-    .venv/bin/python bench/render_lint.py [REPEAT]
+    .venv/bin/python perf/render_lint.py [REPEAT]
 """
 
 from __future__ import annotations
