@@ -3,9 +3,11 @@
 One topology sets everything a role can say about its pods (image override and pull
 secrets, resources, accelerators, shared memory, drain, extra args and env, node selector,
 tolerations, affinity, a model download) and both RDMA shapes (a device plugin; the node's
-network with privileged containers). It is rendered by pdgen into each form a role can take:
-StatefulSet, LeaderWorkerSet (leader and worker pods) and the Dynamo operator's
-DynamoGraphDeployment (single- and multi-node). Each form's pods are read back into one view
+network with privileged containers). It is rendered by pdgen into each form a role can take, for every
+backend: StatefulSet, LeaderWorkerSet (leader and worker pods) and the Dynamo operator's
+DynamoGraphDeployment (single- and multi-node); Ascend's engines with their NPU links instead
+of RDMA. The router role's settings are checked the same way in each chart's Deployment and
+the graph's Frontend. Each form's pods are read back into one view
 (what the pod would run with) and must carry every setting. The DGD form is read the way
 the operator reads it: resources from its ResourceItem (gpu, gpuType, custom; deploy/operator
 internal/controller_common resource.go), /dev/shm from sharedMemory, the rest from
@@ -40,11 +42,16 @@ ROLE = {
 TRANSPORTS = {
     "device-plugin": {"protocol": "rdma", "rdma": {"resourceName": "rdma/hca", "resourceCount": 2}},
     "host-network": {"protocol": "rdma", "rdma": {"hostNetwork": True, "privileged": True}},
+    # Ascend moves KV over the NPUs' own links (HCCS/RoCE through ADXL): no RDMA settings.
+    "npu-links": {"protocol": "tcp"},
 }
 FORMS = {  # name -> (backend, variant, nodesPerInstance)
     "sglang StatefulSet": ("sglang-mooncake", {}, 1),
     "sglang LeaderWorkerSet": ("sglang-mooncake", {}, 2),
     "vllm StatefulSet": ("vllm-mooncake", {"connector": "p2p"}, 1),
+    "vllm LeaderWorkerSet": ("vllm-mooncake", {"connector": "p2p"}, 2),
+    "ascend StatefulSet": ("ascend-yuanrong", {"kvBackend": "mooncake"}, 1),
+    "ascend LeaderWorkerSet": ("ascend-yuanrong", {"kvBackend": "mooncake"}, 2),
     "dynamo StatefulSet": ("dynamo", {"engine": "vllm", "deployment": "standalone"}, 1),
     "dynamo LeaderWorkerSet": ("dynamo", {"engine": "vllm", "deployment": "standalone"}, 2),
     "dynamo DynamoGraphDeployment": ("dynamo", {"engine": "vllm", "deployment": "operator"}, 1),
@@ -58,7 +65,7 @@ def topology(backend: str, variant: dict, nodes: int, transport: dict) -> dict:
         "model": {"name": "Qwen/Qwen2.5-7B-Instruct",
                   "source": {"download": {"from": "hf", "uri": "Qwen/Qwen2.5-7B-Instruct",
                                               "storage": {"size": "40Gi"}}}},
-        "accelerator": {"type": "nvidia"},
+        "accelerator": {"type": "ascend" if backend == "ascend-yuanrong" else "nvidia"},
         "transport": copy.deepcopy(transport),
     }
     for role in ROLES:
@@ -107,12 +114,12 @@ def _dgd(service: dict) -> dict:
             "container": c, "resources": resources, "shm": service["sharedMemory"]["size"]}
 
 
-def check_view(view: dict, transport: str, worker_pod: bool) -> None:
+def check_view(view: dict, transport: str, worker_pod: bool, accelerator: str = "nvidia.com/gpu") -> None:
     spec, c = view["spec"], view["container"]
     assert c["image"] == "registry.example.com/pd-engine:t1"
     assert spec["imagePullSecrets"] == [{"name": "regcred"}]
-    assert {k: str(v) for k, v in view["resources"].items() if k in ("cpu", "memory", "nvidia.com/gpu")} == {
-        "cpu": "7", "memory": "30Gi", "nvidia.com/gpu": "2"}
+    assert {k: str(v) for k, v in view["resources"].items() if k in ("cpu", "memory", accelerator)} == {
+        "cpu": "7", "memory": "30Gi", accelerator: "2"}
     assert view["shm"] == "3Gi"
     assert spec["terminationGracePeriodSeconds"] == 71
     assert c["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "41"]
@@ -123,6 +130,10 @@ def check_view(view: dict, transport: str, worker_pod: bool) -> None:
     assert spec["affinity"]["nodeAffinity"] == ROLE["scheduling"]["affinity"]["nodeAffinity"]
     if not worker_pod:  # the LWS worker pods wait for the leader, which waits for the download
         assert any(i["name"] == "wait-for-model" for i in spec["initContainers"])
+    if transport == "npu-links":
+        assert "securityContext" not in c and not spec.get("hostNetwork")
+        assert any(m["mountPath"] == "/usr/local/Ascend/driver" for m in c["volumeMounts"])
+        return
     assert "IPC_LOCK" in c["securityContext"]["capabilities"]["add"]
     if transport == "device-plugin":
         assert str(view["resources"]["rdma/hca"]) == "2"
@@ -137,8 +148,11 @@ def check_view(view: dict, transport: str, worker_pod: bool) -> None:
         assert any(v.get("hostPath", {}).get("path") == "/dev/infiniband" for v in spec["volumes"])
 
 
-@pytest.mark.parametrize("transport", sorted(TRANSPORTS))
-@pytest.mark.parametrize("form", sorted(FORMS))
+CASES = [(form, transport) for form in sorted(FORMS) for transport in sorted(TRANSPORTS)
+         if (transport == "npu-links") == form.startswith("ascend")]
+
+
+@pytest.mark.parametrize("form,transport", CASES)
 def test_every_role_setting_reaches_every_form(tmp_path, form, transport):
     backend, variant, nodes = FORMS[form]
     path = tmp_path / "forms.yaml"
@@ -149,5 +163,56 @@ def test_every_role_setting_reaches_every_form(tmp_path, form, transport):
     for role in ROLES:
         views = pod_views(objects, role)
         assert len(views) == (2 if nodes > 1 and "Graph" not in form else 1), (form, role, len(views))
+        accelerator = "huawei.com/Ascend910" if backend == "ascend-yuanrong" else "nvidia.com/gpu"
         for i, view in enumerate(views):
-            check_view(view, transport, worker_pod=i == 1)
+            check_view(view, transport, worker_pod=i == 1, accelerator=accelerator)
+
+
+ROUTER = {"replicas": 2, "resources": {"cpu": "3", "memory": "5Gi"}, "drainSeconds": 23,
+          "extraArgs": ["--pdgen-router-arg"], "env": {"PDGEN_ROUTER_ENV": "on"},
+          "scheduling": copy.deepcopy(ROLE["scheduling"]),
+          "image": {"repository": "registry.example.com/pd-router", "tag": "r1", "pullSecrets": ["regcred"]}}
+ROUTER_FORMS = {  # name -> (backend, variant, the router's component)
+    "sglang router Deployment": ("sglang-mooncake", {}, "router"),
+    "vllm proxy Deployment": ("vllm-mooncake", {"connector": "p2p"}, "router"),
+    "ascend proxy Deployment": ("ascend-yuanrong", {"kvBackend": "mooncake"}, "router"),
+    "dynamo frontend Deployment": ("dynamo", {"engine": "vllm", "deployment": "standalone"}, "frontend"),
+    "dynamo Frontend in the graph": ("dynamo", {"engine": "vllm", "deployment": "operator"}, "Frontend"),
+}
+
+
+@pytest.mark.parametrize("form", sorted(ROUTER_FORMS))
+def test_every_router_setting_reaches_every_form(tmp_path, form):
+    """The router role's settings (image and pull secrets, resources, drain, extra args and
+    env, scheduling) reach its pods in every form: each chart's Deployment and the Dynamo
+    operator's Frontend service."""
+    backend, variant, component = ROUTER_FORMS[form]
+    transport = TRANSPORTS["npu-links" if backend == "ascend-yuanrong" else "device-plugin"]
+    doc = topology(backend, variant, 1, transport)
+    doc["spec"]["router"] = copy.deepcopy(ROUTER)
+    path = tmp_path / "router.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    item = render.render_file(str(path))
+    assert item.ok, [f.message for f in item.result.findings]
+    objects = [d for d in yaml.safe_load_all(item.manifests) if d]
+    if component == "Frontend":
+        graph = next(o for o in objects if o["kind"] == "DynamoGraphDeployment")["spec"]["services"]["Frontend"]
+        assert graph["replicas"] == 2
+        view = _dgd(dict(graph, sharedMemory={"size": "-"}))
+    else:
+        [deployment] = [o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == f"forms-{component}"]
+        assert deployment["spec"]["replicas"] == 2
+        template = deployment["spec"]["template"]
+        [c] = template["spec"]["containers"]
+        view = {"spec": template["spec"], "container": c, "resources": c["resources"]["limits"]}
+    spec, c = view["spec"], view["container"]
+    assert c["image"] == "registry.example.com/pd-router:r1"
+    assert spec["imagePullSecrets"] == [{"name": "regcred"}]
+    assert {k: str(v) for k, v in view["resources"].items()} == {"cpu": "3", "memory": "5Gi"}
+    assert spec["terminationGracePeriodSeconds"] == 53
+    assert c["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "23"]
+    assert "--pdgen-router-arg" in c["args"]
+    assert {"name": "PDGEN_ROUTER_ENV", "value": "on"} in c["env"]
+    assert spec["nodeSelector"] == {"pool": "pd-gpu"}
+    assert spec["tolerations"] == ROLE["scheduling"]["tolerations"]
+    assert spec["affinity"]["nodeAffinity"] == ROLE["scheduling"]["affinity"]["nodeAffinity"]
