@@ -70,6 +70,18 @@ def _in_cluster_namespace() -> str:
         return "default"
 
 
+def served(cluster: Cluster, api_version: str) -> dict[str, str] | None:
+    """kind -> resource (plural) the API server serves for ``api_version``; None if not served."""
+    if api_version == "v1":
+        answer = api_call("discovery of v1", cluster.typed("CoreV1Api").get_api_resources)
+    else:
+        group, _, version = api_version.rpartition("/")
+        answer = api_call(f"discovery of {api_version}", cluster.typed("CustomObjectsApi").get_api_resources, group, version)
+    if answer is None:
+        return None
+    return {r.kind: r.name for r in answer.resources if "/" not in r.name}
+
+
 def api_call(what: str, call, *args, **kwargs):
     """A kubernetes client call; None for 404, ClusterError for anything else that fails."""
     from kubernetes.client.exceptions import ApiException

@@ -11,10 +11,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pdgen.cluster import fit
-from pdgen.cluster.client import Cluster, api_call
+from pdgen.cluster import fit, references
+from pdgen.cluster.client import Cluster, api_call, served
 from pdgen.findings import FileResult, Finding, Level
-from pdgen.manifests import Obj, containers, parse, pod_templates
+from pdgen.manifests import Obj, parse
 
 RULE = "preflight"
 
@@ -24,16 +24,14 @@ class Needs:
     """What a render asks of the cluster."""
 
     groups: dict[str, list[Obj]] = field(default_factory=dict)   # apiVersion -> objects of it
-    secrets: dict[str, set[str]] = field(default_factory=dict)   # Secret -> keys read (empty: whole)
-    pvcs: list[str] = field(default_factory=list)                # claims used, not created, by the release
+    refs: list[references.Ref] = field(default_factory=list)     # Secrets, ConfigMaps, claims it reads
     storage_classes: list[str] = field(default_factory=list)     # "" = the cluster default
     custom_metrics: bool = False
     workloads: list[fit.Workload] = field(default_factory=list)
 
 
 def needs(objects: list[Obj]) -> Needs:
-    out = Needs()
-    created_pvcs = {o.name for o in objects if o.kind == "PersistentVolumeClaim"}
+    out = Needs(refs=references.references(objects))
     for obj in objects:
         out.groups.setdefault(str(obj.data.get("apiVersion", "")), []).append(obj)
         if obj.kind == "PersistentVolumeClaim":
@@ -41,26 +39,7 @@ def needs(objects: list[Obj]) -> Needs:
         if obj.kind == "HorizontalPodAutoscaler":
             metrics = (obj.data.get("spec") or {}).get("metrics") or []
             out.custom_metrics |= any(m.get("type") in ("Pods", "Object", "External") for m in metrics)
-        for _, template in pod_templates(obj):
-            pod = template.get("spec") or {}
-            for s in pod.get("imagePullSecrets") or []:
-                out.secrets.setdefault(s.get("name", ""), set())
-            for v in pod.get("volumes") or []:
-                if "secret" in v:
-                    out.secrets.setdefault(v["secret"].get("secretName", ""), set())
-                claim = (v.get("persistentVolumeClaim") or {}).get("claimName")
-                if claim and claim not in created_pvcs and claim not in out.pvcs:
-                    out.pvcs.append(claim)
-        for _, c, _ in containers(obj):
-            for e in c.get("env") or []:
-                ref = (e.get("valueFrom") or {}).get("secretKeyRef")
-                if ref and not ref.get("optional"):
-                    out.secrets.setdefault(ref.get("name", ""), set()).add(ref.get("key", ""))
-            for source in c.get("envFrom") or []:
-                if "secretRef" in source and not source["secretRef"].get("optional"):
-                    out.secrets.setdefault(source["secretRef"].get("name", ""), set())
         out.workloads += fit.workloads(obj)
-    out.secrets.pop("", None)
     return out
 
 
@@ -118,18 +97,6 @@ def _kind_path(topology: dict, obj: Obj) -> tuple:
     return ("spec", "backend")
 
 
-def served(cluster: Cluster, api_version: str) -> dict[str, str] | None:
-    """kind -> resource (plural) the API server serves for ``api_version``; None if not served."""
-    if api_version == "v1":
-        answer = api_call("discovery of v1", cluster.typed("CoreV1Api").get_api_resources)
-    else:
-        group, _, version = api_version.rpartition("/")
-        answer = api_call(f"discovery of {api_version}", cluster.typed("CustomObjectsApi").get_api_resources, group, version)
-    if answer is None:
-        return None
-    return {r.kind: r.name for r in answer.resources if "/" not in r.name}
-
-
 def check(result: FileResult, manifests: str, cluster: Cluster, namespace: str) -> FileResult:
     """Findings for one rendered topology (``result`` from validate, with its source)."""
     report = _Report(result)
@@ -150,14 +117,13 @@ def check(result: FileResult, manifests: str, cluster: Cluster, namespace: str) 
                 report.add(_kind_path(topology, obj), f"the cluster does not serve {kind} ({api_version}): install "
                            f"its CustomResourceDefinition (and controller) before the release")
 
-    for claim in want.pvcs:
+    for ref, message in references.missing(want.refs, cluster, namespace):
+        report.add(_path_of(topology, ref.name), message)
+    for claim in dict.fromkeys(r.name for r in want.refs if r.kind == "PersistentVolumeClaim"):
         pvc = api_call("read PVC", core.read_namespaced_persistent_volume_claim, claim, namespace)
-        where = _path_of(topology, claim)
-        if pvc is None:
-            report.add(where, f"PersistentVolumeClaim {claim} does not exist in namespace {namespace}; the engines "
-                       "mount the model from it")
-        elif pvc.status.phase != "Bound":
-            report.add(where, f"PersistentVolumeClaim {claim} is {pvc.status.phase}, not Bound", Level.WARNING)
+        if pvc is not None and pvc.status.phase != "Bound":
+            report.add(_path_of(topology, claim), f"PersistentVolumeClaim {claim} is {pvc.status.phase}, not Bound",
+                       Level.WARNING)
 
     if want.storage_classes:
         classes = api_call("list StorageClasses", cluster.typed("StorageV1Api").list_storage_class)
@@ -172,17 +138,6 @@ def check(result: FileResult, manifests: str, cluster: Cluster, namespace: str) 
             elif not name and not default:
                 report.add(where, "the cluster has no default StorageClass: the download PVC would stay Pending; set "
                            "storage.storageClassName")
-
-    for name, keys in sorted(want.secrets.items()):
-        secret = api_call("read Secret", core.read_namespaced_secret, name, namespace)
-        where = _path_of(topology, name)
-        if secret is None:
-            report.add(where, f"Secret {name} does not exist in namespace {namespace}")
-            continue
-        missing = sorted(k for k in keys if k and k not in (secret.data or {}))
-        if missing:
-            report.add(where, f"Secret {name} has no key {', '.join(missing)} (it has: "
-                       f"{', '.join(sorted(secret.data or {})) or 'none'})")
 
     if want.custom_metrics:
         service = api_call("read APIService", cluster.typed("ApiregistrationV1Api").read_api_service, "v1beta1.custom.metrics.k8s.io")

@@ -1,12 +1,15 @@
 """`pdgen lint --server`: every rendered object through the API server's server-side apply in
 dry-run mode with strict field validation. Admission, defaulting and the real schemas (CRDs
-included) decide; nothing is stored. Findings point at the field the server names."""
+included) decide; nothing is stored. Findings point at the field the server names. Then what
+the pods read from the namespace without the manifests creating it (Secrets, ConfigMaps, claims:
+pdgen.cluster.references) must be there, since a dry run admits pods that could never start."""
 
 from __future__ import annotations
 
 import json
 import re
 
+from pdgen.cluster import references
 from pdgen.cluster.client import Cluster, ClusterError
 from pdgen.findings import Finding
 from pdgen.manifests import Obj
@@ -46,6 +49,8 @@ def check(objects: list[Obj], cluster: Cluster, namespace: str) -> list[Finding]
                                      query_params=[("fieldValidation", "Strict")])
         except DynamicApiError as exc:
             findings += _findings(obj, exc)
+    for ref, message in references.missing(references.references(objects), cluster, namespace):
+        findings.append(ref.finding(message, RULE))
     return findings
 
 

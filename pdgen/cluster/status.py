@@ -2,14 +2,22 @@
 scheduler's reason for each pending pod; crash loops and image pulls with the container's
 last termination message; Services without endpoints; and whether the infra (etcd, NATS,
 the Mooncake master, datasystem workers) and the router are ready. Healthy means every role
-has all its pods ready and every Service has an endpoint."""
+has all its pods ready and every Service has an endpoint.
+
+What the release should have comes from the manifest Helm stored for it (pdgen.cluster.release):
+a kind the cluster no longer serves (a removed CRD), a workload that is gone, and the Secrets,
+ConfigMaps and claims its pods read but the namespace lacks are reported too, so a release
+whose pods cannot even be created is not mistaken for an empty one."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from pdgen.cluster.client import Cluster, api_call
+from pdgen.cluster import references
+from pdgen.cluster import release as helm_release
+from pdgen.cluster.client import Cluster, api_call, served
 from pdgen.findings import FileResult, Finding
+from pdgen.manifests import parse
 
 RULE = "status"
 INSTANCE = "app.kubernetes.io/instance"
@@ -41,16 +49,18 @@ class Status:
     roles: list[Role] = field(default_factory=list)
     services_without_endpoints: list[str] = field(default_factory=list)
     other: list[str] = field(default_factory=list)   # custom resources pdgen cannot look into
+    problems: list[str] = field(default_factory=list)  # the release's, not one role's
 
     @property
     def healthy(self) -> bool:
         return bool(self.roles or self.other) and all(r.healthy for r in self.roles) and \
-            not self.services_without_endpoints
+            not self.services_without_endpoints and not self.problems
 
     def to_dict(self) -> dict:
         return {"release": self.release, "namespace": self.namespace, "healthy": self.healthy,
                 "roles": [dict(asdict(r), healthy=r.healthy, group=_group(r.component)) for r in self.roles],
-                "servicesWithoutEndpoints": self.services_without_endpoints, "customResources": self.other}
+                "servicesWithoutEndpoints": self.services_without_endpoints, "customResources": self.other,
+                "problems": self.problems}
 
     def result(self, file: str) -> FileResult:
         findings = []
@@ -63,7 +73,9 @@ class Status:
         for service in self.services_without_endpoints:
             findings.append(Finding(file, 0, 0, f"$.services.{service}", f"Service {service} has no ready endpoint",
                                     RULE))
-        if not self.roles and not self.other:
+        for problem in self.problems:
+            findings.append(Finding(file, 0, 0, "$", problem, RULE))
+        if not self.roles and not self.other and not self.problems:
             findings.append(Finding(file, 0, 0, "$", f"no workload of release {self.release} in namespace "
                                     f"{self.namespace}", RULE))
         return FileResult(file, sorted(findings))
@@ -159,4 +171,39 @@ def collect(cluster: Cluster, release: str, namespace: str) -> Status:
                  if publish or (ep.conditions and ep.conditions.ready)]
         if not endpoints:
             status.services_without_endpoints.append(name)
+    _against_the_release(cluster, status, namespace)
     return status
+
+
+def _against_the_release(cluster: Cluster, status: Status, namespace: str) -> None:
+    """What Helm's stored manifest says the release has, held against the namespace."""
+    text = helm_release.manifest(cluster, status.release, namespace)
+    if not text:
+        return
+    objects, _ = parse(text, "release")
+    kinds: dict[str, set[str]] = {}
+    for obj in objects:
+        kinds.setdefault(str(obj.data.get("apiVersion", "")), set()).add(obj.kind)
+    unserved = set()
+    for api_version, names in sorted(kinds.items()):
+        served_kinds = served(cluster, api_version) or {}
+        for kind in sorted(names - set(served_kinds)):
+            unserved.add(kind)
+            which = ", ".join(o.name for o in objects if o.kind == kind)
+            status.problems.append(f"the cluster does not serve {kind} ({api_version}): the release's {which} "
+                                   "cannot exist; install its CustomResourceDefinition (and controller)")
+    have = {(r.kind, r.component) for r in status.roles}
+    for obj in objects:
+        component = ((obj.data.get("metadata") or {}).get("labels") or {}).get(COMPONENT, obj.name)
+        if obj.kind in ("StatefulSet", "Deployment", "DaemonSet", "LeaderWorkerSet") and obj.kind not in unserved \
+                and (obj.kind, component) not in have:
+            status.problems.append(f"{obj.ref} of the release is gone from the namespace")
+    roles = {r.component: r for r in status.roles}
+    for ref, message in references.missing(references.references(objects), cluster, namespace):
+        component = ((ref.obj.data.get("metadata") or {}).get("labels") or {}).get(COMPONENT, "")
+        text = f"{ref.obj.ref}: {message}"
+        if component in roles:
+            if text not in roles[component].problems:
+                roles[component].problems.append(text)
+        elif text not in status.problems:
+            status.problems.append(text)

@@ -106,8 +106,8 @@ class Cluster:
         self.cp.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace},
                        "stringData": {k: "not-a-real-credential" for k in keys}})
 
-    def node(self, name: str, capacity: dict, labels: dict | None = None) -> None:
-        self.cp.add_node(name, capacity=capacity, labels=labels)
+    def node(self, name: str, capacity: dict, labels: dict | None = None, taints: list | None = None) -> None:
+        self.cp.add_node(name, capacity=capacity, labels=labels, taints=taints or ())
         self._nodes.append(name)
 
     def remove_nodes(self) -> None:

@@ -172,7 +172,69 @@ containerStatuses:
 phase: Succeeded
 """
 
+# Two images no node can run, for status tests: kwok has no container runtime, so for these
+# it writes what a kubelet reports (pkg/kubelet/images: ImagePullBackOff after ErrImagePull;
+# pkg/kubelet/kuberuntime: CrashLoopBackOff with the last termination) instead of Running.
+IMAGE_PULL_FAULT = "fault.pdgen.invalid/cannot-pull:none"
+CRASH_LOOP_FAULT = "fault.pdgen.invalid/exits-at-start:none"
+FAULT_MESSAGE = "pdgen-fault: the program exited at start"
+
+_POD_FAULT_STATUS = """\
+{{ $now := Now }}
+{{ $crash := false }}
+{{ range .spec.containers }}{{ if eq .image "@CRASH@" }}{{ $crash = true }}{{ end }}{{ end }}
+conditions:
+- lastTransitionTime: {{ $now | Quote }}
+  status: "True"
+  type: Initialized
+- lastTransitionTime: {{ $now | Quote }}
+  status: "False"
+  type: ContainersReady
+  reason: ContainersNotReady
+- lastTransitionTime: {{ $now | Quote }}
+  status: "False"
+  type: Ready
+  reason: ContainersNotReady
+containerStatuses:
+{{ range .spec.containers }}
+- name: {{ .name | Quote }}
+  image: {{ .image | Quote }}
+  ready: false
+  started: false
+  {{ if eq .image "@CRASH@" }}
+  restartCount: 3
+  state:
+    waiting:
+      reason: CrashLoopBackOff
+      message: {{ printf "back-off 40s restarting failed container=%s" .name | Quote }}
+  lastState:
+    terminated:
+      exitCode: 1
+      reason: Error
+      message: "@MESSAGE@"
+      startedAt: {{ $now | Quote }}
+      finishedAt: {{ $now | Quote }}
+  {{ else if eq .image "@PULL@" }}
+  restartCount: 0
+  state:
+    waiting:
+      reason: ImagePullBackOff
+      message: {{ printf "Back-off pulling image %q" .image | Quote }}
+  {{ else }}
+  restartCount: 0
+  state:
+    waiting:
+      reason: PodInitializing
+  {{ end }}
+{{ end }}
+hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
+podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
+phase: {{ if $crash }}Running{{ else }}Pending{{ end }}
+startTime: {{ $now | Quote }}
+""".replace("@CRASH@", CRASH_LOOP_FAULT).replace("@PULL@", IMAGE_PULL_FAULT).replace("@MESSAGE@", FAULT_MESSAGE)
+
 _NOT_DELETING = {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}
+_FAULTY = {"key": ".spec.containers.[].image", "operator": "In", "values": [IMAGE_PULL_FAULT, CRASH_LOOP_FAULT]}
 _RUNNING = {"key": ".status.phase", "operator": "In", "values": ["Running"]}
 
 
@@ -193,8 +255,14 @@ def kwok_stages(completion_delay_ms: int = 1000) -> list[dict]:
         # A scheduled pod without a podIP: all containers running, pod Ready.
         _pod_stage(
             "pod-ready",
-            [_NOT_DELETING, {"key": ".status.podIP", "operator": "DoesNotExist"}],
+            [_NOT_DELETING, {"key": ".status.podIP", "operator": "DoesNotExist"}, dict(_FAULTY, operator="NotIn")],
             {"statusTemplate": _POD_RUNNING_STATUS},
+        ),
+        # A pod running one of the fault images: what the kubelet reports for it, once.
+        _pod_stage(
+            "pod-fault",
+            [_NOT_DELETING, {"key": ".status.podIP", "operator": "DoesNotExist"}, _FAULTY],
+            {"statusTemplate": _POD_FAULT_STATUS},
         ),
         # A running pod of a Job: completes (exit 0).
         _pod_stage(

@@ -1,15 +1,18 @@
 """Every chart's defaults and ci/ scenario, installed by real Helm on the real control plane:
 `helm install --wait` (every object admitted, Deployments and StatefulSets ready on kwok
 nodes), `helm test` (the hook runs and is cleaned up; kwok completes the pod, see
-test_examples.py) and `helm uninstall` leaving nothing but a kept model PVC. The sglang
-chart's scenarios install with Helm 3, the others with Helm 4."""
+test_examples.py), `helm upgrade` to another image tag and `helm rollback` to the first
+revision (no immutable field in the way, the first tag back), and `helm uninstall` leaving
+nothing but a kept model PVC. The sglang chart's scenarios install with Helm 3, the others
+with Helm 4. The pdgen-bench chart's scenarios run their Job to completion, and a changed
+scenario is a new Job."""
 
 from __future__ import annotations
 
 import pytest
 import yaml
 
-from tests.charts.helpers import CHARTS, ci_values, scenarios
+from tests.charts.helpers import CHARTS, ci_files, ci_values, scenarios
 
 CAPACITY = {"nvidia.com/gpu": 16, "huawei.com/Ascend910": 16, "huawei.com/ascend-1980": 16, "rdma/hca": 16,
             "aliyun/erdma": 16, "cpu": 256, "memory": "4Ti"}
@@ -64,6 +67,15 @@ def test_scenario_installs_tests_and_uninstalls(big_nodes, scenario, tmp_path):
         wanted = {f"{d['kind']}/{d['metadata']['name']}" for d in yaml.safe_load_all(rendered) if d}
         assert wanted <= set(cluster.objects(namespace, release)), wanted - set(cluster.objects(namespace, release))
         cluster.helm("test", release, "-n", namespace, "--timeout", "2m", helm=helm)
+        tag = str((values.get("image") or {}).get("tag") or
+                  yaml.safe_load((CHARTS / chart / "values.yaml").read_text())["image"]["tag"])
+        cluster.helm("upgrade", release, str(CHARTS / chart), "-n", namespace, *args, "--set",
+                     f"image.tag={tag}-upgrade", "--wait", "--timeout", "3m", helm=helm)
+        assert _images(cluster, namespace, release) == {tag + "-upgrade"}
+        cluster.helm("rollback", release, "1", "-n", namespace, "--wait", "--timeout", "3m", helm=helm)
+        history = yaml.safe_load(cluster.helm("history", release, "-n", namespace, "-o", "yaml", helm=helm).stdout)
+        assert [h["status"] for h in history][-1] == "deployed" and len(history) == 3
+        assert _images(cluster, namespace, release) == {tag}
     finally:
         cluster.helm("uninstall", release, "-n", namespace, "--wait", "--timeout", "2m", helm=helm, check=False)
     source = values.get("model", {}).get("source", {})
@@ -71,3 +83,61 @@ def test_scenario_installs_tests_and_uninstalls(big_nodes, scenario, tmp_path):
     kept = [f"PersistentVolumeClaim/{release}-model"] if keep else []
     cluster.wait_until(f"nothing of {chart}:{ci} left but {kept}",
                        lambda: cluster.objects(namespace, release) == kept, timeout=120)
+
+
+def _images(cluster, namespace: str, release: str) -> set[str]:
+    """The image tags of the release's engines as the cluster holds them: StatefulSets,
+    LeaderWorkerSets (leader and worker templates) and a DynamoGraphDeployment's workers."""
+    selector = f"app.kubernetes.io/instance={release}"
+    engines = ("prefill", "decode", "server")
+    templates = []
+    for path in ("/apis/apps/v1/namespaces/{ns}/statefulsets", "/apis/leaderworkerset.x-k8s.io/v1/namespaces/{ns}/"
+                 "leaderworkersets"):
+        for obj in cluster.cp.get(path.format(ns=namespace), labelSelector=selector)["items"]:
+            if obj["metadata"]["labels"].get("app.kubernetes.io/component") in engines:
+                spec = obj["spec"]
+                lwt = spec.get("leaderWorkerTemplate") or {}
+                templates += [t for t in (spec.get("template"), lwt.get("leaderTemplate"), lwt.get("workerTemplate"))
+                              if t]
+    images = [c["image"] for t in templates for c in t["spec"]["containers"]]
+    for graph in cluster.cp.get(f"/apis/nvidia.com/v1alpha1/namespaces/{namespace}/dynamographdeployments",
+                                labelSelector=selector)["items"]:
+        images += [svc["extraPodSpec"]["mainContainer"]["image"] for name, svc in graph["spec"]["services"].items()
+                   if name != "Frontend"]
+    return {image.rsplit(":", 1)[-1] for image in images}
+
+
+BENCH = [p.name for p in ci_files("pdgen-bench")]
+
+
+@pytest.mark.parametrize("ci", BENCH)
+def test_bench_scenario_runs_its_job_and_a_changed_scenario_is_a_new_job(big_nodes, ci):
+    cluster = big_nodes
+    release = "bench"
+    namespace = cluster.namespace(f"pdgen-bench-{ci.removesuffix('-values.yaml')}")
+    values = _values("pdgen-bench", ci)
+    claim = (values.get("results") or {}).get("claimName")
+    if claim:
+        cluster.model_claim(namespace, claim)
+        cluster.cp.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                          "metadata": {"name": claim, "namespace": namespace},
+                          "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "",
+                                   "resources": {"requests": {"storage": "1Gi"}}}})
+    chart = str(CHARTS / "pdgen-bench")
+    args = ["-f", str(CHARTS / "pdgen-bench" / "ci" / ci)]
+
+    def jobs() -> dict[str, bool]:
+        items = cluster.cp.get(f"/apis/batch/v1/namespaces/{namespace}/jobs",
+                               labelSelector=f"app.kubernetes.io/instance={release}")["items"]
+        return {j["metadata"]["name"]: any(c["type"] == "Complete" and c["status"] == "True"
+                                           for c in j.get("status", {}).get("conditions") or []) for j in items}
+    try:
+        cluster.helm("install", release, chart, "-n", namespace, *args, "--wait", "--wait-for-jobs", "--timeout", "2m")
+        [first] = cluster.wait_until("the bench Job complete", lambda: [n for n, done in jobs().items() if done])
+        cluster.helm("upgrade", release, chart, "-n", namespace, *args, "--set", "scenario.rounds=3", "--wait",
+                     "--wait-for-jobs", "--timeout", "2m")
+        done = cluster.wait_until("the new Job complete", lambda: [n for n, d in jobs().items() if d and n != first])
+        assert done and first not in jobs()  # the scenario's Job replaced, not patched (its template is immutable)
+    finally:
+        cluster.helm("uninstall", release, "-n", namespace, "--wait", "--timeout", "2m", check=False)
+    cluster.wait_until("nothing of the bench left", lambda: cluster.objects(namespace, release) == [], timeout=120)

@@ -1,6 +1,16 @@
 """`pdgen preflight`, `pdgen status` and `pdgen lint --server` against the real control plane:
-healthy, pending for lack of GPUs, a missing CRD, a missing Secret, a missing PVC, and an
-object the API server refuses."""
+healthy, pending for lack of GPUs, a missing CRD, a missing Secret, a missing PVC, an object
+the API server refuses, and (status) containers in CrashLoopBackOff and ImagePullBackOff.
+
+Each command meets each case:
+
+| case | preflight | status | lint --server |
+|---|---|---|---|
+| healthy | passes_where_everything_is_there | (every example: test_examples.py) | dry_runs_every_object |
+| pending for GPUs | names_what_is_missing (fit) | reports_pending_pods | (a dry run admits it) |
+| missing CRD | names_a_custom_resource... | same test | same test |
+| missing Secret, PVC | names_what_is_missing | names_what_the_pods_read... | names_what_the_pods_read... |
+"""
 
 from __future__ import annotations
 
@@ -9,6 +19,7 @@ import json
 import pytest
 import yaml
 
+from tests.cluster.controlplane import CRASH_LOOP_FAULT, FAULT_MESSAGE, IMAGE_PULL_FAULT
 from tests.conftest import ROOT
 
 SGLANG = ROOT / "examples" / "ack-sglang-mooncake-qwen7b.yaml"
@@ -30,6 +41,20 @@ def gpu_nodes(cluster):
         cluster.node(f"cmd-gpu-{i}", {"nvidia.com/gpu": 8, "aliyun/erdma": 8, "cpu": 64, "memory": "512Gi"})
     yield cluster
     cluster.remove_nodes()
+
+
+def _claim(cluster, namespace: str) -> None:
+    cluster.model_claim(namespace, "llm-model")
+    cluster.cp.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                      "metadata": {"name": "llm-model", "namespace": namespace},
+                      "spec": {"accessModes": ["ReadOnlyMany"], "storageClassName": "",
+                               "resources": {"requests": {"storage": "1Gi"}}}})
+
+
+def _install(cluster, path: str, tmp_path, release: str, namespace: str) -> None:
+    assert cluster.pdgen("render", path, "-o", str(tmp_path / "out")).returncode == 0
+    cluster.helm("install", release, str(ROOT / "charts" / "sglang-mooncake"), "-n", namespace,
+                 "-f", str(tmp_path / "out" / release / "values.yaml"))
 
 
 def _lines(proc) -> list[str]:
@@ -71,33 +96,45 @@ def test_preflight_names_what_is_missing_at_the_topology_line(gpu_nodes, tmp_pat
     cluster.secret("pf-missing", "hf", ["other"])
     out = cluster.pdgen("preflight", path, "--format", "json")
     messages = [f["message"] for f in json.loads(out.stdout)["files"][0]["findings"]]
-    assert "Secret hf has no key token (it has: other)" in messages
+    assert any(m.startswith("Secret hf has no key token (it has: other): its pods cannot start") for m in messages)
     assert not [m for m in messages if "not-a-real-credential" in m]  # never a value
 
 
 def test_preflight_names_a_custom_resource_the_cluster_does_not_serve(cluster, tmp_path):
+    """preflight and lint --server before an install, and status of a release installed
+    while the CRD was there: its graph cannot exist once the CRD is gone."""
     crd = "dynamographdeployments.nvidia.com"
+    doc = yaml.safe_load((ROOT / "examples" / "ack-dynamo-qwen7b-kv-routing.yaml").read_text())
+    doc["metadata"]["name"] = doc["metadata"]["namespace"] = "op-crd"
+    doc["spec"]["variant"]["deployment"] = "operator"
+    doc["spec"]["infra"] = {"etcd": {"mode": "none"}, "nats": {"mode": "none"}}
+    path = tmp_path / "operator.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    namespace = cluster.namespace("op-crd")
+    assert cluster.pdgen("render", str(path), "-o", str(tmp_path / "out")).returncode == 0
+    cluster.helm("install", "op-crd", str(ROOT / "charts" / "dynamo"), "-n", namespace,
+                 "-f", str(tmp_path / "out" / "op-crd" / "values.yaml"))
     saved = cluster.cp.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}")
     cluster.cp.api("DELETE", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}")
     try:
         cluster.wait_until("DGD CRD gone", lambda: not cluster.cp.exists(
             f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}"))
-        doc = yaml.safe_load((ROOT / "examples" / "ack-dynamo-qwen7b-kv-routing.yaml").read_text())
-        doc["spec"]["variant"]["deployment"] = "operator"
-        doc["spec"]["infra"] = {"etcd": {"mode": "none"}, "nats": {"mode": "none"}}
-        path = tmp_path / "operator.yaml"
-        path.write_text(yaml.safe_dump(doc))
         out = cluster.pdgen("preflight", str(path))
         assert out.returncode == 1
         assert ("error: $.spec.variant.deployment: the cluster does not serve DynamoGraphDeployment "
                 "(nvidia.com/v1alpha1)") in out.stdout
         lint = cluster.pdgen("lint", "--server", str(path))
         assert "the API server does not serve DynamoGraphDeployment" in lint.stdout
+        status = cluster.pdgen("status", str(path))
+        assert status.returncode == 1, status.stdout + status.stderr
+        assert ("the cluster does not serve DynamoGraphDeployment (nvidia.com/v1alpha1): the release's op-crd "
+                "cannot exist") in status.stdout
     finally:
         saved["metadata"] = {"name": crd}
         saved.pop("status", None)
         cluster.cp.apply(saved)
         cluster.wait_until("DGD CRD back", lambda: cluster.cp.exists("/apis/nvidia.com/v1alpha1/dynamographdeployments"))
+        cluster.helm("uninstall", "op-crd", "-n", namespace, "--wait", check=False)
 
 
 def test_status_reports_pending_pods_with_the_schedulers_reason(gpu_nodes, tmp_path):
@@ -147,6 +184,7 @@ def test_lint_server_dry_runs_every_object_and_reports_refusals(gpu_nodes, tmp_p
     cluster = gpu_nodes
     path = _topology(tmp_path, "ls-check")
     cluster.namespace("ls-check")
+    _claim(cluster, "ls-check")
     ok = cluster.pdgen("lint", "--server", path)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     out = cluster.pdgen("render", path, "-o", str(tmp_path / "out"))
@@ -169,3 +207,93 @@ def test_lint_server_dry_runs_every_object_and_reports_refusals(gpu_nodes, tmp_p
     assert broken.read_text().splitlines()[line - 1].strip() == "podManagementPolicy: Sometimes"
     [quantity] = [line for line in server if "Deployment/" in line]
     assert "quantities must match" in quantity
+
+
+def test_status_and_lint_server_name_what_the_pods_read_but_the_namespace_lacks(gpu_nodes, tmp_path):
+    """A Secret the prefill pods read (HF_TOKEN) and the model's claim are missing: the
+    scheduler leaves the pods Pending on the claim, the kubelet would refuse to start them on
+    the Secret. status says both (and exits 1); lint --server says both before any install."""
+    cluster = gpu_nodes
+    spec = yaml.safe_load(SGLANG.read_text())["spec"]
+    spec["prefill"]["env"] = {"HF_TOKEN": {"secretKeyRef": {"name": "hf", "key": "token"}}}
+    path = _topology(tmp_path, "st-refs", prefill=spec["prefill"])
+    namespace = cluster.namespace("st-refs")
+    lint = cluster.pdgen("lint", "--server", path)
+    assert lint.returncode == 1, lint.stdout + lint.stderr
+    server = [line for line in lint.stdout.splitlines() if line.endswith("[server]")]
+    [secret] = [line for line in server if "Secret hf does not exist in namespace st-refs" in line]
+    assert "StatefulSet/st-refs-prefill container prefill" in secret and ".env[" in secret
+    assert any("PersistentVolumeClaim llm-model does not exist" in line and "stay Pending" in line for line in server)
+    _install(cluster, path, tmp_path, "st-refs", namespace)
+    try:
+        cluster.wait_until("pods Pending on the claim", lambda: any(
+            "persistentvolumeclaim" in (c.get("message") or "") for p in cluster.pods(namespace, "st-refs")
+            for c in p.get("status", {}).get("conditions", [])), timeout=60)
+        out = cluster.pdgen("status", path)
+        assert out.returncode == 1, out.stdout + out.stderr
+        text = out.stdout
+        assert "StatefulSet/st-refs-prefill: Secret hf does not exist in namespace st-refs: its pods cannot start " \
+               "(the kubelet reports CreateContainerConfigError)" in text
+        assert "PersistentVolumeClaim llm-model does not exist in namespace st-refs" in text
+        assert 'persistentvolumeclaim "llm-model" not found' in text  # the scheduler's own words
+        data = json.loads(cluster.pdgen("status", path, "--format", "json").stdout)
+        prefill = next(r for r in data["roles"] if r["component"] == "prefill")
+        assert any("Secret hf" in p for p in prefill["problems"]) and not prefill["healthy"]
+    finally:
+        cluster.helm("uninstall", "st-refs", "-n", namespace, "--wait", check=False)
+
+
+def test_status_reports_crash_loops_and_image_pulls_with_the_last_message(gpu_nodes, tmp_path):
+    """The router's program exits at start and decode's image cannot be pulled (two images
+    kwok's fake kubelet treats the way a kubelet would: tests/cluster/controlplane.py)."""
+    cluster = gpu_nodes
+    spec = yaml.safe_load(SGLANG.read_text())["spec"]
+    repo, tag = CRASH_LOOP_FAULT.rsplit(":", 1)
+    router = dict(spec.get("router", {}), image={"repository": repo, "tag": tag})
+    repo, tag = IMAGE_PULL_FAULT.rsplit(":", 1)
+    decode = dict(spec["decode"], image={"repository": repo, "tag": tag})
+    path = _topology(tmp_path, "st-faults", router=router, decode=decode)
+    namespace = cluster.namespace("st-faults")
+    _claim(cluster, namespace)
+    _install(cluster, path, tmp_path, "st-faults", namespace)
+    try:
+        def faulted():
+            reasons = [((s.get("state") or {}).get("waiting") or {}).get("reason")
+                       for p in cluster.pods(namespace, "st-faults") for s in p.get("status", {}).get(
+                           "containerStatuses") or []]
+            return {"CrashLoopBackOff", "ImagePullBackOff"} <= set(reasons)
+        cluster.wait_until("faults reported", faulted, timeout=60)
+        out = cluster.pdgen("status", path)
+        assert out.returncode == 1, out.stdout + out.stderr
+        [crash] = [line for line in out.stdout.splitlines() if "CrashLoopBackOff" in line]
+        assert "pod st-faults-router-" in crash and "container router is CrashLoopBackOff" in crash
+        assert f"last exit 1 (Error): {FAULT_MESSAGE}" in crash and "$.roles.router" in crash
+        [pull] = [line for line in out.stdout.splitlines() if "ImagePullBackOff" in line]
+        assert "pod st-faults-decode-0 container decode is ImagePullBackOff" in pull and IMAGE_PULL_FAULT in pull
+        table = {row.split()[0]: row.split()[2:5] for row in out.stdout.splitlines()[2:] if row.strip() and
+                 not row.startswith(("st-faults/", "Summary")) and len(row.split()) >= 5}
+        assert table["decode"] == ["1", "0", "1"] and table["router"][1] == "0"
+    finally:
+        cluster.helm("uninstall", "st-faults", "-n", namespace, "--wait", check=False)
+
+
+@pytest.mark.parametrize("helm", ["helm3", "helm4"])
+def test_status_reads_the_manifest_helm_stored(gpu_nodes, tmp_path, helm):
+    """pdgen.cluster.release decodes Helm's own release record (both majors write the same
+    secrets-driver format): what `helm get manifest` prints is what status holds the
+    namespace against."""
+    from pdgen.cluster import client, release
+    cluster = gpu_nodes
+    name = f"st-{helm}"
+    path = _topology(tmp_path, name)
+    namespace = cluster.namespace(name)
+    assert cluster.pdgen("render", path, "-o", str(tmp_path / "out")).returncode == 0
+    cluster.helm("install", name, str(ROOT / "charts" / "sglang-mooncake"), "-n", namespace,
+                 "-f", str(tmp_path / "out" / name / "values.yaml"), helm=helm)
+    try:
+        expected = cluster.helm("get", "manifest", name, "-n", namespace, helm=helm).stdout
+        stored = release.manifest(client.connect(cluster.kubeconfig, None, namespace), name, namespace)
+        assert stored is not None and stored.strip() == expected.strip()
+        assert release.manifest(client.connect(cluster.kubeconfig, None, namespace), "no-such", namespace) is None
+    finally:
+        cluster.helm("uninstall", name, "-n", namespace, "--wait", helm=helm, check=False)

@@ -21,6 +21,7 @@ import time
 import pytest
 import yaml
 
+from pdgen import quantity
 from tests.cluster.conftest import load, plan
 from tests.conftest import EXAMPLES, ROOT
 
@@ -30,8 +31,10 @@ WORKLOADS = ("StatefulSet", "Deployment", "DaemonSet")
 
 
 def _nodes_for(cluster, example: pathlib.Path, spare: int = 0) -> None:
-    """One node per engine pod, with that pod's accelerators, RDMA devices, CPU and memory
-    and the labels its nodeSelector asks for; plus a CPU node for routers and infra."""
+    """One node per engine pod: that pod's accelerators (from `pdgen plan`), RDMA devices, CPU
+    and memory (its requests, plus room for what the node runs besides), the labels its
+    nodeSelector asks for and a taint for each toleration it has (GPU pools are tainted, so
+    only pods that tolerate it land there); plus an untainted CPU node for routers and infra."""
     doc, facts = load(example), plan(example)
     spec = doc["spec"]
     accel = facts["accelerator"]["resourceName"]
@@ -39,15 +42,19 @@ def _nodes_for(cluster, example: pathlib.Path, spare: int = 0) -> None:
     for role in facts["roles"]:
         topo = spec[role["role"]]
         res = topo.get("resources", {})
+        memory_gib = quantity.to_bytes(str(res.get("memory", "64Gi"))) // 2**30 + 16
         capacity = {accel: role["acceleratorsPerPod"], "cpu": int(float(str(res.get("cpu", "16")).rstrip("m"))) + 8,
-                    "memory": "4Ti"}
+                    "memory": f"{memory_gib}Gi"}
         if spec.get("transport", {}).get("protocol") == "rdma" and rdma.get("resourceName"):
             capacity[rdma["resourceName"]] = rdma.get("resourceCount", 1)
-        labels = dict(topo.get("scheduling", {}).get("nodeSelector", {}))
+        scheduling = topo.get("scheduling", {})
+        labels = dict(scheduling.get("nodeSelector", {}))
+        taints = [{"key": t["key"], "effect": t["effect"], **({"value": t["value"]} if t.get("value") else {})}
+                  for t in scheduling.get("tolerations", []) if t.get("key") and t.get("effect")]
         for i in range(role["pods"] + spare):
             name = labels.get("kubernetes.io/hostname") if "kubernetes.io/hostname" in labels else \
                 f"{facts['name']}-{role['role']}-{i}"
-            cluster.node(name, capacity, labels)
+            cluster.node(name, capacity, labels, taints)
             if "kubernetes.io/hostname" in labels:
                 break
     cluster.node(f"{facts['name']}-cpu", {"cpu": 64, "memory": "512Gi"})
