@@ -1,8 +1,9 @@
 """A Mooncake store client as an engine uses one, for the data-plane test: `put KEY SIZE`
 writes SIZE bytes and then holds its segment (the value lives there) until killed; `get KEY
-SIZE` reads it back and checks the bytes. Addresses come from the rendered LMCache config.
+SIZE` reads it back and checks the bytes. Addresses come from the rendered config: LMCache's
+lmcache.yaml (extra_config) or the v0 connector's mooncake.json (MOONCAKE_CONFIG_PATH).
 
-  store_client.py put|get --config lmcache.yaml --host ADDRESS --key K --size N
+  store_client.py put|get --config lmcache.yaml|mooncake.json --host ADDRESS --key K --size N
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--segment", type=int, default=64 << 20, help="the shrunk global segment")
     args = parser.parse_args()
-    extra = yaml.safe_load(open(args.config))["extra_config"]
+    config = yaml.safe_load(open(args.config))  # JSON is YAML too
+    extra = config.get("extra_config", config)
 
     from mooncake.store import MooncakeDistributedStore
 

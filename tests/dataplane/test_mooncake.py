@@ -3,10 +3,13 @@
 mooncake-transfer-engine 0.3.13.post1: /health and /metrics on the metrics port, the HTTP
 metadata server answering, and two store clients putting and getting a value through it
 over TCP with the addresses of the rendered LMCache ConfigMap (segment shrunk to 64 MiB);
-the master's metrics count the key."""
+the master's metrics count the key. The v0 example's etcd and master the same way, with the
+v0 connector's mooncake.json (etcd metadata)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import pathlib
 import re
 import time
@@ -58,3 +61,54 @@ def test_mooncake_master_serves_the_rendered_store(release, tmp_path):
             assert count and float(count.group(1)) >= 1, text[:2000]
         except AssertionError as exc:
             raise AssertionError(ns.failure(f"mooncake master: {exc}")) from None
+
+
+def test_v0_store_connector_works_through_the_rendered_etcd_and_master(release, tmp_path):
+    """The v0 example (MooncakeStoreConnector, vLLM <= 0.10): its bundled etcd and its
+    mooncake_master run with their rendered arguments, and two store clients set up from the
+    rendered mooncake.json (metadata_server etcd://..., master_server_address) put and get a
+    value; the transfer engines' metadata lands in that etcd."""
+    from tests.cluster.controlplane import default_bin_dir
+    etcd = default_bin_dir() / "etcd"
+    need(etcd, "etcd (make cluster)")
+    need(harness.VENV / "bin" / "mooncake_master", "mooncake_master (mooncake-transfer-engine-non-cuda)")
+    rel, ns = release("ack-vllm-mooncake-v0-qwen7b.yaml")
+    [etcd_c] = rel.by_component("etcd")
+    [master] = rel.by_component("mooncake-master")
+    config_map = next(o for o in rel.objects if o["kind"] == "ConfigMap" and "mooncake.json" in o.get("data", {}))
+    config = json.loads(config_map["data"]["mooncake.json"])
+    assert config["metadata_server"] == f"etcd://{etcd_c.pod.rsplit('-', 1)[0]}:{etcd_c.ports['client']}"
+    assert config["master_server_address"].endswith(f"-mooncake-master:{master.ports['rpc']}")
+    path = tmp_path / "mooncake.json"
+    path.write_text(json.dumps(config))
+    etcd_argv = harness.local_argv(etcd_c)
+    show(etcd_argv)
+    ns.start("etcd", [str(etcd), *etcd_argv[1:]], env=etcd_c.env, rendered=etcd_c)
+    master_argv = harness.local_argv(master)
+    show(master_argv)
+    proc = ns.start("mooncake-master", master_argv, rendered=master)
+    with ns.entered():
+        try:
+            harness.wait_port(etcd_c.address, etcd_c.ports["client"])
+            harness.wait_http(f"http://{master.address}:{master.ports['metrics']}/health", timeout=30,
+                              what="master /health", alive=lambda: proc.proc.poll() is None)
+            writer = ns.start("store-put", [PYTHON, str(CLIENT), "put", "--config", str(path), "--host", "127.0.2.1",
+                                            "--key", "pdgen-v0", "--size", "8192"], env={"MC_TCP_BIND_ADDRESS": "127.0.2.1"})
+            deadline = time.monotonic() + 60
+            while "holding" not in writer.tail() and time.monotonic() < deadline:
+                assert writer.proc.poll() is None, writer.tail()
+                time.sleep(0.3)
+            assert "put pdgen-v0: 0" in writer.tail(), writer.tail()
+            reader = ns.start("store-get", [PYTHON, str(CLIENT), "get", "--config", str(path), "--host", "127.0.2.2",
+                                            "--key", "pdgen-v0", "--size", "8192"], env={"MC_TCP_BIND_ADDRESS": "127.0.2.2"})
+            assert reader.proc.wait(60) == 0, reader.tail()
+            assert "8192 bytes, equal" in reader.tail()
+            # every key in etcd (the v3 JSON gateway; range "\0".."\0" is all of them)
+            req = urllib.request.Request(f"http://{etcd_c.address}:{etcd_c.ports['client']}/v3/kv/range",
+                                         data=json.dumps({"key": "AA==", "range_end": "AA==", "keys_only": True})
+                                         .encode(), method="POST")
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                keys = [base64.b64decode(k["key"]).decode() for k in json.load(resp).get("kvs", [])]
+            assert any("127.0.2.1" in k for k in keys), keys  # the writer's segment, registered in etcd
+        except AssertionError as exc:
+            raise AssertionError(ns.failure(f"v0 store: {exc}")) from None
