@@ -5,6 +5,7 @@ from __future__ import annotations
 from pdgen.backends import common
 from pdgen.backends.base import Backend, InfraNeeds
 from pdgen.backends.common import Compiled
+from pdgen.monitoring import RATE, Alert, Monitoring, Panel, Query, Row, quantiles, role_down_alerts, sel
 from pdgen.quantity import to_bytes
 
 STOCK_IMAGE = "quay.io/ascend/vllm-ascend"
@@ -80,6 +81,82 @@ def static_router(spec: dict) -> str | None:
     return None
 
 
+
+
+# -- monitoring: vLLM-Ascend runs vLLM's own engine metrics (vllm/v1/metrics/loggers.py; the
+# long-standing names only), pdgen's proxy (kvBackend datasystem) and etcd; catalog:
+# pdgen/data/metrics.json. vllm-ascend's load-balance proxy and the datasystem worker serve
+# no Prometheus metrics.
+_SERVING = "decode|server"
+_PD = ("mode=disaggregated",)
+_OWN_PROXY = (*_PD, "variant.kvBackend=datasystem")
+_ROLE = "app_kubernetes_io_component"
+
+MONITORING = Monitoring(
+    title="vLLM-Ascend + openYuanrong",
+    rows=(
+        Row("Latency as clients see it", (
+            Panel("Time to first token", "vllm:time_to_first_token_seconds on the serving engines.",
+                  quantiles("vllm:time_to_first_token_seconds", _SERVING), "vllm-engine", "s"),
+            Panel("Inter-token latency", "vllm:inter_token_latency_seconds.",
+                  quantiles("vllm:inter_token_latency_seconds", _SERVING), "vllm-engine", "s"),
+            Panel("End-to-end latency", "vllm:e2e_request_latency_seconds.",
+                  quantiles("vllm:e2e_request_latency_seconds", _SERVING), "vllm-engine", "s"),
+        )),
+        Row("Traffic and the proxy's PD decisions", (
+            Panel("Proxy requests per side", "pdgen_proxy_requests_total by role and outcome.",
+                  (Query(f"sum by (role, outcome) (rate(pdgen_proxy_requests_total{sel('router')}[{RATE}]))",
+                         "{{role}} {{outcome}}"),), "pd-proxy", "reqps", when=_OWN_PROXY),
+            Panel("Instances the proxy can use", "pdgen_proxy_instances by role and state.",
+                  (Query(f"max by (role, state) (pdgen_proxy_instances{sel('router')})", "{{role}} {{state}}"),),
+                  "pd-proxy", when=_OWN_PROXY),
+            Panel("Finished requests per engine role", "vllm:request_success_total per role.",
+                  (Query(f"sum by ({_ROLE}) (rate(vllm:request_success_total{sel()}[{RATE}]))",
+                         f"{{{{{_ROLE}}}}}"),), "vllm-engine", "reqps"),
+        )),
+        Row("Queues and KV cache", (
+            Panel("Waiting requests", "vllm:num_requests_waiting per role.",
+                  (Query(f"sum by ({_ROLE}) (vllm:num_requests_waiting{sel()})", f"{{{{{_ROLE}}}}}"),),
+                  "vllm-engine"),
+            Panel("KV cache usage", "vllm:kv_cache_usage_perc per role.",
+                  (Query(f"avg by ({_ROLE}) (vllm:kv_cache_usage_perc{sel()})", f"{{{{{_ROLE}}}}}"),),
+                  "vllm-engine", "percentunit"),
+            Panel("Prefix cache hit rate", "vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total per role.",
+                  (Query(f"sum by ({_ROLE}) (rate(vllm:prefix_cache_hits_total{sel()}[{RATE}])) / sum by ({_ROLE}) "
+                         f"(rate(vllm:prefix_cache_queries_total{sel()}[{RATE}]))", f"{{{{{_ROLE}}}}}"),),
+                  "vllm-engine", "percentunit"),
+            Panel("Prefill leg (compute and the store put)", "pdgen_proxy_prefill_duration_seconds.",
+                  quantiles("pdgen_proxy_prefill_duration_seconds", "router"), "pd-proxy", "s", when=_OWN_PROXY),
+        )),
+    ),
+    alerts=(
+        Alert("PDProxyNoHealthyInstance",
+              f"max by (role) (pdgen_proxy_instances{sel('router', state='healthy')}) == 0",
+              "pdgen's proxy has no healthy instance of a role: requests get 503",
+              "the role's pods and their /health: `pdgen status`", "pd-proxy", "1m", severity="critical",
+              when=_OWN_PROXY),
+        Alert("PDProxyUpstreamErrors",
+              f"sum by (role) (rate(pdgen_proxy_requests_total{sel('router', outcome='~error|unreachable')}[{RATE}])) "
+              f"/ sum by (role) (rate(pdgen_proxy_requests_total{sel('router')}[{RATE}])) > 0.05",
+              "more than 5% of the proxy's requests to a role fail", "the failing role's engine logs",
+              "pd-proxy", "5m", when=_OWN_PROXY),
+        Alert("PDQueueGrowing",
+              f"(sum(vllm:num_requests_waiting{sel()}) > 16) and "
+              f"(deriv(sum(vllm:num_requests_waiting{sel()})[10m:1m]) > 0)",
+              "requests queue up and the queue keeps growing",
+              "per-role queues: more prefill or more decode instances", "vllm-engine", "10m"),
+        Alert("PDPrefixCacheHitRateCollapsed",
+              f"(sum(rate(vllm:prefix_cache_hits_total{sel()}[{RATE}])) / sum(rate(vllm:prefix_cache_queries_total"
+              f"{sel()}[{RATE}]))) < 0.5 * (sum(rate(vllm:prefix_cache_hits_total{sel()}[1h] offset 1h)) / "
+              f"sum(rate(vllm:prefix_cache_queries_total{sel()}[1h] offset 1h)))",
+              "the prefix-cache hit rate fell to under half of what it was an hour before",
+              "engine restarts and the datasystem workers (the shared KV pool)", "vllm-engine", "15m"),
+        *role_down_alerts((("prefill", _PD), ("decode", _PD), ("router", _OWN_PROXY),
+                           ("server", ("mode=aggregated",)), ("etcd", ("infra.etcd.enabled=true",)))),
+    ),
+)
+
+
 BACKEND = Backend(
     name="ascend-yuanrong",
     summary="vLLM-Ascend with the openYuanrong datasystem (or Mooncake) connector",
@@ -96,4 +173,5 @@ BACKEND = Backend(
     infra=infra,
     flag_tools={"vllm.serve": "0.33.0", "vllm_ascend.load_balance_proxy_server_example": None, "dscli.start": None},
     static_router=static_router,
+    monitoring=MONITORING,
 )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pdgen.backends.common import Compiled
+from pdgen.monitoring import Monitoring
 
 Path = tuple
 # service -> (needed, why): what a topology of this backend needs deployed (the infra rule).
@@ -72,6 +73,8 @@ class Backend:
     pipeline_refused: Callable[[dict], str | None] = _none
     # Host memory each engine rank allocates for the KV store: (what, bytes) parts.
     host_kv_per_rank: Callable[[dict], list[tuple[str, int]]] = _no_rank_buffers
+    # The chart's PD dashboard and alerts (pdgen.monitoring; scripts/monitoring.py writes them).
+    monitoring: Monitoring | None = None
 
     def variant_combinations(self) -> list[dict[str, str]]:
         """Every combination of variant values, in declaration order."""

@@ -167,11 +167,11 @@ def base(topology: dict, compiled: Compiled) -> dict:
     if "router" in spec:
         values["router"] = router_role(spec["router"])
     values["service"] = service(spec)
-    values["observability"] = {"metrics": spec["observability"]["metrics"]}
+    o = spec["observability"]
+    values["observability"] = {"metrics": o["metrics"], "scrape": o["scrape"], "interval": o["interval"],
+                               "monitorLabels": dict(o.get("monitorLabels", {})), "dashboards": o["dashboards"],
+                               "alerts": o["alerts"]}
     values["smokeTest"] = smoke_test(spec)
-    if spec["observability"]["serviceMonitor"]:
-        compiled.warn(("spec", "observability", "serviceMonitor"),
-                      "the charts do not render ServiceMonitors yet; scrape the pods' /metrics instead")
     return values
 
 

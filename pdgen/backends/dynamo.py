@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pdgen.backends import common
 from pdgen.backends.base import Backend, InfraNeeds, Path
 from pdgen.backends.common import Compiled
+from pdgen.monitoring import RATE, Alert, Monitoring, Panel, Query, Row, quantiles, role_down_alerts, sel
 
 SGLANG_RUNTIME = "nvcr.io/nvidia/ai-dynamo/sglang-runtime"
 OPERATOR_FRONTEND_PORT = 8000
@@ -44,6 +45,13 @@ def compile(spec: dict, compiled: Compiled) -> None:
                        f"service.port {spec['service']['port']} would break the probes and the helm test: "
                        f"use {OPERATOR_FRONTEND_PORT}")
     if not standalone:
+        o = spec["observability"]
+        for key in ("scrape", "dashboards", "alerts"):
+            if o[key] not in ("none", False):
+                compiled.error(("spec", "observability", key),
+                               "in operator mode the Dynamo platform makes the pods (and names their ports), so pdgen "
+                               "renders no scrape objects, dashboard or alerts for them; use the platform's "
+                               "monitoring, or the standalone deployment")
         for role in ("prefill", "decode", "server", "router"):
             if spec.get(role, {}).get("autoscaling"):
                 compiled.error(("spec", role, "autoscaling"),
@@ -78,6 +86,140 @@ def selective_refused(spec: dict) -> str | None:
     return None
 
 
+
+
+# -- monitoring: dynamo.frontend and the workers' system port (ai-dynamo 1.6.1, recorded from
+# the frontend and dynamo.mocker), the engines' own metrics the workers forward (vLLM v0.33.0 /
+# SGLang v0.5.23 names, from source), etcd (recorded); catalog: pdgen/data/metrics.json.
+_PD = ("mode=disaggregated",)
+_VLLM = ("variant.engine=vllm",)
+_SGLANG = ("variant.engine=sglang",)
+_ROLE = "app_kubernetes_io_component"
+
+
+def _generate(component: str) -> str:
+    return f"sum(rate(dynamo_component_requests_total{sel(component, dynamo_endpoint='generate')}[{RATE}]))"
+
+
+MONITORING = Monitoring(
+    title="NVIDIA Dynamo",
+    rows=(
+        Row("Latency as clients see it (dynamo.frontend)", (
+            Panel("Time to first token", "dynamo_frontend_time_to_first_token_seconds.",
+                  quantiles("dynamo_frontend_time_to_first_token_seconds", "frontend"), "dynamo-frontend", "s"),
+            Panel("Inter-token latency", "dynamo_frontend_inter_token_latency_seconds (per token, as TPOT).",
+                  quantiles("dynamo_frontend_inter_token_latency_seconds", "frontend"), "dynamo-frontend", "s"),
+            Panel("Request duration", "dynamo_frontend_request_duration_seconds.",
+                  quantiles("dynamo_frontend_request_duration_seconds", "frontend"), "dynamo-frontend", "s"),
+        )),
+        Row("Traffic and the router's PD decisions", (
+            Panel("Requests and failures", "dynamo_frontend_requests_total by status, and "
+                  "dynamo_frontend_failures_total by reason (a request refused before it starts, such as "
+                  "backend.unavailable when a worker tier is gone, is only a failure).",
+                  (Query(f"sum by (status) (rate(dynamo_frontend_requests_total{sel('frontend')}[{RATE}]))",
+                         "{{status}}"),
+                   Query(f"sum by (reason) (rate(dynamo_frontend_failures_total{sel('frontend')}[{RATE}]))",
+                         "failed: {{reason}}")), "dynamo-frontend", "reqps"),
+            Panel("Workers the KV router routes to", "dynamo_component_router_worker_registered by worker type.",
+                  (Query(f"sum by (worker_type) (dynamo_component_router_worker_registered{sel('frontend')})",
+                         "{{worker_type}}"),), "dynamo-frontend", when=("frontend.routerMode=kv",)),
+            Panel("KV router admissions per worker type", "dynamo_frontend_router_admission_received_total: the KV "
+                  "router admits each disaggregated request to a prefill and a decode worker; with conditional "
+                  "disaggregation a short prompt goes to decode only.",
+                  (Query(f"sum by (worker_type) (rate(dynamo_frontend_router_admission_received_total"
+                         f"{sel('frontend')}[{RATE}]))", "{{worker_type}}"),), "dynamo-frontend", "reqps",
+                  when=(*_PD, "frontend.routerMode=kv")),
+            Panel("Generate calls per worker role", "dynamo_component_requests_total of each role's generate "
+                  "endpoint: prefill and decode move together unless prompts prefill locally.",
+                  (Query(f"sum by ({_ROLE}) (rate(dynamo_component_requests_total{sel(dynamo_endpoint='generate')}"
+                         f"[{RATE}]))", f"{{{{{_ROLE}}}}}"),), "dynamo-worker", "reqps"),
+        )),
+        Row("Queues and KV cache", (
+            Panel("Queued at the frontend", "dynamo_frontend_queued_requests (until the first token) and "
+                  "dynamo_frontend_inflight_requests.",
+                  (Query(f"sum(dynamo_frontend_queued_requests{sel('frontend')})", "queued"),
+                   Query(f"sum(dynamo_frontend_inflight_requests{sel('frontend')})", "in flight")),
+                  "dynamo-frontend"),
+            Panel("Waiting in the engines", "vllm:num_requests_waiting per worker role (forwarded by dynamo.vllm).",
+                  (Query(f"sum by ({_ROLE}) (vllm:num_requests_waiting{sel()})", f"{{{{{_ROLE}}}}}"),),
+                  "dynamo-worker", when=_VLLM),
+            Panel("KV cache usage", "vllm:kv_cache_usage_perc per worker role.",
+                  (Query(f"avg by ({_ROLE}) (vllm:kv_cache_usage_perc{sel()})", f"{{{{{_ROLE}}}}}"),),
+                  "dynamo-worker", "percentunit", when=_VLLM),
+            Panel("Prefix cache hit rate", "Cached prompt tokens of all prompt tokens, as the frontend counts them "
+                  "(dynamo_frontend_cached_tokens / dynamo_frontend_input_sequence_tokens).",
+                  (Query(f"sum(rate(dynamo_frontend_cached_tokens_sum{sel('frontend')}[{RATE}])) / "
+                         f"sum(rate(dynamo_frontend_input_sequence_tokens_sum{sel('frontend')}[{RATE}]))", "hit rate"),),
+                  "dynamo-frontend", "percentunit"),
+            Panel("Waiting in the engines (SGLang)", "sglang:num_queue_reqs per worker role (forwarded by "
+                  "dynamo.sglang).", (Query(f"sum by ({_ROLE}) (sglang:num_queue_reqs{sel()})", f"{{{{{_ROLE}}}}}"),),
+                  "sglang-engine", when=_SGLANG),
+        )),
+        Row("KV transfer (NIXL)", (
+            Panel("NIXL transfer time", "vllm:nixl_xfer_time_seconds, forwarded by dynamo.vllm workers.",
+                  quantiles("vllm:nixl_xfer_time_seconds", "decode"), "vllm-engine", "s", when=(*_PD, *_VLLM)),
+            Panel("NIXL throughput and failures", "Bytes per second of transfer, and failed transfers per second.",
+                  (Query(f"sum(rate(vllm:nixl_bytes_transferred_sum{sel()}[{RATE}])) / "
+                         f"sum(rate(vllm:nixl_xfer_time_seconds_sum{sel()}[{RATE}]))", "bytes/s"),
+                   Query(f"sum(rate(vllm:nixl_num_failed_transfers_total{sel()}[{RATE}]))", "failed/s")),
+                  "vllm-engine", "short", when=(*_PD, *_VLLM)),
+            Panel("KV transfer latency (SGLang)", "sglang:kv_transfer_latency_ms, forwarded by dynamo.sglang.",
+                  quantiles("sglang:kv_transfer_latency_ms", None), "sglang-engine", "ms", when=(*_PD, *_SGLANG)),
+        )),
+        Row("Discovery (etcd)", (
+            Panel("etcd has a leader", "etcd_server_has_leader per member.",
+                  (Query(f"etcd_server_has_leader{sel('etcd')}", "{{pod}}"),), "etcd",
+                  when=("infra.etcd.enabled=true",)),
+        )),
+    ),
+    alerts=(
+        Alert("PDDecodeWithoutPrefill",
+              f"({_generate('decode')} > 0) unless ({_generate('prefill')} > 0)",
+              "decode workers generate while no prefill worker gets a request: decode does the prefill",
+              "the prefill workers (`pdgen status`), their registration in etcd (DYN_NAMESPACE) and, with "
+              "conditional disaggregation, the threshold: prompts under it prefill on decode",
+              "dynamo-worker", "10m", when=_PD),
+        Alert("PDFrontendErrors",
+              f"sum(rate(dynamo_frontend_failures_total{sel('frontend')}[{RATE}])) / "
+              f"(sum(rate(dynamo_frontend_failures_total{sel('frontend')}[{RATE}])) + "
+              f"sum(rate(dynamo_frontend_requests_total{sel('frontend')}[{RATE}]))) > 0.05",
+              "more than 5% of the frontend's requests fail",
+              "dynamo_frontend_failures_total by class and reason: backend.unavailable means a worker tier has no "
+              "instance (`pdgen status`)", "dynamo-frontend", "5m"),
+        Alert("PDRouterNoPrefillWorker",
+              f"(sum(dynamo_component_router_worker_registered{sel('frontend', worker_type='prefill')}) < 1) or "
+              f"absent(dynamo_component_router_worker_registered{sel('frontend', worker_type='prefill')})",
+              "the KV router has no prefill worker registered: disaggregated requests fail",
+              "the prefill workers (`pdgen status`) and their registration (DYN_NAMESPACE, etcd)", "dynamo-frontend",
+              "2m", severity="critical", when=(*_PD, "frontend.routerMode=kv")),
+        Alert("PDKVTransferFailing",
+              f"sum(increase(vllm:nixl_num_failed_transfers_total{sel()}[{RATE}])) > 0",
+              "NIXL KV transfers between prefill and decode fail",
+              "the workers' logs; NIXL's UCX transport between the pods (RDMA devices, or TCP ports)",
+              "vllm-engine", "5m", when=(*_PD, *_VLLM)),
+        Alert("PDPrefixCacheHitRateCollapsed",
+              f"(sum(rate(dynamo_frontend_cached_tokens_sum{sel('frontend')}[{RATE}])) / "
+              f"sum(rate(dynamo_frontend_input_sequence_tokens_sum{sel('frontend')}[{RATE}]))) < 0.5 * "
+              f"(sum(rate(dynamo_frontend_cached_tokens_sum{sel('frontend')}[1h] offset 1h)) / "
+              f"sum(rate(dynamo_frontend_input_sequence_tokens_sum{sel('frontend')}[1h] offset 1h)))",
+              "the prefix-cache hit rate fell to under half of what it was an hour before",
+              "the router mode (kv routes on cached blocks; the workers must publish KV events) and worker restarts",
+              "dynamo-frontend", "15m"),
+        Alert("PDQueueGrowing",
+              f"(sum(dynamo_frontend_queued_requests{sel('frontend')}) > 16) and "
+              f"(deriv(sum(dynamo_frontend_queued_requests{sel('frontend')})[10m:1m]) > 0)",
+              "requests queue at the frontend and the queue keeps growing",
+              "the workers' queues per role: more prefill or more decode workers", "dynamo-frontend", "10m"),
+        Alert("PDEtcdNoLeader", f"max(etcd_server_has_leader{sel('etcd')}) < 1",
+              "the bundled etcd has no leader: discovery stops and Dynamo services restart",
+              "etcd pods and their logs; a 3-member cluster survives one loss", "etcd", "1m",
+              severity="critical", when=("infra.etcd.enabled=true",)),
+        *role_down_alerts((("prefill", _PD), ("decode", _PD), ("server", ("mode=aggregated",)), ("frontend", ()),
+                           ("etcd", ("infra.etcd.enabled=true",)))),
+    ),
+)
+
+
 BACKEND = Backend(
     name="dynamo",
     summary="NVIDIA Dynamo workers (vllm or sglang) with NIXL, dynamo.frontend, etcd and NATS",
@@ -95,4 +237,5 @@ BACKEND = Backend(
     selective_refused=selective_refused,
     router_in_aggregated=True,  # dynamo.frontend is the OpenAI front door in every mode
     tp_pairing=tp_pairing,
+    monitoring=MONITORING,
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pdgen.backends import common
 from pdgen.backends.base import SERVICES, Backend, InfraNeeds
 from pdgen.backends.common import Compiled
+from pdgen.monitoring import RATE, Alert, Monitoring, Panel, Query, Row, quantiles, role_down_alerts, sel
 
 
 def compile(spec: dict, compiled: Compiled) -> None:
@@ -19,6 +20,122 @@ def compile(spec: dict, compiled: Compiled) -> None:
 
 def infra(spec: dict) -> InfraNeeds:
     return {name: (False, "SGLang's Mooncake transfer engine hands KV over peer to peer") for name in SERVICES}
+
+
+
+
+# -- monitoring: SGLang engines (sgl-project/sglang v0.5.23 observability/metrics_collector.py)
+# and the router (sglang-router 0.3.2, recorded); catalog: pdgen/data/metrics.json.
+_SERVING = "decode|server"          # where a client's tokens come from (decode in PD, server aggregated)
+_PD = ("mode=disaggregated",)
+
+
+def _sgl_rate(metric: str, component: str | None = None, by: str = "app_kubernetes_io_component") -> Query:
+    return Query(f"sum by ({by}) (rate({metric}{sel(component)}[{RATE}]))", f"{{{{{by}}}}}")
+
+
+MONITORING = Monitoring(
+    title="SGLang + Mooncake",
+    rows=(
+        Row("Latency as clients see it", (
+            Panel("Time to first token", "sglang:time_to_first_token_seconds on the serving engines (decode in PD: "
+                  "its TTFT includes waiting for prefill's KV).",
+                  quantiles("sglang:time_to_first_token_seconds", _SERVING), "sglang-engine", "s"),
+            Panel("Inter-token latency", "sglang:inter_token_latency_seconds on the serving engines.",
+                  quantiles("sglang:inter_token_latency_seconds", _SERVING), "sglang-engine", "s"),
+            Panel("Time per output token", "sglang:request_time_per_output_token_seconds (TPOT).",
+                  quantiles("sglang:request_time_per_output_token_seconds", _SERVING), "sglang-engine", "s"),
+            Panel("End-to-end latency", "sglang:e2e_request_latency_seconds.",
+                  quantiles("sglang:e2e_request_latency_seconds", _SERVING), "sglang-engine", "s"),
+        )),
+        Row("Traffic and the router's PD decisions", (
+            Panel("Router requests", "smg_router_requests_total by backend_type (pd: through prefill and decode).",
+                  (_sgl_rate("smg_router_requests_total", None, "backend_type"),), "sglang-router", "reqps",
+                  when=_PD),
+            Panel("Worker selections per role", "smg_worker_selection_total: every PD request picks one prefill "
+                  "and one decode; a role that stops being picked is not serving.",
+                  (_sgl_rate("smg_worker_selection_total", None, "worker_type"),), "sglang-router", "reqps",
+                  when=_PD),
+            Panel("Requests per engine role", "sglang:num_requests_total per role: prefill and decode should move "
+                  "together.", (_sgl_rate("sglang:num_requests_total"),), "sglang-engine", "reqps"),
+            Panel("Healthy workers", "smg_worker_health per worker URL (1 healthy, 0 not).",
+                  (Query(f"smg_worker_health{sel()}", "{{worker}}"),), "sglang-router", when=_PD),
+        )),
+        Row("Queues", (
+            Panel("Waiting requests", "sglang:num_queue_reqs per role.",
+                  (Query(f"sum by (app_kubernetes_io_component) (sglang:num_queue_reqs{sel()})",
+                         "{{app_kubernetes_io_component}}"),), "sglang-engine"),
+            Panel("PD hand-over queues", "Prefill: bootstrap and in-flight (KV being sent); decode: prealloc and "
+                  "transfer (KV being received).", tuple(
+                      Query(f"sum(sglang:{q}{sel()})", q.removeprefix("num_").removesuffix("_queue_reqs"))
+                      for q in ("num_prefill_bootstrap_queue_reqs", "num_prefill_inflight_queue_reqs",
+                                "num_decode_prealloc_queue_reqs", "num_decode_transfer_queue_reqs")),
+                  "sglang-engine", when=_PD),
+        )),
+        Row("KV cache", (
+            Panel("KV cache usage", "sglang:token_usage per role (fraction of the KV pool in use).",
+                  (Query(f"avg by (app_kubernetes_io_component) (sglang:token_usage{sel()})",
+                         "{{app_kubernetes_io_component}}"),), "sglang-engine", "percentunit"),
+            Panel("Prefix cache hit rate", "sglang:cache_hit_rate per role.",
+                  (Query(f"avg by (app_kubernetes_io_component) (sglang:cache_hit_rate{sel()})",
+                         "{{app_kubernetes_io_component}}"),), "sglang-engine", "percentunit"),
+        )),
+        Row("KV transfer (Mooncake)", (
+            Panel("KV transfer latency", "sglang:kv_transfer_latency_ms (recorded on prefill).",
+                  quantiles("sglang:kv_transfer_latency_ms", None), "sglang-engine", "ms", when=_PD),
+            Panel("KV transfer speed", "sglang:kv_transfer_speed_gb_s, median: RDMA moves tens of GB/s, TCP a "
+                  "fraction of that.", quantiles("sglang:kv_transfer_speed_gb_s", None, qs=(0.1, 0.5)),
+                  "sglang-engine", when=_PD),
+            Panel("KV hand-over failures", "Bootstrap and transfer failures per second.",
+                  (Query(f"sum(rate(sglang:num_bootstrap_failed_reqs_total{sel()}[{RATE}]))", "bootstrap"),
+                   Query(f"sum(rate(sglang:num_transfer_failed_reqs_total{sel()}[{RATE}]))", "transfer")),
+                  "sglang-engine", "reqps", when=_PD),
+        )),
+    ),
+    alerts=(
+        Alert("PDDecodeWithoutPrefill",
+              f"(sum(rate(sglang:num_requests_total{sel('decode')}[{RATE}])) > 0) unless "
+              f"(sum(rate(sglang:num_requests_total{sel('prefill')}[{RATE}])) > 0)",
+              "decode engines serve requests while no prefill engine gets any",
+              "the router's --prefill list and the prefill pods: `pdgen status`; smg_worker_selection_total by "
+              "worker_type", "sglang-engine", "10m", when=_PD),
+        Alert("PDKVTransferFailing",
+              f"sum(increase(sglang:num_transfer_failed_reqs_total{sel()}[{RATE}])) + "
+              f"sum(increase(sglang:num_bootstrap_failed_reqs_total{sel()}[{RATE}])) > 0",
+              "KV hand-overs between prefill and decode fail",
+              "the engines' logs for Mooncake errors; prefill's bootstrap port reachable from decode "
+              "(--disaggregation-bootstrap-port)", "sglang-engine", "5m", when=_PD),
+        Alert("PDKVTransferSlow",
+              f"histogram_quantile(0.5, sum by (le) (rate(sglang:kv_transfer_speed_gb_s_bucket{sel()}[{RATE}]))) < 5",
+              "the median KV transfer is under 5 GB/s on an RDMA deployment: Mooncake may have fallen back to TCP",
+              "the engines' logs: Mooncake's transfer engine says 'Using TCP transport (no HCA detected)' when it "
+              "finds no RDMA device (check the RDMA resource, /dev/infiniband, IPC_LOCK)", "sglang-engine", "15m",
+              when=(*_PD, "transport.protocol=rdma")),
+        Alert("PDPrefixCacheHitRateCollapsed",
+              f"(avg(sglang:cache_hit_rate{sel()}) < 0.5 * avg(avg_over_time(sglang:cache_hit_rate{sel()}[1h] "
+              f"offset 1h))) and (avg(avg_over_time(sglang:cache_hit_rate{sel()}[1h] offset 1h)) > 0.2)",
+              "the prefix-cache hit rate fell to under half of what it was an hour before",
+              "the router policy (cache_aware keeps prefixes on one worker), router replicas (each keeps its own "
+              "tree) and engine restarts", "sglang-engine", "15m"),
+        Alert("PDQueueGrowing",
+              f"(sum(sglang:num_queue_reqs{sel()}) > 16) and "
+              f"(deriv(sum(sglang:num_queue_reqs{sel()})[10m:1m]) > 0)",
+              "requests queue up and the queue keeps growing",
+              "per-role queues: a growing prefill queue wants more prefill, decode's more decode (or a smaller "
+              "--max-running-requests)", "sglang-engine", "10m"),
+        Alert("PDRouterNoHealthyPrefill",
+              f'max(smg_worker_health{sel(worker="~.*-prefill-[0-9]+[.:/].*")}) < 1',
+              "the router sees no healthy prefill worker",
+              "prefill pods and their /health; the router checks every 60 s", "sglang-router", "2m",
+              severity="critical", when=_PD),
+        Alert("PDRouterNoHealthyDecode",
+              f'max(smg_worker_health{sel(worker="~.*-decode-[0-9]+[.:/].*")}) < 1',
+              "the router sees no healthy decode worker",
+              "decode pods and their /health; the router checks every 60 s", "sglang-router", "2m",
+              severity="critical", when=_PD),
+        *role_down_alerts((("prefill", _PD), ("decode", _PD), ("router", _PD), ("server", ("mode=aggregated",)))),
+    ),
+)
 
 
 BACKEND = Backend(
@@ -39,4 +156,5 @@ BACKEND = Backend(
     flag_tools={"sglang.launch_server": "0.5.23", "sglang_router.launch_router": "0.3.2"},
     # Each sglang-router replica keeps its own radix tree of what it sent where.
     replica_local_policies=("cache-aware",),
+    monitoring=MONITORING,
 )

@@ -8,7 +8,7 @@ import tempfile
 
 from pdgen import manifests, render
 from pdgen.findings import FileResult
-from pdgen.lint import duplicates, flags, kubeconform, policy, routes, wiring
+from pdgen.lint import duplicates, flags, kubeconform, monitors, policy, routes, wiring
 
 DEFAULT_KUBE_VERSION = "1.33.0"
 
@@ -21,7 +21,7 @@ def _is_topology(raw: bytes) -> bool:
 def offline_checks(objects: list) -> list:
     """Every in-process check of parsed manifests (kubeconform runs beside them)."""
     index = wiring.build_index(objects)
-    findings = wiring.check(objects, index) + routes.check(objects, index.backends())
+    findings = wiring.check(objects, index) + routes.check(objects, index.backends()) + monitors.check(objects, index)
     findings += duplicates.duplicates(objects) + duplicates.duplicate_entries(objects)
     return findings + flags.check(objects) + policy.check(objects)
 

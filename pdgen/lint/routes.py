@@ -16,13 +16,13 @@ _OPENAI = {"GET /v1/models", "POST /v1/completions", "POST /v1/chat/completions"
 
 # catalog tool -> {"METHOD /path", ...} it serves, with where that comes from.
 ROUTES: dict[str, tuple[set[str], str]] = {
-    "pdgen.pd_proxy": (_OPENAI | {"GET /health"},
+    "pdgen.pd_proxy": (_OPENAI | {"GET /health", "GET /metrics"},
                        "charts/pd-common/files/pd_proxy.py Proxy.app (tests/charts/test_pd_proxy.py checks it)"),
     "sglang_router.launch_router": (
         _OPENAI | {"GET /health", "GET /health_generate", "GET /readiness", "GET /liveness", "POST /generate",
-                   "GET /get_model_info", "GET /get_server_info", "POST /flush_cache"},
+                   "GET /get_model_info", "GET /get_server_info", "POST /flush_cache", "GET /metrics"},
         "sglang-router 0.3.2 wheel, route strings of sglang_router_rs.abi3.so; /readiness and /liveness seen "
-        "answering in the data-plane trial"),
+        "answering in the data-plane trial; /metrics on --prometheus-port (router_args.py)"),
     "dynamo.frontend": (_OPENAI | {"GET /health", "GET /live", "GET /metrics"},
                         "ai-dynamo 1.6.1 wheel (dynamo/frontend) and lib/runtime http service: /health, /live, "
                         "/v1/models, /metrics on --http-port"),

@@ -383,3 +383,42 @@ def test_service_flags_and_one_form_per_role():
     with pytest.raises(SystemExit):
         pd_proxy.pools(pd_proxy.build_parser().parse_args(["--prefill", "http://a:1", "--prefill-service",
                                                            "http://p:1", "--decode", "http://d:1"]))
+
+
+def _samples(text: str) -> dict[str, float]:
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+@pytest.mark.parametrize("handover", ["store", "mooncake"])
+def test_metrics_say_what_the_proxy_decided(handover):
+    """/metrics counts each side's requests by outcome, the 503s per missing role, the
+    instances by state and the prefill leg's duration: what the PD dashboards and alerts read
+    (a decode doing all the work shows as prefill requests that stop)."""
+    ids = {0: "e"} if handover == "mooncake" else None
+    p0, p1, d0 = FakeEngine("p0", engine_ids=ids), FakeEngine("p1", status=500, engine_ids=ids), FakeEngine("d0")
+
+    async def check(client, proxy):
+        for _ in range(4):
+            await client.post("/v1/completions", json={"prompt": "hi", "max_tokens": 3})
+        r = await client.get("/metrics")
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        m = _samples(await r.text())
+        assert m['pdgen_proxy_requests_total{role="prefill",outcome="ok"}'] == 2
+        assert m['pdgen_proxy_requests_total{role="prefill",outcome="error"}'] == 2
+        assert m['pdgen_proxy_requests_total{role="decode",outcome="ok"}'] == (2 if handover == "store" else 4)
+        assert m['pdgen_proxy_instances{role="prefill",state="healthy"}'] == 2
+        assert m['pdgen_proxy_prefill_duration_seconds_count'] == 4
+        assert m['pdgen_proxy_prefill_duration_seconds_bucket{le="+Inf"}'] == 4
+        await d0.close()
+        await proxy.check_all()
+        assert (await client.post("/v1/completions", json={"prompt": "hi"})).status == 503
+        m = _samples(await (await client.get("/metrics")).text())
+        assert m['pdgen_proxy_rejected_total{role="decode"}'] == 1
+        assert m['pdgen_proxy_instances{role="decode",state="healthy"}'] == 0
+        assert m['pdgen_proxy_instances{role="decode",state="down"}'] == 1
+    run(check, [p0, p1], [d0], handover)

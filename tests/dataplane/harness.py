@@ -63,6 +63,7 @@ class Container:
     mounts: dict[str, pathlib.Path]   # mountPath -> local directory
     address: str = ""
     worker_index: int | None = None   # LWS pods: 0 for the group's leader
+    labels: dict[str, str] = dataclasses.field(default_factory=dict)  # the pod's
 
 
 @dataclasses.dataclass
@@ -145,7 +146,7 @@ def load(text: str, workdir: pathlib.Path, *, namespace: str) -> Release:
                     pod_name, c["name"], c.get("image", ""), argv, env,
                     {p.get("name", str(p["containerPort"])): p["containerPort"] for p in c.get("ports") or []},
                     {k: c[k] for k in ("startupProbe", "readinessProbe", "livenessProbe") if k in c}, mounts,
-                    address, pod.worker_index))
+                    address, pod.worker_index, dict(labels)))
             if pod.subdomain:
                 for host in _pod_hosts(pod_name, pod.subdomain, namespace):
                     hosts[host] = address

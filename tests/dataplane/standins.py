@@ -42,6 +42,11 @@ class Engine:
         self.log(request, None)
         return web.json_response({"status": "ok"})
 
+    async def no_metrics(self, request: web.Request) -> web.Response:
+        """The engine's metrics port answers (Prometheus's `up` is real) with no series: a
+        stand-in has no engine metrics to offer, and makes none up."""
+        return web.Response(text="# a stand-in engine: no engine metrics\n", content_type="text/plain")
+
     async def models(self, request: web.Request) -> web.Response:
         self.log(request, None)
         return web.json_response({"object": "list", "data": [{"id": self.args.model, "object": "model"}]})
@@ -80,6 +85,7 @@ class SGLang(Engine):
         for path in ("/get_model_info", "/model_info"):
             app.router.add_get(path, self.model_info)
         app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/metrics", self.no_metrics)
         for path in ("/generate", "/v1/completions", "/v1/chat/completions"):
             app.router.add_post(path, self.generate)
         return app
@@ -113,6 +119,7 @@ class VllmMooncake(Engine):
         app = web.Application()
         app.router.add_get("/health", self.ok)
         app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/metrics", self.no_metrics)
         for path in ("/v1/completions", "/v1/chat/completions"):
             app.router.add_post(path, self.generate)
         return app

@@ -110,7 +110,9 @@ def test_dynamo_frontend_serves_through_prefill_and_decode(tmp_path, example, po
         rel.cleanup()
 
 
-def _run(rel, ns, tmp_path, etcd, policy, served):
+def start(rel, ns, tmp_path, etcd, policy, served) -> tuple[str, harness.Container, list[harness.Running]]:
+    """The release's etcd, NATS, mocker workers and frontend, running and serving ``served``:
+    (the frontend's base URL, its container, the mockers)."""
     [etcd_c] = rel.by_component("etcd")
     argv = harness.local_argv(etcd_c)
     assert argv[0] == "etcd"
@@ -154,7 +156,12 @@ def _run(rel, ns, tmp_path, etcd, policy, served):
             pass
         assert time.monotonic() < deadline, "the served model never appeared in /v1/models"
         time.sleep(0.5)
+    return base, frontend, mockers
 
+
+def _run(rel, ns, tmp_path, etcd, policy, served):
+    base, frontend, mockers = start(rel, ns, tmp_path, etcd, policy, served)
+    workers = rel.by_component("prefill") + rel.by_component("decode")
     n = 0
     for body, path in ((({"model": served, "prompt": "tell me about it", "max_tokens": 6}), "/v1/completions"),
                        (({"model": served, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 5}),

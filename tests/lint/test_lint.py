@@ -321,3 +321,38 @@ def test_a_repeated_env_name_or_mount_path_is_caught(tmp_path):
         f"StatefulSet/sglang-pd-decode container decode: env[{env}] repeats env[0] (name=POD_IP)",
         f"StatefulSet/sglang-pd-decode container decode: volumeMounts[{mounts}] repeats volumeMounts[0] "
         "(mountPath=/dev/shm)"]
+
+
+def test_a_monitor_pointing_at_nothing_is_caught(tmp_path):
+    """Observability issue: a PodMonitor whose port name the pods lack, or whose selector picks
+    no pod, makes prometheus-operator generate no target, silently; so does a ServiceMonitor
+    port the Service lacks, a scraped path the program does not serve, or a prometheus.io/port
+    the pod does not declare."""
+    objects = docs(SGLANG)
+    router = obj(objects, "PodMonitor", "sglang-pd-router")
+    router["spec"]["podMetricsEndpoints"][0]["port"] = "prometheus"
+    decode = obj(objects, "PodMonitor", "sglang-pd-decode")
+    decode["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] = "decoder"
+    prefill = obj(objects, "PodMonitor", "sglang-pd-prefill")
+    prefill["spec"]["podMetricsEndpoints"][0]["path"] = "/stats"
+    sts = obj(objects, "StatefulSet", "sglang-pd-prefill")
+    sts["spec"]["template"]["metadata"]["annotations"] = {"prometheus.io/scrape": "true", "prometheus.io/port": "9999"}
+    found = [(f.rule, f.json_path, f.message) for f in lint_docs(tmp_path, objects) if f.rule == "wiring.monitor"]
+    assert len(found) == 4, found
+    text = "\n".join(m for _, _, m in found)
+    assert "PodMonitor/sglang-pd-router: port 'prometheus' is not declared by Deployment/sglang-pd-router (it has: " \
+           "http, metrics)" in text
+    assert "PodMonitor/sglang-pd-decode: selects no pod of the release" in text
+    assert "PodMonitor/sglang-pd-prefill: scrapes /stats, which sglang.launch_server" in text
+    assert "prometheus.io/port 9999 is not a port the pod declares" in text
+    paths = {p for _, p, _ in found}
+    assert "$.spec.podMetricsEndpoints[0].port" in paths and "$.spec.selector" in paths
+
+
+def test_a_service_monitor_port_the_service_lacks_is_caught(tmp_path):
+    objects = docs("examples/vllm-mooncake-p2p-qwen7b.yaml")
+    monitor = obj(objects, "ServiceMonitor", "vllm-p2p-pd-decode")
+    monitor["spec"]["endpoints"][0]["port"] = "web"
+    found = [f.message for f in lint_docs(tmp_path, objects) if f.rule == "wiring.monitor"]
+    assert found == ["ServiceMonitor/vllm-p2p-pd-decode: port 'web' is not a port of Service vllm-p2p-pd-decode-metrics "
+                     "(it has: http)"], found

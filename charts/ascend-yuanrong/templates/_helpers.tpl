@@ -124,3 +124,15 @@ Both listen on 0.0.0.0.
 {{- toYaml $cmd -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+ascend-yuanrong.scrapeTargets (pd-common.scrapeTargets): vLLM-Ascend serves vLLM's /metrics
+on its API port, and pdgen's proxy (kvBackend datasystem) too. vllm-ascend's load-balance
+proxy (kvBackend mooncake) and the datasystem worker serve no Prometheus metrics.
+*/}}
+{{- define "ascend-yuanrong.scrapeTargets" -}}
+{{- include "pd-common.engineScrapeTargets" (dict "root" . "port" "http" "portNumber" .Values.ports.http) }}
+{{- if and (eq .Values.mode "disaggregated") (eq .Values.variant.kvBackend "datasystem") }}
+- {component: router, port: http, portNumber: {{ int .Values.service.port }}, path: /metrics, leaderOnly: false}
+{{- end }}
+{{- end -}}

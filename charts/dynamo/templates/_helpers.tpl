@@ -211,3 +211,15 @@ extraPodMetadata:
 extraPodSpec:
   {{- toYaml $spec | nindent 2 }}
 {{- end -}}
+
+{{/*
+dynamo.scrapeTargets (pd-common.scrapeTargets): the frontend serves /metrics on its HTTP
+port, workers on DYN_SYSTEM_PORT (ai-dynamo 1.6.1 dynamo/frontend/main.py, lib/runtime
+system_status_server.rs). In operator mode the pods are the operator's: nothing here.
+*/}}
+{{- define "dynamo.scrapeTargets" -}}
+{{- if eq .Values.variant.deployment "standalone" }}
+{{- include "pd-common.engineScrapeTargets" (dict "root" . "port" "system" "portNumber" .Values.ports.system) }}
+- {component: frontend, port: http, portNumber: {{ int .Values.service.port }}, path: /metrics, leaderOnly: false}
+{{- end }}
+{{- end -}}

@@ -38,6 +38,14 @@ one engine restart does not empty the Service. /v1/models is answered by a healt
 When no instance can take a request, or the chosen one is unreachable, the answer is a
 JSON error with 503 or 502, never a bare 500.
 
+/metrics (Prometheus text format 0.0.4) says what the proxy decided, so a PD deployment that
+quietly stops using a role shows it:
+  pdgen_proxy_requests_total{role, outcome}   requests sent to each side; outcome ok (200),
+                                              error (another status) or unreachable
+  pdgen_proxy_rejected_total{role}            requests answered 503: no healthy instance
+  pdgen_proxy_instances{role, state}          instances known, by state healthy|down
+  pdgen_proxy_prefill_duration_seconds        histogram of the prefill leg (compute + hand-over)
+
 Runs in the vLLM image (aiohttp ships with vLLM); the charts mount it from a ConfigMap.
 """
 
@@ -49,6 +57,7 @@ import itertools
 import json
 import logging
 import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -58,6 +67,61 @@ LOG = logging.getLogger("pd_proxy")
 FORWARDED_HEADERS = ("Authorization",)
 HANDOVERS = ("mooncake", "store")
 DEFAULT_BOOTSTRAP_PORT = 8998  # VLLM_MOONCAKE_BOOTSTRAP_PORT's default
+
+
+# Seconds; the prefill leg of one request (a prompt's compute plus publishing its KV).
+PREFILL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class Metrics:
+    """The proxy's counters, served as Prometheus text (no client library: the proxy runs in
+    whatever image the engines use)."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str], int] = {}
+        self.rejected: dict[str, int] = {}
+        self.prefill_buckets = [0] * len(PREFILL_BUCKETS)
+        self.prefill_sum = 0.0
+        self.prefill_count = 0
+
+    def sent(self, role: str, outcome: str) -> None:
+        self.requests[role, outcome] = self.requests.get((role, outcome), 0) + 1
+
+    def reject(self, role: str) -> None:
+        self.rejected[role] = self.rejected.get(role, 0) + 1
+
+    def prefill_took(self, seconds: float) -> None:
+        for i, bound in enumerate(PREFILL_BUCKETS):
+            if seconds <= bound:
+                self.prefill_buckets[i] += 1
+        self.prefill_sum += seconds
+        self.prefill_count += 1
+
+    def text(self, pools: list[Pool]) -> str:
+        lines = ["# HELP pdgen_proxy_requests_total Requests the proxy sent to each side, by outcome.",
+                 "# TYPE pdgen_proxy_requests_total counter"]
+        for role in ("prefill", "decode"):
+            for outcome in ("ok", "error", "unreachable"):
+                lines.append(f'pdgen_proxy_requests_total{{role="{role}",outcome="{outcome}"}} '
+                             f"{self.requests.get((role, outcome), 0)}")
+        lines += ["# HELP pdgen_proxy_rejected_total Requests answered 503: no healthy instance of the role.",
+                  "# TYPE pdgen_proxy_rejected_total counter"]
+        lines += [f'pdgen_proxy_rejected_total{{role="{role}"}} {self.rejected.get(role, 0)}'
+                  for role in ("prefill", "decode")]
+        lines += ["# HELP pdgen_proxy_instances Instances the proxy knows, by state.",
+                  "# TYPE pdgen_proxy_instances gauge"]
+        for pool in pools:
+            healthy = sum(i.healthy for i in pool.instances)
+            lines.append(f'pdgen_proxy_instances{{role="{pool.role}",state="healthy"}} {healthy}')
+            lines.append(f'pdgen_proxy_instances{{role="{pool.role}",state="down"}} {len(pool.instances) - healthy}')
+        lines += ["# HELP pdgen_proxy_prefill_duration_seconds The prefill leg of a request: compute and hand-over.",
+                  "# TYPE pdgen_proxy_prefill_duration_seconds histogram"]
+        lines += [f'pdgen_proxy_prefill_duration_seconds_bucket{{le="{bound}"}} {n}'
+                  for bound, n in zip(PREFILL_BUCKETS, self.prefill_buckets)]
+        lines += [f'pdgen_proxy_prefill_duration_seconds_bucket{{le="+Inf"}} {self.prefill_count}',
+                  f"pdgen_proxy_prefill_duration_seconds_sum {self.prefill_sum}",
+                  f"pdgen_proxy_prefill_duration_seconds_count {self.prefill_count}"]
+        return "\n".join(lines) + "\n"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -185,6 +249,7 @@ class Proxy:
         self._health_interval = health_interval
         self._session: ClientSession | None = None
         self._checker: asyncio.Task | None = None
+        self.metrics = Metrics()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -207,7 +272,12 @@ class Proxy:
         app.router.add_post("/v1/chat/completions", self.generate)
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/health", self.health)
+        app.router.add_get("/metrics", self.serve_metrics)
         return app
+
+    async def serve_metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.metrics.text([self.prefill, self.decode]).encode(),
+                            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
     # -- health ----------------------------------------------------------------------------
 
@@ -276,7 +346,16 @@ class Proxy:
             return self._error(400, "request body must be a JSON object", "invalid_request_error")
         request_id = request.headers.get("X-Request-Id") or str(uuid.uuid4())
         try:
-            prefill, decode = self.prefill.pick(), self.decode.pick()
+            try:
+                prefill = self.prefill.pick()
+            except Unavailable:
+                self.metrics.reject("prefill")
+                raise
+            try:
+                decode = self.decode.pick()
+            except Unavailable:
+                self.metrics.reject("decode")
+                raise
             if self.handover == "mooncake":
                 return await self._mooncake(request, body, request_id, prefill, decode)
             return await self._store(request, body, request_id, prefill, decode)
@@ -289,11 +368,14 @@ class Proxy:
         """An open response from one instance; an unreachable instance leaves the rotation."""
         assert self._session is not None
         try:
-            return await self._session.post(instance.url + path, json=body, headers=headers)
+            response = await self._session.post(instance.url + path, json=body, headers=headers)
         except (ClientError, OSError) as exc:
+            self.metrics.sent(instance.role, "unreachable")
             instance.healthy = False
             LOG.warning("%s %s unreachable: %s", instance.role, instance.url, exc)
             raise Unreachable(f"{instance.role} {instance.url} is unreachable: {exc}") from None
+        self.metrics.sent(instance.role, "ok" if response.status == 200 else "error")
+        return response
 
     async def _relay(self, request: web.Request, upstream) -> web.StreamResponse:
         async with upstream:
@@ -310,8 +392,10 @@ class Proxy:
 
     async def _store(self, request, body, request_id, prefill, decode) -> web.StreamResponse:
         headers = self._headers(request, request_id)
+        started = time.monotonic()
         async with await self._post(prefill, request.path, prefill_body(body), headers) as pre:
             payload = await pre.read()
+            self.metrics.prefill_took(time.monotonic() - started)
             if pre.status != 200:
                 LOG.warning("prefill %s answered %s", prefill.url, pre.status)
                 return web.Response(status=pre.status, body=payload, content_type=pre.content_type)
@@ -344,9 +428,11 @@ class Proxy:
 
     async def _prefill_only(self, prefill, path, body, headers) -> web.Response | None:
         """None when prefill succeeded, else the error response to give the client."""
+        started = time.monotonic()
         try:
             async with await self._post(prefill, path, body, headers) as pre:
                 payload = await pre.read()
+                self.metrics.prefill_took(time.monotonic() - started)
                 if pre.status == 200:
                     return None
                 LOG.warning("prefill %s answered %s", prefill.url, pre.status)

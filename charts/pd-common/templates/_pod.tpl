@@ -39,6 +39,8 @@ and mount are named "dshm" (a form with its own shared-memory setting drops them
 {{- $hostNetwork := and $rdma $v.transport.rdma.hostNetwork -}}
 {{- $privileged := and $rdma (default false $v.transport.rdma.privileged) -}}
 {{- $annotations := default dict .podAnnotations -}}
+{{- $worker := eq (dig "pdgen.io/instance-role" "" (default dict .podLabels)) "worker" -}}
+{{- $annotations = merge (include "pd-common.scrapeAnnotations" (dict "root" $root "component" .component "worker" $worker) | fromYaml) $annotations -}}
 {{- if $privileged -}}
 {{- $annotations = merge (dict "pdgen.io/privileged" "RDMA devices from the node without a device plugin (transport.rdma.privileged)") $annotations -}}
 {{- end -}}

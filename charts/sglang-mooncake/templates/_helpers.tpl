@@ -101,3 +101,16 @@ Ready, and leave when deleted).
 {{- end -}}
 {{- toYaml $args -}}
 {{- end -}}
+
+{{/*
+sglang-mooncake.scrapeTargets (pd-common.scrapeTargets): engines serve /metrics on their
+HTTP port with --enable-metrics (sgl-project/sglang v0.5.23 utils/common.py
+add_prometheus_middleware); the router's exporter listens on --prometheus-port
+(sglang-router 0.3.2 router_args.py).
+*/}}
+{{- define "sglang-mooncake.scrapeTargets" -}}
+{{- include "pd-common.engineScrapeTargets" (dict "root" . "port" "http" "portNumber" .Values.ports.http) }}
+{{- if eq .Values.mode "disaggregated" }}
+- {component: router, port: metrics, portNumber: {{ int .Values.ports.metrics }}, path: /metrics, leaderOnly: false}
+{{- end }}
+{{- end -}}

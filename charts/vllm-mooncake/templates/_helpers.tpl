@@ -213,3 +213,15 @@ chart ships its own.
 {{- $cmd = concat $cmd (include "pd-common.proxyInstanceArgs" (dict "root" . "component" "decode" "role" $v.decode "port" $v.ports.http) | fromYamlArray) -}}
 {{- toYaml $cmd -}}
 {{- end -}}
+
+{{/*
+vllm-mooncake.scrapeTargets (pd-common.scrapeTargets): vLLM serves /metrics on its API port
+(vllm-project/vllm v0.33.0 vllm/entrypoints/serve/instrumentator/metrics.py), and so does
+pdgen's proxy (charts/pd-common/files/pd_proxy.py).
+*/}}
+{{- define "vllm-mooncake.scrapeTargets" -}}
+{{- include "pd-common.engineScrapeTargets" (dict "root" . "port" "http" "portNumber" .Values.ports.http) }}
+{{- if eq .Values.mode "disaggregated" }}
+- {component: router, port: http, portNumber: {{ int .Values.service.port }}, path: /metrics, leaderOnly: false}
+{{- end }}
+{{- end -}}

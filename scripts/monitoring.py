@@ -1,0 +1,48 @@
+"""Write each backend chart's PD dashboard and alert rules from the backend descriptors'
+monitoring definitions (pdgen.monitoring): charts/<chart>/files/dashboard.json and
+files/alerts.yaml.
+
+    python scripts/monitoring.py          # write the files
+    python scripts/monitoring.py --check  # exit 1 if a committed file differs
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pdgen import monitoring  # noqa: E402
+from pdgen.backends import BACKENDS  # noqa: E402
+
+
+def files() -> dict[pathlib.Path, str]:
+    out = {}
+    for backend in BACKENDS.values():
+        if backend.monitoring is None:
+            continue
+        directory = ROOT / "charts" / backend.chart / "files"
+        out[directory / "dashboard.json"] = monitoring.dashboard_text(backend.chart, backend.monitoring)
+        out[directory / "alerts.yaml"] = monitoring.alerts_text(backend.monitoring)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    drift = []
+    for path, text in files().items():
+        if "--check" in argv:
+            if not path.exists() or path.read_text() != text:
+                drift.append(str(path.relative_to(ROOT)))
+        else:
+            path.write_text(text)
+    if drift:
+        print("monitoring files differ from their definitions (run scripts/monitoring.py): " + ", ".join(drift),
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
