@@ -10,6 +10,7 @@ import traceback
 import click
 
 from pdgen import __version__, lint, models, render, reporters, schema, tools
+from pdgen import manifests as manifest_model
 from pdgen import plan as planner
 from pdgen.bench.cli import bench
 from pdgen.cli_options import cluster_options, default_format, findings_format, report_format, strict_option
@@ -161,8 +162,15 @@ def plan_cmd(topology: str, fmt: str, model_config: str | None, prompt_tokens: i
         sys.exit(EXIT_FINDINGS)
     name = result.document["spec"]["model"]["name"]
     facts = models.from_hf_config(model_config, name) if model_config else models.lookup(name)
+    o = result.effective["spec"]["observability"]
+    scraped = None
+    if o["metrics"] and (o["scrape"] != "none" or o["dashboards"] or o["alerts"]):
+        # What is scraped is the chart's to say: read it from the render.
+        rendered = render.render_file(topology)
+        if rendered.ok:
+            scraped = manifest_model.scraped(manifest_model.parse(rendered.manifests, topology)[0])
     plan = planner.build(result.effective, result.values, model=facts, prompt_tokens=prompt_tokens,
-                         bandwidth_gbps=bandwidth_gbps)
+                         bandwidth_gbps=bandwidth_gbps, scraped=scraped)
     if fmt == "json":
         plan["findings"] = [f.to_dict() for f in result.findings]
         click.echo(json.dumps(plan, indent=2))

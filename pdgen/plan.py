@@ -21,9 +21,10 @@ def _merge(base: Any, over: Any) -> Any:
 
 
 def build(t: dict, compiled_values: dict, *, model: models.ModelFacts | None, prompt_tokens: int | None = None,
-          bandwidth_gbps: float | None = None) -> dict:
+          bandwidth_gbps: float | None = None, scraped: dict | None = None) -> dict:
     """The plan of a validated topology as plain data, from its effective form (defaults
-    applied) and compiled chart values, both of which `validate` produced."""
+    applied) and compiled chart values, both of which `validate` produced; ``scraped``: what
+    the rendered manifests have Prometheus scrape (pdgen.manifests.scraped)."""
     spec = t["spec"]
     values = _merge(charts.chart_values(backends.CHARTS[spec["backend"]]), compiled_values)
     accel = spec["accelerator"]
@@ -80,4 +81,6 @@ def build(t: dict, compiled_values: dict, *, model: models.ModelFacts | None, pr
         ports = {key: cfg[key] for key in INFRA_PORTS[name] if key in cfg}
         plan["infra"].append({"service": name, "where": where, "ports": ports, "why": why})
     plan["ports"] = {**{k: v for k, v in values.get("ports", {}).items()}, "service": values["service"]["port"]}
+    if scraped is not None:  # from the rendered manifests (pdgen.manifests.scraped)
+        plan["observability"] = dict(scraped, interval=spec["observability"]["interval"])
     return plan

@@ -48,6 +48,14 @@ def text(plan: dict, findings: list | None = None) -> str:
     if not plan["infra"]:
         out.append("infra: none needed")
     out.append("ports: " + ", ".join(f"{k} {v}" for k, v in plan["ports"].items()))
+    o = plan.get("observability")
+    if o and o["how"] != "none":
+        targets = ", ".join(f"{t['component']} ({t['port']} {t['path']})" for t in o["targets"])
+        out.append(f"scraped ({o['how']}, every {o['interval']}): {targets}")
+    if o and (o["dashboard"] or o["alerts"]):
+        parts = ([f"dashboard ConfigMap {o['dashboard']}"] if o["dashboard"] else []) + (
+            [f"{len(o['alerts'])} alert rules"] if o["alerts"] else [])
+        out.append("monitoring: " + ", ".join(parts))
     for d in plan["disabledRules"]:
         out.append(f"rule {d['rule']} disabled: {d['reason']}")
     out += [text_line(f) for f in findings or []]

@@ -165,6 +165,7 @@ def test_the_largest_topology_the_schema_accepts_renders_and_lints_quickly(tmp_p
     ({"decode": {"autoscaling": {"minReplicas": 1, "maxReplicas": 3,
                                  "metric": {"name": "vllm:num_requests_waiting", "averageValue": 4}}}},
      "$.spec.decode.autoscaling", "the Dynamo platform scales the graph"),
+    ({"observability": {"scrape": "podMonitor"}}, "$.spec.observability.scrape", "the Dynamo platform makes the pods"),
 ])
 def test_what_the_dynamo_operator_cannot_honour_is_a_validate_finding(tmp_path, change, path, words):
     """Operator issue, defect 14 (ai-dynamo/dynamo deploy/operator/internal/dynamo/

@@ -67,3 +67,21 @@ def test_plan_of_an_invalid_topology_shows_findings(runner):
     bad = ROOT / "tests" / "fixtures" / "rules" / "parallelism" / "fail.yaml"
     result = runner.invoke(cli, ["plan", str(bad)])
     assert result.exit_code == 1 and "[parallelism]" in result.output
+
+
+def test_plan_says_what_is_scraped_and_what_monitors_it(runner):
+    """Observability issue, item 5: the plan lists the scraped components (as the render has
+    them), the dashboard and the alert rules."""
+    result = runner.invoke(cli, ["plan", str(ROOT / "examples" / "vllm-mooncake-p2p-qwen7b.yaml")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "scraped (serviceMonitor, every 30s): prefill (http /metrics), decode (http /metrics), " \
+           "router (http /metrics)" in lines
+    assert any(line.startswith("monitoring: dashboard ConfigMap vllm-p2p-pd-dashboard, ") and "alert rules" in line
+               for line in lines)
+    data = json.loads(runner.invoke(cli, ["plan", "--format", "json", str(ROOT / "examples" /
+                                                                        "ack-dynamo-qwen7b-kv-routing.yaml")]).output)
+    o = data["observability"]
+    assert o["how"] == "podMonitor" and {t["component"] for t in o["targets"]} == {"prefill", "decode", "frontend",
+                                                                                   "etcd"}
+    assert "PDRouterNoPrefillWorker" in o["alerts"] and o["dashboard"] == "dynamo-pd-dashboard"

@@ -108,6 +108,7 @@ def test_preflight_names_a_custom_resource_the_cluster_does_not_serve(cluster, t
     doc["metadata"]["name"] = doc["metadata"]["namespace"] = "op-crd"
     doc["spec"]["variant"]["deployment"] = "operator"
     doc["spec"]["infra"] = {"etcd": {"mode": "none"}, "nats": {"mode": "none"}}
+    doc["spec"].pop("observability")  # the operator's pods are the platform's to scrape
     path = tmp_path / "operator.yaml"
     path.write_text(yaml.safe_dump(doc))
     namespace = cluster.namespace("op-crd")
