@@ -8,7 +8,6 @@ import os
 import pathlib
 
 import yaml
-from jsonschema import Draft7Validator
 
 from pdgen.errors import PdgenError
 
@@ -34,7 +33,10 @@ def chart_meta(name: str) -> dict:
 
 
 @functools.cache
-def values_validator(name: str) -> Draft7Validator:
+def values_validator(name: str):
+    """A jsonschema Draft7Validator for the chart's values.schema.json (imported here: lint of
+    manifests never needs it)."""
+    from jsonschema import Draft7Validator
     return Draft7Validator(json.loads((chart_path(name) / "values.schema.json").read_text()))
 
 

@@ -9,17 +9,15 @@ import traceback
 
 import click
 
-from pdgen import __version__, lint, models, render, reporters, schema, tools
-from pdgen import manifests as manifest_model
-from pdgen import plan as planner
+from pdgen import __version__, reporters
 from pdgen.bench.cli import bench
 from pdgen.cli_options import cluster_options, default_format, findings_format, report_format, strict_option
 from pdgen.errors import PdgenError
 from pdgen.findings import Finding, Written
-from pdgen.fsutil import write_atomic
-from pdgen.reporters import plan as plan_report
-from pdgen.reporters import status as status_report
-from pdgen.validate import check_file
+from pdgen.tools import DEFAULT_KUBE_VERSION
+
+# Each command imports what it needs when it runs: `pdgen validate` should not pay for helm,
+# lint, the kubernetes client or the bench client (start-up is most of a single run's time).
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_TOOL = 0, 1, 2, 3
 
@@ -63,6 +61,8 @@ def validate(files: tuple[str, ...], fmt: str | None, strict: bool, model_config
 
     Every problem is one line: FILE:LINE:COL: error: $.json.path: message [rule]
     """
+    from pdgen.validate import check_file
+
     results = [check_file(f, model_config) for f in files]
     click.echo(reporters.render(fmt or default_format(), results), nl=False)
     failed = any(r.has_errors for r in results) or (strict and any(r.findings for r in results))
@@ -86,6 +86,8 @@ def render_cmd(topologies: tuple[str, ...], out: str, values_only: bool, kube_ve
     and OUT/<name>/helm-command.txt, replacing the previous files in one step. A topology
     with error findings writes nothing. Output is byte-identical for the same input.
     """
+    from pdgen import render
+
     try:
         done = render.render_files(list(topologies), kube_version=kube_version, values_only=values_only,
                                    helm_path=helm_path, out=out)
@@ -112,7 +114,7 @@ def render_cmd(topologies: tuple[str, ...], out: str, values_only: bool, kube_ve
 
 @cli.command("lint", epilog=EXIT_CODES_HELP)
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, readable=True))
-@click.option("--kube-version", default=lint.DEFAULT_KUBE_VERSION, show_default=True, metavar="VERSION",
+@click.option("--kube-version", default=DEFAULT_KUBE_VERSION, show_default=True, metavar="VERSION",
               help="Kubernetes version whose offline schemas kubeconform uses.")
 @click.option("--helm", "helm_path", type=click.Path(exists=True, dir_okay=False),
               help="helm binary for rendering topologies (default: $HELM, .tools/bin/helm, PATH).")
@@ -132,9 +134,22 @@ def lint_cmd(files: tuple[str, ...], kube_version: str, helm_path: str | None, f
     hostNetwork and IPC_LOCK only where needed). Each finding names kind/name and container.
     With --server, the API server also dry-runs every object (server-side apply).
     """
+    from pdgen.lint import kubeconform
+
+    started = None
+    if not server:  # manifests only: kubeconform starts before pdgen loads its own checks
+        heads = []
+        for path in files:
+            with open(path, "rb") as fh:
+                heads.append(fh.read(4096))
+        from pdgen.lint import is_topology
+        if not any(map(is_topology, heads)):
+            started = kubeconform.start(list(files), kube_version)
+    from pdgen import lint, render
+
     target = _connect(kubeconfig, context, namespace) if server else None
     try:
-        results = lint.lint_files(list(files), kube_version, helm_path, server=target)
+        results = lint.lint_files(list(files), kube_version, helm_path, server=target, started=started)
     except render.CompilerBug as exc:
         raise PdgenError(str(exc)) from None
     click.echo(reporters.render(fmt or default_format(), results), nl=False)
@@ -156,6 +171,12 @@ def plan_cmd(topology: str, fmt: str, model_config: str | None, prompt_tokens: i
     """Explain what TOPOLOGY deploys: pods, nodes and accelerators per role, memory per
     accelerator (weights / KV / headroom), KV bytes per token and per request, KV transfer
     time, infra and ports; each derived value with its formula."""
+    from pdgen import manifests as manifest_model
+    from pdgen import models, render
+    from pdgen import plan as planner
+    from pdgen.reporters import plan as plan_report
+    from pdgen.validate import check_file
+
     result = check_file(topology, model_config)
     if result.has_errors or result.document is None or result.effective is None or result.values is None:
         click.echo(reporters.render("text", [result]), nl=False)
@@ -191,6 +212,7 @@ def preflight_cmd(topology: str, fmt: str | None, strict: bool, kubeconfig: str 
     never values), a metrics API for its autoscalers, and nodes for every pod of every role
     (node selector, taints, allocatable minus what each node runs). Says which role does not
     fit and why."""
+    from pdgen import render
     from pdgen.cluster import preflight
 
     rendered = render.render_file(topology)
@@ -218,6 +240,8 @@ def status_cmd(release: str, fmt: str, kubeconfig: str | None, context: str | No
     pulls with the container's last message, Services without endpoints, and whether the
     infra and the router are ready."""
     from pdgen.cluster import status
+    from pdgen.reporters import status as status_report
+    from pdgen.validate import check_file
 
     if os.path.isfile(release):
         result = check_file(release)
@@ -242,6 +266,9 @@ def status_cmd(release: str, fmt: str, kubeconfig: str | None, context: str | No
 def schema_cmd(output: str | None) -> None:
     """Print the topology JSON Schema (point editors at it with a
     `# yaml-language-server: $schema=...` modeline)."""
+    from pdgen import schema
+    from pdgen.fsutil import write_atomic
+
     text = schema.schema_text()
     if output:
         write_atomic(output, text.encode())
@@ -253,6 +280,8 @@ def schema_cmd(output: str | None) -> None:
 def tools_cmd() -> None:
     """Show which helm and kubeconform binaries pdgen uses, and the offline Kubernetes
     schema versions (exit 3 when one is missing)."""
+    from pdgen import tools
+
     missing = False
     for name in tools.TOOLS:
         try:

@@ -102,33 +102,51 @@ _SHAPE = (("metadata", dict), ("metadata", "name", str), ("metadata", "namespace
           *(p for p in _POD_TEMPLATE if p[0] == "spec"))  # a Pod is its own template
 
 
+def _trie(rules) -> dict:
+    """_SHAPE as a tree of path steps, so one walk of an object checks every rule: each node
+    holds the types wanted at its path ("") and its steps ("*" for every item)."""
+    root: dict = {}
+    for *pattern, wanted in rules:
+        node = root
+        for step in pattern:
+            node = node.setdefault(step, {})
+        node.setdefault("", []).append(wanted)
+    return root
+
+
+_SHAPE_TREE = _trie(_SHAPE)
+
+
 def shape_error(data: dict) -> tuple[tuple, str] | None:
-    """(path, what is wrong) for the first field of the wrong type, or None."""
+    """(path, what is wrong) for the first field of the wrong type (in document order),
+    or None."""
     if "metadata" not in data or not isinstance(data["metadata"], dict):
         return ("metadata",), "metadata is not a mapping"
-    for rule in _SHAPE:
-        *pattern, wanted = rule
-        for path, value in _walk(data, tuple(pattern)):
-            if not isinstance(value, wanted) or isinstance(value, bool) and wanted is int:
-                return path, f"{'.'.join(map(str, path))} is not {_NAMES.get(wanted, 'of the expected type')}"
+    return _shape(data, _SHAPE_TREE, ())
+
+
+def _shape(value: Any, node: dict, path: tuple) -> tuple[tuple, str] | None:
+    for wanted in node.get("", ()):
+        if not isinstance(value, wanted) or isinstance(value, bool) and wanted is int:
+            return path, f"{'.'.join(map(str, path))} is not {_NAMES.get(wanted, 'of the expected type')}"
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    every = node.get("*")
+    for key, item in items:
+        for child in (node.get(key) if isinstance(key, str) else None, every):
+            if child is not None:
+                wrong = _shape(item, child, path + (key,))
+                if wrong:
+                    return wrong
     return None
 
 
 _NAMES = {dict: "a mapping", list: "a list", str: "a string", int: "an integer", _SCALAR: "a scalar",
           _SCALAR + (dict,): "a scalar or mapping"}
-
-
-def _walk(value: Any, pattern: tuple, path: tuple = ()) -> Iterator[tuple[tuple, Any]]:
-    if not pattern:
-        yield path, value
-        return
-    head, rest = pattern[0], pattern[1:]
-    if head == "*":
-        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-        for key, item in items:
-            yield from _walk(item, rest, path + (key,))
-    elif isinstance(value, dict) and head in value:
-        yield from _walk(value[head], rest, path + (head,))
 
 
 def pod_templates(obj: Obj) -> Iterator[tuple[tuple, dict]]:

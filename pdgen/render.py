@@ -118,12 +118,19 @@ def render_files(paths: list[str], *, kube_version: str | None = None, values_on
                  helm_path: str | None = None, out: str | None = None) -> list[Rendered]:
     """Validate, compile and helm-template topologies, in memory and in input order. The
     helm runs (the slow part) go in parallel, one per core."""
-    items = [prepare(p, out=out) for p in paths]
-    if not values_only:
-        ok = [item for item in items if item.ok]
-        with ThreadPoolExecutor(max_workers=max(1, min(len(ok), os.cpu_count() or 1))) as pool:
-            for future in [pool.submit(template, item, kube_version=kube_version, helm_path=helm_path) for item in ok]:
-                future.result()
+    if values_only:
+        return [prepare(p, out=out) for p in paths]
+    items, futures = [], []
+    # Each helm run starts as soon as its topology is compiled, so pdgen's own work overlaps
+    # helm's instead of adding to it.
+    with ThreadPoolExecutor(max_workers=max(1, min(len(paths), os.cpu_count() or 1))) as pool:
+        for p in paths:
+            item = prepare(p, out=out)
+            items.append(item)
+            if item.ok:
+                futures.append(pool.submit(template, item, kube_version=kube_version, helm_path=helm_path))
+        for future in futures:
+            future.result()
     return items
 
 

@@ -10,6 +10,9 @@ import subprocess
 
 from pdgen.errors import PdgenError, ToolNotFoundError
 
+# The Kubernetes version lint and render check against unless told otherwise.
+DEFAULT_KUBE_VERSION = "1.33.0"
+
 # name -> (environment variable, what `make setup` installs)
 TOOLS = {
     "helm": ("HELM", "Helm (3 or 4)"),

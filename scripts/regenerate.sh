@@ -15,17 +15,9 @@ py=${PY:-$root/.venv/bin/python}
 what=${1:?usage: regenerate.sh [--root DIR] fixtures|golden|catalog|all}
 cd "$root"
 export PYTHONPATH=$root
-pdgen() { "$py" -m pdgen "$@"; }
 
 fixtures() {
-  local f d
-  for f in tests/fixtures/invalid/*.yaml; do
-    (cd tests/fixtures/invalid && pdgen validate --format text "$(basename "$f")" >"$(basename "${f%.yaml}").expected") \
-      || [ $? -eq 1 ]
-  done
-  for d in tests/fixtures/rules/*/; do
-    (cd "$d" && pdgen validate --format text fail.yaml >fail.expected) || [ $? -eq 1 ]
-  done
+  "$py" scripts/fixtures.py
 }
 golden() {
   "$py" scripts/chart_values.py

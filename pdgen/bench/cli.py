@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import pathlib
 import sys
@@ -231,6 +230,8 @@ def report_cmd(run_dir, output):
 @click.option("--no-cache", is_flag=True, help="Disable the simulated prefix cache.")
 def mock_cmd(host, port, ttft_ms, per_word_ms, itl_ms, usage, no_role_chunk, no_cache):
     """Serve the mock OpenAI-compatible streaming endpoint (for trying the client)."""
+    import asyncio
+
     from aiohttp import web
 
     from pdgen.bench.mock import MockConfig, create_app

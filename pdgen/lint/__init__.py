@@ -6,20 +6,23 @@ from __future__ import annotations
 import os
 import tempfile
 
-from pdgen import manifests, render
 from pdgen.findings import FileResult
-from pdgen.lint import duplicates, flags, kubeconform, monitors, policy, routes, wiring
+from pdgen.lint import kubeconform
+from pdgen.tools import DEFAULT_KUBE_VERSION
 
-DEFAULT_KUBE_VERSION = "1.33.0"
+# The checks are imported where they run: `pdgen lint` starts kubeconform (pdgen.lint.kubeconform,
+# light) before it pays for them, so the check imports overlap kubeconform's run.
 
 
-def _is_topology(raw: bytes) -> bool:
+def is_topology(raw: bytes) -> bool:
+    """A pdgen topology (rendered before linting), not manifests: by its first 4 KiB."""
     head = raw[:4096].decode("utf-8", "replace")
     return "apiVersion: pdgen.io/" in head and "kind: Topology" in head
 
 
 def offline_checks(objects: list) -> list:
     """Every in-process check of parsed manifests (kubeconform runs beside them)."""
+    from pdgen.lint import duplicates, flags, monitors, policy, routes, wiring
     index = wiring.build_index(objects)
     findings = wiring.check(objects, index) + routes.check(objects, index.backends()) + monitors.check(objects, index)
     findings += duplicates.duplicates(objects) + duplicates.duplicate_entries(objects)
@@ -27,17 +30,24 @@ def offline_checks(objects: list) -> list:
 
 
 def lint_files(paths: list[str], kube_version: str = DEFAULT_KUBE_VERSION,
-               helm_path: str | None = None, server=None) -> list[FileResult]:
-    """``server``: a pdgen.cluster.Cluster, to dry-run every object on its API server too."""
+               helm_path: str | None = None, server=None, started=None) -> list[FileResult]:
+    """``server``: a pdgen.cluster.Cluster, to dry-run every object on its API server too.
+    ``started``: kubeconform already running over exactly ``paths`` (kubeconform.start), when
+    they are all manifests."""
+    from pdgen import manifests
+
     results: list[FileResult] = []
     inputs: list[tuple[FileResult, str, str | None]] = []  # (result, text, path on disk or None)
     raws = {}
     for path in paths:
         with open(path, "rb") as fh:
             raws[path] = fh.read()
-    topologies = [p for p in paths if _is_topology(raws[p])]
-    renders = dict(zip(topologies, render.render_files(topologies, kube_version=kube_version, helm_path=helm_path),
-                       strict=True))
+    topologies = [p for p in paths if is_topology(raws[p])]
+    renders: dict = {}
+    if topologies:
+        from pdgen import render  # helm and the compilers: only when there are topologies to render
+        renders = dict(zip(topologies, render.render_files(topologies, kube_version=kube_version,
+                                                           helm_path=helm_path), strict=True))
     for path in paths:
         raw = raws[path]
         if path in renders:
@@ -60,7 +70,7 @@ def lint_files(paths: list[str], kube_version: str = DEFAULT_KUBE_VERSION,
                 with open(path, "w", encoding="utf-8") as fh:
                     fh.write(text)
             on_disk.append(path)
-        proc = kubeconform.start(on_disk, kube_version)
+        proc = started if started is not None and on_disk == list(paths) else kubeconform.start(on_disk, kube_version)
         parsed: dict[str, list] = {}
         display = {}
         for (result, text, _), path in zip(inputs, on_disk, strict=True):
@@ -78,4 +88,4 @@ def lint_files(paths: list[str], kube_version: str = DEFAULT_KUBE_VERSION,
     return results
 
 
-__all__ = ["DEFAULT_KUBE_VERSION", "lint_files", "offline_checks"]
+__all__ = ["DEFAULT_KUBE_VERSION", "is_topology", "lint_files", "offline_checks"]

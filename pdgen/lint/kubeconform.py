@@ -8,11 +8,14 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from typing import TYPE_CHECKING
 
 from pdgen import tools
 from pdgen.errors import PdgenError
 from pdgen.findings import Finding
-from pdgen.manifests import Obj
+
+if TYPE_CHECKING:
+    from pdgen.manifests import Obj
 
 RULE = "kubeconform"
 # With $ref'd schemas kubeconform's validationErrors only say "/spec: validation failed";

@@ -66,24 +66,37 @@ def _quantity_paths() -> tuple[tuple[tuple, str], ...]:
     return tuple(out)
 
 
-def _values(data, pattern, path=()):
-    if not pattern:
-        yield path, data
-        return
-    head, rest = pattern[0], pattern[1:]
+@functools.cache
+def _tree() -> dict:
+    """The quantity paths as a tree of steps ("*": any key or index; "": the kind here), so
+    one walk of a topology visits each of its fields once."""
+    root: dict = {}
+    for pattern, kind in _quantity_paths():
+        node = root
+        for step in pattern:
+            node = node.setdefault(step, {})
+        node[""] = kind
+    return root
+
+
+def _values(data, node: dict, path: tuple = ()):
+    kind = node.get("")
+    if kind:
+        yield path, data, kind
+    every = node.get("*")
     if isinstance(data, dict):
-        keys = data if head == "*" else [head] if head in data else []
-        for key in keys:
-            yield from _values(data[key], rest, path + (key,))
-    elif isinstance(data, list) and head == "*":
-        for i, item in enumerate(data):
-            yield from _values(item, rest, path + (i,))
+        for key, value in data.items():
+            for child in (node.get(key), every):
+                if child is not None:
+                    yield from _values(value, child, path + (key,))
+    elif isinstance(data, list) and every is not None:
+        for i, value in enumerate(data):
+            yield from _values(value, every, path + (i,))
 
 
 def check(ctx):
-    for pattern, kind in _quantity_paths():
-        for path, value in _values(ctx.topology, pattern):
-            if kind == "byte" and to_bytes(value) > INT64:
-                yield path, f"{value} is {to_bytes(value):.3e} bytes, past the int64 Kubernetes holds a size in"
-            elif kind == "cpu" and _millicores(value) > INT64:
-                yield path, f"{value} is past the int64 of millicores Kubernetes holds a CPU amount in"
+    for path, value, kind in _values(ctx.topology, _tree()):
+        if kind == "byte" and to_bytes(value) > INT64:
+            yield path, f"{value} is {to_bytes(value):.3e} bytes, past the int64 Kubernetes holds a size in"
+        elif kind == "cpu" and _millicores(value) > INT64:
+            yield path, f"{value} is past the int64 of millicores Kubernetes holds a CPU amount in"

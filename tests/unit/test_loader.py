@@ -99,3 +99,46 @@ def test_rejections(text, rule):
 ])
 def test_json_path(path, expected):
     assert json_path(path) == expected
+
+
+def _corpus():
+    from tests.conftest import FIXTURES, ROOT
+    files = sorted(FIXTURES.glob("**/*.yaml")) + sorted((ROOT / "examples").glob("*.yaml"))
+    return [(str(p.relative_to(ROOT)), p.read_bytes()) for p in files]
+
+
+def test_libyaml_and_pure_python_paths_give_the_same_documents_and_findings():
+    """Issue 16: the loader composes with libyaml when PyYAML has it, with PyYAML's own
+    composer otherwise; the fixture corpus (every invalid, rule and valid fixture, and the
+    examples) loads to the same data, findings and positions either way."""
+    import yaml
+    assert issubclass(loader._Loader, yaml.CSafeLoader)  # the fast path is the one in use
+    corpus = _corpus()
+    assert len(corpus) > 100
+    for name, raw in corpus:
+        fast, pure = load(raw, name), load(raw, name, loader=loader.PurePythonLoader)
+        assert fast.data == pure.data, name
+        assert fast.findings == pure.findings, name
+        if fast.data is not None:
+            for path in _paths(fast.data):
+                assert fast.position(path) == pure.position(path), (name, path)
+
+
+def _paths(value, path=()):
+    yield path
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _paths(v, path + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _paths(v, path + (i,))
+
+
+@pytest.mark.parametrize("text,message", [
+    (b"a: *x\n", "YAML syntax error: found undefined alias"),
+    (b"a: &x 1\nb: &x 2\n", "YAML syntax error: found duplicate anchor; first occurrence: second occurrence"),
+])
+def test_alias_errors_read_the_same_on_both_paths(text, message):
+    for parser in (None, loader.PurePythonLoader):
+        [finding] = load(text, "t.yaml", loader=parser).findings
+        assert (finding.message, finding.rule) == (message, "yaml.syntax")
