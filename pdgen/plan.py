@@ -80,7 +80,32 @@ def build(t: dict, compiled_values: dict, *, model: models.ModelFacts | None, pr
         where = "bundled" if cfg.get("enabled") else f"external {cfg.get('endpoint')}"
         ports = {key: cfg[key] for key in INFRA_PORTS[name] if key in cfg}
         plan["infra"].append({"service": name, "where": where, "ports": ports, "why": why})
+    plan["deployment"] = deployment(spec, values)
     plan["ports"] = {**{k: v for k, v in values.get("ports", {}).items()}, "service": values["service"]["port"]}
     if scraped is not None:  # from the rendered manifests (pdgen.manifests.scraped)
         plan["observability"] = dict(scraped, interval=spec["observability"]["interval"])
     return plan
+
+
+# What carries the roles in each form, and how an upgrade moves through prefill and decode.
+FORM_OBJECTS = {"workloads": "StatefulSets / LeaderWorkerSets and Deployments", "operator": "a DynamoGraphDeployment",
+                "rolebasedgroup": "a RoleBasedGroup", "disaggregatedset": "a DisaggregatedSet"}
+
+
+def deployment(spec: dict, values: dict) -> dict:
+    """The output form: what carries the roles, the rollout, and the ratio with the slices
+    it renders as (disaggregatedset)."""
+    form = spec["deployment"]["form"]
+    rollout = {"rolebasedgroup": "coordinated (CoordinatedPolicy, maxSkew 10%)" if spec.get("rollout") ==
+               "coordinated" else "independent", "disaggregatedset": "coordinated (the DisaggregatedSet's own)",
+               "operator": "the Dynamo operator's"}.get(form, "independent (Helm updates each object)")
+    out: dict[str, Any] = {"form": form, "objects": FORM_OBJECTS[form], "rollout": rollout}
+    ratio = spec.get("scaling", {}).get("ratio")
+    if ratio:
+        out["ratio"] = f"{ratio['prefill']}:{ratio['decode']}"
+    d = values.get("deployment", {})
+    if form == "disaggregatedset":
+        out["slices"] = d.get("slices", 1)
+    if d.get("engineRuntime", {}).get("profile"):
+        out["engineRuntime"] = d["engineRuntime"]["profile"]
+    return out

@@ -75,6 +75,8 @@ class Backend:
     host_kv_per_rank: Callable[[dict], list[tuple[str, int]]] = _no_rank_buffers
     # The chart's PD dashboard and alerts (pdgen.monitoring; scripts/monitoring.py writes them).
     monitoring: Monitoring | None = None
+    # The output forms the chart renders (spec.deployment.form), the default first.
+    forms: tuple[str, ...] = ("workloads",)
 
     def variant_combinations(self) -> list[dict[str, str]]:
         """Every combination of variant values, in declaration order."""

@@ -155,6 +155,7 @@ def base(topology: dict, compiled: Compiled) -> dict:
         "commonLabels": dict(meta.get("labels", {})),
         "commonAnnotations": dict(meta.get("annotations", {})),
         "mode": spec["mode"],
+        "deployment": deployment(spec),
     }
     if image(spec.get("image")):
         values["image"] = image(spec["image"])
@@ -173,6 +174,42 @@ def base(topology: dict, compiled: Compiled) -> dict:
                                "alerts": o["alerts"]}
     values["smokeTest"] = smoke_test(spec)
     return values
+
+
+# Forms that carry prefill and decode in one custom resource, whose controller rolls them out
+# together (rbg CoordinatedPolicy; lws DisaggregatedSet, KEP-766).
+GROUP_FORMS = ("rolebasedgroup", "disaggregatedset")
+
+
+def deployment(spec: dict) -> dict:
+    """The deployment values: the form, and for charts that render the group forms, the
+    rollout, the DisaggregatedSet's slices and the RBG engine runtime."""
+    from pdgen import backends  # the registry imports this module
+
+    d = spec["deployment"]
+    out: dict[str, Any] = {"form": d["form"]}
+    if not set(GROUP_FORMS) & set(backends.of(spec).forms):
+        return out
+    out["rollout"] = spec.get("rollout", "independent")
+    out["slices"] = ratio_units(spec) if d["form"] == "disaggregatedset" else 1
+    out["engineRuntime"] = {"profile": d.get("engineRuntime", {}).get("profile", "")}
+    return out
+
+
+def ratio_units(spec: dict) -> int:
+    """How many prefill:decode ratio units the static replicas hold (the DisaggregatedSet's
+    slices), or 1 when there is no ratio, a role autoscales or they do not hold it (the
+    scaling-ratio rule reports that)."""
+    ratio = spec.get("scaling", {}).get("ratio")
+    if not ratio or spec["mode"] != "disaggregated":
+        return 1
+    p, d = spec["prefill"], spec["decode"]
+    if p.get("autoscaling") or d.get("autoscaling"):
+        return 1
+    k, rest = divmod(p["replicas"], ratio["prefill"])
+    if rest or k < 1 or d["replicas"] != k * ratio["decode"]:
+        return 1
+    return k
 
 
 def infra(spec: dict, name: str) -> dict:

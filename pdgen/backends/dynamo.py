@@ -16,7 +16,7 @@ OPERATOR_FRONTEND_PORT = 8000
 def compile(spec: dict, compiled: Compiled) -> None:
     values = compiled.values
     variant = spec["variant"]
-    values["variant"] = {"engine": variant["engine"], "deployment": variant["deployment"]}
+    values["variant"] = {"engine": variant["engine"]}
     if variant["engine"] == "sglang" and "repository" not in values.get("image", {}):
         # The chart defaults to the vllm runtime; the sglang engine lives in its sibling image.
         values.setdefault("image", {})["repository"] = SGLANG_RUNTIME
@@ -24,7 +24,7 @@ def compile(spec: dict, compiled: Compiled) -> None:
     values["ports"] = {"bootstrap": ports["bootstrap"]}
     if "metrics" in ports:
         values["ports"]["system"] = ports["metrics"]
-    standalone = variant["deployment"] == "standalone"
+    standalone = spec["deployment"]["form"] == "workloads"
     values["infra"] = {"etcd": common.infra(spec, "etcd"), "nats": common.infra(spec, "nats")}
     # The chart calls the topology's router role what it runs: dynamo.frontend.
     router = values.setdefault("frontend", values.pop("router", {}))
@@ -49,18 +49,18 @@ def compile(spec: dict, compiled: Compiled) -> None:
         for key in ("scrape", "dashboards", "alerts"):
             if o[key] not in ("none", False):
                 compiled.error(("spec", "observability", key),
-                               "in operator mode the Dynamo platform makes the pods (and names their ports), so pdgen "
+                               "with deployment.form operator the Dynamo platform makes the pods (and names their ports), so pdgen "
                                "renders no scrape objects, dashboard or alerts for them; use the platform's "
-                               "monitoring, or the standalone deployment")
+                               "monitoring, or the workloads form")
         for role in ("prefill", "decode", "server", "router"):
             if spec.get(role, {}).get("autoscaling"):
                 compiled.error(("spec", role, "autoscaling"),
-                               "in operator mode the Dynamo platform scales the graph; remove autoscaling")
+                               "with deployment.form operator the Dynamo platform scales the graph; remove autoscaling")
 
 
 def infra(spec: dict) -> InfraNeeds:
-    standalone = spec.get("variant", {}).get("deployment", "standalone") == "standalone"
-    why = ("standalone Dynamo discovers workers through etcd and sends events over NATS" if standalone
+    standalone = spec.get("deployment", {}).get("form", "workloads") == "workloads"
+    why = ("Dynamo in the workloads form discovers workers through etcd and sends events over NATS" if standalone
            else "the Dynamo operator brings discovery and NATS")
     return {"etcd": (standalone, why), "nats": (standalone, why), "mooncakeMaster": (False, "Dynamo moves KV with NIXL")}
 
@@ -225,9 +225,10 @@ BACKEND = Backend(
     summary="NVIDIA Dynamo workers (vllm or sglang) with NIXL, dynamo.frontend, etcd and NATS",
     chart="dynamo",
     compile=compile,
-    defaults={"variant": {"engine": "vllm", "deployment": "standalone"}, "accelerator": {"type": "nvidia"},
+    defaults={"variant": {"engine": "vllm"}, "accelerator": {"type": "nvidia"},
               "ports": {"http": 8000, "bootstrap": 8998}, "routing": {"policy": "round-robin"}},
-    variants={"engine": ("vllm", "sglang"), "deployment": ("standalone", "operator")},
+    variants={"engine": ("vllm", "sglang")},
+    forms=("workloads", "operator"),
     router="dynamo.frontend",
     # dynamo.frontend 1.6.1 --router-mode choices; cache-aware is the KV router too
     policies={"round-robin": "round-robin", "random": "random", "least-loaded": "least-loaded", "kv-aware": "kv",

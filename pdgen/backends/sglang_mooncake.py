@@ -157,4 +157,5 @@ BACKEND = Backend(
     # Each sglang-router replica keeps its own radix tree of what it sent where.
     replica_local_policies=("cache-aware",),
     monitoring=MONITORING,
+    forms=("workloads", "rolebasedgroup", "disaggregatedset"),
 )

@@ -279,4 +279,5 @@ BACKEND = Backend(
     pipeline_refused=pipeline_refused,
     host_kv_per_rank=host_kv_per_rank,
     monitoring=MONITORING,
+    forms=("workloads", "rolebasedgroup", "disaggregatedset"),
 )

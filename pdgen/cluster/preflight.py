@@ -92,8 +92,8 @@ def _kind_path(topology: dict, obj: Obj) -> tuple:
         for role in ("prefill", "decode", "server"):
             if spec.get(role, {}).get("nodesPerInstance", 1) > 1:
                 return ("spec", role, "nodesPerInstance")
-    if obj.kind == "DynamoGraphDeployment":
-        return ("spec", "variant", "deployment")
+    if obj.kind in ("DynamoGraphDeployment", "RoleBasedGroup", "DisaggregatedSet", "CoordinatedPolicy"):
+        return ("spec", "deployment", "form")
     return ("spec", "backend")
 
 

@@ -17,7 +17,7 @@ from pdgen.cluster import references
 from pdgen.cluster import release as helm_release
 from pdgen.cluster.client import Cluster, api_call, served
 from pdgen.findings import FileResult, Finding
-from pdgen.manifests import parse
+from pdgen.manifests import GROUP_CONTROLLERS, Obj, group_roles, parse, replica_counts
 
 RULE = "status"
 INSTANCE = "app.kubernetes.io/instance"
@@ -135,7 +135,9 @@ def collect(cluster: Cluster, release: str, namespace: str) -> Status:
             workloads.append((kind, obj.metadata.labels.get(COMPONENT, obj.metadata.name), _desired(kind, obj)))
     custom = cluster.typed("CustomObjectsApi")
     for group, version, plural, kind in (("leaderworkerset.x-k8s.io", "v1", "leaderworkersets", "LeaderWorkerSet"),
-                                         ("nvidia.com", "v1alpha1", "dynamographdeployments", "DynamoGraphDeployment")):
+                                         ("nvidia.com", "v1alpha1", "dynamographdeployments", "DynamoGraphDeployment"),
+                                         ("workloads.x-k8s.io", "v1alpha2", "rolebasedgroups", "RoleBasedGroup"),
+                                         ("disaggregatedset.x-k8s.io", "v1", "disaggregatedsets", "DisaggregatedSet")):
         try:
             found = custom.list_namespaced_custom_object(group, version, namespace, plural, label_selector=selector)
         except Exception:  # the CRD is not installed: nothing of that kind can exist
@@ -144,6 +146,12 @@ def collect(cluster: Cluster, release: str, namespace: str) -> Status:
             labels = obj["metadata"].get("labels", {})
             if kind == "LeaderWorkerSet":
                 workloads.append((kind, labels.get(COMPONENT, obj["metadata"]["name"]), _desired(kind, obj)))
+            elif kind in GROUP_CONTROLLERS:
+                # Each role of the group is a role here; its pods carry the role's component label.
+                group_obj = Obj(kind, obj["metadata"]["name"], obj, None, 0)
+                counts = replica_counts(group_obj)
+                for group_role in group_roles(group_obj):
+                    workloads.append((kind, group_role.name, sum(counts[path] for path, _ in group_role.templates)))
             else:
                 status.other.append(f"{kind}/{obj['metadata']['name']} (its pods are the operator's)")
 
@@ -160,6 +168,12 @@ def collect(cluster: Cluster, release: str, namespace: str) -> Status:
             role.pending += pending
             role.problems += problems
         status.roles.append(role)
+    for kind, controller in GROUP_CONTROLLERS.items():
+        grouped = [r for r in status.roles if r.kind == kind]
+        if grouped and not any(r.ready or r.pending or r.problems for r in grouped) and not any(
+                (p.metadata.labels or {}).get(COMPONENT) in {r.component for r in grouped} for p in pods):
+            status.problems.append(f"no pod of the {kind}'s roles ({', '.join(r.component for r in grouped)}) "
+                                   f"exists: its controller makes them ({controller}); check that it runs")
 
     discovery = cluster.typed("DiscoveryV1Api")
     for service in api_call("list Services", core.list_namespaced_service, namespace, label_selector=selector).items:
@@ -194,6 +208,9 @@ def _against_the_release(cluster: Cluster, status: Status, namespace: str) -> No
                                    "cannot exist; install its CustomResourceDefinition (and controller)")
     have = {(r.kind, r.component) for r in status.roles}
     for obj in objects:
+        if obj.kind in GROUP_CONTROLLERS and obj.kind not in unserved and obj.kind not in {r.kind for r in
+                                                                                            status.roles}:
+            status.problems.append(f"{obj.ref} of the release is gone from the namespace")
         component = ((obj.data.get("metadata") or {}).get("labels") or {}).get(COMPONENT, obj.name)
         if obj.kind in ("StatefulSet", "Deployment", "DaemonSet", "LeaderWorkerSet") and obj.kind not in unserved \
                 and (obj.kind, component) not in have:

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from pdgen.findings import Finding
-from pdgen.manifests import Obj, containers, pod_templates, strings
+from pdgen.manifests import Obj, containers, controller_services, pod_names, pod_templates, strings
 
 _HOSTPORT = re.compile(r"(?:[a-z][a-z0-9+.-]*://)?(?<![A-Za-z0-9_.-])([A-Za-z0-9][A-Za-z0-9.-]*):(\d{1,5})(?![\d])")
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -91,15 +91,14 @@ def build_index(objects: list[Obj]) -> Index:
         index.release = index.release or str(labels.get("app.kubernetes.io/instance") or "")
         if obj.kind == "Service":
             index.services[obj.name] = obj
+        for service in controller_services(obj):
+            index.services.setdefault(service.name, service)
         index.operator_services.update(operator_services(obj))
-        spec = obj.data.get("spec") or {}
+        names = pod_names(obj)
         for path, template in pod_templates(obj):
-            t = Template(obj, path, (template.get("metadata") or {}).get("labels") or {}, _ports(template),
-                         containers=list((template.get("spec") or {}).get("containers") or []))
-            replicas = int(spec.get("replicas", 1) or 0)
-            if obj.kind == "StatefulSet" or (obj.kind == "LeaderWorkerSet" and path[-1] == "leaderTemplate"):
-                t.pod_names = [f"{obj.name}-{i}" for i in range(replicas)]
-            index.templates.append(t)
+            index.templates.append(Template(obj, path, (template.get("metadata") or {}).get("labels") or {},
+                                            _ports(template), names.get(path, []),
+                                            list((template.get("spec") or {}).get("containers") or [])))
     return index
 
 
@@ -135,6 +134,12 @@ def _check_address(index: Index, obj: Obj, path: tuple, container: str | None, h
                             "wiring.unknown-service", container=container)]
     spec = service.data.get("spec") or {}
     selected = index.selected(service)
+    if pod is None and spec.get("clusterIP") == "None":
+        # A headless Service's name resolves to its pods' addresses: the pods must listen.
+        if selected and not any(str(port) in t.ports for t in selected):
+            return [obj.finding(path, f"{where}: the pods behind headless Service {service_name} do not declare "
+                                f"port {port}", "wiring.service-port", container=container)]
+        return []
     if pod is None:
         exposed = [p.get("port") for p in spec.get("ports") or []]
         if port not in exposed:

@@ -47,6 +47,10 @@ def text(plan: dict, findings: list | None = None) -> str:
         out.append(f"infra {i['service']}: {i['where']} ({ports}) because {i['why']}")
     if not plan["infra"]:
         out.append("infra: none needed")
+    d = plan.get("deployment")
+    if d:
+        extra = "".join(f", {k} {d[k]}" for k in ("ratio", "slices", "engineRuntime") if k in d)
+        out.append(f"form {d['form']}: {d['objects']}; rollout {d['rollout']}{extra}")
     out.append("ports: " + ", ".join(f"{k} {v}" for k, v in plan["ports"].items()))
     o = plan.get("observability")
     if o and o["how"] != "none":

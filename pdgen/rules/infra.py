@@ -7,7 +7,7 @@ deployed (or pointed at) where nothing would talk to it.
 | vllm-mooncake p2p | - | - | - |
 | vllm-mooncake store, lmcache | - | - | needed |
 | vllm-mooncake v0-etcd | needed | - | needed |
-| dynamo standalone | needed | needed | - |
+| dynamo, workloads form | needed | needed | - |
 | dynamo operator | - (the platform's) | - (the platform's) | - |
 | ascend-yuanrong datasystem | needed | - | - |
 

@@ -1,4 +1,4 @@
-"""Every backend x engine x variant x deployment x mode renders with nothing but defaults, and
+"""Every backend x variant x output form x mode renders with nothing but defaults, and
 lints clean: a combination the schema accepts must never fail in helm (fidelity issue,
 defect 12: dynamo with engine sglang and no image died with "'tag' is a required property")."""
 
@@ -9,6 +9,7 @@ import yaml
 
 from pdgen import lint, render
 from pdgen.backends import BACKENDS
+from pdgen.backends.common import GROUP_FORMS
 from pdgen.validate import check_file
 
 VARIANTS = {name: b.variant_combinations() for name, b in BACKENDS.items()}
@@ -19,14 +20,16 @@ REQUIRED = {(name, value): b.variant_needs[key, value] for name, b in BACKENDS.i
             for key, value in b.variant_needs}
 
 
-def combinations() -> list[tuple[str, dict, str]]:
-    return [(backend, variant, mode) for backend, variants in VARIANTS.items() for variant in variants
-            for mode in ("disaggregated", "aggregated")]
+def combinations() -> list[tuple[str, dict, str, str]]:
+    """(backend, variant, form, mode); the group forms carry prefill and decode only."""
+    return [(backend, variant, form, mode) for backend, variants in VARIANTS.items() for variant in variants
+            for form in BACKENDS[backend].forms for mode in ("disaggregated", "aggregated")
+            if not (form in GROUP_FORMS and mode == "aggregated")]
 
 
-def topology(backend: str, variant: dict, mode: str) -> dict:
-    name = "-".join([backend, *variant.values(), mode[:3]]).replace("_", "-")
-    spec: dict = {"backend": backend, "mode": mode, "variant": variant,
+def topology(backend: str, variant: dict, mode: str, form: str = "workloads") -> dict:
+    name = "-".join([backend, *variant.values(), form[:3], mode[:3]]).replace("_", "-")
+    spec: dict = {"backend": backend, "mode": mode, "variant": variant, "deployment": {"form": form},
                   "model": {"name": "Qwen/Qwen2.5-7B-Instruct", "source": {"pvc": {"claimName": "models"}}}}
     if mode == "disaggregated":
         spec.update(prefill={}, decode={})
@@ -38,8 +41,8 @@ def topology(backend: str, variant: dict, mode: str) -> dict:
 
 
 def _id(combo):
-    backend, variant, mode = combo
-    return "/".join([backend, *variant.values(), mode])
+    backend, variant, form, mode = combo
+    return "/".join([backend, *variant.values(), form, mode])
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +51,8 @@ def written(tmp_path_factory):
     paths = {}
     for combo in combinations():
         path = root / f"{_id(combo).replace('/', '_')}.yaml"
-        path.write_text(yaml.safe_dump(topology(*combo), sort_keys=False))
+        backend, variant, form, mode = combo
+        path.write_text(yaml.safe_dump(topology(backend, variant, mode, form), sort_keys=False))
         paths[_id(combo)] = str(path)
     return paths
 
@@ -63,7 +67,9 @@ def test_every_combination_validates_renders_and_lints_clean(written):
     results = lint.lint_files(paths)
     dirty = {r.file: r.findings for r in results if r.findings}
     assert not dirty, dirty
-    assert len(results) == len(combinations()) == 22
+    # sglang 3 forms + aggregated, vllm 4 connectors x (3 + 1), dynamo 2 engines x 2 forms x 2 modes,
+    # ascend 2 x 2
+    assert len(results) == len(combinations()) == 4 + 16 + 8 + 4
 
 
 @pytest.mark.parametrize("image,where", [
@@ -172,7 +178,7 @@ def test_what_the_dynamo_operator_cannot_honour_is_a_validate_finding(tmp_path, 
     component_frontend.go fixes the frontend's containerPort, DYN_HTTP_PORT and Service at
     8000) and the operator owning the graph's replicas: validate says so at the topology
     path, before helm runs."""
-    doc = topology("dynamo", {"engine": "vllm", "deployment": "operator"}, "disaggregated")
+    doc = topology("dynamo", {"engine": "vllm"}, "disaggregated", "operator")
     doc["spec"].update(change)
     file = tmp_path / "op.yaml"
     file.write_text(yaml.safe_dump(doc, sort_keys=False))

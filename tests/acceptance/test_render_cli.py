@@ -42,7 +42,8 @@ def test_every_example_renders_values_the_chart_accepts_and_manifests(runner, tm
         assert list(Draft7Validator(schema).iter_errors(values)) == []
         assert [d for d in yaml.safe_load_all((target / "manifests.yaml").read_text()) if d]
         comment, command_line = (target / "helm-command.txt").read_text().splitlines()
-        assert comment.startswith(f"# chart {chart} 0.1.0 (engine ")
+        version = yaml.safe_load((ROOT / "charts" / chart / "Chart.yaml").read_text())["version"]
+        assert comment.startswith(f"# chart {chart} {version} (engine ")
         command = command_line.split()
         assert command[:4] == ["helm", "upgrade", "--install", name] and command[-1].endswith(f"{name}/values.yaml")
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging leftovers
@@ -63,9 +64,10 @@ def test_the_printed_command_installs_the_written_values(runner, tmp_path):
     line = next(ln.strip() for ln in result.output.splitlines() if ln.strip().startswith("helm upgrade"))
     assert line == (f"helm upgrade --install sglang-pd charts/sglang-mooncake --namespace default --create-namespace "
                     f"-f {tmp_path}/sglang-pd/values.yaml")
+    version = yaml.safe_load((ROOT / "charts" / "sglang-mooncake" / "Chart.yaml").read_text())["version"]
     assert (tmp_path / "sglang-pd" / "helm-command.txt").read_text() == (
-        "# chart sglang-mooncake 0.1.0 (engine v0.5.23)\n" + line + "\n")
-    assert "install (chart sglang-mooncake 0.1.0 (engine v0.5.23)) with:" in result.output
+        f"# chart sglang-mooncake {version} (engine v0.5.23)\n" + line + "\n")
+    assert f"install (chart sglang-mooncake {version} (engine v0.5.23)) with:" in result.output
 
 
 def test_values_only_runs_no_helm(runner, tmp_path):

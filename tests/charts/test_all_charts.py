@@ -76,8 +76,9 @@ def test_chart_metadata(chart):
     values = yaml.safe_load((CHARTS / chart / "values.yaml").read_text())
     assert meta["appVersion"] == values["image"]["tag"], "appVersion is the default engine image tag"
     changes = yaml.safe_load(meta["annotations"]["artifacthub.io/changes"])
-    assert len(changes) == 1 and changes[0]["kind"] in {"added", "changed", "fixed", "removed"}
-    assert {"name": "pd-common", "version": "0.1.0", "repository": "file://../pd-common"} in meta["dependencies"]
+    assert changes and all(c["kind"] in {"added", "changed", "fixed", "removed"} and c["description"] for c in changes)
+    library = yaml.safe_load((CHARTS / "pd-common" / "Chart.yaml").read_text())["version"]
+    assert {"name": "pd-common", "version": library, "repository": "file://../pd-common"} in meta["dependencies"]
     for required in ("README.md", "values.schema.json", "templates/NOTES.txt", "templates/tests/test-completion.yaml"):
         assert (CHARTS / chart / required).is_file(), required
 
@@ -142,7 +143,7 @@ def test_notes_say_how_to_reach_the_endpoint(scenario, helm_name):
     served = (overrides.get("model") or {}).get("servedName", values["model"]["servedName"])
     port = (overrides.get("service") or {}).get("port", values["service"]["port"])
     services = {o["metadata"]["name"] for o in render(chart, ci_values(chart, ci)) if o["kind"] == "Service"}
-    operator = (overrides.get("variant") or {}).get("deployment") == "operator"
+    operator = (overrides.get("deployment") or {}).get("form") == "operator"
     target = "demo-frontend" if operator else "demo"
     assert operator or target in services
     assert f"port-forward svc/{target} {port}:{port}" in text

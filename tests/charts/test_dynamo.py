@@ -113,8 +113,8 @@ def test_operator_mode_renders_one_graph_with_the_standalone_commands():
 
 def test_operator_mode_refuses_bundled_infra():
     with pytest.raises(helm.HelmError) as info:
-        render_text(CHART, "variant: {deployment: operator}\n", "helm4")
-    assert "operator mode uses the Dynamo platform" in info.value.stderr
+        render_text(CHART, "deployment: {form: operator}\n", "helm4")
+    assert "deployment.form operator uses the Dynamo platform" in info.value.stderr
 
 
 def test_conditional_disaggregation_is_a_kv_router_setting():

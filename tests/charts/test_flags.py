@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from pdgen import flag_catalog
+from pdgen import flag_catalog, manifests
 from tests.charts.helpers import ci_values, render, scenarios
 
 # Containers that run an upstream program the catalog must cover; anything else (etcd,
 # nats, the download job, the smoke test) is not an engine command.
-CHECKED = {"prefill", "decode", "server", "router", "mooncake-master", "frontend", "proxy", "datasystem"}
+CHECKED = {"prefill", "decode", "server", "router", "mooncake-master", "frontend", "proxy", "datasystem", "engine"}
 
 
 def _containers(obj):
@@ -23,6 +23,10 @@ def _containers(obj):
         templates = [spec["template"]]
     elif obj["kind"] == "Pod":
         templates = [{"spec": spec}]
+    elif obj["kind"] in ("RoleBasedGroup", "DisaggregatedSet"):
+        # Each role's pods as the controller resolves them (templateRef + patches).
+        group = manifests.Obj(obj["kind"], obj["metadata"]["name"], obj, None, 0)
+        templates = [t for role in manifests.group_roles(group) for _, t in role.templates]
     elif obj["kind"] == "DynamoGraphDeployment":
         # The operator builds the pods; the commands are each service's mainContainer.
         names = {"frontend": "frontend", "prefill": "prefill", "decode": "decode"}

@@ -4,10 +4,12 @@ One topology sets everything a role can say about its pods (image override and p
 secrets, resources, accelerators, shared memory, drain, extra args and env, node selector,
 tolerations, affinity, a model download) and both RDMA shapes (a device plugin; the node's
 network with privileged containers). It is rendered by pdgen into each form a role can take, for every
-backend: StatefulSet, LeaderWorkerSet (leader and worker pods) and the Dynamo operator's
-DynamoGraphDeployment (single- and multi-node); Ascend's engines with their NPU links instead
-of RDMA. The router role's settings are checked the same way in each chart's Deployment and
-the graph's Frontend. Each form's pods are read back into one view
+backend: StatefulSet, LeaderWorkerSet (leader and worker pods), the Dynamo operator's
+DynamoGraphDeployment (single- and multi-node), a RoleBasedGroup's roles (their shared
+template with each role's patches applied, as the RBG controller applies them) and a
+DisaggregatedSet's; Ascend's engines with their NPU links instead of RDMA. The router role's
+settings are checked the same way in each chart's Deployment, the RoleBasedGroup's router
+role and the graph's Frontend. Each form's pods are read back into one view
 (what the pod would run with) and must carry every setting. The DGD form is read the way
 the operator reads it: resources from its ResourceItem (gpu, gpuType, custom; deploy/operator
 internal/controller_common resource.go), /dev/shm from sharedMemory, the rest from
@@ -20,7 +22,7 @@ import copy
 import pytest
 import yaml
 
-from pdgen import render
+from pdgen import manifests, render
 
 ROLES = ("prefill", "decode")
 ROLE = {
@@ -45,23 +47,27 @@ TRANSPORTS = {
     # Ascend moves KV over the NPUs' own links (HCCS/RoCE through ADXL): no RDMA settings.
     "npu-links": {"protocol": "tcp"},
 }
-FORMS = {  # name -> (backend, variant, nodesPerInstance)
+FORMS = {  # name -> (backend, variant, nodesPerInstance[, deployment.form])
     "sglang StatefulSet": ("sglang-mooncake", {}, 1),
     "sglang LeaderWorkerSet": ("sglang-mooncake", {}, 2),
     "vllm StatefulSet": ("vllm-mooncake", {"connector": "p2p"}, 1),
     "vllm LeaderWorkerSet": ("vllm-mooncake", {"connector": "p2p"}, 2),
     "ascend StatefulSet": ("ascend-yuanrong", {"kvBackend": "mooncake"}, 1),
     "ascend LeaderWorkerSet": ("ascend-yuanrong", {"kvBackend": "mooncake"}, 2),
-    "dynamo StatefulSet": ("dynamo", {"engine": "vllm", "deployment": "standalone"}, 1),
-    "dynamo LeaderWorkerSet": ("dynamo", {"engine": "vllm", "deployment": "standalone"}, 2),
-    "dynamo DynamoGraphDeployment": ("dynamo", {"engine": "vllm", "deployment": "operator"}, 1),
-    "dynamo DynamoGraphDeployment multi-node": ("dynamo", {"engine": "vllm", "deployment": "operator"}, 2),
+    "dynamo StatefulSet": ("dynamo", {"engine": "vllm"}, 1),
+    "dynamo LeaderWorkerSet": ("dynamo", {"engine": "vllm"}, 2),
+    "dynamo DynamoGraphDeployment": ("dynamo", {"engine": "vllm"}, 1, "operator"),
+    "dynamo DynamoGraphDeployment multi-node": ("dynamo", {"engine": "vllm"}, 2, "operator"),
+    **{f"{short} {kind}{' multi-node' if nodes > 1 else ''}": (backend, variant, nodes, form)
+       for short, backend, variant in (("sglang", "sglang-mooncake", {}), ("vllm", "vllm-mooncake", {"connector": "p2p"}))
+       for kind, form in (("RoleBasedGroup", "rolebasedgroup"), ("DisaggregatedSet", "disaggregatedset"))
+       for nodes in (1, 2)},
 }
 
 
-def topology(backend: str, variant: dict, nodes: int, transport: dict) -> dict:
+def topology(backend: str, variant: dict, nodes: int, transport: dict, form: str = "workloads") -> dict:
     spec = {
-        "backend": backend, "variant": variant,
+        "backend": backend, "variant": variant, "deployment": {"form": form},
         "model": {"name": "Qwen/Qwen2.5-7B-Instruct",
                   "source": {"download": {"from": "hf", "uri": "Qwen/Qwen2.5-7B-Instruct",
                                               "storage": {"size": "40Gi"}}}},
@@ -72,7 +78,7 @@ def topology(backend: str, variant: dict, nodes: int, transport: dict) -> dict:
         spec[role] = copy.deepcopy(ROLE) | {"nodesPerInstance": nodes, "parallelism": {"tensor": 2 * nodes}}
     if backend == "dynamo":
         spec["infra"] = {"etcd": {"mode": "bundled"}, "nats": {"mode": "bundled"}} \
-            if variant["deployment"] == "standalone" else {"etcd": {"mode": "none"}, "nats": {"mode": "none"}}
+            if form == "workloads" else {"etcd": {"mode": "none"}, "nats": {"mode": "none"}}
         spec["service"] = {"port": 8000}
     return {"apiVersion": "pdgen.io/v1alpha1", "kind": "Topology", "metadata": {"name": "forms"}, "spec": spec}
 
@@ -88,6 +94,9 @@ def pod_views(objects: list[dict], role: str) -> list[dict]:
             views += [_pod(t["leaderTemplate"]), _pod(t["workerTemplate"])]
         elif o["kind"] == "DynamoGraphDeployment":
             views.append(_dgd(o["spec"]["services"][f"{role.capitalize()}Worker"]))
+        elif o["kind"] in ("RoleBasedGroup", "DisaggregatedSet"):
+            group = manifests.Obj(o["kind"], o["metadata"]["name"], o, None, 0)
+            views += [_pod(t) for r in manifests.group_roles(group) if r.name == role for _, t in r.templates]
     return views
 
 
@@ -154,9 +163,9 @@ CASES = [(form, transport) for form in sorted(FORMS) for transport in sorted(TRA
 
 @pytest.mark.parametrize("form,transport", CASES)
 def test_every_role_setting_reaches_every_form(tmp_path, form, transport):
-    backend, variant, nodes = FORMS[form]
+    backend, variant, nodes, *kind = FORMS[form]
     path = tmp_path / "forms.yaml"
-    path.write_text(yaml.safe_dump(topology(backend, variant, nodes, TRANSPORTS[transport])))
+    path.write_text(yaml.safe_dump(topology(backend, variant, nodes, TRANSPORTS[transport], *kind)))
     item = render.render_file(str(path))
     assert item.ok, [f.message for f in item.result.findings]
     objects = [d for d in yaml.safe_load_all(item.manifests) if d]
@@ -172,12 +181,15 @@ ROUTER = {"replicas": 2, "resources": {"cpu": "3", "memory": "5Gi"}, "drainSecon
           "extraArgs": ["--pdgen-router-arg"], "env": {"PDGEN_ROUTER_ENV": "on"},
           "scheduling": copy.deepcopy(ROLE["scheduling"]),
           "image": {"repository": "registry.example.com/pd-router", "tag": "r1", "pullSecrets": ["regcred"]}}
-ROUTER_FORMS = {  # name -> (backend, variant, the router's component)
+ROUTER_FORMS = {  # name -> (backend, variant, the router's component[, deployment.form])
     "sglang router Deployment": ("sglang-mooncake", {}, "router"),
     "vllm proxy Deployment": ("vllm-mooncake", {"connector": "p2p"}, "router"),
     "ascend proxy Deployment": ("ascend-yuanrong", {"kvBackend": "mooncake"}, "router"),
-    "dynamo frontend Deployment": ("dynamo", {"engine": "vllm", "deployment": "standalone"}, "frontend"),
-    "dynamo Frontend in the graph": ("dynamo", {"engine": "vllm", "deployment": "operator"}, "Frontend"),
+    "dynamo frontend Deployment": ("dynamo", {"engine": "vllm"}, "frontend"),
+    "dynamo Frontend in the graph": ("dynamo", {"engine": "vllm"}, "Frontend", "operator"),
+    "sglang router role of the RoleBasedGroup": ("sglang-mooncake", {}, "router", "rolebasedgroup"),
+    "vllm proxy role of the RoleBasedGroup": ("vllm-mooncake", {"connector": "p2p"}, "router", "rolebasedgroup"),
+    "sglang router beside the DisaggregatedSet": ("sglang-mooncake", {}, "router", "disaggregatedset"),
 }
 
 
@@ -186,9 +198,9 @@ def test_every_router_setting_reaches_every_form(tmp_path, form):
     """The router role's settings (image and pull secrets, resources, drain, extra args and
     env, scheduling) reach its pods in every form: each chart's Deployment and the Dynamo
     operator's Frontend service."""
-    backend, variant, component = ROUTER_FORMS[form]
+    backend, variant, component, *kind = ROUTER_FORMS[form]
     transport = TRANSPORTS["npu-links" if backend == "ascend-yuanrong" else "device-plugin"]
-    doc = topology(backend, variant, 1, transport)
+    doc = topology(backend, variant, 1, transport, *kind)
     doc["spec"]["router"] = copy.deepcopy(ROUTER)
     path = tmp_path / "router.yaml"
     path.write_text(yaml.safe_dump(doc))
@@ -199,6 +211,13 @@ def test_every_router_setting_reaches_every_form(tmp_path, form):
         graph = next(o for o in objects if o["kind"] == "DynamoGraphDeployment")["spec"]["services"]["Frontend"]
         assert graph["replicas"] == 2
         view = _dgd(dict(graph, sharedMemory={"size": "-"}))
+    elif kind == ["rolebasedgroup"]:
+        [group] = [o for o in objects if o["kind"] == "RoleBasedGroup"]
+        [role] = [r for r in group["spec"]["roles"] if r["name"] == component]
+        assert role["replicas"] == 2
+        template = role["standalonePattern"]["template"]
+        [c] = template["spec"]["containers"]
+        view = {"spec": template["spec"], "container": c, "resources": c["resources"]["limits"]}
     else:
         [deployment] = [o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == f"forms-{component}"]
         assert deployment["spec"]["replicas"] == 2

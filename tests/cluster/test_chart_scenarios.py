@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from pdgen import manifests
 from tests.charts.helpers import CHARTS, ci_files, ci_values, scenarios
 
 CAPACITY = {"nvidia.com/gpu": 16, "huawei.com/Ascend910": 16, "huawei.com/ascend-1980": 16, "rdma/hca": 16,
@@ -87,7 +88,9 @@ def test_scenario_installs_tests_and_uninstalls(big_nodes, scenario, tmp_path):
 
 def _images(cluster, namespace: str, release: str) -> set[str]:
     """The image tags of the release's engines as the cluster holds them: StatefulSets,
-    LeaderWorkerSets (leader and worker templates) and a DynamoGraphDeployment's workers."""
+    LeaderWorkerSets (leader and worker templates), a RoleBasedGroup's or DisaggregatedSet's
+    engine roles (their templates resolved as the controllers resolve them) and a
+    DynamoGraphDeployment's workers."""
     selector = f"app.kubernetes.io/instance={release}"
     engines = ("prefill", "decode", "server")
     templates = []
@@ -100,6 +103,12 @@ def _images(cluster, namespace: str, release: str) -> set[str]:
                 templates += [t for t in (spec.get("template"), lwt.get("leaderTemplate"), lwt.get("workerTemplate"))
                               if t]
     images = [c["image"] for t in templates for c in t["spec"]["containers"]]
+    for path, kind in (("/apis/workloads.x-k8s.io/v1alpha2/namespaces/{ns}/rolebasedgroups", "RoleBasedGroup"),
+                       ("/apis/disaggregatedset.x-k8s.io/v1/namespaces/{ns}/disaggregatedsets", "DisaggregatedSet")):
+        for obj in cluster.cp.get(path.format(ns=namespace), labelSelector=selector)["items"]:
+            group = manifests.Obj(kind, obj["metadata"]["name"], obj, None, 0)
+            images += [c["image"] for role in manifests.group_roles(group) if role.name in engines
+                       for _, t in role.templates for c in t["spec"]["containers"]]
     for graph in cluster.cp.get(f"/apis/nvidia.com/v1alpha1/namespaces/{namespace}/dynamographdeployments",
                                 labelSelector=selector)["items"]:
         images += [svc["extraPodSpec"]["mainContainer"]["image"] for name, svc in graph["spec"]["services"].items()

@@ -106,7 +106,7 @@ def test_preflight_names_a_custom_resource_the_cluster_does_not_serve(cluster, t
     crd = "dynamographdeployments.nvidia.com"
     doc = yaml.safe_load((ROOT / "examples" / "ack-dynamo-qwen7b-kv-routing.yaml").read_text())
     doc["metadata"]["name"] = doc["metadata"]["namespace"] = "op-crd"
-    doc["spec"]["variant"]["deployment"] = "operator"
+    doc["spec"]["deployment"] = {"form": "operator"}
     doc["spec"]["infra"] = {"etcd": {"mode": "none"}, "nats": {"mode": "none"}}
     doc["spec"].pop("observability")  # the operator's pods are the platform's to scrape
     path = tmp_path / "operator.yaml"
@@ -122,7 +122,7 @@ def test_preflight_names_a_custom_resource_the_cluster_does_not_serve(cluster, t
             f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}"))
         out = cluster.pdgen("preflight", str(path))
         assert out.returncode == 1
-        assert ("error: $.spec.variant.deployment: the cluster does not serve DynamoGraphDeployment "
+        assert ("error: $.spec.deployment.form: the cluster does not serve DynamoGraphDeployment "
                 "(nvidia.com/v1alpha1)") in out.stdout
         lint = cluster.pdgen("lint", "--server", str(path))
         assert "the API server does not serve DynamoGraphDeployment" in lint.stdout

@@ -59,7 +59,8 @@ def test_user_values_win_over_defaults():
     doc = _topology(VALID[[p.name for p in VALID].index("kitchen-sink.yaml")])
     spec = defaults.effective(doc)["spec"]
     assert spec["ports"] == {"http": 8000, "bootstrap": 12345, "metrics": 9090}
-    assert spec["variant"] == {"engine": "vllm", "deployment": "standalone"}
+    assert spec["variant"] == {"engine": "vllm"}
+    assert spec["deployment"] == {"form": "workloads"}
     assert spec["routing"]["policy"] == "kv-aware"
     assert spec["infra"]["mooncakeMaster"] == {"mode": "none", "replicas": 1}
 

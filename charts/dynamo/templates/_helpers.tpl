@@ -8,11 +8,11 @@ checked by values.schema.json).
 {{- if contains $other $v.image.repository -}}
 {{- fail (printf "variant.engine is %s but image.repository is %s: use the %s-runtime image" $v.variant.engine $v.image.repository $v.variant.engine) -}}
 {{- end -}}
-{{- if and (eq $v.variant.deployment "standalone") (not $v.infra.etcd.enabled) (not $v.infra.etcd.endpoint) -}}
-{{- fail "standalone Dynamo discovers workers through etcd: set infra.etcd.enabled=true or infra.etcd.endpoint" -}}
+{{- if and (eq $v.deployment.form "workloads") (not $v.infra.etcd.enabled) (not $v.infra.etcd.endpoint) -}}
+{{- fail "Dynamo in the workloads form discovers workers through etcd: set infra.etcd.enabled=true or infra.etcd.endpoint" -}}
 {{- end -}}
-{{- if and (eq $v.variant.deployment "standalone") (not $v.infra.nats.enabled) (not $v.infra.nats.endpoint) -}}
-{{- fail "standalone Dynamo sends events and KV-router state over NATS: set infra.nats.enabled=true or infra.nats.endpoint" -}}
+{{- if and (eq $v.deployment.form "workloads") (not $v.infra.nats.enabled) (not $v.infra.nats.endpoint) -}}
+{{- fail "Dynamo in the workloads form sends events and KV-router state over NATS: set infra.nats.enabled=true or infra.nats.endpoint" -}}
 {{- end -}}
 {{- if and $v.frontend.conditionalDisagg.enabled (ne $v.frontend.routerMode "kv") -}}
 {{- fail "frontend.conditionalDisagg needs frontend.routerMode=kv (the frontend decides on cached prefix lengths)" -}}
@@ -23,16 +23,16 @@ checked by values.schema.json).
 {{- if and $v.frontend.conditionalDisagg.enabled (ne $v.mode "disaggregated") -}}
 {{- fail "frontend.conditionalDisagg needs separate prefill and decode workers (mode disaggregated)" -}}
 {{- end -}}
-{{- if and (eq $v.variant.deployment "operator") (ne (int $v.service.port) 8000) -}}
-{{- fail (printf "operator mode: the Dynamo operator fixes the frontend's port, Service port and DYN_HTTP_PORT at 8000 (component_frontend.go); service.port %d cannot be honoured" (int $v.service.port)) -}}
+{{- if and (eq $v.deployment.form "operator") (ne (int $v.service.port) 8000) -}}
+{{- fail (printf "deployment.form operator: the Dynamo operator fixes the frontend's port, Service port and DYN_HTTP_PORT at 8000 (component_frontend.go); service.port %d cannot be honoured" (int $v.service.port)) -}}
 {{- end -}}
-{{- if and (eq $v.variant.deployment "operator") (or $v.infra.etcd.enabled $v.infra.nats.enabled) -}}
-{{- fail "operator mode uses the Dynamo platform's discovery and NATS: set infra.etcd.enabled=false and infra.nats.enabled=false" -}}
+{{- if and (eq $v.deployment.form "operator") (or $v.infra.etcd.enabled $v.infra.nats.enabled) -}}
+{{- fail "deployment.form operator uses the Dynamo platform's discovery and NATS: set infra.etcd.enabled=false and infra.nats.enabled=false" -}}
 {{- end -}}
 {{- end -}}
 
 {{/*
-dynamo.env: runtime env shared by the frontend and every worker (standalone).
+dynamo.env: runtime env shared by the frontend and every worker (workloads form).
 */}}
 {{- define "dynamo.env" -}}
 {{- include "dynamo.check" . -}}
@@ -47,7 +47,7 @@ dynamo.env: runtime env shared by the frontend and every worker (standalone).
 
 {{- define "dynamo.workerEnv" -}}
 {{- $v := .Values -}}
-{{- if eq $v.variant.deployment "standalone" }}
+{{- if eq $v.deployment.form "workloads" }}
 {{ include "dynamo.env" . }}
 {{- end }}
 # Workers serve /health and /live on the system port (DYN_SYSTEM_PORT starts it; 1.6.1 calls
@@ -104,7 +104,7 @@ Every flag exists in Dynamo 1.6.1 (tests/charts/test_flags.py).
 {{- end -}}
 
 {{/*
-dynamo.worker: standalone worker workload. Parameters: root, component, mode.
+dynamo.worker: a worker workload (workloads form). Parameters: root, component, mode.
 */}}
 {{- define "dynamo.worker" -}}
 {{- $v := .root.Values -}}
@@ -215,10 +215,10 @@ extraPodSpec:
 {{/*
 dynamo.scrapeTargets (pd-common.scrapeTargets): the frontend serves /metrics on its HTTP
 port, workers on DYN_SYSTEM_PORT (ai-dynamo 1.6.1 dynamo/frontend/main.py, lib/runtime
-system_status_server.rs). In operator mode the pods are the operator's: nothing here.
+system_status_server.rs). In the operator form the pods are the operator's: nothing here.
 */}}
 {{- define "dynamo.scrapeTargets" -}}
-{{- if eq .Values.variant.deployment "standalone" }}
+{{- if eq .Values.deployment.form "workloads" }}
 {{- include "pd-common.engineScrapeTargets" (dict "root" . "port" "system" "portNumber" .Values.ports.system) }}
 - {component: frontend, port: http, portNumber: {{ int .Values.service.port }}, path: /metrics, leaderOnly: false}
 {{- end }}

@@ -214,15 +214,14 @@ in a cluster needs each server's own name (--name).
 {{- end -}}
 
 {{/*
-pd-common.mooncakeMaster: mooncake_master with its RPC, metrics and (for LMCache and
+pd-common.mooncakeMasterPod: the Mooncake master's pod (a dict for pd-common.podTemplate
+without root and component): mooncake_master with its RPC, metrics and (for LMCache and
 HTTP-metadata clients) embedded HTTP metadata server. --rpc_address is the pod IP: store
 clients must reach the address the master advertises.
 */}}
-{{- define "pd-common.mooncakeMaster" -}}
+{{- define "pd-common.mooncakeMasterPod" -}}
 {{- $root := .root -}}
 {{- $m := $root.Values.infra.mooncakeMaster -}}
-{{- if $m.enabled -}}
-{{- $ctx := dict "root" $root "component" "mooncake-master" -}}
 {{- $ports := list (dict "name" "rpc" "containerPort" (int $m.rpcPort)) (dict "name" "metrics" "containerPort" (int $m.metricsPort)) -}}
 {{- $args := list (printf "--rpc_port=%d" (int $m.rpcPort)) "--rpc_address=$(POD_IP)" (printf "--metrics_port=%d" (int $m.metricsPort)) -}}
 {{- if $m.httpMetadataServer -}}
@@ -232,7 +231,20 @@ clients must reach the address the master advertises.
 {{- with $m.evictionRatio }}{{ $args = append $args (printf "--eviction_ratio=%v" .) }}{{ end -}}
 {{- with $m.evictionHighWatermarkRatio }}{{ $args = append $args (printf "--eviction_high_watermark_ratio=%v" .) }}{{ end -}}
 {{- $args = concat $args (default list $m.extraArgs) -}}
-{{ include "pd-common.service" (merge (dict "ports" $ports) $ctx) }}
+{{- toYaml (dict "role" (dict "resources" $m.resources) "image" (default $root.Values.image $m.image) "command" (list "mooncake_master") "args" $args "ports" $ports "readinessProbe" (dict "tcpSocket" (dict "port" "rpc") "periodSeconds" 5)) -}}
+{{- end -}}
+
+{{/*
+pd-common.mooncakeMaster: the Mooncake master's Service and, except in the rolebasedgroup
+form (where it is a role of the group, pd-common.group), its Deployment.
+*/}}
+{{- define "pd-common.mooncakeMaster" -}}
+{{- $root := .root -}}
+{{- if $root.Values.infra.mooncakeMaster.enabled -}}
+{{- $ctx := dict "root" $root "component" "mooncake-master" -}}
+{{- $pod := include "pd-common.mooncakeMasterPod" . | fromYaml -}}
+{{ include "pd-common.service" (merge (dict "ports" $pod.ports) $ctx) }}
+{{- if ne (include "pd-common.form" $root) "rolebasedgroup" }}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -244,8 +256,8 @@ spec:
     matchLabels:
       {{- include "pd-common.selectorLabels" $ctx | nindent 6 }}
   template:
-    {{- $probe := dict "tcpSocket" (dict "port" "rpc") "periodSeconds" 5 }}
-    {{- include "pd-common.podTemplate" (dict "root" $root "component" "mooncake-master" "role" (dict "resources" $m.resources) "image" (default $root.Values.image $m.image) "command" (list "mooncake_master") "args" $args "ports" $ports "readinessProbe" $probe) | nindent 4 }}
+    {{- include "pd-common.podTemplate" (merge $pod $ctx) | nindent 4 }}
+{{- end }}
 {{- end -}}
 {{- end -}}
 

@@ -14,7 +14,14 @@ for the worker pods; multi-node only), ports (the leader's ports, exposed by the
 {{- $name := include "pd-common.componentName" $ctx -}}
 {{- $nodes := int (default 1 .role.nodesPerInstance) -}}
 {{- $base := dict "root" $root "component" .component "role" .role "engine" true -}}
-{{- if eq $nodes 1 -}}
+{{- $form := include "pd-common.form" $root -}}
+{{- if eq $form "rolebasedgroup" -}}
+{{- /* The pods are the RoleBasedGroup's (pd-common.group), under its s-<rbg>-<role>. */ -}}
+{{- else if eq $form "disaggregatedset" -}}
+{{- /* The pods are the DisaggregatedSet's (pd-common.group); their LeaderWorkerSets' names
+       change with every revision, so this Service is what gives the role a stable name. */}}
+{{ include "pd-common.service" (merge (dict "ports" .ports "headless" true "extraSelector" (ternary (dict "pdgen.io/instance-role" "leader") dict (gt $nodes 1))) $ctx) }}
+{{- else if eq $nodes 1 -}}
 {{ include "pd-common.service" (merge (dict "ports" .ports "headless" true) $ctx) }}
 ---
 apiVersion: apps/v1
@@ -51,34 +58,57 @@ spec:
     workerTemplate:
       {{- include "pd-common.podTemplate" (merge (deepCopy .worker) $base (dict "podLabels" (dict "pdgen.io/instance-role" "worker"))) | nindent 6 }}
 {{- end }}
-{{ include "pd-common.autoscaler" (dict "root" $root "component" .component "role" .role "kind" (ternary "StatefulSet" "LeaderWorkerSet" (eq $nodes 1))) }}
+{{ include "pd-common.autoscaler" (dict "root" $root "component" .component "role" .role "kind" (include "pd-common.scaleTarget" (dict "root" $root "kind" (ternary "StatefulSet" "LeaderWorkerSet" (eq $nodes 1))))) }}
 {{ include "pd-common.disruptionBudget" (dict "root" $root "component" .component "role" .role) }}
+{{- end -}}
+
+{{/*
+pd-common.scaleTarget: what an HPA scales in the release's form: the workload itself
+(workloads), or the object with a scale subresource the group's controller makes per role
+(rbg RoleBasedGroupScalingAdapter, lws DisaggregatedSetRoleScaler; both <group>-<role>, the
+role's component name). Parameters: root, kind (the workloads form's).
+*/}}
+{{- define "pd-common.scaleTarget" -}}
+{{- $form := include "pd-common.form" .root -}}
+{{- if eq $form "rolebasedgroup" -}}RoleBasedGroupScalingAdapter
+{{- else if eq $form "disaggregatedset" -}}DisaggregatedSetRoleScaler
+{{- else -}}{{ .kind }}
+{{- end -}}
 {{- end -}}
 
 {{/*
 pd-common.instanceHosts: the DNS name of every instance of a role (its leader when
 multi-node), one per line. StatefulSet pods are <name>-<i>.<name>; LWS leaders are
-<name>-<i> under the Service of the same name.
+<name>-<i> under the Service of the same name; RoleBasedGroup pods <rbg>-<role>-<i> (leaders
+<rbg>-<role>-<i>-0) under s-<rbg>-<role>, every replica, not only the first (the upstream
+leader-worker example lists <rbg>-prefill-0 alone, which is an instance name, not a pod).
 */}}
 {{- define "pd-common.instanceHosts" -}}
 {{- $name := include "pd-common.componentName" (dict "root" .root "component" .component) -}}
+{{- $svc := include "pd-common.roleService" (dict "root" .root "component" .component) -}}
+{{- $form := include "pd-common.form" .root -}}
+{{- if eq $form "disaggregatedset" -}}
+{{- fail "pd-common.instanceHosts: a DisaggregatedSet's pods have no stable names; route through the role's Service" -}}
+{{- end -}}
+{{- $leader := ternary "-0" "" (and (eq $form "rolebasedgroup") (gt (int (default 1 .role.nodesPerInstance)) 1)) -}}
 {{- range $i := until (int (default 1 .role.replicas)) }}
-{{ printf "%s-%d.%s.%s.svc" $name $i $name $.root.Release.Namespace }}
+{{ printf "%s-%d%s.%s.%s.svc" $name $i $leader $svc $.root.Release.Namespace }}
 {{- end }}
 {{- end -}}
 
 {{/*
 pd-common.proxyInstanceArgs: pdgen's proxy's arguments for one role's instances: every
-instance's own URL (--prefill URL [BOOTSTRAP] / --decode URL), or, when the role autoscales,
-the role's headless Service, which the proxy resolves to its pods at every health check
-(--prefill-service / --decode-service), so the pods an HPA adds get traffic.
+instance's own URL (--prefill URL [BOOTSTRAP] / --decode URL), or, when the role autoscales
+or is a DisaggregatedSet's (whose pods have no stable names), the role's headless Service,
+which the proxy resolves to its pods at every health check (--prefill-service /
+--decode-service), so the pods an HPA or a rollout adds get traffic.
 Parameters: root, component (prefill, decode), role, port, bootstrap (optional).
 */}}
 {{- define "pd-common.proxyInstanceArgs" -}}
 {{- $args := list -}}
 {{- $extra := ternary (list (toString .bootstrap)) list (not (empty .bootstrap)) -}}
-{{- if dig "autoscaling" "enabled" false .role -}}
-{{- $name := include "pd-common.componentName" (dict "root" .root "component" .component) -}}
+{{- if or (dig "autoscaling" "enabled" false .role) (eq (include "pd-common.form" .root) "disaggregatedset") -}}
+{{- $name := include "pd-common.roleService" (dict "root" .root "component" .component) -}}
 {{- $args = concat (list (printf "--%s-service" .component) (printf "http://%s.%s.svc:%d" $name .root.Release.Namespace (int .port))) $extra -}}
 {{- else -}}
 {{- range (include "pd-common.instanceHosts" (dict "root" .root "component" .component "role" .role) | trim | splitList "\n") -}}
@@ -92,7 +122,8 @@ Parameters: root, component (prefill, decode), role, port, bootstrap (optional).
 pd-common.autoscaler: a HorizontalPodAutoscaler for a role when role.autoscaling.enabled.
 It scales on a per-pod metric served by a metrics adapter (autoscaling.metric.name, e.g.
 vllm:num_requests_waiting) or, without one, on CPU utilization.
-Parameters: root, component, role, kind (StatefulSet, LeaderWorkerSet or Deployment).
+Parameters: root, component, role, kind (StatefulSet, LeaderWorkerSet, Deployment, or a
+group form's RoleBasedGroupScalingAdapter / DisaggregatedSetRoleScaler).
 */}}
 {{- define "pd-common.autoscaler" -}}
 {{- $a := default dict .role.autoscaling -}}
@@ -100,7 +131,7 @@ Parameters: root, component, role, kind (StatefulSet, LeaderWorkerSet or Deploym
 {{- if gt (int $a.minReplicas) (int $a.maxReplicas) -}}
 {{- fail (printf "%s.autoscaling.minReplicas (%d) is above maxReplicas (%d)" .component (int $a.minReplicas) (int $a.maxReplicas)) -}}
 {{- end -}}
-{{- $apiVersion := ternary "leaderworkerset.x-k8s.io/v1" "apps/v1" (eq .kind "LeaderWorkerSet") }}
+{{- $apiVersion := get (dict "LeaderWorkerSet" "leaderworkerset.x-k8s.io/v1" "RoleBasedGroupScalingAdapter" "workloads.x-k8s.io/v1alpha2" "DisaggregatedSetRoleScaler" "disaggregatedset.x-k8s.io/v1") .kind | default "apps/v1" }}
 ---
 apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
@@ -135,12 +166,17 @@ spec:
 
 {{/*
 pd-common.deployment: a Deployment of stateless pods (routers, proxies, frontends) plus
-its HorizontalPodAutoscaler when role.autoscaling.enabled.
+its HorizontalPodAutoscaler when role.autoscaling.enabled. In the rolebasedgroup form the
+pods are a role of the group, and only the HPA (on the role's adapter) and budget remain.
 Parameters: root, component, role, pod (dict for pd-common.podTemplate; root, component
 and role are filled in).
 */}}
 {{- define "pd-common.deployment" -}}
 {{- $ctx := dict "root" .root "component" .component -}}
+{{- if eq (include "pd-common.form" .root) "rolebasedgroup" -}}
+{{- /* The router is a role of the RoleBasedGroup (pd-common.group). */ -}}
+{{ include "pd-common.autoscaler" (dict "root" .root "component" .component "role" .role "kind" "RoleBasedGroupScalingAdapter") }}
+{{- else -}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -153,6 +189,7 @@ spec:
   template:
     {{- include "pd-common.podTemplate" (merge (deepCopy .pod) (dict "root" .root "component" .component "role" .role)) | nindent 4 }}
 {{ include "pd-common.autoscaler" (dict "root" .root "component" .component "role" .role "kind" "Deployment") }}
+{{- end }}
 {{ include "pd-common.disruptionBudget" (dict "root" .root "component" .component "role" .role) }}
 {{- end -}}
 

@@ -23,7 +23,8 @@ Every flag here exists in SGLang v0.5.23 (tests/charts/test_flags.py checks it).
 {{- end -}}
 {{- end -}}
 {{- if gt (int $r.nodesPerInstance) 1 -}}
-{{- $args = concat $args (list "--dist-init-addr" (printf "$(LWS_LEADER_ADDRESS):%d" (int $v.ports.distInit)) "--nnodes" "$(LWS_GROUP_SIZE)" "--node-rank" "$(LWS_WORKER_INDEX)") -}}
+{{- $g := include "pd-common.groupEnv" .root | fromYaml -}}
+{{- $args = concat $args (list "--dist-init-addr" (printf "%s:%d" $g.leader (int $v.ports.distInit)) "--nnodes" $g.size "--node-rank" $g.index) -}}
 {{- end -}}
 {{- toYaml $args -}}
 {{- end -}}
@@ -32,6 +33,15 @@ Every flag here exists in SGLang v0.5.23 (tests/charts/test_flags.py checks it).
 sglang.engine: the workload of one engine role. Parameters: root, component, mode.
 */}}
 {{- define "sglang.engine" -}}
+{{- $spec := include "sglang.engineSpec" . | fromYaml -}}
+{{- include "pd-common.engineWorkload" (merge $spec (dict "root" .root "role" (index .root.Values .component))) -}}
+{{- end -}}
+
+{{/*
+sglang.engineSpec: one engine role's pods as pd-common.engineWorkload and pd-common.group
+take them (component, leader, worker, ports). Parameters: root, component, mode.
+*/}}
+{{- define "sglang.engineSpec" -}}
 {{- $v := .root.Values -}}
 {{- $role := index $v .component -}}
 {{- $ports := list (dict "name" "http" "containerPort" (int $v.ports.http)) -}}
@@ -52,15 +62,16 @@ sglang.engine: the workload of one engine role. Parameters: root, component, mod
 {{- $annotations := ternary (dict "sglang.ai/bootstrap-port" ($v.ports.bootstrap | toString)) dict (and (eq .mode "prefill") (eq (include "sglang.discovery" .root) "true")) -}}
 {{- $leader := dict "command" $command "args" $args "env" $env "ports" $ports "accelerators" $accel "startupProbe" $startup "readinessProbe" $ready "livenessProbe" $live "podAnnotations" $annotations -}}
 {{- $worker := dict "command" $command "args" $args "env" $env "accelerators" $accel -}}
-{{- include "pd-common.engineWorkload" (dict "root" .root "component" .component "role" $role "leader" $leader "worker" $worker "ports" $ports) -}}
+{{- toYaml (dict "component" .component "leader" $leader "worker" $worker "ports" $ports) -}}
 {{- end -}}
 
 {{/*
-sglang.discovery: true when an engine role autoscales: the router then finds prefill and
+sglang.discovery: true when an engine role autoscales, or its pods are a DisaggregatedSet's
+(named after a revision that changes with every rollout): the router then finds prefill and
 decode pods through the Kubernetes API instead of a list fixed at install.
 */}}
 {{- define "sglang.discovery" -}}
-{{- or (dig "autoscaling" "enabled" false .Values.prefill) (dig "autoscaling" "enabled" false .Values.decode) -}}
+{{- or (dig "autoscaling" "enabled" false .Values.prefill) (dig "autoscaling" "enabled" false .Values.decode) (eq (include "pd-common.form" .) "disaggregatedset") -}}
 {{- end -}}
 
 {{/*
@@ -100,6 +111,23 @@ Ready, and leave when deleted).
 {{- $args = concat $args (list "--prometheus-host" "0.0.0.0" "--prometheus-port" ($v.ports.metrics | toString)) -}}
 {{- end -}}
 {{- toYaml $args -}}
+{{- end -}}
+
+{{/*
+sglang.routerPod: the router's pod (a dict for pd-common.podTemplate), in every form.
+*/}}
+{{- define "sglang.routerPod" -}}
+{{- $v := .Values -}}
+{{- $ports := list (dict "name" "http" "containerPort" (int $v.service.port)) -}}
+{{- if $v.observability.metrics -}}
+{{- $ports = append $ports (dict "name" "metrics" "containerPort" (int $v.ports.metrics)) -}}
+{{- end -}}
+{{- $pod := dict "image" $v.router.image "command" (list "python3" "-m" "sglang_router.launch_router")
+      "args" (include "sglang.routerArgs" (dict "root" .) | fromYamlArray) "ports" $ports
+      "readinessProbe" (dict "httpGet" (dict "path" "/readiness" "port" "http") "periodSeconds" 5)
+      "livenessProbe" (dict "httpGet" (dict "path" "/liveness" "port" "http") "periodSeconds" 15) -}}
+{{- if eq (include "sglang.discovery" .) "true" }}{{ $_ := set $pod "serviceAccountName" (include "pd-common.componentName" (dict "root" . "component" "router")) }}{{ end -}}
+{{- toYaml $pod -}}
 {{- end -}}
 
 {{/*

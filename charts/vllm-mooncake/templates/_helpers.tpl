@@ -87,7 +87,8 @@ Every flag exists in vLLM v0.33.0 (tests/charts/test_flags.py).
 {{- if $v.model.trustRemoteCode }}{{ $args = append $args "--trust-remote-code" }}{{ end -}}
 {{- if .mode }}{{ $args = concat $args (list "--kv-transfer-config" (include "vllm.kvTransferConfig" .)) }}{{ end -}}
 {{- if gt (int $r.nodesPerInstance) 1 -}}
-{{- $args = concat $args (list "--nnodes" "$(LWS_GROUP_SIZE)" "--node-rank" "$(LWS_WORKER_INDEX)" "--master-addr" "$(LWS_LEADER_ADDRESS)" "--master-port" "29500") -}}
+{{- $g := include "pd-common.groupEnv" .root | fromYaml -}}
+{{- $args = concat $args (list "--nnodes" $g.size "--node-rank" $g.index "--master-addr" $g.leader "--master-port" "29500") -}}
 {{- if .worker }}{{ $args = append $args "--headless" }}{{ end -}}
 {{- end -}}
 {{- toYaml $args -}}
@@ -164,6 +165,15 @@ lmcache.yaml: |
 vllm.engine: one engine role's workload. Parameters: root, component, mode.
 */}}
 {{- define "vllm.engine" -}}
+{{- $spec := include "vllm.engineSpec" . | fromYaml -}}
+{{- include "pd-common.engineWorkload" (merge $spec (dict "root" .root "role" (index .root.Values .component))) -}}
+{{- end -}}
+
+{{/*
+vllm.engineSpec: one engine role's pods as pd-common.engineWorkload and pd-common.group take
+them (component, leader, worker, ports). Parameters: root, component, mode.
+*/}}
+{{- define "vllm.engineSpec" -}}
 {{- include "vllm.checkInfra" .root -}}
 {{- $v := .root.Values -}}
 {{- $role := index $v .component -}}
@@ -192,7 +202,7 @@ vllm.engine: one engine role's workload. Parameters: root, component, mode.
 {{- $workerArgs := include "vllm.engineArgs" (dict "root" .root "role" $role "mode" .mode "worker" true) | fromYamlArray -}}
 {{- $leader := merge (dict "command" $command "args" $leaderArgs "env" $env "ports" $ports "accelerators" $accel "startupProbe" $startup "readinessProbe" $ready "livenessProbe" $live) $extra -}}
 {{- $worker := merge (dict "command" $command "args" $workerArgs "env" $env "accelerators" $accel) (deepCopy $extra) -}}
-{{- include "pd-common.engineWorkload" (dict "root" .root "component" .component "role" $role "leader" $leader "worker" $worker "ports" $ports) -}}
+{{- toYaml (dict "component" .component "leader" $leader "worker" $worker "ports" $ports) -}}
 {{- end -}}
 
 {{/*
@@ -212,6 +222,20 @@ chart ships its own.
 {{- $cmd = concat $cmd (include "pd-common.proxyInstanceArgs" (dict "root" . "component" "prefill" "role" $v.prefill "port" $v.ports.http "bootstrap" (ternary $v.ports.bootstrap "" $mooncake)) | fromYamlArray) -}}
 {{- $cmd = concat $cmd (include "pd-common.proxyInstanceArgs" (dict "root" . "component" "decode" "role" $v.decode "port" $v.ports.http) | fromYamlArray) -}}
 {{- toYaml $cmd -}}
+{{- end -}}
+
+{{/*
+vllm.routerPod: pdgen's proxy's pod (a dict for pd-common.podTemplate), in every form. The
+router image is the engine image with router.image over it (the proxy runs in it).
+pd_proxy's /health is 200 while one prefill and one decode can serve.
+*/}}
+{{- define "vllm.routerPod" -}}
+{{- $cmd := include "vllm.proxyCommand" . | fromYamlArray -}}
+{{- $proxy := include "pd-common.componentName" (dict "root" . "component" "proxy") -}}
+{{- toYaml (dict "command" (list (first $cmd)) "args" (rest $cmd) "ports" (list (dict "name" "http" "containerPort" (int .Values.service.port)))
+      "readinessProbe" (dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 5)
+      "volumes" (list (dict "name" "proxy" "configMap" (dict "name" $proxy)))
+      "volumeMounts" (list (dict "name" "proxy" "mountPath" "/opt/pdgen" "readOnly" true))) -}}
 {{- end -}}
 
 {{/*
