@@ -8,6 +8,7 @@ harness read manifests through it."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -113,7 +114,13 @@ _GROUP = (("spec", "roles", list), ("spec", "roles", "*", dict), ("spec", "roles
           ("spec", "roles", "*", "leaderWorkerPattern", "size", int), ("spec", "roles", "*", "spec", dict),
           ("spec", "roles", "*", "spec", "replicas", int), ("spec", "roles", "*", "spec", "leaderWorkerTemplate", dict),
           ("spec", "roles", "*", "spec", "leaderWorkerTemplate", "size", int), ("spec", "roles", "*", "scaling", dict),
-          ("spec", "slices", int))
+          ("spec", "roles", "*", "spec", "rolloutStrategy", dict),
+          ("spec", "roles", "*", "spec", "rolloutStrategy", "rollingUpdateConfiguration", dict),
+          ("spec", "roles", "*", "scalingAdapter", dict), ("spec", "slices", int), ("spec", "policies", list),
+          ("spec", "policies", "*", dict), ("spec", "policies", "*", "roles", list),
+          # HorizontalPodAutoscaler, PodMonitor, ServiceMonitor
+          ("spec", "scaleTargetRef", dict), ("spec", "podMetricsEndpoints", list), ("spec", "podMetricsEndpoints", "*", dict),
+          ("spec", "endpoints", list), ("spec", "endpoints", "*", dict))
 _SHAPE = (("metadata", dict), ("metadata", "name", str), ("metadata", "namespace", str),
           ("metadata", "labels", dict), ("metadata", "labels", "*", _SCALAR), ("metadata", "annotations", dict),
           ("metadata", "annotations", "*", _SCALAR), ("spec", dict), ("spec", "replicas", int),
@@ -212,8 +219,10 @@ def strategic_merge(base: Any, patch: Any, field: str = "") -> Any:
 def _merge_list(base: list, patch: list, key: str, order: list | None) -> list:
     """patchstrategic mergeSlice (and mergePatchIntoOriginal for $setElementOrder): merge by
     key, then normalizeElementOrder/mergeSortedSlice."""
-    def k(item):
-        return item.get(key) if isinstance(item, dict) else item
+    def k(item) -> str:  # hashable whatever a hand-written patch holds
+        return json.dumps(item.get(key) if isinstance(item, dict) else item, sort_keys=True, default=str)
+
+    order = order if isinstance(order, list) else None
 
     deleted = {k(i) for i in patch if isinstance(i, dict) and i.get("$patch") == "delete"}
     merged = [b for b in base if k(b) not in deleted]
@@ -229,11 +238,14 @@ def _merge_list(base: list, patch: list, key: str, order: list | None) -> list:
               if not (isinstance(i, dict) and i.get("$patch") == "delete")]
     patch_items = sorted((m for m in merged if k(m) in wanted), key=lambda m: wanted.index(k(m)))
     live = [k(b) for b in base]
-    server_only = sorted((m for m in merged if k(m) not in wanted), key=lambda m: live.index(k(m)))
+    # An item neither live nor ordered (a $setElementOrder that leaves out an item of its own
+    # patch, which the API server refuses) goes last.
+    server_only = sorted((m for m in merged if k(m) not in wanted),
+                         key=lambda m: live.index(k(m)) if k(m) in live else len(live))
     out, i, j = [], 0, 0
     while i < len(server_only) or j < len(patch_items):
         if j >= len(patch_items) or i < len(server_only) and k(patch_items[j]) in live and \
-                live.index(k(server_only[i])) < live.index(k(patch_items[j])):
+                k(server_only[i]) in live and live.index(k(server_only[i])) < live.index(k(patch_items[j])):
             out.append(server_only[i])
             i += 1
         else:

@@ -47,10 +47,13 @@ def _dupes(obj: Obj, owner: dict, path: tuple, keyed, container) -> list[Finding
     out = []
     for field, key in keyed:
         seen: dict[tuple, int] = {}
-        for i, entry in enumerate(owner.get(field) or []):
+        entries = owner.get(field)
+        for i, entry in enumerate(entries if isinstance(entries, list) else []):
             if not isinstance(entry, dict):
                 continue
             value = tuple(entry.get(k, "TCP" if k == "protocol" else None) for k in key)
+            if not all(isinstance(v, (str, int, float, bool, type(None))) for v in value):
+                continue  # a key of the wrong type is kubeconform's to report
             if value in seen:
                 out.append(obj.finding(path + (field, i), f"{field}[{i}] repeats {field}[{seen[value]}] "
                                        f"({', '.join(f'{k}={v}' for k, v in zip(key, value, strict=True))}); the API server "

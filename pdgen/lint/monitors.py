@@ -21,8 +21,9 @@ from pdgen.manifests import Obj, pod_templates
 RULE = "wiring.monitor"
 
 
-def _matching(selector: dict, labels: dict) -> bool:
-    return bool(selector) and selector.items() <= labels.items()
+def _matching(selector, labels) -> bool:
+    return isinstance(selector, dict) and isinstance(labels, dict) and bool(selector) and \
+        selector.items() <= labels.items()
 
 
 def check(objects: list[Obj], index: Index) -> list[Finding]:

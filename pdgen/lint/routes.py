@@ -91,11 +91,11 @@ def _test_calls(obj: Obj, calls: str, backends: dict[str, list[dict]]) -> list[F
 
     env = {e.get("name"): e.get("value", "") for c in (obj.data.get("spec") or {}).get("containers") or []
            for e in c.get("env") or []}
-    base = env.get("BASE_URL", "")
+    base = str(env.get("BASE_URL", ""))
     host = base.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
     _, service = split_host(host)
     findings = []
-    for call in (c.strip() for c in calls.split(",") if c.strip()):
+    for call in (c.strip() for c in str(calls).split(",") if c.strip()):
         for tool in filter(None, map(tool_of, backends.get(service, []))):
             if not serves(tool, call):
                 findings.append(obj.finding(("metadata", "annotations", TEST_CALLS),

@@ -78,6 +78,8 @@ def _ports(template: dict) -> dict:
     out = {}
     for c in (template.get("spec") or {}).get("containers") or []:
         for p in c.get("ports") or []:
+            if "containerPort" not in p:
+                continue  # kubeconform reports the missing field
             out[str(p["containerPort"])] = p["containerPort"]
             if p.get("name"):
                 out[p["name"]] = p["containerPort"]
@@ -205,7 +207,7 @@ def check(objects: list[Obj], index: Index | None = None) -> list[Finding]:
     for obj in objects:
         for path, c, _ in containers(obj):
             name = c.get("name")
-            declared = {str(p["containerPort"]) for p in c.get("ports") or []} | {
+            declared = {str(p.get("containerPort")) for p in c.get("ports") or []} | {
                 p["name"] for p in c.get("ports") or [] if p.get("name")}
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
                 spec = c.get(probe) or {}

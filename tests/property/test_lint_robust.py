@@ -1,7 +1,7 @@
 """`pdgen lint` takes any YAML a user hands it: manifests with values of the wrong type, missing
 fields or odd nesting produce findings (kubeconform's, or none), never a traceback. The
-offline checks run in process on mutated renders of the examples (kubeconform, a separate
-program, is exercised by the lint tests)."""
+offline checks run in process on mutated renders of the examples and of group forms
+(kubeconform, a separate program, is exercised by the lint tests)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import copy
 import functools
 
 import yaml
-from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import HealthCheck, Phase, example, given, seed, settings
 from hypothesis import strategies as st
 
 from pdgen import manifests, render
@@ -24,7 +24,11 @@ ODD = st.one_of(st.none(), st.booleans(), st.integers(-5, 70000), st.sampled_fro
 def rendered() -> list[str]:
     examples = ("ack-dynamo-qwen7b-kv-routing", "ack-sglang-mooncake-qwen7b", "deepseek-r1-671b-multinode",
                 "yuanrong-vllm-ascend-qwen7b-2hosts")
-    return [render.render_file(str(ROOT / "examples" / f"{name}.yaml")).manifests for name in examples]
+    # The group forms too: a RoleBasedGroup's patches and a DisaggregatedSet's roles are read
+    # (strategic merge, roles, slices) by the checks, whatever they hold.
+    forms = ("sglang-pd-rbg", "deepseek-r1-pd-rbg", "vllm-mooncake-pd-ds")
+    return [render.render_file(str(ROOT / "examples" / f"{name}.yaml")).manifests for name in examples] + [
+        (ROOT / "tests" / "golden" / "forms" / f"{name}.yaml").read_text() for name in forms]
 
 
 def _paths(value, path=()):
@@ -69,6 +73,16 @@ def apply(which: int, changes: list[tuple[int, tuple, object]]) -> str:
     return yaml.safe_dump_all(docs, sort_keys=False)
 
 
+# Cases hypothesis found, kept: a PodMonitor's endpoints as strings, a helm-test annotation
+# that is a number, a matchLabels that is a string, a container port without containerPort,
+# volumeMounts that is a boolean (each raised before its check learned to skip it).
+@example((1, [(10, ("spec", "podMetricsEndpoints"), ["0x1F", "yes"])]))
+@example((2, [(6, ("metadata", "labels", "app.kubernetes.io/instance"), False),
+              (0, ("metadata", "labels", "app.kubernetes.io/managed-by"), {}),
+              (15, ("metadata", "annotations", "pdgen.io/test-calls"), 6943)]))
+@example((6, [(1, ("metadata", "namespace"), ["", "0x1F"]), (18, ("spec", "selector", "matchLabels"), "-1")]))
+@example((0, [(10, ("spec", "template", "spec", "containers", 0, "ports", 0), {"a": [1]})]))
+@example((5, [(5, ("spec", "template", "spec", "containers", 0, "volumeMounts"), True)]))
 @seed(7)
 # No shrinking: a render is hundreds of lines, and the failing mutation is printed as it is.
 @settings(max_examples=100, deadline=None, database=None, suppress_health_check=list(HealthCheck),
