@@ -88,6 +88,34 @@ class Monitoring:
         return [p for r in self.rows for p in r.panels]
 
 
+def latency_row(prefix: str, reads: str, serving: str, ttft_note: str = "", tpot: bool = True) -> Row:
+    """What clients see, from an engine's request histograms (<prefix>:time_to_first_token_seconds,
+    inter_token_latency_seconds, request_time_per_output_token_seconds, e2e_request_latency_seconds:
+    the same names in vLLM and SGLang) on the serving components."""
+    panels = [Panel("Time to first token", f"{prefix}:time_to_first_token_seconds on the serving engines{ttft_note}.",
+                    quantiles(f"{prefix}:time_to_first_token_seconds", serving), reads, "s"),
+              Panel("Inter-token latency", f"{prefix}:inter_token_latency_seconds on the serving engines.",
+                    quantiles(f"{prefix}:inter_token_latency_seconds", serving), reads, "s")]
+    if tpot:
+        panels.append(Panel("Time per output token", f"{prefix}:request_time_per_output_token_seconds (TPOT).",
+                            quantiles(f"{prefix}:request_time_per_output_token_seconds", serving), reads, "s"))
+    panels.append(Panel("End-to-end latency", f"{prefix}:e2e_request_latency_seconds.",
+                        quantiles(f"{prefix}:e2e_request_latency_seconds", serving), reads, "s"))
+    return Row("Latency as clients see it", tuple(panels))
+
+
+def proxy_panels(when: tuple[str, ...]) -> tuple[Panel, Panel]:
+    """pdgen's proxy (charts/pd-common/files/pd_proxy.py): what it sent to each side, and the
+    instances it can use."""
+    return (Panel("Proxy requests per side", "pdgen_proxy_requests_total by role and outcome: every request goes to "
+                  "one prefill and one decode.",
+                  (Query(f"sum by (role, outcome) (rate(pdgen_proxy_requests_total{sel('router')}[{RATE}]))",
+                         "{{role}} {{outcome}}"),), "pd-proxy", "reqps", when=when),
+            Panel("Instances the proxy can use", "pdgen_proxy_instances by role and state.",
+                  (Query(f"max by (role, state) (pdgen_proxy_instances{sel('router')})", "{{role}} {{state}}"),),
+                  "pd-proxy", when=when))
+
+
 def role_down_alerts(roles: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[Alert, ...]:
     """One alert per scraped component: none of its pods answers the scrape (or none exists)."""
     out = []

@@ -5,7 +5,19 @@ from __future__ import annotations
 from pdgen.backends import common
 from pdgen.backends.base import Backend, InfraNeeds
 from pdgen.backends.common import Compiled
-from pdgen.monitoring import RATE, Alert, Monitoring, Panel, Query, Row, quantiles, role_down_alerts, sel
+from pdgen.monitoring import (
+    RATE,
+    Alert,
+    Monitoring,
+    Panel,
+    Query,
+    Row,
+    latency_row,
+    proxy_panels,
+    quantiles,
+    role_down_alerts,
+    sel,
+)
 from pdgen.quantity import to_bytes
 
 STOCK_IMAGE = "quay.io/ascend/vllm-ascend"
@@ -95,21 +107,9 @@ _ROLE = "app_kubernetes_io_component"
 MONITORING = Monitoring(
     title="vLLM-Ascend + openYuanrong",
     rows=(
-        Row("Latency as clients see it", (
-            Panel("Time to first token", "vllm:time_to_first_token_seconds on the serving engines.",
-                  quantiles("vllm:time_to_first_token_seconds", _SERVING), "vllm-engine", "s"),
-            Panel("Inter-token latency", "vllm:inter_token_latency_seconds.",
-                  quantiles("vllm:inter_token_latency_seconds", _SERVING), "vllm-engine", "s"),
-            Panel("End-to-end latency", "vllm:e2e_request_latency_seconds.",
-                  quantiles("vllm:e2e_request_latency_seconds", _SERVING), "vllm-engine", "s"),
-        )),
+        latency_row("vllm", "vllm-engine", _SERVING, tpot=False),
         Row("Traffic and the proxy's PD decisions", (
-            Panel("Proxy requests per side", "pdgen_proxy_requests_total by role and outcome.",
-                  (Query(f"sum by (role, outcome) (rate(pdgen_proxy_requests_total{sel('router')}[{RATE}]))",
-                         "{{role}} {{outcome}}"),), "pd-proxy", "reqps", when=_OWN_PROXY),
-            Panel("Instances the proxy can use", "pdgen_proxy_instances by role and state.",
-                  (Query(f"max by (role, state) (pdgen_proxy_instances{sel('router')})", "{{role}} {{state}}"),),
-                  "pd-proxy", when=_OWN_PROXY),
+            *proxy_panels(_OWN_PROXY),
             Panel("Finished requests per engine role", "vllm:request_success_total per role.",
                   (Query(f"sum by ({_ROLE}) (rate(vllm:request_success_total{sel()}[{RATE}]))",
                          f"{{{{{_ROLE}}}}}"),), "vllm-engine", "reqps"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pdgen.backends import common
 from pdgen.backends.base import SERVICES, Backend, InfraNeeds
 from pdgen.backends.common import Compiled
-from pdgen.monitoring import RATE, Alert, Monitoring, Panel, Query, Row, quantiles, role_down_alerts, sel
+from pdgen.monitoring import RATE, Alert, Monitoring, Panel, Query, Row, latency_row, quantiles, role_down_alerts, sel
 
 
 def compile(spec: dict, compiled: Compiled) -> None:
@@ -37,17 +37,7 @@ def _sgl_rate(metric: str, component: str | None = None, by: str = "app_kubernet
 MONITORING = Monitoring(
     title="SGLang + Mooncake",
     rows=(
-        Row("Latency as clients see it", (
-            Panel("Time to first token", "sglang:time_to_first_token_seconds on the serving engines (decode in PD: "
-                  "its TTFT includes waiting for prefill's KV).",
-                  quantiles("sglang:time_to_first_token_seconds", _SERVING), "sglang-engine", "s"),
-            Panel("Inter-token latency", "sglang:inter_token_latency_seconds on the serving engines.",
-                  quantiles("sglang:inter_token_latency_seconds", _SERVING), "sglang-engine", "s"),
-            Panel("Time per output token", "sglang:request_time_per_output_token_seconds (TPOT).",
-                  quantiles("sglang:request_time_per_output_token_seconds", _SERVING), "sglang-engine", "s"),
-            Panel("End-to-end latency", "sglang:e2e_request_latency_seconds.",
-                  quantiles("sglang:e2e_request_latency_seconds", _SERVING), "sglang-engine", "s"),
-        )),
+        latency_row("sglang", "sglang-engine", _SERVING, " (decode in PD: its TTFT includes waiting for prefill's KV)"),
         Row("Traffic and the router's PD decisions", (
             Panel("Router requests", "smg_router_requests_total by backend_type (pd: through prefill and decode).",
                   (_sgl_rate("smg_router_requests_total", None, "backend_type"),), "sglang-router", "reqps",

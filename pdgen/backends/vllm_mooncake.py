@@ -7,7 +7,19 @@ from collections.abc import Iterator
 from pdgen.backends import common
 from pdgen.backends.base import Backend, InfraNeeds, Path
 from pdgen.backends.common import Compiled
-from pdgen.monitoring import RATE, Alert, Monitoring, Panel, Query, Row, quantiles, role_down_alerts, sel
+from pdgen.monitoring import (
+    RATE,
+    Alert,
+    Monitoring,
+    Panel,
+    Query,
+    Row,
+    latency_row,
+    proxy_panels,
+    quantiles,
+    role_down_alerts,
+    sel,
+)
 from pdgen.quantity import to_bytes
 from pdgen.sizing import GIB
 
@@ -132,25 +144,9 @@ def _by_role(expr: str) -> Query:
 MONITORING = Monitoring(
     title="vLLM + Mooncake",
     rows=(
-        Row("Latency as clients see it", (
-            Panel("Time to first token", "vllm:time_to_first_token_seconds on the serving engines (decode in PD: "
-                  "its TTFT includes receiving prefill's KV).",
-                  quantiles("vllm:time_to_first_token_seconds", _SERVING), "vllm-engine", "s"),
-            Panel("Inter-token latency", "vllm:inter_token_latency_seconds.",
-                  quantiles("vllm:inter_token_latency_seconds", _SERVING), "vllm-engine", "s"),
-            Panel("Time per output token", "vllm:request_time_per_output_token_seconds (TPOT).",
-                  quantiles("vllm:request_time_per_output_token_seconds", _SERVING), "vllm-engine", "s"),
-            Panel("End-to-end latency", "vllm:e2e_request_latency_seconds.",
-                  quantiles("vllm:e2e_request_latency_seconds", _SERVING), "vllm-engine", "s"),
-        )),
+        latency_row("vllm", "vllm-engine", _SERVING, " (decode in PD: its TTFT includes receiving prefill's KV)"),
         Row("Traffic and the proxy's PD decisions", (
-            Panel("Proxy requests per side", "pdgen_proxy_requests_total by role and outcome: every request goes to "
-                  "one prefill and one decode.",
-                  (Query(f"sum by (role, outcome) (rate(pdgen_proxy_requests_total{sel('router')}[{RATE}]))",
-                         "{{role}} {{outcome}}"),), "pd-proxy", "reqps", when=_PD),
-            Panel("Instances the proxy can use", "pdgen_proxy_instances by role and state.",
-                  (Query(f"max by (role, state) (pdgen_proxy_instances{sel('router')})", "{{role}} {{state}}"),),
-                  "pd-proxy", when=_PD),
+            *proxy_panels(_PD),
             Panel("Finished requests per engine role", "vllm:request_success_total per role.",
                   (_by_role(f"rate(vllm:request_success_total{sel()}[{RATE}])"),), "vllm-engine", "reqps"),
             Panel("Where decode's prompt tokens come from", "vllm:prompt_tokens_by_source_total on decode: "

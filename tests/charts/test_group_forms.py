@@ -167,10 +167,13 @@ def test_the_router_lists_every_replica_by_its_rbg_name(chart):
     assert any("$(RBG_LWP_LEADER_ADDRESS)" in a for a in _args(leader)) and not any("LWS_" in a for a in _args(leader))
 
 
+def _decode_autoscaled(form: str, metric: str) -> dict:
+    return {"deployment": {"form": form}, "decode": {"autoscaling": {
+        "enabled": True, "minReplicas": 1, "maxReplicas": 4, "metric": {"name": metric, "averageValue": "4"}}}}
+
+
 def test_autoscaling_in_a_rolebasedgroup_goes_through_scaling_adapters():
-    values = {"deployment": {"form": "rolebasedgroup"},
-              "decode": {"autoscaling": {"enabled": True, "minReplicas": 1, "maxReplicas": 4,
-                                         "metric": {"name": "sglang:num_queue_reqs", "averageValue": "4"}}}}
+    values = _decode_autoscaled("rolebasedgroup", "sglang:num_queue_reqs")
     objects = render_chart("sglang-mooncake", values)
     [group] = [o for o in objects if o["kind"] == "RoleBasedGroup"]
     roles = {r["name"]: r for r in group["spec"]["roles"]}
@@ -199,9 +202,7 @@ def test_a_disaggregatedset_holds_the_ratio_per_slice_and_routes_through_stable_
 
 
 def test_a_disaggregatedset_scales_a_role_through_its_role_scaler():
-    values = {"deployment": {"form": "disaggregatedset"},
-              "decode": {"autoscaling": {"enabled": True, "minReplicas": 1, "maxReplicas": 4,
-                                         "metric": {"name": "vllm:num_requests_waiting", "averageValue": "8"}}}}
+    values = _decode_autoscaled("disaggregatedset", "vllm:num_requests_waiting")
     objects = render_chart("vllm-mooncake", values)
     [ds] = [o for o in objects if o["kind"] == "DisaggregatedSet"]
     roles = {r["name"]: r for r in ds["spec"]["roles"]}

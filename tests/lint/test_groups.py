@@ -70,14 +70,17 @@ def _policy_unbound(o):
     assert g["metadata"]["name"] != "pd-rollout-policy"
 
 
+def _hpa(name: str, api_version: str, kind: str) -> dict:
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"scaleTargetRef": {"apiVersion": api_version, "kind": kind, "name": name},
+                     "minReplicas": 1, "maxReplicas": 3,
+                     "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                         "type": "Utilization", "averageUtilization": 80}}}]}}
+
+
 def _hpa_without_adapter(o):
-    o.append({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-              "metadata": {"name": "sglang-pd-rbg-decode", "namespace": "default"},
-              "spec": {"scaleTargetRef": {"apiVersion": "workloads.x-k8s.io/v1alpha2",
-                                          "kind": "RoleBasedGroupScalingAdapter", "name": "sglang-pd-rbg-decode"},
-                       "minReplicas": 1, "maxReplicas": 3,
-                       "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
-                           "type": "Utilization", "averageUtilization": 80}}}]}})
+    o.append(_hpa("sglang-pd-rbg-decode", "workloads.x-k8s.io/v1alpha2", "RoleBasedGroupScalingAdapter"))
 
 
 def _ds_zero_beside_serving(o):
@@ -96,13 +99,7 @@ def _ds_partition(o):
 
 
 def _hpa_on_a_static_ds_role(o):
-    o.append({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-              "metadata": {"name": "sglang-pd-ds-decode", "namespace": "default"},
-              "spec": {"scaleTargetRef": {"apiVersion": "disaggregatedset.x-k8s.io/v1",
-                                          "kind": "DisaggregatedSetRoleScaler", "name": "sglang-pd-ds-decode"},
-                       "minReplicas": 1, "maxReplicas": 3,
-                       "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
-                           "type": "Utilization", "averageUtilization": 80}}}]}})
+    o.append(_hpa("sglang-pd-ds-decode", "disaggregatedset.x-k8s.io/v1", "DisaggregatedSetRoleScaler"))
 
 
 DEFECTS = {
