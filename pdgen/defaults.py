@@ -42,8 +42,10 @@ def _plan(node: dict, root: dict) -> tuple:
     """(name, default, sub-plan) for every property of an object schema, computed once:
     walking the schema for every topology would cost more than validating it."""
     node = _resolve(node, root)
-    return tuple((name, prop.get("default", _NO_DEFAULT), _plan(prop, root))
-                 for name, prop in ((n, _resolve(p, root)) for n, p in node.get("properties", {}).items()))
+    entries = ((name, prop.get("default", _NO_DEFAULT), _plan(prop, root))
+               for name, prop in ((n, _resolve(p, root)) for n, p in node.get("properties", {}).items()))
+    # A property with no default and none below it has nothing to fill: leave it out.
+    return tuple(e for e in entries if e[1] is not _NO_DEFAULT or e[2])
 
 
 @functools.cache
@@ -66,10 +68,15 @@ def _copy(value: Any) -> Any:
     """Copy plain YAML/JSON data; several times faster than copy.deepcopy, which showed up
     in the validation benchmark."""
     if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
+        return {k: _copy(v) if v.__class__ in _CONTAINERS else v for k, v in value.items()}
     if isinstance(value, list):
-        return [_copy(v) for v in value]
+        return [_copy(v) if v.__class__ in _CONTAINERS else v for v in value]
     return value
+
+
+# Scalars are shared, not copied (they are immutable); testing for them in the loops above
+# spares a call per scalar, most of a topology's nodes.
+_CONTAINERS = frozenset({dict, list})
 
 
 def _merge_missing(target: dict, defaults: Mapping[str, Any]) -> None:

@@ -14,6 +14,8 @@ both).
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -23,21 +25,19 @@ import yaml
 from pdgen.findings import Finding
 
 # Implicit tags of plain scalars, by (node kind, text, implicit flags): the resolver is PyYAML's
-# Python even under libyaml, and manifests and topologies repeat most of their scalars.
-_RESOLVED: dict[tuple, str] = {}
-_RESOLVED_MAX = 65_536
+# Python even under libyaml, and manifests and topologies repeat most of their scalars. The
+# cache is functools' C one, so a hit costs no Python frame.
+_RESOLVER = yaml.resolver.Resolver()
+_resolve = functools.lru_cache(maxsize=65_536)(_RESOLVER.resolve)
 
 
 class _CachedResolver:
-    def resolve(self, kind, value, implicit):
-        key = (kind, value, implicit)
-        try:
-            return _RESOLVED[key]
-        except KeyError:
-            tag = super().resolve(kind, value, implicit)  # type: ignore[misc]
-            if len(_RESOLVED) < _RESOLVED_MAX:
-                _RESOLVED[key] = tag
-            return tag
+    resolve: Any = staticmethod(_resolve)
+    # The composers call these around every node for path resolvers, which pdgen never
+    # registers (yaml.resolver.BaseResolver.descend_resolver returns at once without them);
+    # C builtins of the same arity keep the calls but drop two Python frames per node.
+    descend_resolver: Any = staticmethod(operator.is_)  # (parent, index) -> ignored
+    ascend_resolver: Any = staticmethod(tuple)  # () -> ignored
 
 
 class PurePythonLoader(_CachedResolver, yaml.SafeLoader):
@@ -91,6 +91,7 @@ _CONVERT = {
 }
 _AS_STRING = {_TAG + "str", _TAG + "timestamp", _TAG + "binary"}
 _COLLECTION_TAGS = {_TAG + "seq", _TAG + "map"}
+_ScalarNode = yaml.ScalarNode
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
@@ -109,30 +110,70 @@ def json_path(path: Path) -> str:
 
 @dataclass
 class Document:
-    """A loaded file: the data, and the YAML node of each path's value and mapping key
-    (positions are read from them only when a finding needs one)."""
+    """A loaded file: the data, and the YAML node tree it came from. Positions are read from
+    the tree only when a finding needs one (most documents need none), by walking it along
+    the finding's path as the builder walked it: first key of a name wins, explicit keys
+    before merged (<<) ones."""
 
     file: str
     data: Any = None
-    values: dict[Path, yaml.Node] = field(default_factory=dict)
-    keys: dict[Path, yaml.Node] = field(default_factory=dict)
+    root: yaml.Node | None = None
     findings: list[Finding] = field(default_factory=list)
+
+    def _lookup(self, path: Path) -> tuple[yaml.Node | None, yaml.Node | None]:
+        """(value node, key node) at path, or None for what the tree does not have."""
+        node, key_node = self.root, None
+        for part in path:
+            if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+                found = _find_key(node, part, 0)
+                if found is None:
+                    return None, None
+                key_node, node = found
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+                key_node, node = None, node.value[part]
+            else:
+                return None, None
+        return node, key_node
 
     def position(self, path: Path, *, key: bool = False) -> tuple[int, int]:
         """Best known 1-based (line, column) for ``path``: the key itself if asked and
         known, else the value, else the nearest ancestor that has one."""
         path = tuple(path)
-        if key and path in self.keys:
-            return _pos(self.keys[path].start_mark)
+        if key:
+            _, key_node = self._lookup(path)
+            if key_node is not None:
+                return _pos(key_node.start_mark)
         while path:
-            if path in self.values:
-                return _pos(self.values[path].start_mark)
+            node, _ = self._lookup(path)
+            if node is not None:
+                return _pos(node.start_mark)
             path = path[:-1]
-        return _pos(self.values[()].start_mark) if () in self.values else (1, 1)
+        return _pos(self.root.start_mark) if self.root is not None else (1, 1)
 
     def finding(self, path: Path, message: str, rule: str, *, key: bool = False) -> Finding:
         line, column = self.position(path, key=key)
         return Finding(self.file, line, column, json_path(path), message, rule)
+
+
+def _find_key(node: yaml.MappingNode, name: str, depth: int) -> tuple[yaml.Node, yaml.Node] | None:
+    """(key node, value node) of name in a mapping: its own keys first (the first of a
+    duplicated name), then its merges in order. depth bounds merge chains (the builder
+    refuses recursion; a tree it refused is never walked deeper than this)."""
+    merged = []
+    for key_node, value_node in node.value:
+        if key_node.tag == _MERGE:
+            merged.append(value_node)
+        elif isinstance(key_node, yaml.ScalarNode) and key_node.value == name:
+            return key_node, value_node
+    if depth > MAX_DEPTH:
+        return None
+    for value_node in merged:
+        for source in value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]:
+            if isinstance(source, yaml.MappingNode):
+                found = _find_key(source, name, depth + 1)
+                if found is not None:
+                    return found
+    return None
 
 
 class _Abort(Exception):
@@ -144,81 +185,101 @@ def _pos(mark: yaml.Mark) -> tuple[int, int]:
 
 
 class _Builder:
-    def __init__(self, doc: Document) -> None:
+    """Data from a node tree, with the checks a topology needs (size, depth, tags, recursive
+    aliases, duplicate and merge keys). The path to the node being built is a stack, made a
+    tuple only for a finding."""
+
+    def __init__(self, doc: Document, anchors: bool = True) -> None:
         self.doc = doc
+        # A node can recur (and so contain itself) only through an alias of an anchor, and
+        # a text without "&" has no anchor: it needs no recursion bookkeeping.
+        self.anchors = anchors
         self.count = 0
+        self.stack: list[str | int] = []
         self.active: set[int] = set()  # nodes on the current descent, to catch recursive aliases
 
-    def fatal(self, node: yaml.Node, path: Path, message: str, rule: str) -> NoReturn:
+    def fatal(self, node: yaml.Node, message: str, rule: str) -> NoReturn:
         line, column = _pos(node.start_mark)
-        self.doc.findings.append(Finding(self.doc.file, line, column, json_path(path), message, rule))
+        self.doc.findings.append(Finding(self.doc.file, line, column, json_path(tuple(self.stack)), message, rule))
         raise _Abort
 
-    def build(self, node: yaml.Node, path: Path) -> Any:
+    def build(self, node: yaml.Node) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
-            self.fatal(node, path, f"document expands to more than {MAX_NODES} nodes "
+            self.fatal(node, f"document expands to more than {MAX_NODES} nodes "
                        "(an alias/anchor bomb?); refusing to load it", "yaml.too-large")
-        if len(path) > MAX_DEPTH:
-            self.fatal(node, path, f"document nests deeper than {MAX_DEPTH} levels; refusing to load it",
-                       "yaml.too-deep")
-        self.doc.values.setdefault(path, node)
+        if len(self.stack) > MAX_DEPTH:
+            self.fatal(node, f"document nests deeper than {MAX_DEPTH} levels; refusing to load it", "yaml.too-deep")
         if isinstance(node, yaml.ScalarNode):
-            return self.scalar(node, path)
+            if node.tag in _AS_STRING:
+                return node.value
+            convert = _CONVERT.get(node.tag)
+            if convert is None:
+                self.fatal(node, f"unsupported YAML tag {node.tag!r}; a topology is plain YAML", "yaml.tag")
+            return convert(node)
         if node.tag not in _COLLECTION_TAGS:
-            self.fatal(node, path, f"unsupported YAML tag {node.tag!r}; a topology is plain YAML", "yaml.tag")
+            self.fatal(node, f"unsupported YAML tag {node.tag!r}; a topology is plain YAML", "yaml.tag")
+        if not self.anchors:
+            return self.collection(node)
         if id(node) in self.active:
-            self.fatal(node, path, "recursive alias: a node contains itself", "yaml.recursive-alias")
+            self.fatal(node, "recursive alias: a node contains itself", "yaml.recursive-alias")
         self.active.add(id(node))
         try:
-            if isinstance(node, yaml.SequenceNode):
-                return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
-            assert isinstance(node, yaml.MappingNode)  # the tags above leave only mappings
-            return self.mapping(node, path)
+            return self.collection(node)
         finally:
             self.active.discard(id(node))
 
-    def scalar(self, node: yaml.ScalarNode, path: Path) -> Any:
-        if node.tag in _AS_STRING:
-            return node.value
-        convert = _CONVERT.get(node.tag)
-        if convert is None:
-            self.fatal(node, path, f"unsupported YAML tag {node.tag!r}; a topology is plain YAML",
-                       "yaml.tag")
-        return convert(node)
+    def _string(self, node: yaml.Node) -> bool:
+        """Whether node is a string scalar build() would return as is (and count): most
+        nodes are, and taking them inline saves a call each."""
+        if node.__class__ is _ScalarNode and node.tag in _AS_STRING and self.count < MAX_NODES \
+                and len(self.stack) <= MAX_DEPTH:
+            self.count += 1
+            return True
+        return False
 
-    def key(self, node: yaml.Node, path: Path) -> str:
-        if not isinstance(node, yaml.ScalarNode):
-            self.fatal(node, path, "mapping keys must be plain scalars, not a list or mapping", "yaml.key")
-        # Keys are names: `1:` and `true:` mean the strings "1" and "true".
-        return node.value
+    def collection(self, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.SequenceNode):
+            out = []
+            stack = self.stack
+            for i, item in enumerate(node.value):
+                stack.append(i)
+                out.append(item.value if self._string(item) else self.build(item))
+                stack.pop()
+            return out
+        assert isinstance(node, yaml.MappingNode)  # build() leaves only mappings
+        return self.mapping(node)
 
-    def mapping(self, node: yaml.MappingNode, path: Path) -> dict:
+    def mapping(self, node: yaml.MappingNode) -> dict:
         out: dict[str, Any] = {}
         seen: dict[str, yaml.Node] = {}
         merged: list[yaml.Node] = []
+        stack = self.stack
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:
                 merged.append(value_node)
                 continue
-            name = self.key(key_node, path)
-            here = path + (name,)
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.fatal(key_node, "mapping keys must be plain scalars, not a list or mapping", "yaml.key")
+            # Keys are names: `1:` and `true:` mean the strings "1" and "true".
+            name = key_node.value
             if name in seen:
                 self.doc.findings.append(Finding(
-                    self.doc.file, *_pos(key_node.start_mark), json_path(here),
+                    self.doc.file, *_pos(key_node.start_mark), json_path((*stack, name)),
                     f"duplicate key {name!r} (first defined at line {seen[name].start_mark.line + 1})",
                     "yaml.duplicate-key"))
                 continue
             seen[name] = key_node
-            self.doc.keys.setdefault(here, key_node)
-            out[name] = self.build(value_node, here)
+            stack.append(name)
+            out[name] = value_node.value if self._string(value_node) else self.build(value_node)
+            stack.pop()
         # YAML merge keys (`<<: *defaults`): explicit keys win, earlier merges win over later.
         for value_node in merged:
             sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
             for source in sources:
                 if not isinstance(source, yaml.MappingNode):
-                    self.fatal(source, path, "a merge key (<<) must refer to a mapping", "yaml.merge")
-                for name, value in self.mapping(source, path).items():
+                    self.fatal(source, "a merge key (<<) must refer to a mapping", "yaml.merge")
+                for name, value in self.mapping(source).items():
                     out.setdefault(name, value)
         return out
 
@@ -283,9 +344,10 @@ def load(raw: bytes, file: str, *, loader: type | None = None) -> Document:
                                         f"top level must be a mapping (apiVersion, kind, metadata, spec), "
                                         f"got {kind}", "yaml.not-mapping"))
         return doc
-    builder = _Builder(doc)
+    doc.root = root
+    builder = _Builder(doc, anchors="&" in text)
     try:
-        data = builder.build(root, ())
+        data = builder.build(root)
     except _Abort:
         return doc
     except RecursionError:  # bounded by MAX_DEPTH; kept so no input can crash the loader

@@ -184,6 +184,21 @@ def test_kubeconform_findings_name_the_object_and_path(tmp_path):
     assert finding.json_path == "$.spec.template.spec.containers[0]"
 
 
+def test_kubeconform_gets_one_worker_until_the_input_is_large_and_a_core_stays_for_pdgen(tmp_path, monkeypatch):
+    from pdgen.lint import kubeconform
+    small, big = tmp_path / "small.yaml", tmp_path / "big.yaml"
+    small.write_text("a: 1\n" * 100_000)  # 0.6 MB: the examples together are 0.8 MB
+    big.write_text("a: 1\n" * 1_300_000)  # 7.8 MB
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert kubeconform.workers([str(small)]) == 1
+    assert kubeconform.workers([str(big)]) == 3
+    assert kubeconform.workers([str(big), "-"]) == 3  # standard input has no size to go by
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert kubeconform.workers([str(big)]) == 1
+    monkeypatch.setattr("os.cpu_count", lambda: None)
+    assert kubeconform.workers([str(big)]) == 1
+
+
 def test_custom_resources_are_validated_not_skipped(tmp_path):
     objects = docs("examples/deepseek-r1-671b-multinode.yaml")
     obj(objects, "LeaderWorkerSet", "deepseek-r1-pd-prefill")["spec"]["leaderWorkerTemplate"]["size"] = "two"
