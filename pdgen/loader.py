@@ -92,6 +92,7 @@ _CONVERT = {
 _AS_STRING = {_TAG + "str", _TAG + "timestamp", _TAG + "binary"}
 _COLLECTION_TAGS = {_TAG + "seq", _TAG + "map"}
 _ScalarNode = yaml.ScalarNode
+_INT = _TAG + "int"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
@@ -213,6 +214,9 @@ class _Builder:
         if isinstance(node, yaml.ScalarNode):
             if node.tag in _AS_STRING:
                 return node.value
+            value = node.value
+            if node.tag == _INT and value.isascii() and value.isdigit() and (value[0] != "0" or value == "0"):
+                return int(value)  # decimal: YAML 1.1's octal, hex, binary, "_" and "1:30" go below
             convert = _CONVERT.get(node.tag)
             if convert is None:
                 self.fatal(node, f"unsupported YAML tag {node.tag!r}; a topology is plain YAML", "yaml.tag")
@@ -229,22 +233,19 @@ class _Builder:
         finally:
             self.active.discard(id(node))
 
-    def _string(self, node: yaml.Node) -> bool:
-        """Whether node is a string scalar build() would return as is (and count): most
-        nodes are, and taking them inline saves a call each."""
-        if node.__class__ is _ScalarNode and node.tag in _AS_STRING and self.count < MAX_NODES \
-                and len(self.stack) <= MAX_DEPTH:
-            self.count += 1
-            return True
-        return False
-
     def collection(self, node: yaml.Node) -> Any:
         if isinstance(node, yaml.SequenceNode):
             out = []
             stack = self.stack
             for i, item in enumerate(node.value):
                 stack.append(i)
-                out.append(item.value if self._string(item) else self.build(item))
+                # String scalars, most nodes, inline: what build() would do, minus a call.
+                if item.__class__ is _ScalarNode and item.tag in _AS_STRING and self.count < MAX_NODES \
+                        and len(stack) <= MAX_DEPTH:
+                    self.count += 1
+                    out.append(item.value)
+                else:
+                    out.append(self.build(item))
                 stack.pop()
             return out
         assert isinstance(node, yaml.MappingNode)  # build() leaves only mappings
@@ -271,7 +272,12 @@ class _Builder:
                 continue
             seen[name] = key_node
             stack.append(name)
-            out[name] = value_node.value if self._string(value_node) else self.build(value_node)
+            if value_node.__class__ is _ScalarNode and value_node.tag in _AS_STRING \
+                    and self.count < MAX_NODES and len(stack) <= MAX_DEPTH:  # as in collection()
+                self.count += 1
+                out[name] = value_node.value
+            else:
+                out[name] = self.build(value_node)
             stack.pop()
         # YAML merge keys (`<<: *defaults`): explicit keys win, earlier merges win over later.
         for value_node in merged:

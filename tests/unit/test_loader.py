@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from pdgen import loader
 from pdgen.loader import json_path, load
@@ -34,6 +35,19 @@ def test_duplicate_key_reports_both_lines_and_keeps_no_data():
 def test_scalars_follow_json_types_and_timestamps_stay_strings():
     doc = load(b"i: 3\nf: 0.5\nb: true\nn: null\nd: 2025-01-11\ns: '3'\nk: {1: x}\n", "t.yaml")
     assert doc.data == {"i": 3, "f": 0.5, "b": True, "n": None, "d": "2025-01-11", "s": "3", "k": {"1": "x"}}
+
+
+@pytest.mark.parametrize("text", ["7", "0", "00", "010", "0o17", "0x1f", "0b101", "1_000", "+7", "-5", "1:30",
+                                  "99999999999999999999"])
+def test_integers_read_as_yaml_1_1_reads_them(text):
+    # The loader takes plain decimals itself, and leaves every other spelling to PyYAML.
+    assert load(f"i: {text}\n".encode(), "t.yaml").data == yaml.safe_load(f"i: {text}\n")
+
+
+def test_the_node_budget_holds_without_anchors_too(monkeypatch):
+    monkeypatch.setattr(loader, "MAX_NODES", 50)
+    doc = load(b"a: [" + b", ".join(b"x" for _ in range(60)) + b"]\n", "t.yaml")
+    assert rules(doc) == ["yaml.too-large"]
 
 
 def test_merge_keys_explicit_wins():
