@@ -7,21 +7,30 @@ a hint where we can give one; the schema carries the hints as ``x-messages``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 import functools
+import hashlib
 import json
+import marshal
+import os
+import pathlib
 import re
-from collections.abc import Iterator
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
 
 from pdgen.findings import Finding
 from pdgen.loader import Document
+
+if TYPE_CHECKING:  # jsonschema is imported where a finding is made: a valid topology never needs it
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 SCHEMA_FILE = "topology.schema.json"
 RULE = "schema"
@@ -38,24 +47,87 @@ def topology_schema() -> dict:
 
 @functools.cache
 def _validator() -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
     return Draft202012Validator(topology_schema())
 
 
-# jsonschema gives the precise, located errors but costs ~1 ms per topology; a compiled
-# fastjsonschema validator answers "valid?" ~10x faster but costs ~150 ms to build. So
-# batches switch to it after a few documents, and only ever to skip jsonschema on a
-# document it accepts: every finding still comes from jsonschema. tests/unit/test_schema.py
-# checks that both agree on every fixture and example.
+# jsonschema gives the precise, located errors but costs ~1 ms per topology, and ~0.1 s to
+# import; a compiled fastjsonschema validator answers "valid?" ~10x faster. It is only ever
+# used to skip jsonschema on a document jsonschema accepts: every finding still comes from
+# jsonschema (tests/unit/test_schema.py checks that both agree on every fixture and example).
+# Compiling it costs ~0.25 s, so its bytecode is kept in the user's cache, keyed by the schema,
+# fastjsonschema's version and the interpreter: loading it there costs ~2 ms, which is what
+# makes `pdgen validate one.yaml` in a pre-commit hook cheap. Without a writable cache, a
+# process switches to it only once a batch is worth the compile.
 FAST_PATH_AFTER = 16
+CACHE_ENV = "PDGEN_CACHE_DIR"
 _seen = 0
 
 
-@functools.cache
-def fast_validator():
-    # fastjsonschema rewrites $refs in place, and draft 7 covers every keyword we use.
+def _draft7() -> dict:
+    # fastjsonschema rewrites $refs in place, and draft 7 covers every keyword we use. Without
+    # $id the entry point is named "validate" (fastjsonschema names functions by scope).
     draft7 = copy.deepcopy(topology_schema())
     draft7["$schema"] = "http://json-schema.org/draft-07/schema#"
-    return fastjsonschema.compile(draft7, use_default=False)
+    draft7.pop("$id", None)
+    return draft7
+
+
+def cache_dir() -> pathlib.Path:
+    """$PDGEN_CACHE_DIR, else $XDG_CACHE_HOME/pdgen, else ~/.cache/pdgen."""
+    if os.environ.get(CACHE_ENV):
+        return pathlib.Path(os.environ[CACHE_ENV])
+    return pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache") / "pdgen"
+
+
+@functools.cache
+def _cache_file() -> pathlib.Path | None:
+    """Where the compiled validator is kept, or None when there is nowhere to keep it."""
+    key = hashlib.sha256("\0".join([schema_text(), fastjsonschema.VERSION, sys.implementation.cache_tag,
+                                     sys.version]).encode()).hexdigest()[:16]
+    try:
+        path = cache_dir() / f"topology-validator-{key}.marshal"
+        if path.is_file():
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (OSError, RuntimeError):  # RuntimeError: no home directory to expand
+        return None
+    return path if os.access(path.parent, os.W_OK) else None
+
+
+def _entry(code) -> Callable[[Any], Any]:
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)  # the code fastjsonschema generated from pdgen's own schema
+    return namespace["validate"]
+
+
+@functools.cache
+def fast_validator() -> Callable[[Any], Any]:
+    path = _cache_file()
+    if path is not None and path.is_file():
+        try:
+            return _entry(marshal.loads(path.read_bytes()))
+        except Exception:  # a damaged or foreign entry: rebuilt below
+            pass
+    code = compile(fastjsonschema.compile_to_code(_draft7(), use_default=False), "<topology-validator>", "exec")
+    if path is not None:
+        _keep(path, marshal.dumps(code))
+    return _entry(code)
+
+
+def _keep(path: pathlib.Path, data: bytes) -> None:
+    """Write a cache entry through a temporary file renamed into place, so no reader sees
+    half of one; on failure nothing is left behind (a cache only saves time)."""
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def fast_is_valid(data: Any) -> bool:
@@ -64,7 +136,6 @@ def fast_is_valid(data: Any) -> bool:
     except fastjsonschema.JsonSchemaException:
         return False
     return True
-
 
 
 def show(value: Any) -> str:
@@ -159,6 +230,7 @@ def _convert(error: ValidationError, doc: Document) -> Iterator[Finding]:
     if error.validator in ("oneOf", "anyOf") and error.context:
         # A branch whose type the value does not even have is the least helpful answer.
         candidates = [e for e in error.context if e.validator != "type"] or error.context
+        from jsonschema.exceptions import best_match
         best = best_match(candidates)
         if best is not None:
             yield from _convert(best, doc)
@@ -190,7 +262,7 @@ def validate(doc: Document) -> list[Finding]:
     """Schema findings for a loaded document, sorted by position, without duplicates."""
     global _seen
     _seen += 1
-    if _seen > FAST_PATH_AFTER and fast_is_valid(doc.data):
+    if (_seen > FAST_PATH_AFTER or _cache_file() is not None) and fast_is_valid(doc.data):
         return []
     found: set[Finding] = set()
     for error in _validator().iter_errors(doc.data):

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -86,14 +89,57 @@ def test_fast_path_agrees_with_jsonschema(path):
     assert schema.fast_is_valid(data) == slow
 
 
-def test_fast_path_is_used_after_a_few_documents(monkeypatch):
+def test_without_a_cache_the_fast_path_is_used_after_a_few_documents(monkeypatch):
     calls = []
+    monkeypatch.setattr(schema, "_cache_file", lambda: None)
     monkeypatch.setattr(schema, "_seen", 0)
     monkeypatch.setattr(schema, "fast_is_valid", lambda data: calls.append(1) or True)
     doc = load(EXAMPLES[0].read_bytes(), "x.yaml")
     for _ in range(schema.FAST_PATH_AFTER + 3):
         assert schema.validate(doc) == []
     assert len(calls) == 3
+
+
+def _validate_in_a_new_process(path, cache) -> dict:
+    """Validate one file in a fresh interpreter, as a pre-commit hook does; what it loaded."""
+    code = ("import json, sys\n"
+            "from pdgen.validate import check_file\n"
+            f"r = check_file({str(path)!r})\n"
+            "print(json.dumps({'errors': r.has_errors, 'jsonschema': 'jsonschema' in sys.modules}))")
+    env = dict(os.environ, PDGEN_CACHE_DIR=str(cache))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def test_a_valid_topology_never_loads_jsonschema_and_the_compiled_check_is_cached(tmp_path):
+    cache = tmp_path / "cache"
+    first = _validate_in_a_new_process(EXAMPLES[0], cache)
+    [entry] = cache.glob("topology-validator-*.marshal")
+    stamp = entry.stat().st_mtime_ns
+    second = _validate_in_a_new_process(EXAMPLES[0], cache)
+    assert first == second == {"errors": False, "jsonschema": False}
+    assert entry.stat().st_mtime_ns == stamp  # read, not written again
+    assert [p.name for p in cache.iterdir()] == [entry.name]  # no temporary file left behind
+    # An invalid topology still gets jsonschema's located findings.
+    assert _validate_in_a_new_process(INVALID[0], cache) == {"errors": True, "jsonschema": True}
+
+
+def test_a_damaged_cache_entry_is_rebuilt(tmp_path):
+    cache = tmp_path / "cache"
+    _validate_in_a_new_process(EXAMPLES[0], cache)
+    [entry] = cache.glob("topology-validator-*.marshal")
+    good = entry.read_bytes()
+    entry.write_bytes(b"not marshal data")
+    assert _validate_in_a_new_process(EXAMPLES[0], cache) == {"errors": False, "jsonschema": False}
+    assert entry.read_bytes() == good
+
+
+def test_without_a_usable_cache_validation_is_unchanged(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    results = [_validate_in_a_new_process(p, blocker / "cache") for p in (EXAMPLES[0], INVALID[0])]
+    assert results == [{"errors": False, "jsonschema": True}, {"errors": True, "jsonschema": True}]
+    assert blocker.read_text() == ""
 
 
 def test_best_match_reduces_one_of_noise(monkeypatch):
