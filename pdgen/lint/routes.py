@@ -39,6 +39,8 @@ ROUTES: dict[str, tuple[set[str], str]] = {
     "sglang.launch_server": (_OPENAI | {"GET /health", "GET /health_generate", "GET /ready", "GET /metrics",
                                         "GET /get_model_info", "GET /get_server_info", "GET /model_info",
                                         "GET /server_info", "POST /generate"},
+                             # /ready: 200 once tokenizer_manager.is_ready(), else 503 (read in the
+                             # sglang-0.5.23 wheel; older releases have no /ready).
                              "sgl-project/sglang v0.5.23 python/sglang/srt/entrypoints/http_server.py"),
     # Workers serve only their system port (DYN_SYSTEM_PORT): /health and /live share one
     # handler (ai-dynamo/dynamo lib/runtime/src/system_status_server.rs).

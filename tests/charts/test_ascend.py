@@ -47,6 +47,12 @@ def test_datasystem_connector_roles():
     assert prefill["kv_connector"] == decode["kv_connector"] == "AscendStoreConnector"
     assert (prefill["kv_role"], decode["kv_role"]) == ("kv_producer", "kv_consumer")
     assert prefill["kv_connector_extra_config"]["backend"] == decode["kv_connector_extra_config"]["backend"] == "yuanrong"
+    # The store hand-over (pd_proxy --handover store) sends decode once prefill has answered.
+    # That answer follows the store put only without use_layerwise: vllm-ascend 0.23.0 (wheel)
+    # ascend_store_connector.py wait_for_save returns at once when use_layerwise is set, and
+    # otherwise pool_worker.py wait_for_save ends with request_queue.join() (fidelity issue, defect 8).
+    assert "use_layerwise" not in prefill["kv_connector_extra_config"]
+    assert prefill["kv_load_failure_policy"] == decode["kv_load_failure_policy"] == "recompute"
 
 
 def test_npus_come_from_the_device_plugin_with_driver_mounts_and_no_privileges():
