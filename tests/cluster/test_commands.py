@@ -10,15 +10,22 @@ Each command meets each case:
 | pending for GPUs | names_what_is_missing (fit) | reports_pending_pods | (a dry run admits it) |
 | missing CRD | names_a_custom_resource... | same test | same test |
 | missing Secret, PVC | names_what_is_missing | names_what_the_pods_read... | names_what_the_pods_read... |
+| download StorageClass | checks_the_download_storage_class... | | |
+
+The commands find the cluster through $KUBECONFIG like kubectl; one test gives --kubeconfig
+and --context instead, with neither $KUBECONFIG nor ~/.kube/config there.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
 import pytest
 import yaml
 
+from tests.cluster.conftest import PDGEN
 from tests.cluster.controlplane import CRASH_LOOP_FAULT, FAULT_MESSAGE, IMAGE_PULL_FAULT
 from tests.conftest import ROOT
 
@@ -98,6 +105,47 @@ def test_preflight_names_what_is_missing_at_the_topology_line(gpu_nodes, tmp_pat
     messages = [f["message"] for f in json.loads(out.stdout)["files"][0]["findings"]]
     assert any(m.startswith("Secret hf has no key token (it has: other): its pods cannot start") for m in messages)
     assert not [m for m in messages if "not-a-real-credential" in m]  # never a value
+
+
+def test_preflight_checks_the_download_storage_class_and_takes_kubeconfig_and_context(gpu_nodes, tmp_path):
+    """A download PVC names a StorageClass the cluster lacks, or none where the cluster has no
+    default: either way the PVC stays Pending and the engines wait for the model forever."""
+    cluster = gpu_nodes
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"} | {"HOME": str(home)}
+
+    def preflight(path: str, *flags: str) -> subprocess.CompletedProcess:
+        return subprocess.run([PDGEN, "preflight", path, "--kubeconfig", cluster.kubeconfig, *flags],
+                              capture_output=True, text=True, timeout=300, env=env)
+
+    def download(name: str, **storage) -> str:
+        return _topology(tmp_path, name, model={"name": "Qwen/Qwen2.5-7B-Instruct", "source": {"download": {
+            "from": "hf", "uri": "Qwen/Qwen2.5-7B-Instruct", "storage": {"size": "40Gi", **storage}}}})
+
+    named, unnamed = download("pf-sc", storageClassName="fast-nvme"), download("pf-sc-default")
+    for name in ("pf-sc", "pf-sc-default"):
+        cluster.namespace(name)
+    out = preflight(named, "--context", "pdgen-test")
+    assert out.returncode == 1, out.stdout + out.stderr
+    [line] = [x for x in _lines(out) if "StorageClass" in x]
+    assert line.endswith("error: $.spec.model.source.download.storage.storageClassName: StorageClass fast-nvme "
+                         "does not exist (the cluster has: none) [preflight]")
+    out = preflight(unnamed)
+    assert ("error: $.spec.model.source.download.storage: the cluster has no default StorageClass: the download "
+            "PVC would stay Pending; set storage.storageClassName") in out.stdout, out.stdout + out.stderr
+    default = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "provisioner": "example.com/none",
+               "metadata": {"name": "fast-nvme", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}}
+    cluster.cp.apply(default)
+    try:
+        for path in (named, unnamed):
+            out = preflight(path)
+            assert (out.returncode, _lines(out)) == (0, []), out.stdout + out.stderr
+    finally:
+        cluster.cp.api("DELETE", "/apis/storage.k8s.io/v1/storageclasses/fast-nvme")
+    out = preflight(named, "--context", "elsewhere")
+    assert out.returncode == 3 and out.stdout == ""
+    assert out.stderr == "pdgen: error: no context 'elsewhere' in the kubeconfig (known: pdgen-test)\n"
 
 
 def test_preflight_names_a_custom_resource_the_cluster_does_not_serve(cluster, tmp_path):
