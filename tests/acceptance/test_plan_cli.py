@@ -85,3 +85,14 @@ def test_plan_says_what_is_scraped_and_what_monitors_it(runner):
     assert o["how"] == "podMonitor" and {t["component"] for t in o["targets"]} == {"prefill", "decode", "frontend",
                                                                                    "etcd"}
     assert "PDRouterNoPrefillWorker" in o["alerts"] and o["dashboard"] == "dynamo-pd-dashboard"
+
+
+@pytest.mark.parametrize("command", [["plan"], ["status", "--kubeconfig", "/nonexistent"]])
+def test_an_invalid_topology_under_format_json_is_still_one_json_document(runner, command):
+    """A script reading `--format json` gets the findings as JSON, never the text report;
+    status stops at the findings before it looks for a cluster."""
+    bad = ROOT / "tests" / "fixtures" / "rules" / "scaling-ratio" / "fail.yaml"
+    result = runner.invoke(cli, [*command, "--format", "json", str(bad)])
+    assert result.exit_code == 1, result.output
+    [file] = json.loads(result.output)["files"]
+    assert file["file"] == str(bad) and {f["rule"] for f in file["findings"]} == {"scaling-ratio"}
