@@ -89,8 +89,10 @@ MONITORING = Monitoring(
               "decode engines serve requests while no prefill engine gets any",
               "the router's --prefill list and the prefill pods: `pdgen status`; smg_worker_selection_total by "
               "worker_type", "sglang-engine", "10m", when=_PD),
-        # Each counter appears at its first failure, and a sum over no series is no value, not
-        # 0: "or vector(0)" lets either kind of failure fire alone (tests/charts/test_alert_logic.py).
+        # Each counter appears at its first failure (sglang 0.5.23 wheel, observability/
+        # metrics_collector.py: labelled Counters, .labels() called only at .inc()), and a sum over
+        # no series is no value, not 0: "or vector(0)" lets either kind of failure fire alone
+        # (tests/charts/test_alert_logic.py).
         Alert("PDKVTransferFailing",
               f"(sum(increase(sglang:num_transfer_failed_reqs_total{sel()}[{RATE}])) or vector(0)) + "
               f"(sum(increase(sglang:num_bootstrap_failed_reqs_total{sel()}[{RATE}])) or vector(0)) > 0",
