@@ -225,14 +225,18 @@ class Namespace:
         self.running.append(running)
         return running
 
-    def stop(self, which: Running, timeout: float = 10.0) -> None:
-        if which.proc.poll() is None:
-            os.killpg(which.proc.pid, signal.SIGTERM)  # its own session: the group is what it started
-            try:
-                which.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(which.proc.pid, signal.SIGKILL)
-                which.proc.wait(5)
+    def stop(self, which: Running, timeout: float = 10.0) -> bool:
+        """SIGTERM, then SIGKILL after timeout; whether SIGTERM was enough (a clean stop)."""
+        if which.proc.poll() is not None:
+            return True
+        os.killpg(which.proc.pid, signal.SIGTERM)  # its own session: the group is what it started
+        try:
+            which.proc.wait(timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            os.killpg(which.proc.pid, signal.SIGKILL)
+            which.proc.wait(5)
+            return False
 
     def close(self) -> None:
         for running in reversed(self.running):
