@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.charts.helpers import kubeconform
+from tests.charts.helpers import kubeconform, render
 
 LWS_UPSTREAM_SAMPLE = """
 apiVersion: leaderworkerset.x-k8s.io/v1
@@ -91,4 +91,40 @@ def _mutate(text, edit):
 def test_broken_objects_are_invalid(text, edit, needle):
     result = _check(_mutate(text, edit))
     assert result.returncode == 1
+    assert "Invalid: 1" in result.stdout and needle in result.stdout
+
+
+def _rendered(kind: str) -> str:
+    """A RoleBasedGroup (with its CoordinatedPolicy and scaling adapter) or a DisaggregatedSet
+    as the charts render it: the API server admits these (tests/cluster/test_group_forms.py)."""
+    form = "disaggregatedset" if kind == "DisaggregatedSet" else "rolebasedgroup"
+    values = {"deployment": {"form": form, "rollout": "coordinated" if form == "rolebasedgroup" else "independent"},
+              "decode": {"autoscaling": {"enabled": True, "minReplicas": 1, "maxReplicas": 4,
+                                         "metric": {"name": "vllm:num_requests_waiting", "averageValue": "8"}}}}
+    [obj] = [o for o in render("vllm-mooncake", values) if o["kind"] == kind]
+    return yaml.safe_dump(obj)
+
+
+GROUP_KINDS = ["RoleBasedGroup", "CoordinatedPolicy", "DisaggregatedSet"]
+
+
+@pytest.mark.parametrize("kind", GROUP_KINDS)
+def test_rendered_group_objects_are_valid(kind):
+    result = _check(_rendered(kind))
+    assert result.returncode == 0, result.stdout
+    assert "Valid: 1, Invalid: 0, Errors: 0, Skipped: 0" in result.stdout
+
+
+@pytest.mark.parametrize("kind,edit,needle", [
+    ("RoleBasedGroup", lambda d: d["spec"]["roles"][0].update(replica=1), "replica"),
+    ("RoleBasedGroup", lambda d: d["spec"]["roles"][0].update(dependencies="prefill"), "dependencies"),
+    ("RoleBasedGroup", lambda d: d["spec"]["roleTemplates"][0]["template"]["spec"]["containers"][0]
+     .update(ports="8000"), "ports"),  # the shared pod template is checked too
+    ("CoordinatedPolicy", lambda d: d["spec"].update(maxskew="10%"), "maxskew"),
+    ("DisaggregatedSet", lambda d: d["spec"]["roles"][0].update(replicas="two"), "replicas"),
+    ("DisaggregatedSet", lambda d: d["spec"]["roles"][0]["spec"]["leaderWorkerTemplate"].update(sise=1), "sise"),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_broken_group_objects_are_invalid(kind, edit, needle):
+    result = _check(_mutate(_rendered(kind), edit))
+    assert result.returncode == 1, result.stdout
     assert "Invalid: 1" in result.stdout and needle in result.stdout
