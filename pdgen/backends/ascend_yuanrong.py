@@ -98,7 +98,9 @@ def static_router(spec: dict) -> str | None:
 # -- monitoring: vLLM-Ascend runs vLLM's own engine metrics (vllm/v1/metrics/loggers.py; the
 # long-standing names only), pdgen's proxy (kvBackend datasystem) and etcd; catalog:
 # pdgen/data/metrics.json. vllm-ascend's load-balance proxy and the datasystem worker serve
-# no Prometheus metrics.
+# no Prometheus metrics. vllm-ascend 0.23.0 runs on vLLM 0.23.0 (vllm_version_is("0.23.0")
+# throughout its wheel), whose loggers.py has every name used here, prompt_tokens_by_source
+# with each source's series made at start (read in the vllm-0.23.0 wheel).
 _SERVING = "decode|server"
 _PD = ("mode=disaggregated",)
 _OWN_PROXY = (*_PD, "variant.kvBackend=datasystem")
@@ -130,6 +132,17 @@ MONITORING = Monitoring(
         )),
     ),
     alerts=(
+        # Neither connector counts its failures in a metric; a load that fails (or a store
+        # miss) makes decode compute the prompt itself (kv_load_failure_policy recompute), which
+        # vLLM counts as local_compute prompt tokens.
+        Alert("PDDecodeDoingPrefill",
+              f"sum(rate(vllm:prompt_tokens_by_source_total{sel('decode', source='local_compute')}[{RATE}])) > "
+              f"0.5 * sum(rate(vllm:prompt_tokens_total{sel('decode')}[{RATE}]))",
+              "decode computes more than half of its prompt tokens itself instead of loading them: KV hand-overs "
+              "fail or miss",
+              "the engines' logs for store or transfer errors; the datasystem worker on each node "
+              "(DS_WORKER_ADDR) or the Mooncake ports; kv_load_failure_policy recompute hides failed loads",
+              "vllm-engine", "15m", when=_PD),
         Alert("PDProxyNoHealthyInstance",
               f"max by (role) (pdgen_proxy_instances{sel('router', state='healthy')}) == 0",
               "pdgen's proxy has no healthy instance of a role: requests get 503",

@@ -140,6 +140,11 @@ CASES = [
          {'vllm:prefix_cache_hits_total{R}': "0+80x70 5600+10x60", 'vllm:prefix_cache_queries_total{R}': "0+100x130"},
          {'vllm:prefix_cache_hits_total{R}': "0+80x130", 'vllm:prefix_cache_queries_total{R}': "0+100x130"},
          at="125m"),
+    Case("yr-qwen-pd", "PDDecodeDoingPrefill",  # a store miss: decode recomputes every prompt
+         {'vllm:prompt_tokens_by_source_total{R,app_kubernetes_io_component="decode",source="local_compute"}':
+          "0+100x60", 'vllm:prompt_tokens_total{R,app_kubernetes_io_component="decode"}': "0+100x60"},
+         {'vllm:prompt_tokens_by_source_total{R,app_kubernetes_io_component="decode",source="local_compute"}':
+          "0+0x60", 'vllm:prompt_tokens_total{R,app_kubernetes_io_component="decode"}': "0+100x60"}),
     Case("yr-qwen-pd", "PDProxyNoHealthyInstance",
          {'pdgen_proxy_instances{R,app_kubernetes_io_component="router",role="prefill",state="healthy"}': "0x60",
           'pdgen_proxy_instances{R,app_kubernetes_io_component="router",role="decode",state="healthy"}': "1x60"},
