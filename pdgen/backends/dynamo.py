@@ -197,6 +197,13 @@ MONITORING = Monitoring(
               "NIXL KV transfers between prefill and decode fail",
               "the workers' logs; NIXL's UCX transport between the pods (RDMA devices, or TCP ports)",
               "vllm-engine", "5m", when=(*_PD, *_VLLM)),
+        Alert("PDKVTransferSlow",
+              f"sum(rate(vllm:nixl_bytes_transferred_sum{sel()}[{RATE}])) / "
+              f"sum(rate(vllm:nixl_xfer_time_seconds_sum{sel()}[{RATE}])) < 2e9",
+              "NIXL moves KV at under 2 GB/s on an RDMA deployment: UCX may have fallen back to TCP",
+              "UCX_TLS and the RDMA devices in the worker pods (/dev/infiniband, the RDMA resource, IPC_LOCK); "
+              "UCX_LOG_LEVEL=info logs the transports it picked", "vllm-engine", "15m",
+              when=(*_PD, *_VLLM, "transport.protocol=rdma")),
         Alert("PDPrefixCacheHitRateCollapsed",
               f"(sum(rate(dynamo_frontend_cached_tokens_sum{sel('frontend')}[{RATE}])) / "
               f"sum(rate(dynamo_frontend_input_sequence_tokens_sum{sel('frontend')}[{RATE}]))) < 0.5 * "

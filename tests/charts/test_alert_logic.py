@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import pytest
 import yaml
 
+from pdgen.backends import BACKENDS
+from tests.charts.helpers import render
 from tests.conftest import ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
@@ -25,12 +27,14 @@ GOLDEN = ROOT / "tests" / "golden"
 
 @dataclass(frozen=True)
 class Case:
-    golden: str                 # tests/golden/<name>.yaml: an example's rendered manifests
+    golden: str                 # tests/golden/<name>.yaml: an example's rendered manifests, or
+                                # the chart rendered with `values` for what no example has
     alert: str
     fault: dict[str, str]       # series -> promtool values, while the fault lasts
     healthy: dict[str, str]     # the same deployment working
     at: str = "40m"             # when the alert must fire (past its `for`)
     labels: dict[str, str] = field(default_factory=dict)  # what the expression keeps (by role, ...)
+    values: dict | None = None
 
 
 # Series names: metric{labels}, where R stands for the release's namespace and instance labels.
@@ -140,6 +144,12 @@ CASES = [
          {'vllm:prefix_cache_hits_total{R}': "0+80x70 5600+10x60", 'vllm:prefix_cache_queries_total{R}': "0+100x130"},
          {'vllm:prefix_cache_hits_total{R}': "0+80x130", 'vllm:prefix_cache_queries_total{R}': "0+100x130"},
          at="125m"),
+    # NIXL over RDMA (no example has it): transfers at TCP speed.
+    Case("dynamo", "PDKVTransferSlow",
+         {'vllm:nixl_bytes_transferred_sum{R}': "0+1e9x60", 'vllm:nixl_xfer_time_seconds_sum{R}': "0+1x60"},
+         {'vllm:nixl_bytes_transferred_sum{R}': "0+2e10x60", 'vllm:nixl_xfer_time_seconds_sum{R}': "0+1x60"},
+         values={"variant": {"engine": "vllm"}, "observability": {"alerts": True},
+                 "transport": {"protocol": "rdma", "rdma": {"resourceName": "rdma/hca", "devices": ["mlx5_0"]}}}),
     Case("yr-qwen-pd", "PDDecodeDoingPrefill",  # a store miss: decode recomputes every prompt
          {'vllm:prompt_tokens_by_source_total{R,app_kubernetes_io_component="decode",source="local_compute"}':
           "0+100x60", 'vllm:prompt_tokens_total{R,app_kubernetes_io_component="decode"}': "0+100x60"},
@@ -154,8 +164,11 @@ CASES = [
 ]
 
 
-def _rule_of(golden: str) -> dict:
-    docs = [d for d in yaml.safe_load_all((GOLDEN / f"{golden}.yaml").read_text()) if d]
+def _rule_of(golden: str, values: dict | None = None) -> dict:
+    if values is None:
+        docs = [d for d in yaml.safe_load_all((GOLDEN / f"{golden}.yaml").read_text()) if d]
+    else:
+        docs = render(golden, values)
     [rule] = [d for d in docs if d["kind"] == "PrometheusRule"]
     return rule
 
@@ -171,7 +184,7 @@ def test_the_alert_fires_on_its_fault_and_not_on_a_healthy_deployment(case, tmp_
     promtool = shutil.which("promtool")
     if not promtool:
         pytest.fail("promtool is not installed: run `make dataplane` (Debian's prometheus package)")
-    rule = _rule_of(case.golden)
+    rule = _rule_of(case.golden, case.values)
     [spec] = [r for g in rule["spec"]["groups"] for r in g["rules"] if r.get("alert") == case.alert]
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
     fired = {"exp_labels": {**spec.get("labels", {}), **case.labels}, "exp_annotations": spec["annotations"]}
@@ -188,18 +201,15 @@ def test_the_alert_fires_on_its_fault_and_not_on_a_healthy_deployment(case, tmp_
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_every_alert_of_every_chart_has_a_case():
+def test_every_alert_of_every_backend_has_a_case():
     """The alerts the data-plane Prometheus fires for real (tests/dataplane/test_prometheus.py)
-    and the NotReady family (one shared expression over up) aside, each chart's alerts are
-    evaluated here, in one of its examples."""
-    def chart(golden: str) -> str:
-        return _rule_of(golden)["metadata"]["labels"]["app.kubernetes.io/name"]
+    and the NotReady family (one shared expression over up) aside, every alert a backend
+    defines (pdgen/backends/*.py MONITORING) is evaluated here, rendered by its chart."""
+    def chart(golden: str, values: dict | None = None) -> str:
+        return _rule_of(golden, values)["metadata"]["labels"]["app.kubernetes.io/name"]
 
-    covered = {(chart(c.golden), c.alert) for c in CASES}
+    covered = {(chart(c.golden, c.values), c.alert) for c in CASES}
     seeded = {"PDPrefillNotReady", "PDRouterNoPrefillWorker", "PDProxyNoHealthyInstance", "PDFrontendErrors"}
-    goldens = sorted(p.stem for p in GOLDEN.glob("*.yaml"))
-    missing = sorted({(chart(golden), r["alert"]) for golden in goldens
-                      for g in _rule_of(golden)["spec"]["groups"] for r in g["rules"]
-                      if "alert" in r and not r["alert"].endswith("NotReady") and r["alert"] not in seeded}
-                     - covered)
-    assert not missing
+    defined = {(name, a.name) for name, b in BACKENDS.items() for a in b.monitoring.alerts
+               if not a.name.endswith("NotReady") and a.name not in seeded}
+    assert sorted(defined - covered) == []
