@@ -14,13 +14,18 @@ _CREDENTIAL_NAME = re.compile(r"(?i)((^|_)(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTI
 # Shapes of real credentials: Hugging Face tokens, AWS and Alibaba Cloud access key ids.
 _CREDENTIAL_VALUE = re.compile(r"\b(hf_[A-Za-z0-9]{30,}|AKIA[0-9A-Z]{16}|LTAI[0-9A-Za-z]{12,30})\b")
 _RDMA_RESOURCE = re.compile(r"(?i)rdma|hca|erdma|infiniband|roce")
+# Device plugins name RDMA resources freely; the charts say which resource is the RDMA one.
+RDMA_RESOURCE_ANNOTATION = "pdgen.io/rdma-resource"
 
 
 def _rdma(template: dict) -> bool:
+    """Whether the pod gets RDMA devices: a requested resource named like one, or the one its
+    pdgen.io/rdma-resource annotation names, or /dev/infiniband from the node."""
     pod = template.get("spec") or {}
+    declared = ((template.get("metadata") or {}).get("annotations") or {}).get(RDMA_RESOURCE_ANNOTATION)
     for c in pod.get("containers") or []:
         limits = (c.get("resources") or {}).get("limits") or {}
-        if any(_RDMA_RESOURCE.search(k) for k in limits):
+        if any(k == declared or _RDMA_RESOURCE.search(k) for k in limits):
             return True
     return any((v.get("hostPath") or {}).get("path") == "/dev/infiniband" for v in pod.get("volumes") or [])
 

@@ -8,10 +8,12 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from pdgen import lint, render
 from pdgen.cli import cli
+from pdgen.validate import check_file
 from tests.conftest import EXAMPLES, ROOT
 
 SGLANG = "examples/ack-sglang-mooncake-qwen7b.yaml"
@@ -130,6 +132,29 @@ def test_privileged_and_ipc_lock_without_rdma_are_caught(tmp_path):
             "memory registration needs it") in found
     # The engines keep IPC_LOCK: they request the RDMA device-plugin resource.
     assert not [m for r, m in found if r == "policy.ipc-lock" and "prefill" in m]
+
+
+@pytest.mark.parametrize("resource", ["gaw/4tzC4ItJPH4-g", "mellanox.com/cx7_sriov"])
+def test_an_rdma_resource_of_any_name_lints_clean_and_undeclared_it_is_still_caught(tmp_path, resource):
+    """Found by `make fuzz`: validate accepted an RDMA resource named unlike "rdma"/"hca", and
+    lint then called the engines' IPC_LOCK needless. The charts now name the RDMA resource on
+    the pod (pdgen.io/rdma-resource); a manifest that requests it without saying so is still
+    held to the name pattern."""
+    doc = yaml.safe_load((ROOT / SGLANG).read_text())
+    doc["spec"]["transport"] = {"protocol": "rdma", "rdma": {"resourceName": resource, "resourceCount": 1}}
+    path = tmp_path / "rdma.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    assert check_file(str(path)).findings == []
+    [result] = lint.lint_files([str(path)])
+    assert result.findings == []
+    rendered = render.render_file(str(path))
+    objects = [d for d in yaml.safe_load_all(rendered.manifests) if d]
+    template = obj(objects, "StatefulSet", "sglang-pd-prefill")["spec"]["template"]
+    assert template["metadata"]["annotations"]["pdgen.io/rdma-resource"] == resource
+    del template["metadata"]["annotations"]["pdgen.io/rdma-resource"]
+    found = messages(lint_docs(tmp_path, objects))
+    assert ("policy.ipc-lock", "StatefulSet/sglang-pd-prefill container prefill: IPC_LOCK without RDMA: only RDMA "
+            "memory registration needs it") in found
 
 
 def test_privileged_rdma_from_the_host_is_rendered_with_its_reason_and_lints_clean(tmp_path):

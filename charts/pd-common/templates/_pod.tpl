@@ -44,6 +44,11 @@ and mount are named "dshm" (a form with its own shared-memory setting drops them
 {{- if $privileged -}}
 {{- $annotations = merge (dict "pdgen.io/privileged" "RDMA devices from the node without a device plugin (transport.rdma.privileged)") $annotations -}}
 {{- end -}}
+{{- /* Device plugins name RDMA resources freely (rdma/hca, aliyun/erdma, a vendor's own): say
+       which one this is, so lint can tell IPC_LOCK and hostNetwork are for RDMA. */ -}}
+{{- if and $rdma $v.transport.rdma.resourceName -}}
+{{- $annotations = merge (dict "pdgen.io/rdma-resource" $v.transport.rdma.resourceName) $annotations -}}
+{{- end -}}
 {{- $labels := include "pd-common.selectorLabels" . | fromYaml -}}
 {{- if $hostNetwork }}{{ $_ := set $labels "pdgen.io/host-network" "engine" }}{{ end -}}
 {{- $labels = merge $labels (default dict .podLabels) -}}
