@@ -98,6 +98,11 @@ def _ds_partition(o):
         "type": "RollingUpdate", "rollingUpdateConfiguration": {"partition": 1}}
 
 
+def _ds_role_twice(o):
+    ds = group(o, "DisaggregatedSet")
+    ds["spec"]["roles"].append(copy.deepcopy(role(ds, "decode")))
+
+
 def _hpa_on_a_static_ds_role(o):
     o.append(_hpa("sglang-pd-ds-decode", "disaggregatedset.x-k8s.io/v1", "DisaggregatedSetRoleScaler"))
 
@@ -118,6 +123,7 @@ DEFECTS = {
     "slices with an External role": ("sglang-pd-ds", _ds_slices_with_external, "group.disaggregatedset",
                                      "slices > 1"),
     "a partition": ("sglang-pd-ds", _ds_partition, "group.disaggregatedset", "partition must be 0"),
+    "a DisaggregatedSet role twice": ("sglang-pd-ds", _ds_role_twice, "group.disaggregatedset", "'decode' twice"),
     "an HPA on a role scaler nothing makes": ("sglang-pd-ds", _hpa_on_a_static_ds_role, "wiring.autoscaler",
                                               "scaling.mode is not External"),
 }
