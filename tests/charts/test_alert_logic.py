@@ -38,6 +38,11 @@ class Case:
 
 
 # Series names: metric{labels}, where R stands for the release's namespace and instance labels.
+# vLLM's hit rate (vLLM and vLLM-Ascend alike): 80% for 70 minutes, then 10%; or 80% throughout.
+_VLLM_HIT_RATE_COLLAPSE = (
+    {'vllm:prefix_cache_hits_total{R}': "0+80x70 5600+10x60", 'vllm:prefix_cache_queries_total{R}': "0+100x130"},
+    {'vllm:prefix_cache_hits_total{R}': "0+80x130", 'vllm:prefix_cache_queries_total{R}': "0+100x130"},
+)
 CASES = [
     Case("sglang-pd", "PDDecodeWithoutPrefill",
          {'sglang:num_requests_total{R,app_kubernetes_io_component="decode"}': "0+60x60",
@@ -95,9 +100,7 @@ CASES = [
          {'master_put_start_failures_total{R,app_kubernetes_io_component="mooncake-master"}': "0+2x60"},
          {'master_put_start_failures_total{R,app_kubernetes_io_component="mooncake-master"}': "5+0x60"}),
     Case("qwen72b-pd", "PDPrefixCacheHitRateCollapsed",
-         {'vllm:prefix_cache_hits_total{R}': "0+80x70 5600+10x60", 'vllm:prefix_cache_queries_total{R}': "0+100x130"},
-         {'vllm:prefix_cache_hits_total{R}': "0+80x130", 'vllm:prefix_cache_queries_total{R}': "0+100x130"},
-         at="125m"),
+         *_VLLM_HIT_RATE_COLLAPSE, at="125m"),
     # Prefill gone altogether (its pods down: no series at all) is the case `unless` must catch.
     Case("dynamo-pd", "PDDecodeWithoutPrefill",
          {'dynamo_component_requests_total{R,app_kubernetes_io_component="decode",dynamo_endpoint="generate"}':
@@ -141,9 +144,7 @@ CASES = [
          {'vllm:num_requests_waiting{R,app_kubernetes_io_component="prefill"}': "20+1x60"},
          {'vllm:num_requests_waiting{R,app_kubernetes_io_component="prefill"}': "2+0x60"}),
     Case("yr-qwen-pd", "PDPrefixCacheHitRateCollapsed",
-         {'vllm:prefix_cache_hits_total{R}': "0+80x70 5600+10x60", 'vllm:prefix_cache_queries_total{R}': "0+100x130"},
-         {'vllm:prefix_cache_hits_total{R}': "0+80x130", 'vllm:prefix_cache_queries_total{R}': "0+100x130"},
-         at="125m"),
+         *_VLLM_HIT_RATE_COLLAPSE, at="125m"),
     # NIXL over RDMA (no example has it): transfers at TCP speed.
     Case("dynamo", "PDKVTransferSlow",
          {'vllm:nixl_bytes_transferred_sum{R}': "0+1e9x60", 'vllm:nixl_xfer_time_seconds_sum{R}': "0+1x60"},
