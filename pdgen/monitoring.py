@@ -116,6 +116,56 @@ def proxy_panels(when: tuple[str, ...]) -> tuple[Panel, Panel]:
                   "pd-proxy", when=when))
 
 
+def sum_by(expr: str, label: str = "app_kubernetes_io_component") -> Query:
+    """expr summed per value of label (the role by default), each value its own legend."""
+    return Query(f"sum by ({label}) ({expr})", f"{{{{{label}}}}}")
+
+
+def proxy_alerts(when: tuple[str, ...]) -> tuple[Alert, Alert]:
+    """pdgen's proxy: a role it cannot reach at all, and a role that fails its requests."""
+    return (Alert("PDProxyNoHealthyInstance",
+                  f"max by (role) (pdgen_proxy_instances{sel('router', state='healthy')}) == 0",
+                  "pdgen's proxy has no healthy instance of a role: requests get 503",
+                  "the role's pods and their /health: `pdgen status`; the proxy logs which instance went down",
+                  "pd-proxy", "1m", severity="critical", when=when),
+            Alert("PDProxyUpstreamErrors",
+                  f"sum by (role) (rate(pdgen_proxy_requests_total{sel('router', outcome='~error|unreachable')}"
+                  f"[{RATE}])) / sum by (role) (rate(pdgen_proxy_requests_total{sel('router')}[{RATE}])) > 0.05",
+                  "more than 5% of the proxy's requests to a role fail",
+                  "the failing role's engine logs; an unreachable instance leaves the rotation until its /health "
+                  "answers", "pd-proxy", "5m", when=when))
+
+
+def decode_computing_prompts(summary: str, runbook: str, when: tuple[str, ...]) -> Alert:
+    """vLLM's decode (vLLM-Ascend's too) computing more than half of its prompt tokens itself:
+    vllm:prompt_tokens_by_source_total{source="local_compute"} against vllm:prompt_tokens_total.
+    What a hand-over that fails, misses or never happens looks like from the engine."""
+    return Alert("PDDecodeDoingPrefill",
+                 f"sum(rate(vllm:prompt_tokens_by_source_total{sel('decode', source='local_compute')}[{RATE}])) > "
+                 f"0.5 * sum(rate(vllm:prompt_tokens_total{sel('decode')}[{RATE}]))",
+                 summary, runbook, "vllm-engine", "15m", when=when)
+
+
+def hit_rate_collapsed(hits: str, lookups: str, runbook: str, reads: str) -> Alert:
+    """The prefix-cache hit rate, two counters (with their selectors) as rate over rate, under
+    half of what it was the hour before."""
+    def ratio(window: str) -> str:
+        return f"(sum(rate({hits}{window})) / sum(rate({lookups}{window})))"
+    return Alert("PDPrefixCacheHitRateCollapsed", f"{ratio(f'[{RATE}]')} < 0.5 * {ratio('[1h] offset 1h')}",
+                 "the prefix-cache hit rate fell to under half of what it was an hour before", runbook, reads, "15m")
+
+
+QUEUE_LIMIT = 16
+
+
+def queue_growing(queue: str, runbook: str, reads: str,
+                  summary: str = "requests queue up and the queue keeps growing") -> Alert:
+    """More than QUEUE_LIMIT requests wait and the queue still grows (its 10-minute slope);
+    ``queue`` sums the waiting requests."""
+    return Alert("PDQueueGrowing", f"({queue} > {QUEUE_LIMIT}) and (deriv({queue}[10m:1m]) > 0)",
+                 summary, runbook, reads, "10m")
+
+
 def role_down_alerts(roles: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[Alert, ...]:
     """One alert per scraped component: none of its pods answers the scrape (or none exists)."""
     out = []

@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
+from pdgen import monitoring as m
 from pdgen.backends import common
 from pdgen.backends.base import Backend, InfraNeeds
 from pdgen.backends.common import Compiled
-from pdgen.monitoring import (
-    RATE,
-    Alert,
-    Monitoring,
-    Panel,
-    Query,
-    Row,
-    latency_row,
-    proxy_panels,
-    quantiles,
-    role_down_alerts,
-    sel,
-)
 from pdgen.quantity import to_bytes
 
 STOCK_IMAGE = "quay.io/ascend/vllm-ascend"
@@ -106,65 +94,46 @@ _PD = ("mode=disaggregated",)
 _OWN_PROXY = (*_PD, "variant.kvBackend=datasystem")
 _ROLE = "app_kubernetes_io_component"
 
-MONITORING = Monitoring(
+MONITORING = m.Monitoring(
     title="vLLM-Ascend + openYuanrong",
     rows=(
-        latency_row("vllm", "vllm-engine", _SERVING, tpot=False),
-        Row("Traffic and the proxy's PD decisions", (
-            *proxy_panels(_OWN_PROXY),
-            Panel("Finished requests per engine role", "vllm:request_success_total per role.",
-                  (Query(f"sum by ({_ROLE}) (rate(vllm:request_success_total{sel()}[{RATE}]))",
+        m.latency_row("vllm", "vllm-engine", _SERVING, tpot=False),
+        m.Row("Traffic and the proxy's PD decisions", (
+            *m.proxy_panels(_OWN_PROXY),
+            m.Panel("Finished requests per engine role", "vllm:request_success_total per role.",
+                  (m.Query(f"sum by ({_ROLE}) (rate(vllm:request_success_total{m.sel()}[{m.RATE}]))",
                          f"{{{{{_ROLE}}}}}"),), "vllm-engine", "reqps"),
         )),
-        Row("Queues and KV cache", (
-            Panel("Waiting requests", "vllm:num_requests_waiting per role.",
-                  (Query(f"sum by ({_ROLE}) (vllm:num_requests_waiting{sel()})", f"{{{{{_ROLE}}}}}"),),
+        m.Row("Queues and KV cache", (
+            m.Panel("Waiting requests", "vllm:num_requests_waiting per role.",
+                  (m.Query(f"sum by ({_ROLE}) (vllm:num_requests_waiting{m.sel()})", f"{{{{{_ROLE}}}}}"),),
                   "vllm-engine"),
-            Panel("KV cache usage", "vllm:kv_cache_usage_perc per role.",
-                  (Query(f"avg by ({_ROLE}) (vllm:kv_cache_usage_perc{sel()})", f"{{{{{_ROLE}}}}}"),),
+            m.Panel("KV cache usage", "vllm:kv_cache_usage_perc per role.",
+                  (m.Query(f"avg by ({_ROLE}) (vllm:kv_cache_usage_perc{m.sel()})", f"{{{{{_ROLE}}}}}"),),
                   "vllm-engine", "percentunit"),
-            Panel("Prefix cache hit rate", "vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total per role.",
-                  (Query(f"sum by ({_ROLE}) (rate(vllm:prefix_cache_hits_total{sel()}[{RATE}])) / sum by ({_ROLE}) "
-                         f"(rate(vllm:prefix_cache_queries_total{sel()}[{RATE}]))", f"{{{{{_ROLE}}}}}"),),
+            m.Panel("Prefix cache hit rate", "vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total per role.",
+                  (m.Query(f"sum by ({_ROLE}) (rate(vllm:prefix_cache_hits_total{m.sel()}[{m.RATE}])) / sum by ({_ROLE}) "
+                         f"(rate(vllm:prefix_cache_queries_total{m.sel()}[{m.RATE}]))", f"{{{{{_ROLE}}}}}"),),
                   "vllm-engine", "percentunit"),
-            Panel("Prefill leg (compute and the store put)", "pdgen_proxy_prefill_duration_seconds.",
-                  quantiles("pdgen_proxy_prefill_duration_seconds", "router"), "pd-proxy", "s", when=_OWN_PROXY),
+            m.Panel("Prefill leg (compute and the store put)", "pdgen_proxy_prefill_duration_seconds.",
+                  m.quantiles("pdgen_proxy_prefill_duration_seconds", "router"), "pd-proxy", "s", when=_OWN_PROXY),
         )),
     ),
     alerts=(
         # Neither connector counts its failures in a metric; a load that fails (or a store
         # miss) makes decode compute the prompt itself (kv_load_failure_policy recompute), which
         # vLLM counts as local_compute prompt tokens.
-        Alert("PDDecodeDoingPrefill",
-              f"sum(rate(vllm:prompt_tokens_by_source_total{sel('decode', source='local_compute')}[{RATE}])) > "
-              f"0.5 * sum(rate(vllm:prompt_tokens_total{sel('decode')}[{RATE}]))",
-              "decode computes more than half of its prompt tokens itself instead of loading them: KV hand-overs "
-              "fail or miss",
-              "the engines' logs for store or transfer errors; the datasystem worker on each node "
-              "(DS_WORKER_ADDR) or the Mooncake ports; kv_load_failure_policy recompute hides failed loads",
-              "vllm-engine", "15m", when=_PD),
-        Alert("PDProxyNoHealthyInstance",
-              f"max by (role) (pdgen_proxy_instances{sel('router', state='healthy')}) == 0",
-              "pdgen's proxy has no healthy instance of a role: requests get 503",
-              "the role's pods and their /health: `pdgen status`", "pd-proxy", "1m", severity="critical",
-              when=_OWN_PROXY),
-        Alert("PDProxyUpstreamErrors",
-              f"sum by (role) (rate(pdgen_proxy_requests_total{sel('router', outcome='~error|unreachable')}[{RATE}])) "
-              f"/ sum by (role) (rate(pdgen_proxy_requests_total{sel('router')}[{RATE}])) > 0.05",
-              "more than 5% of the proxy's requests to a role fail", "the failing role's engine logs",
-              "pd-proxy", "5m", when=_OWN_PROXY),
-        Alert("PDQueueGrowing",
-              f"(sum(vllm:num_requests_waiting{sel()}) > 16) and "
-              f"(deriv(sum(vllm:num_requests_waiting{sel()})[10m:1m]) > 0)",
-              "requests queue up and the queue keeps growing",
-              "per-role queues: more prefill or more decode instances", "vllm-engine", "10m"),
-        Alert("PDPrefixCacheHitRateCollapsed",
-              f"(sum(rate(vllm:prefix_cache_hits_total{sel()}[{RATE}])) / sum(rate(vllm:prefix_cache_queries_total"
-              f"{sel()}[{RATE}]))) < 0.5 * (sum(rate(vllm:prefix_cache_hits_total{sel()}[1h] offset 1h)) / "
-              f"sum(rate(vllm:prefix_cache_queries_total{sel()}[1h] offset 1h)))",
-              "the prefix-cache hit rate fell to under half of what it was an hour before",
-              "engine restarts and the datasystem workers (the shared KV pool)", "vllm-engine", "15m"),
-        *role_down_alerts((("prefill", _PD), ("decode", _PD), ("router", _OWN_PROXY),
+        m.decode_computing_prompts(
+            "decode computes more than half of its prompt tokens itself instead of loading them: KV hand-overs "
+            "fail or miss",
+            "the engines' logs for store or transfer errors; the datasystem worker on each node "
+            "(DS_WORKER_ADDR) or the Mooncake ports; kv_load_failure_policy recompute hides failed loads", when=_PD),
+        *m.proxy_alerts(_OWN_PROXY),
+        m.queue_growing(f"sum(vllm:num_requests_waiting{m.sel()})",
+                      "per-role queues: more prefill or more decode instances", "vllm-engine"),
+        m.hit_rate_collapsed(f"vllm:prefix_cache_hits_total{m.sel()}", f"vllm:prefix_cache_queries_total{m.sel()}",
+                           "engine restarts and the datasystem workers (the shared KV pool)", "vllm-engine"),
+        *m.role_down_alerts((("prefill", _PD), ("decode", _PD), ("router", _OWN_PROXY),
                            ("server", ("mode=aggregated",)), ("etcd", ("infra.etcd.enabled=true",)))),
     ),
 )

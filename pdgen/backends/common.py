@@ -179,6 +179,11 @@ def base(topology: dict, compiled: Compiled) -> dict:
 # Forms that carry prefill and decode in one custom resource, whose controller rolls them out
 # together (rbg CoordinatedPolicy; lws DisaggregatedSet, KEP-766).
 GROUP_FORMS = ("rolebasedgroup", "disaggregatedset")
+# The defaults of the backends with an OpenAI front on vLLM's port (vllm-mooncake's proxy,
+# Dynamo's frontend): NVIDIA GPUs, port 8000, the connectors' bootstrap port 8998 and
+# round-robin routing. Read only: defaults.effective copies what it merges.
+VLLM_FRONT_DEFAULTS = {"accelerator": {"type": "nvidia"}, "ports": {"http": 8000, "bootstrap": 8998},
+                       "routing": {"policy": "round-robin"}}
 
 
 def deployment(spec: dict) -> dict:

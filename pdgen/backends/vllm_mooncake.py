@@ -4,22 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from pdgen import monitoring as m
 from pdgen.backends import common
 from pdgen.backends.base import Backend, InfraNeeds, Path
 from pdgen.backends.common import Compiled
-from pdgen.monitoring import (
-    RATE,
-    Alert,
-    Monitoring,
-    Panel,
-    Query,
-    Row,
-    latency_row,
-    proxy_panels,
-    quantiles,
-    role_down_alerts,
-    sel,
-)
 from pdgen.quantity import to_bytes
 from pdgen.sizing import GIB
 
@@ -137,119 +125,95 @@ _MASTER = ("infra.mooncakeMaster.enabled=true",)
 _BY_ROLE = "app_kubernetes_io_component"
 
 
-def _by_role(expr: str) -> Query:
-    return Query(f"sum by ({_BY_ROLE}) ({expr})", f"{{{{{_BY_ROLE}}}}}")
-
-
-MONITORING = Monitoring(
+MONITORING = m.Monitoring(
     title="vLLM + Mooncake",
     rows=(
-        latency_row("vllm", "vllm-engine", _SERVING, " (decode in PD: its TTFT includes receiving prefill's KV)"),
-        Row("Traffic and the proxy's PD decisions", (
-            *proxy_panels(_PD),
-            Panel("Finished requests per engine role", "vllm:request_success_total per role.",
-                  (_by_role(f"rate(vllm:request_success_total{sel()}[{RATE}])"),), "vllm-engine", "reqps"),
-            Panel("Where decode's prompt tokens come from", "vllm:prompt_tokens_by_source_total on decode: "
+        m.latency_row("vllm", "vllm-engine", _SERVING, " (decode in PD: its TTFT includes receiving prefill's KV)"),
+        m.Row("Traffic and the proxy's PD decisions", (
+            *m.proxy_panels(_PD),
+            m.Panel("Finished requests per engine role", "vllm:request_success_total per role.",
+                  (m.sum_by(f"rate(vllm:request_success_total{m.sel()}[{m.RATE}])"),), "vllm-engine", "reqps"),
+            m.Panel("Where decode's prompt tokens come from", "vllm:prompt_tokens_by_source_total on decode: "
                   "external_kv_transfer is PD working, local_compute is decode doing the prefill itself.",
-                  (Query(f"sum by (source) (rate(vllm:prompt_tokens_by_source_total{sel('decode')}[{RATE}]))",
+                  (m.Query(f"sum by (source) (rate(vllm:prompt_tokens_by_source_total{m.sel('decode')}[{m.RATE}]))",
                          "{{source}}"),), "vllm-engine", "short", when=(*_PD, "variant.connector!=v0-etcd")),
         )),
-        Row("Queues and KV cache", (
-            Panel("Waiting requests", "vllm:num_requests_waiting per role.",
-                  (_by_role(f"vllm:num_requests_waiting{sel()}"),), "vllm-engine"),
-            Panel("Running requests", "vllm:num_requests_running per role.",
-                  (_by_role(f"vllm:num_requests_running{sel()}"),), "vllm-engine"),
-            Panel("KV cache usage", "vllm:kv_cache_usage_perc per role.",
-                  (Query(f"avg by ({_BY_ROLE}) (vllm:kv_cache_usage_perc{sel()})", f"{{{{{_BY_ROLE}}}}}"),),
+        m.Row("Queues and KV cache", (
+            m.Panel("Waiting requests", "vllm:num_requests_waiting per role.",
+                  (m.sum_by(f"vllm:num_requests_waiting{m.sel()}"),), "vllm-engine"),
+            m.Panel("Running requests", "vllm:num_requests_running per role.",
+                  (m.sum_by(f"vllm:num_requests_running{m.sel()}"),), "vllm-engine"),
+            m.Panel("KV cache usage", "vllm:kv_cache_usage_perc per role.",
+                  (m.Query(f"avg by ({_BY_ROLE}) (vllm:kv_cache_usage_perc{m.sel()})", f"{{{{{_BY_ROLE}}}}}"),),
                   "vllm-engine", "percentunit"),
-            Panel("Prefix cache hit rate", "vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total per role.",
-                  (Query(f"sum by ({_BY_ROLE}) (rate(vllm:prefix_cache_hits_total{sel()}[{RATE}])) / sum by "
-                         f"({_BY_ROLE}) (rate(vllm:prefix_cache_queries_total{sel()}[{RATE}]))",
+            m.Panel("Prefix cache hit rate", "vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total per role.",
+                  (m.Query(f"sum by ({_BY_ROLE}) (rate(vllm:prefix_cache_hits_total{m.sel()}[{m.RATE}])) / sum by "
+                         f"({_BY_ROLE}) (rate(vllm:prefix_cache_queries_total{m.sel()}[{m.RATE}]))",
                          f"{{{{{_BY_ROLE}}}}}"),), "vllm-engine", "percentunit"),
         )),
-        Row("KV transfer", (
-            Panel("MooncakeConnector transfer time", "vllm:mooncake_xfer_time_seconds (pushed from prefill).",
-                  quantiles("vllm:mooncake_xfer_time_seconds", "prefill"), "vllm-engine", "s",
+        m.Row("KV transfer", (
+            m.Panel("MooncakeConnector transfer time", "vllm:mooncake_xfer_time_seconds (pushed from prefill).",
+                  m.quantiles("vllm:mooncake_xfer_time_seconds", "prefill"), "vllm-engine", "s",
                   when=(*_PD, "variant.connector=p2p")),
-            Panel("MooncakeConnector throughput", "Bytes moved per second of transfer: RDMA moves tens of GB/s.",
-                  (Query(f"sum(rate(vllm:mooncake_bytes_transferred_sum{sel()}[{RATE}])) / "
-                         f"sum(rate(vllm:mooncake_xfer_time_seconds_sum{sel()}[{RATE}]))", "bytes/s"),),
+            m.Panel("MooncakeConnector throughput", "Bytes moved per second of transfer: RDMA moves tens of GB/s.",
+                  (m.Query(f"sum(rate(vllm:mooncake_bytes_transferred_sum{m.sel()}[{m.RATE}])) / "
+                         f"sum(rate(vllm:mooncake_xfer_time_seconds_sum{m.sel()}[{m.RATE}]))", "bytes/s"),),
                   "vllm-engine", "Bps", when=(*_PD, "variant.connector=p2p")),
-            Panel("MooncakeConnector failed transfers", "vllm:mooncake_num_failed_transfers_total per second.",
-                  (Query(f"sum(rate(vllm:mooncake_num_failed_transfers_total{sel()}[{RATE}]))", "failed"),),
+            m.Panel("MooncakeConnector failed transfers", "vllm:mooncake_num_failed_transfers_total per second.",
+                  (m.Query(f"sum(rate(vllm:mooncake_num_failed_transfers_total{m.sel()}[{m.RATE}]))", "failed"),),
                   "vllm-engine", "reqps", when=(*_PD, "variant.connector=p2p")),
-            Panel("Prefill leg (compute and hand-over)", "pdgen_proxy_prefill_duration_seconds: the proxy sends "
+            m.Panel("Prefill leg (compute and hand-over)", "pdgen_proxy_prefill_duration_seconds: the proxy sends "
                   "decode once prefill has published the prompt's KV.",
-                  quantiles("pdgen_proxy_prefill_duration_seconds", "router"), "pd-proxy", "s", when=_PD),
+                  m.quantiles("pdgen_proxy_prefill_duration_seconds", "router"), "pd-proxy", "s", when=_PD),
         )),
-        Row("Mooncake store (mooncake_master)", (
-            Panel("Keys", "master_key_count.", (Query(f"sum(master_key_count{sel()})", "keys"),),
+        m.Row("Mooncake store (mooncake_master)", (
+            m.Panel("Keys", "master_key_count.", (m.Query(f"sum(master_key_count{m.sel()})", "keys"),),
                   "mooncake-master", when=_MASTER),
-            Panel("Store memory", "master_allocated_bytes of master_total_capacity_bytes.",
-                  (Query(f"sum(master_allocated_bytes{sel()})", "allocated"),
-                   Query(f"sum(master_total_capacity_bytes{sel()})", "capacity")), "mooncake-master", "bytes",
+            m.Panel("Store memory", "master_allocated_bytes of master_total_capacity_bytes.",
+                  (m.Query(f"sum(master_allocated_bytes{m.sel()})", "allocated"),
+                   m.Query(f"sum(master_total_capacity_bytes{m.sel()})", "capacity")), "mooncake-master", "bytes",
                   when=_MASTER),
-            Panel("Put and get failures", "master_put_start_failures_total and master_get_replica_list_failures_total "
+            m.Panel("Put and get failures", "master_put_start_failures_total and master_get_replica_list_failures_total "
                   "per second.",
-                  (Query(f"sum(rate(master_put_start_failures_total{sel()}[{RATE}]))", "put"),
-                   Query(f"sum(rate(master_get_replica_list_failures_total{sel()}[{RATE}]))", "get")),
+                  (m.Query(f"sum(rate(master_put_start_failures_total{m.sel()}[{m.RATE}]))", "put"),
+                   m.Query(f"sum(rate(master_get_replica_list_failures_total{m.sel()}[{m.RATE}]))", "get")),
                   "mooncake-master", "reqps", when=_MASTER),
         )),
     ),
     alerts=(
-        Alert("PDDecodeDoingPrefill",
-              f"sum(rate(vllm:prompt_tokens_by_source_total{sel('decode', source='local_compute')}[{RATE}])) > "
-              f"0.5 * sum(rate(vllm:prompt_tokens_total{sel('decode')}[{RATE}]))",
-              "decode computes more than half of its prompt tokens itself instead of receiving them",
-              "the connector's kv_role on both sides, KV transfer failures and the store's hit rate; "
-              "kv_load_failure_policy recompute hides failed loads", "vllm-engine", "15m",
-              when=(*_PD, "variant.connector!=v0-etcd")),
-        Alert("PDProxyNoHealthyInstance",
-              f"max by (role) (pdgen_proxy_instances{sel('router', state='healthy')}) == 0",
-              "pdgen's proxy has no healthy instance of a role: requests get 503",
-              "the role's pods and their /health: `pdgen status`; the proxy logs which instance went down",
-              "pd-proxy", "1m", severity="critical", when=_PD),
-        Alert("PDProxyUpstreamErrors",
-              f"sum by (role) (rate(pdgen_proxy_requests_total{sel('router', outcome='~error|unreachable')}[{RATE}])) "
-              f"/ sum by (role) (rate(pdgen_proxy_requests_total{sel('router')}[{RATE}])) > 0.05",
-              "more than 5% of the proxy's requests to a role fail",
-              "the failing role's engine logs; an unreachable instance leaves the rotation until its /health "
-              "answers", "pd-proxy", "5m", when=_PD),
-        Alert("PDKVTransferFailing",
-              f"sum(increase(vllm:mooncake_num_failed_transfers_total{sel()}[{RATE}])) > 0",
+        m.decode_computing_prompts(
+            "decode computes more than half of its prompt tokens itself instead of receiving them",
+            "the connector's kv_role on both sides, KV transfer failures and the store's hit rate; "
+            "kv_load_failure_policy recompute hides failed loads", when=(*_PD, "variant.connector!=v0-etcd")),
+        *m.proxy_alerts(_PD),
+        m.Alert("PDKVTransferFailing",
+              f"sum(increase(vllm:mooncake_num_failed_transfers_total{m.sel()}[{m.RATE}])) > 0",
               "the MooncakeConnector fails KV transfers",
               "the prefill engines' logs; the transfer engine's ports between the pods (and MC_FORCE_TCP for tcp)",
               "vllm-engine", "5m", when=(*_PD, "variant.connector=p2p")),
-        Alert("PDKVTransferSlow",
-              f"sum(rate(vllm:mooncake_bytes_transferred_sum{sel()}[{RATE}])) / "
-              f"sum(rate(vllm:mooncake_xfer_time_seconds_sum{sel()}[{RATE}])) < 2e9",
+        m.Alert("PDKVTransferSlow",
+              f"sum(rate(vllm:mooncake_bytes_transferred_sum{m.sel()}[{m.RATE}])) / "
+              f"sum(rate(vllm:mooncake_xfer_time_seconds_sum{m.sel()}[{m.RATE}])) < 2e9",
               "KV moves at under 2 GB/s on an RDMA deployment: Mooncake may have fallen back to TCP",
               "the engines' logs: the transfer engine says 'Using TCP transport (no HCA detected)' when it finds no "
               "RDMA device", "vllm-engine", "15m", when=(*_PD, "variant.connector=p2p", "transport.protocol=rdma")),
-        Alert("PDMooncakeStoreNearlyFull",
-              f"sum(master_allocated_bytes{sel()}) / sum(master_total_capacity_bytes{sel()}) > 0.95",
+        m.Alert("PDMooncakeStoreNearlyFull",
+              f"sum(master_allocated_bytes{m.sel()}) / sum(master_total_capacity_bytes{m.sel()}) > 0.95",
               "the Mooncake store is over 95% full: new KV evicts old (or puts fail)",
               "globalSegmentSize per engine rank (the store's capacity is what the engines mount) and the "
               "eviction settings", "mooncake-master", "15m", when=_MASTER),
-        Alert("PDMooncakeStorePutsFailing",
-              f"sum(increase(master_put_start_failures_total{sel()}[{RATE}])) > 0",
+        m.Alert("PDMooncakeStorePutsFailing",
+              f"sum(increase(master_put_start_failures_total{m.sel()}[{m.RATE}])) > 0",
               "puts into the Mooncake store fail",
               "mooncake_master's log and its allocation failures (master_put_start_alloc_failures_total)",
               "mooncake-master", "5m", when=_MASTER),
-        Alert("PDPrefixCacheHitRateCollapsed",
-              f"(sum(rate(vllm:prefix_cache_hits_total{sel()}[{RATE}])) / sum(rate(vllm:prefix_cache_queries_total"
-              f"{sel()}[{RATE}]))) < 0.5 * (sum(rate(vllm:prefix_cache_hits_total{sel()}[1h] offset 1h)) / "
-              f"sum(rate(vllm:prefix_cache_queries_total{sel()}[1h] offset 1h)))",
-              "the prefix-cache hit rate fell to under half of what it was an hour before",
-              "engine restarts, the routing policy and the store (LMCache / Mooncake store) hit rates",
-              "vllm-engine", "15m"),
-        Alert("PDQueueGrowing",
-              f"(sum(vllm:num_requests_waiting{sel()}) > 16) and "
-              f"(deriv(sum(vllm:num_requests_waiting{sel()})[10m:1m]) > 0)",
-              "requests queue up and the queue keeps growing",
-              "per-role queues: a growing prefill queue wants more prefill, decode's more decode",
-              "vllm-engine", "10m"),
-        *role_down_alerts((("prefill", _PD), ("decode", _PD), ("router", _PD), ("server", ("mode=aggregated",)),
+        m.hit_rate_collapsed(f"vllm:prefix_cache_hits_total{m.sel()}", f"vllm:prefix_cache_queries_total{m.sel()}",
+                           "engine restarts, the routing policy and the store (LMCache / Mooncake store) hit rates",
+                           "vllm-engine"),
+        m.queue_growing(f"sum(vllm:num_requests_waiting{m.sel()})",
+                      "per-role queues: a growing prefill queue wants more prefill, decode's more decode",
+                      "vllm-engine"),
+        *m.role_down_alerts((("prefill", _PD), ("decode", _PD), ("router", _PD), ("server", ("mode=aggregated",)),
                            ("mooncake-master", _MASTER), ("etcd", ("infra.etcd.enabled=true",)))),
     ),
 )
@@ -260,8 +224,7 @@ BACKEND = Backend(
     summary="vLLM engines with a Mooncake connector (p2p, store, lmcache, v0-etcd) behind pdgen's proxy",
     chart="vllm-mooncake",
     compile=compile,
-    defaults={"variant": {"connector": "p2p"}, "accelerator": {"type": "nvidia"},
-              "ports": {"http": 8000, "bootstrap": 8998}, "routing": {"policy": "round-robin"}},
+    defaults={"variant": {"connector": "p2p"}, **common.VLLM_FRONT_DEFAULTS},
     variants={"connector": ("p2p", "store", "lmcache", "v0-etcd")},
     variant_needs={("connector", "v0-etcd"): {"image": {"repository": "example.com/vllm-v0-mooncake", "tag": "v0.6.2"}}},
     router="the vLLM disaggregation proxy",
