@@ -51,11 +51,15 @@ def gpu_nodes(cluster):
 
 
 def _claim(cluster, namespace: str) -> None:
+    """The model's claim, bound: the PV controller binds it a moment after both exist, and
+    preflight rightly warns about a claim that is still Pending."""
     cluster.model_claim(namespace, "llm-model")
     cluster.cp.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
                       "metadata": {"name": "llm-model", "namespace": namespace},
                       "spec": {"accessModes": ["ReadOnlyMany"], "storageClassName": "",
                                "resources": {"requests": {"storage": "1Gi"}}}})
+    path = f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/llm-model"
+    cluster.wait_until("the model claim bound", lambda: cluster.cp.get(path).get("status", {}).get("phase") == "Bound")
 
 
 def _install(cluster, path: str, tmp_path, release: str, namespace: str) -> None:
@@ -72,11 +76,7 @@ def test_preflight_passes_where_everything_is_there(gpu_nodes, tmp_path):
     cluster = gpu_nodes
     path = _topology(tmp_path, "pf-ok")
     cluster.namespace("pf-ok")
-    cluster.model_claim("pf-ok", "llm-model")
-    cluster.cp.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                      "metadata": {"name": "llm-model", "namespace": "pf-ok"},
-                      "spec": {"accessModes": ["ReadOnlyMany"], "storageClassName": "",
-                               "resources": {"requests": {"storage": "1Gi"}}}})
+    _claim(cluster, "pf-ok")
     out = cluster.pdgen("preflight", path)
     assert (out.returncode, _lines(out)) == (0, []), out.stdout + out.stderr
 
