@@ -101,22 +101,22 @@ MONITORING = m.Monitoring(
         m.Row("Traffic and the proxy's PD decisions", (
             *m.proxy_panels(_OWN_PROXY),
             m.Panel("Finished requests per engine role", "vllm:request_success_total per role.",
-                  (m.Query(f"sum by ({_ROLE}) (rate(vllm:request_success_total{m.sel()}[{m.RATE}]))",
-                         f"{{{{{_ROLE}}}}}"),), "vllm-engine", "reqps"),
+                    (m.Query(f"sum by ({_ROLE}) (rate(vllm:request_success_total{m.sel()}[{m.RATE}]))",
+                             f"{{{{{_ROLE}}}}}"),), "vllm-engine", "reqps"),
         )),
         m.Row("Queues and KV cache", (
             m.Panel("Waiting requests", "vllm:num_requests_waiting per role.",
-                  (m.Query(f"sum by ({_ROLE}) (vllm:num_requests_waiting{m.sel()})", f"{{{{{_ROLE}}}}}"),),
-                  "vllm-engine"),
+                    (m.Query(f"sum by ({_ROLE}) (vllm:num_requests_waiting{m.sel()})", f"{{{{{_ROLE}}}}}"),),
+                    "vllm-engine"),
             m.Panel("KV cache usage", "vllm:kv_cache_usage_perc per role.",
-                  (m.Query(f"avg by ({_ROLE}) (vllm:kv_cache_usage_perc{m.sel()})", f"{{{{{_ROLE}}}}}"),),
-                  "vllm-engine", "percentunit"),
+                    (m.Query(f"avg by ({_ROLE}) (vllm:kv_cache_usage_perc{m.sel()})", f"{{{{{_ROLE}}}}}"),),
+                    "vllm-engine", "percentunit"),
             m.Panel("Prefix cache hit rate", "vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total per role.",
-                  (m.Query(f"sum by ({_ROLE}) (rate(vllm:prefix_cache_hits_total{m.sel()}[{m.RATE}])) / sum by ({_ROLE}) "
-                         f"(rate(vllm:prefix_cache_queries_total{m.sel()}[{m.RATE}]))", f"{{{{{_ROLE}}}}}"),),
-                  "vllm-engine", "percentunit"),
+                    (m.Query(f"sum by ({_ROLE}) (rate(vllm:prefix_cache_hits_total{m.sel()}[{m.RATE}])) / sum by ({_ROLE}) "
+                             f"(rate(vllm:prefix_cache_queries_total{m.sel()}[{m.RATE}]))", f"{{{{{_ROLE}}}}}"),),
+                    "vllm-engine", "percentunit"),
             m.Panel("Prefill leg (compute and the store put)", "pdgen_proxy_prefill_duration_seconds.",
-                  m.quantiles("pdgen_proxy_prefill_duration_seconds", "router"), "pd-proxy", "s", when=_OWN_PROXY),
+                    m.quantiles("pdgen_proxy_prefill_duration_seconds", "router"), "pd-proxy", "s", when=_OWN_PROXY),
         )),
     ),
     alerts=(
@@ -130,11 +130,11 @@ MONITORING = m.Monitoring(
             "(DS_WORKER_ADDR) or the Mooncake ports; kv_load_failure_policy recompute hides failed loads", when=_PD),
         *m.proxy_alerts(_OWN_PROXY),
         m.queue_growing(f"sum(vllm:num_requests_waiting{m.sel()})",
-                      "per-role queues: more prefill or more decode instances", "vllm-engine"),
+                        "per-role queues: more prefill or more decode instances", "vllm-engine"),
         m.hit_rate_collapsed(f"vllm:prefix_cache_hits_total{m.sel()}", f"vllm:prefix_cache_queries_total{m.sel()}",
-                           "engine restarts and the datasystem workers (the shared KV pool)", "vllm-engine"),
+                             "engine restarts and the datasystem workers (the shared KV pool)", "vllm-engine"),
         *m.role_down_alerts((("prefill", _PD), ("decode", _PD), ("router", _OWN_PROXY),
-                           ("server", ("mode=aggregated",)), ("etcd", ("infra.etcd.enabled=true",)))),
+                             ("server", ("mode=aggregated",)), ("etcd", ("infra.etcd.enabled=true",)))),
     ),
 )
 
