@@ -83,8 +83,8 @@ def cache_dir() -> pathlib.Path:
 @functools.cache
 def _cache_file() -> pathlib.Path | None:
     """Where the compiled validator is kept, or None when there is nowhere to keep it."""
-    key = hashlib.sha256("\0".join([schema_text(), fastjsonschema.VERSION, sys.implementation.cache_tag,
-                                     sys.version]).encode()).hexdigest()[:16]
+    # sys.version names the interpreter and its version: what marshal's format depends on.
+    key = hashlib.sha256("\0".join([schema_text(), fastjsonschema.VERSION, sys.version]).encode()).hexdigest()[:16]
     try:
         path = cache_dir() / f"topology-validator-{key}.marshal"
         if path.is_file():
