@@ -178,10 +178,10 @@ def plan_cmd(topology: str, fmt: str, model_config: str | None, prompt_tokens: i
     from pdgen.validate import check_file
 
     result = check_file(topology, model_config)
-    if result.has_errors or result.document is None or result.effective is None or result.values is None:
+    if result.has_errors or result.effective is None or result.values is None:
         click.echo(reporters.render(fmt, [result]), nl=False)  # --format json: still one JSON document
         sys.exit(EXIT_FINDINGS)
-    name = result.document["spec"]["model"]["name"]
+    name = result.effective["spec"]["model"]["name"]
     facts = models.from_hf_config(model_config, name) if model_config else models.lookup(name)
     o = result.effective["spec"]["observability"]
     scraped = None
@@ -245,10 +245,10 @@ def status_cmd(release: str, fmt: str, kubeconfig: str | None, context: str | No
 
     if os.path.isfile(release):
         result = check_file(release)
-        if result.has_errors or result.document is None or result.effective is None:
+        if result.has_errors or result.effective is None:
             click.echo(reporters.render(fmt, [result]), nl=False)  # --format json: still one JSON document
             sys.exit(EXIT_FINDINGS)
-        release, namespace = result.document["metadata"]["name"], namespace or result.effective["metadata"][
+        release, namespace = result.effective["metadata"]["name"], namespace or result.effective["metadata"][
             "namespace"]
     target = _connect(kubeconfig, context, namespace)
     state = status.collect(target, release, target.namespace)

@@ -59,7 +59,7 @@ def _fill(value: Any, plan: tuple) -> None:
         return
     for name, default, sub in plan:
         if name not in value and default is not _NO_DEFAULT:
-            value[name] = _copy(default)
+            value[name] = _copy(default) if default.__class__ in _CONTAINERS else default
         if name in value and sub:
             _fill(value[name], sub)
 
@@ -87,10 +87,11 @@ def _merge_missing(target: dict, defaults: Mapping[str, Any]) -> None:
             _merge_missing(target[key], value)
 
 
-def effective(topology: dict) -> dict:
-    """The topology with every default applied. Expects a schema-valid topology; the
-    input is not modified."""
-    doc = _copy(topology)
+def effective(topology: dict, *, in_place: bool = False) -> dict:
+    """The topology with every default applied. Expects a schema-valid topology. The input
+    is not modified unless ``in_place``: validate passes the data it has just loaded and
+    owns, and copying it would be a fifth of what defaults cost."""
+    doc = topology if in_place else _copy(topology)
     spec = doc["spec"]
     _merge_missing(spec, backends.of(spec).defaults)
     if spec.get("mode", "disaggregated") == "disaggregated":

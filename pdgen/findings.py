@@ -52,13 +52,12 @@ class FileResult:
     subject is an input file (a topology, manifests), or a cluster object ("ns/release")
     for the cluster commands; a finding without a position has line 0.
 
-    ``document``/``source``/``effective``/``values``: the valid document, the loaded source
-    (positions) for later stages to locate their findings, the document with defaults
-    applied and its compiled chart values. ``written``: files written for it (render)."""
+    ``source``/``effective``/``values``: the loaded source (positions) for later stages to
+    locate their findings, the valid document with its defaults applied, and its compiled
+    chart values. ``written``: files written for it (render)."""
 
     file: str
     findings: list[Finding] = field(default_factory=list)
-    document: dict | None = None
     source: Any = None
     effective: dict | None = None
     values: dict | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import Decimal
 
@@ -10,6 +11,9 @@ _FACTOR = {None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15
            "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 
 
+# Topologies and manifests repeat a few sizes (64Gi, 32Gi): the C cache answers those without
+# a Decimal.
+@functools.lru_cache(maxsize=4096)
 def to_bytes(quantity: str | int) -> int:
     """A Kubernetes size quantity (schema-checked) as a number of bytes."""
     if isinstance(quantity, int):

@@ -41,7 +41,7 @@ class Rendered:
 def compile_result(result: FileResult) -> Rendered:
     """Validate-stage result -> compiled values (or findings at topology positions)."""
     rendered = Rendered(result)
-    if result.has_errors or result.document is None or result.effective is None or result.values is None:
+    if result.has_errors or result.effective is None or result.values is None:
         return rendered
     topology, values = result.effective, result.values  # computed by validate
     chart = backends.CHARTS[topology["spec"]["backend"]]

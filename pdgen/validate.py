@@ -11,10 +11,13 @@ from pdgen.findings import FileResult, Finding
 
 def feasibility(doc: loader.Document, model_config: str | None = None) -> tuple[list[Finding], dict, dict]:
     """Cross-role rules and what the backend cannot express, for a schema-valid document;
-    also returns the effective topology and its compiled chart values for later stages."""
+    also returns the effective topology (doc.data, its defaults filled) and its compiled
+    chart values for later stages."""
     from pdgen import backends, defaults, models, rules  # loaded only for documents that get this far
 
-    topology = defaults.effective(doc.data)
+    # The loader built doc.data for this document alone: the defaults go into it (the rules
+    # and compilers read only the effective topology, and positions come from doc.root).
+    topology = defaults.effective(doc.data, in_place=True)
     name = topology["spec"]["model"]["name"]
     facts = models.from_hf_config(model_config, name) if model_config else models.lookup(name)
     findings = rules.run(rules.Context(topology, facts), doc)
@@ -37,7 +40,7 @@ def check_bytes(raw: bytes, file: str, model_config: str | None = None) -> FileR
             findings += more
     result = FileResult(file, sorted(set(findings)), source=doc)
     if not result.has_errors:
-        result.document, result.effective, result.values = doc.data, effective, values
+        result.effective, result.values = effective, values
     return result
 
 

@@ -100,7 +100,7 @@ def _kind_path(topology: dict, obj: Obj) -> tuple:
 def check(result: FileResult, manifests: str, cluster: Cluster, namespace: str) -> FileResult:
     """Findings for one rendered topology (``result`` from validate, with its source)."""
     report = _Report(result)
-    topology = result.document or {}
+    topology = result.effective or {}
     objects, _ = parse(manifests, result.file)
     want = needs(objects)
     core = cluster.typed("CoreV1Api")

@@ -32,6 +32,7 @@ INT64 = 2**63 - 1
 _CPU_FACTOR = {"m": Decimal("0.001"), "k": Decimal(10**3), "M": Decimal(10**6), "G": Decimal(10**9)}
 
 
+@functools.lru_cache(maxsize=4096)
 def _millicores(value) -> int:
     text = str(value)
     suffix = text[-1] if text[-1] in _CPU_FACTOR else ""
@@ -67,31 +68,33 @@ def _quantity_paths() -> tuple[tuple[tuple, str], ...]:
 
 
 @functools.cache
-def _tree() -> dict:
-    """The quantity paths as a tree of steps ("*": any key or index; "": the kind here), so
-    one walk of a topology visits each of its fields once."""
-    root: dict = {}
-    for pattern, kind in _quantity_paths():
-        node = root
-        for step in pattern:
-            node = node.setdefault(step, {})
-        node[""] = kind
-    return root
+def _tree() -> tuple:
+    """The quantity paths as a tree, so one walk of a topology visits only the fields that can
+    hold a quantity: a node is (kind here or "", the node for any key or index or None,
+    ((key, node), ...))."""
+    def node(paths: list[tuple[tuple, str]]) -> tuple:
+        kind = next((k for p, k in paths if not p), "")
+        children: dict[str, list] = {}
+        for p, k in paths:
+            if p:
+                children.setdefault(p[0], []).append((p[1:], k))
+        every = children.pop("*", None)
+        return kind, node(every) if every else None, tuple((key, node(sub)) for key, sub in children.items())
+    return node(list(_quantity_paths()))
 
 
-def _values(data, node: dict, path: tuple, out: list) -> list:
+def _values(data, node: tuple, path: tuple, out: list) -> list:
     """(path, value, kind) of every quantity in data, appended to out (a list, not a
     generator: nested generators cost a frame per level and showed up in the validate rate)."""
-    kind = node.get("")
+    kind, every, named = node
     if kind:
         out.append((path, data, kind))
-    every = node.get("*")
     if isinstance(data, dict):
-        for key, value in data.items():
-            child = node.get(key)
-            if child is not None:
-                _values(value, child, path + (key,), out)
-            if every is not None:
+        for key, child in named:  # the tree's few keys, not the topology's many
+            if key in data:
+                _values(data[key], child, path + (key,), out)
+        if every is not None:
+            for key, value in data.items():
                 _values(value, every, path + (key,), out)
     elif isinstance(data, list) and every is not None:
         for i, value in enumerate(data):

@@ -85,6 +85,20 @@ def test_a_topology_with_errors_writes_nothing(runner, tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["sglang-pd"]
 
 
+def test_whole_numbers_written_as_floats_render_as_integers(runner, tmp_path):
+    # The schema accepts 2.0 where it wants an integer; this used to reach the size parser as
+    # a float (an internal error) and the values file as "2.0".
+    topology = tmp_path / "floats.yaml"
+    topology.write_text(pathlib.Path(SGLANG).read_text().replace("replicas: 2", "replicas: 2.0")
+                        .replace("memory: 24Gi}", "memory: 25769803776.0}"))
+    assert "2.0" in topology.read_text() and "25769803776.0" in topology.read_text()
+    result = run(runner, "render", "--values-only", "-o", str(tmp_path / "out"), str(topology))
+    assert result.exit_code == 0, result.output
+    values = (tmp_path / "out" / "sglang-pd" / "values.yaml").read_text()
+    assert "25769803776" in values and ".0\n" not in values
+    assert yaml.safe_load(values)["prefill"]["replicas"] == 2
+
+
 def test_a_backend_that_cannot_express_a_setting_is_a_located_error(runner, tmp_path):
     bad = tmp_path / "kv.yaml"
     bad.write_text(pathlib.Path(SGLANG).read_text().replace("  service:\n", "  routing:\n    policy: kv-aware\n  service:\n"))

@@ -37,6 +37,13 @@ def test_scalars_follow_json_types_and_timestamps_stay_strings():
     assert doc.data == {"i": 3, "f": 0.5, "b": True, "n": None, "d": "2025-01-11", "s": "3", "k": {"1": "x"}}
 
 
+def test_whole_floats_load_as_integers_and_the_rest_stay_floats():
+    # JSON Schema counts 2.0 as an integer, so these pass the schema where it wants a count.
+    doc = load(b"a: 2.0\nb: 1.0e+10\nc: 0.9\nd: .inf\ne: -3.0\n", "t.yaml")
+    assert doc.data == {"a": 2, "b": 10_000_000_000, "c": 0.9, "d": float("inf"), "e": -3}
+    assert [type(v) for v in doc.data.values()] == [int, int, float, float, int]
+
+
 @pytest.mark.parametrize("text", ["7", "0", "00", "010", "0o17", "0x1f", "0b101", "1_000", "+7", "-5", "1:30",
                                   "99999999999999999999"])
 def test_integers_read_as_yaml_1_1_reads_them(text):

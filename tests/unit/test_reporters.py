@@ -10,7 +10,7 @@ BAD = FileResult("a.yaml", [
     Finding("a.yaml", 0, 0, "$", "cannot read file: Permission denied", "io"),
 ])
 WARN = FileResult("b.yaml", [Finding("b.yaml", 1, 1, "$.spec", "tight, but fits", "fit", Level.WARNING)])
-GOOD = FileResult("c.yaml", [], document={})
+GOOD = FileResult("c.yaml", [], effective={})
 
 
 def test_text_is_one_line_per_finding_and_a_summary():
