@@ -48,9 +48,10 @@ def _number(node: dict, integer: bool) -> st.SearchStrategy:
     high = node.get("maximum", 10**6)
     if integer:
         low = int(low) + (1 if "exclusiveMinimum" in node else 0)
-        # Mostly small values, sometimes the bounds themselves.
+        # Mostly small values, sometimes the bounds themselves, sometimes written as a whole
+        # float (2.0), which JSON Schema counts as an integer.
         return st.one_of(st.integers(low, min(high, low + 16)), st.sampled_from([low, high]),
-                         st.integers(low, high))
+                         st.integers(low, high), st.integers(low, min(high, low + 16)).map(float))
     return st.floats(low, high, allow_nan=False, allow_infinity=False,
                      exclude_min="exclusiveMinimum" in node)
 
