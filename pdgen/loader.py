@@ -262,25 +262,24 @@ class _Builder:
         return self.mapping(node)
 
     def mapping(self, node: yaml.MappingNode) -> dict:
-        out: dict[str, Any] = {}
-        seen: dict[str, yaml.Node] = {}
+        out: dict[str, Any] = {}  # explicit keys only, until the merges below
         merged: list[yaml.Node] = []
         stack = self.stack
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:
                 merged.append(value_node)
                 continue
-            if not isinstance(key_node, yaml.ScalarNode):
+            if key_node.__class__ is not _ScalarNode:
                 self.fatal(key_node, "mapping keys must be plain scalars, not a list or mapping", "yaml.key")
             # Keys are names: `1:` and `true:` mean the strings "1" and "true".
             name = key_node.value
-            if name in seen:
+            if name in out:
+                first = next(k for k, _ in node.value if k.tag != _MERGE and k.value == name)
                 self.doc.findings.append(Finding(
                     self.doc.file, *_pos(key_node.start_mark), json_path((*stack, name)),
-                    f"duplicate key {name!r} (first defined at line {seen[name].start_mark.line + 1})",
+                    f"duplicate key {name!r} (first defined at line {first.start_mark.line + 1})",
                     "yaml.duplicate-key"))
                 continue
-            seen[name] = key_node
             stack.append(name)
             if value_node.__class__ is _ScalarNode and value_node.tag in _AS_STRING \
                     and self.count < MAX_NODES and len(stack) <= MAX_DEPTH:  # as in collection()
