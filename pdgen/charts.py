@@ -11,6 +11,10 @@ import yaml
 
 from pdgen.errors import PdgenError
 
+# The charts' own files are trusted and plain: libyaml reads them ~15x faster than PyYAML's
+# Python parser, which was a third of a `pdgen render` of the examples.
+_SAFE = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 def charts_dir() -> pathlib.Path:
     """$PDGEN_CHARTS, else the checkout's charts/ next to the package."""
@@ -29,7 +33,7 @@ def chart_path(name: str) -> pathlib.Path:
 
 @functools.cache
 def chart_meta(name: str) -> dict:
-    return yaml.safe_load((chart_path(name) / "Chart.yaml").read_text())
+    return yaml.load((chart_path(name) / "Chart.yaml").read_text(), Loader=_SAFE)
 
 
 @functools.cache
@@ -43,7 +47,7 @@ def values_validator(name: str):
 @functools.cache
 def chart_values(name: str) -> dict:
     """The chart's own defaults (values.yaml)."""
-    return yaml.safe_load((chart_path(name) / "values.yaml").read_text())
+    return yaml.load((chart_path(name) / "values.yaml").read_text(), Loader=_SAFE)
 
 
 def coalesce(defaults: dict, values: dict) -> dict:
