@@ -111,6 +111,15 @@ def test_rejections(text, rule):
     assert doc.data is None
 
 
+def test_a_node_that_contains_itself_is_named_once_with_the_findings_before_it():
+    # The first, untracked build fails by depth after finding the duplicate key; only the
+    # second build's findings are kept, so the duplicate is reported once.
+    doc = load(b"a: &x\n  b: 1\n  b: 2\n  c: *x\n", "t.yaml")
+    assert [(f.line, f.json_path, f.rule) for f in doc.findings] == [
+        (3, "$.a.b", "yaml.duplicate-key"), (1, "$.a.c", "yaml.recursive-alias")]
+    assert doc.data is None
+
+
 @pytest.mark.parametrize("path,expected", [
     ((), "$"),
     (("spec", "decode", "replicas"), "$.spec.decode.replicas"),
