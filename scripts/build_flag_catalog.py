@@ -34,14 +34,10 @@ def pins() -> dict[str, str | None]:
 
 def own_proxy() -> dict:
     """pdgen's own proxy: its flags come from its own argparse parser."""
-    import importlib.util
+    from pdgen import pd_proxy
 
-    path = ROOT / "charts" / "pd-common" / "files" / "pd_proxy.py"
-    spec = importlib.util.spec_from_file_location("pd_proxy", path)
-    module = sys.modules["pd_proxy"] = importlib.util.module_from_spec(spec)  # dataclasses look it up
-    spec.loader.exec_module(module)
-    flags = [o for action in module.build_parser()._actions for o in action.option_strings if o.startswith("--")]
-    return {"version": "this checkout", "source": str(path.relative_to(ROOT)), "flags": sorted(flags)}
+    flags = [o for action in pd_proxy.build_parser()._actions for o in action.option_strings if o.startswith("--")]
+    return {"version": "this checkout", "source": "pdgen/pd_proxy.py", "flags": sorted(flags)}
 
 
 def build(oracle: dict) -> dict:

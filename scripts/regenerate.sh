@@ -2,7 +2,7 @@
 # Regenerate the generated files of the checkout this script is in (or of --root DIR):
 #
 #   fixtures  tests/fixtures/invalid/*.expected and tests/fixtures/rules/*/fail.expected
-#   golden    the charts' values.schema.json, their monitoring files, values/<example>.yaml and tests/golden/
+#   golden    the charts' copy of pdgen/pd_proxy.py, their values.schema.json, their monitoring files, values/<example>.yaml and tests/golden/
 #   catalog   pdgen/data/flags.json, from tools/upstream/flag-oracle.json
 #   all       all three
 #
@@ -20,6 +20,7 @@ fixtures() {
   "$py" scripts/fixtures.py
 }
 golden() {
+  "$py" scripts/proxy_copy.py
   "$py" scripts/chart_values.py
   "$py" scripts/monitoring.py
   "$py" scripts/goldens.py

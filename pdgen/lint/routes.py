@@ -16,8 +16,8 @@ _OPENAI = {"GET /v1/models", "POST /v1/completions", "POST /v1/chat/completions"
 
 # catalog tool -> {"METHOD /path", ...} it serves, with where that comes from.
 ROUTES: dict[str, tuple[set[str], str]] = {
-    "pdgen.pd_proxy": (_OPENAI | {"GET /health", "GET /metrics"},
-                       "charts/pd-common/files/pd_proxy.py Proxy.app (tests/charts/test_pd_proxy.py checks it)"),
+    "pdgen.pd_proxy": (_OPENAI | {"GET /health", "GET /livez", "GET /metrics"},
+                       "pdgen/pd_proxy.py Proxy.app (tests/lint/test_lint.py checks it)"),
     "sglang_router.launch_router": (
         _OPENAI | {"GET /health", "GET /health_generate", "GET /readiness", "GET /liveness", "POST /generate",
                    "GET /get_model_info", "GET /get_server_info", "POST /flush_cache", "GET /metrics"},

@@ -268,6 +268,8 @@ def test_the_upstream_mooncake_proxy_fails_the_helm_test_and_pdgen_says_so(tmp_p
                  *[a for a in c["args"][1:] if a not in ("--handover", "mooncake")]]
     found = [f for f in lint_docs(tmp_path, objects) if f.rule == "wiring.route"]
     assert sorted(f.message.split(" (")[0] for f in found) == [
+        "Deployment/vllm-p2p-pd-router container router: livenessProbe calls GET /livez, which "
+        "vllm.mooncake_connector_proxy does not serve",
         "Deployment/vllm-p2p-pd-router container router: readinessProbe calls GET /health, which "
         "vllm.mooncake_connector_proxy does not serve",
         "Pod/vllm-p2p-pd-test: helm test calls GET /v1/models on http://vllm-p2p-pd:8000, which "
@@ -286,14 +288,9 @@ def test_a_probe_path_the_program_does_not_serve_is_caught(tmp_path):
 
 
 def test_the_route_table_of_pdgens_proxy_is_the_proxys_own():
-    import importlib.util
-    import sys
-
+    from pdgen import pd_proxy
     from pdgen.lint.routes import ROUTES
-    spec = importlib.util.spec_from_file_location("pd_proxy", ROOT / "charts" / "pd-common" / "files" / "pd_proxy.py")
-    module = sys.modules["pd_proxy"] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    app = module.Proxy([module.Instance("prefill", "http://p:1")], ["http://d:1"]).app()
+    app = pd_proxy.Proxy([pd_proxy.Instance("prefill", "http://p:1")], ["http://d:1"]).app()
     served = {f"{r.method} {r.resource.canonical}" for r in app.router.routes() if r.method != "HEAD"}
     assert served == ROUTES["pdgen.pd_proxy"][0]
 

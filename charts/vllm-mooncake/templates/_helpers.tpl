@@ -227,15 +227,9 @@ chart ships its own.
 {{/*
 vllm.routerPod: pdgen's proxy's pod (a dict for pd-common.podTemplate), in every form. The
 router image is the engine image with router.image over it (the proxy runs in it).
-pd_proxy's /health is 200 while one prefill and one decode can serve.
 */}}
 {{- define "vllm.routerPod" -}}
-{{- $cmd := include "vllm.proxyCommand" . | fromYamlArray -}}
-{{- $proxy := include "pd-common.componentName" (dict "root" . "component" "proxy") -}}
-{{- toYaml (dict "command" (list (first $cmd)) "args" (rest $cmd) "ports" (list (dict "name" "http" "containerPort" (int .Values.service.port)))
-      "readinessProbe" (dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 5)
-      "volumes" (list (dict "name" "proxy" "configMap" (dict "name" $proxy)))
-      "volumeMounts" (list (dict "name" "proxy" "mountPath" "/opt/pdgen" "readOnly" true))) -}}
+{{- include "pd-common.ownProxyPod" (dict "root" . "command" (include "vllm.proxyCommand" . | fromYamlArray)) -}}
 {{- end -}}
 
 {{/*
