@@ -15,6 +15,8 @@ A request picks its behaviour with a "mock" member naming one per role, e.g.
   stall           never answer (until the client goes away)
   stream-stall    start a stream, then send nothing more
 
+and "mock_chunks": N makes a stream N events long.
+
 A decode that gets MooncakeConnector parameters (do_remote_prefill) waits, as the real one
 does, until the prefill named by remote_bootstrap_addr has the KV of that transfer id (its
 bootstrap server answers GET /kv/<transfer_id> once the prefill leg ended well); a prefill that
@@ -34,10 +36,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import resource
 import socket
 from dataclasses import dataclass, field
 
-from aiohttp import ClientSession, web
+from aiohttp import ClientSession, TCPConnector, web
 from multidict import CIMultiDict
 
 try:
@@ -63,7 +66,7 @@ class FakeEngine:
         self.name, self.role, self.chunks = name, role, chunks
         self.engine_ids = engine_ids            # None: no bootstrap server
         self.query_reply = query_reply          # JSON text that replaces /query's answer (None: the engine ids)
-        self.kv_ready: set[str] = set()         # transfer ids whose prefill ended well
+        self.kv_ready: dict[str, asyncio.Event] = {}  # transfer id -> set once its prefill ended well
         self.healthy = True
         self.keep = keep
         self.stats = Stats()
@@ -92,7 +95,13 @@ class FakeEngine:
                                       for rank, eid in (self.engine_ids or {}).items()})
 
         async def kv(request: web.Request) -> web.Response:
-            return web.Response(status=200 if request.match_info["transfer_id"] in self.kv_ready else 404)
+            """A long poll: 200 once that transfer's KV is ready, 404 after a while without."""
+            ready = self.kv_ready.setdefault(request.match_info["transfer_id"], asyncio.Event())
+            try:
+                await asyncio.wait_for(ready.wait(), 10)
+            except TimeoutError:
+                return web.Response(status=404)
+            return web.Response(status=200)
         app = web.Application()
         app.router.add_get("/query", query)
         app.router.add_get("/kv/{transfer_id}", kv)
@@ -139,8 +148,8 @@ class FakeEngine:
                 await self._wait_for_kv(kv["remote_bootstrap_addr"], kv["transfer_id"])
             response = await self._answer(request, body, mode, nonce, kv)
             s.finished += 1
-            if kv.get("do_remote_decode") and response.status == 200:
-                self.kv_ready.add(kv["transfer_id"])
+            if kv.get("do_remote_decode") and response.status == 200 and mode.startswith(("ok", "delay")):
+                self.kv_ready.setdefault(kv["transfer_id"], asyncio.Event()).set()
             return response
         except asyncio.CancelledError:
             s.cancelled += 1
@@ -150,12 +159,11 @@ class FakeEngine:
 
     async def _wait_for_kv(self, bootstrap: str, transfer_id: str) -> None:
         if self._session is None:
-            self._session = ClientSession()
+            self._session = ClientSession(connector=TCPConnector(limit=0))
         while True:
             async with self._session.get(f"{bootstrap}/kv/{transfer_id}") as r:
                 if r.status == 200:
                     return
-            await asyncio.sleep(0.005)
 
     async def _answer(self, request: web.Request, body: dict, mode: str, nonce: str, kv: dict) -> web.StreamResponse:
         kind, _, arg = mode.partition(":")
@@ -192,11 +200,12 @@ class FakeEngine:
             return web.Response(body=data, content_type="application/json")
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
         await response.prepare(request)
-        for i in range(self.chunks):
+        chunks = int(body.get("mock_chunks", self.chunks))
+        for i in range(chunks):
             event = {"id": f"cmpl-{nonce}", "nonce": nonce, "engine": self.name,
                      "choices": [{"index": 0, "text": f"t{i}", "finish_reason": None}]}
             await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
-            if kind == "reset-mid" and i == self.chunks // 2:
+            if kind == "reset-mid" and i == chunks // 2:
                 await asyncio.sleep(0.01)
                 assert request.transport is not None
                 request.transport.abort()
@@ -241,6 +250,8 @@ class FakeEngine:
 
 
 def main() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # a load test holds thousands of connections
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     parser = argparse.ArgumentParser(description="a fake vLLM engine for pdgen's proxy")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
