@@ -226,6 +226,13 @@ def test_the_proxy_under_load_and_faults(release, example, handover):
     print(f"\n[proxy load {handover}] " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
 
 
+async def poll_health(load: Load, statuses: list[int], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        async with load.session.get(load.base + "/health") as r:
+            statuses.append(r.status)
+        await asyncio.sleep(0.1)
+
+
 async def _phases(base: str, fakes: dict[str, str], handover: str, proxy: harness.Running, ns: harness.Namespace,
                   running: dict[str, harness.Running], timings: dict[str, float]) -> None:
     pid = proxy.proc.pid
@@ -250,13 +257,7 @@ async def _phases(base: str, fakes: dict[str, str], handover: str, proxy: harnes
             started = time.monotonic()
             health: list[int] = []
             stop = asyncio.Event()
-
-            async def poll_health() -> None:
-                while not stop.is_set():
-                    async with load.session.get(base + "/health") as r:
-                        health.append(r.status)
-                    await asyncio.sleep(0.1)
-            poller = asyncio.create_task(poll_health())
+            poller = asyncio.create_task(poll_health(load, health, stop))
             streams = await asyncio.gather(*(load.request(f"r{round_}s{i}", stream=True,
                                                           mock={"decode": "delay:1.0"}) for i in range(1000)))
             stop.set()
@@ -278,7 +279,7 @@ async def _phases(base: str, fakes: dict[str, str], handover: str, proxy: harnes
             started = time.monotonic()
             cases = [(f"r{round_}f{i}", *FAULTS[i % len(FAULTS)]) for i in range(240)]
             seen_all = await gather_bounded([load.request(n, stream=s, mock=m) for n, m, s, _ in cases], 120)
-            for (_, _, _, expect), seen in zip(cases, seen_all):
+            for (_, _, _, expect), seen in zip(cases, seen_all, strict=True):
                 check_fault(seen, expect)
             timings[f"round {round_}: 240 faults"] = time.monotonic() - started
 

@@ -506,7 +506,7 @@ def test_an_unreachable_instance_is_skipped_and_leaves_after_failures_in_a_row(h
         prefills, [d0, d1] = engines(handover, decodes=2)
         async with running(prefills, [d0, d1], handover, eject_after=3) as h:
             await d1.close()  # dies after the proxy saw it healthy
-            for i in range(6):  # the dead one is tried, skipped, and every request still succeeds
+            for _ in range(6):  # the dead one is tried, skipped, and every request still succeeds
                 assert (await h.post({"prompt": "x"}))[0] == 200
             assert [i.healthy for i in h.proxy.decode.instances] == [True, False]
             assert d0.stats.finished == 6
