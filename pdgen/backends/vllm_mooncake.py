@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from pdgen import monitoring as m
@@ -55,6 +56,10 @@ def compile(spec: dict, compiled: Compiled) -> None:
                            "connector v0-etcd needs an engine image you build: vLLM's v0 engine (vLLM < 0.11) "
                            f"with mooncake-transfer-engine installed; the stock {STOCK_IMAGE} images have no "
                            "Mooncake. Set spec.image.repository and spec.image.tag to that image")
+        elif (version := _version(chosen.get("tag"))) is not None and version >= (0, 11):
+            # The chart refuses the same (vllm.check): vLLM removed the v0 engine in 0.11.
+            compiled.error(("spec", "image", "tag"), f"connector v0-etcd needs the vLLM v0 engine, which vLLM removed "
+                           f"in 0.11; image tag {chosen['tag']} is too new (use the tag of an image built on vLLM < 0.11)")
     master = common.infra(spec, "mooncakeMaster")
     eviction = kv.get("eviction", {})
     if "ratio" in eviction:
@@ -65,6 +70,16 @@ def compile(spec: dict, compiled: Compiled) -> None:
         compiled.warn(("spec", "kvCache", "eviction", "policy"),
                       "mooncake_master has no eviction policy choice (it evicts by lease and watermark); ignored")
     values["infra"] = {"etcd": common.infra(spec, "etcd"), "mooncakeMaster": master}
+
+
+_SEMVER = re.compile(r"v?(\d+)\.(\d+)(?:\.\d+)?(?:[-+][0-9A-Za-z.-]+)?")
+
+
+def _version(tag: object) -> tuple[int, int] | None:
+    """(major, minor) of a tag that reads as a version, as the chart's regexMatch does; None
+    for a tag of the user's own (latest, a date, a commit)."""
+    match = _SEMVER.fullmatch(str(tag)) if tag is not None else None
+    return (int(match[1]), int(match[2])) if match else None
 
 
 def infra(spec: dict) -> InfraNeeds:

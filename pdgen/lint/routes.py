@@ -26,9 +26,11 @@ ROUTES: dict[str, tuple[set[str], str]] = {
     "dynamo.frontend": (_OPENAI | {"GET /health", "GET /live", "GET /metrics"},
                         "ai-dynamo 1.6.1 wheel (dynamo/frontend) and lib/runtime http service: /health, /live, "
                         "/v1/models, /metrics on --http-port"),
+    # No GET /v1/models and no /health: vllm-ascend v0.23.0 (5cb98caa) serves only these.
     "vllm_ascend.load_balance_proxy_server_example": (
-        _OPENAI | {"GET /healthcheck", "POST /reset_prefix_cache", "POST /instances/add", "POST /instances/remove"},
-        "vllm-project/vllm-ascend@0713d90 examples/disaggregated_prefill_v1/load_balance_proxy_server_example.py"),
+        {"POST /v1/completions", "POST /v1/chat/completions", "GET /healthcheck", "POST /reset_prefix_cache",
+         "POST /instances/add", "POST /instances/remove"},
+        "vllm-project/vllm-ascend v0.23.0 examples/disaggregated_prefill_v1/load_balance_proxy_server_example.py"),
     # The upstream example pdgen no longer renders; kept so a hand-written manifest using it
     # is checked too.
     "vllm.mooncake_connector_proxy": ({"POST /v1/completions", "POST /v1/chat/completions"},

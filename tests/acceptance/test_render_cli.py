@@ -157,3 +157,28 @@ def test_json_output_is_one_json_document_with_what_was_written(runner, tmp_path
     text = run(runner, "render", "-o", str(tmp_path / "out"), "--format", "text", "--values-only", SGLANG).output
     assert text.splitlines()[0].endswith("wrote " + str(tmp_path / "out" / "sglang-pd") +
                                          "/ (values.yaml); install (" + good["wrote"][0]["chart"] + ") with:")
+
+
+V0 = ROOT / "examples" / "ack-vllm-mooncake-v0-qwen7b.yaml"
+
+
+def test_v0_etcd_with_an_image_tag_of_the_users_own_renders_and_lints(runner, tmp_path):
+    """Review 3, defect 11: a v0-etcd topology with image tag `latest` validated, then render
+    failed inside helm (semverCompare cannot parse the tag), exit 3. Valid input must render."""
+    for tag in ("latest", "2026-12-01", "abc123"):
+        topo = tmp_path / f"v0-{tag}.yaml"
+        topo.write_text(V0.read_text().replace("    tag: v0.6.2\n", f"    tag: {tag}\n"))
+        result = run(runner, "render", "-o", str(tmp_path / tag), "--format", "text", str(topo))
+        assert result.exit_code == 0, result.output
+        assert run(runner, "lint", str(topo)).exit_code == 0
+
+
+def test_v0_etcd_with_a_tag_past_the_v0_engine_is_a_located_error(runner, tmp_path):
+    """The chart refuses vLLM >= 0.11 for v0-etcd; validate says so first, at the tag."""
+    topo = tmp_path / "v0-new.yaml"
+    topo.write_text(V0.read_text().replace("    tag: v0.6.2\n", "    tag: v0.12.0\n"))
+    result = run(runner, "validate", "--format", "text", str(topo))
+    assert result.exit_code == 1
+    line = next(i for i, text in enumerate(topo.read_text().splitlines(), 1) if "tag: v0.12.0" in text)
+    assert (f"{topo}:{line}:5: error: $.spec.image.tag: connector v0-etcd needs the vLLM v0 engine, which vLLM "
+            "removed in 0.11; image tag v0.12.0 is too new") in result.output

@@ -130,8 +130,15 @@ def check_view(view: dict, transport: str, worker_pod: bool, accelerator: str = 
     assert {k: str(v) for k, v in view["resources"].items() if k in ("cpu", "memory", accelerator)} == {
         "cpu": "7", "memory": "30Gi", accelerator: "2"}
     assert view["shm"] == "3Gi"
-    assert spec["terminationGracePeriodSeconds"] == 71
-    assert c["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "41"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    if "DYN_RUNTIME_GRACEFUL_SHUTDOWN_TIMEOUT_SECS" in env:
+        # Dynamo workers drain themselves on SIGTERM (out of discovery, 5 s, then in-flight):
+        # no preStop sleep, and the grace period covers the 5 s too.
+        assert env["DYN_RUNTIME_GRACEFUL_SHUTDOWN_TIMEOUT_SECS"] == "41" and "lifecycle" not in c
+        assert spec["terminationGracePeriodSeconds"] == 76
+    else:
+        assert spec["terminationGracePeriodSeconds"] == 71
+        assert c["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "41"]
     assert "--pdgen-probe-arg" in c["args"]
     assert {"name": "PDGEN_PROBE_ENV", "value": "on"} in c["env"]
     assert spec["nodeSelector"] == {"pool": "pd-gpu"}

@@ -132,6 +132,11 @@ def start(rel, ns, tmp_path, etcd, policy, served) -> tuple[str, harness.Contain
         # DYN_HTTP_RPC_HOST: the mocker's bootstrap host (dynamo/mocker/config.py), else it
         # resolves the machine's host name, which a pod's /etc/hosts has and ours does not.
         env = {**c.env, **{k: c.address for k in (*LOOPBACK_ENV, "DYN_HTTP_RPC_HOST")}}
+        # The stand-in's one addition: dynamo.vllm/sglang register a health-check payload for
+        # their generate endpoint, which makes /health ready; dynamo.mocker (1.6.1) registers
+        # none, so its /health stays 503 unless told which endpoint to report.
+        env["DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS"] = '["generate"]'
+        assert "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS" not in c.env  # deprecated and ignored in 1.6.1
         argv = mocker_argv(c, model, 8998 + i if c.component == "prefill" else None)
         show(argv)
         mockers.append(ns.start(f"mocker-{c.pod}", argv, env=env, rendered=c))

@@ -393,3 +393,24 @@ def test_a_service_monitor_port_the_service_lacks_is_caught(tmp_path):
     found = [f.message for f in lint_docs(tmp_path, objects) if f.rule == "wiring.monitor"]
     assert found == ["ServiceMonitor/vllm-p2p-pd-decode: port 'web' is not a port of Service vllm-p2p-pd-decode-metrics "
                      "(it has: http)"], found
+
+
+def test_the_ascend_mooncake_helm_test_calls_only_what_vllm_ascends_proxy_serves(tmp_path):
+    """Review 3, defect 3: the helm test of ascend-yuanrong with kvBackend mooncake called GET
+    /v1/models on vllm-ascend's load-balance proxy, which (v0.23.0) serves only completions,
+    chat, /healthcheck, /reset_prefix_cache and /instances/add|remove: it always failed. Lint
+    knew the proxy's routes wrong (with /v1/models) and let it pass."""
+    from tests.charts.helpers import ci_values, render_text
+
+    objects = [d for d in yaml.safe_load_all(render_text("ascend-yuanrong", ci_values("ascend-yuanrong", "mooncake-values.yaml")))
+               if d]
+    test = obj(objects, "Pod", "demo-test")
+    assert test["metadata"]["annotations"]["pdgen.io/test-calls"] == "POST /v1/completions"
+    env = {e["name"]: e["value"] for e in test["spec"]["containers"][0]["env"]}
+    assert env["LIST_MODELS"] == "false"
+    assert [f for f in lint_docs(tmp_path, objects) if f.rule == "wiring.route"] == []
+    # The call the test made before is caught, naming the upstream source.
+    test["metadata"]["annotations"]["pdgen.io/test-calls"] = "GET /v1/models, POST /v1/completions"
+    [found] = [f for f in lint_docs(tmp_path, objects) if f.rule == "wiring.route"]
+    assert "GET /v1/models" in found.message and "load_balance_proxy_server_example" in found.message
+    assert "vllm-ascend v0.23.0" in found.message

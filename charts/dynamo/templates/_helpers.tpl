@@ -51,12 +51,30 @@ dynamo.env: runtime env shared by the frontend and every worker (workloads form)
 {{ include "dynamo.env" . }}
 {{- end }}
 # Workers serve /health and /live on the system port (DYN_SYSTEM_PORT starts it; 1.6.1 calls
-# DYN_SYSTEM_ENABLED deprecated). /health reports the generate endpoint's state: without
-# DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS it stays 503 and the worker never goes Ready (seen
-# with dynamo.mocker 1.6.1; the operator sets the same, component_worker.go).
+# DYN_SYSTEM_ENABLED deprecated). /health is ready once every endpoint that registered a
+# health-check payload is (dynamo.vllm and dynamo.sglang register one for generate).
+# DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS is not set: 1.6.1 warns at every start that it is
+# "deprecated and no longer used" (lib/runtime/src/config.rs).
 - {name: DYN_SYSTEM_PORT, value: {{ $v.ports.system | quote }}}
-- {name: DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS, value: '["generate"]'}
 {{- end -}}
+
+{{/*
+dynamo.drainEnv: how a worker stops. On SIGTERM dynamo.vllm and dynamo.sglang (1.6.1,
+dynamo/common/utils/graceful_shutdown.py graceful_shutdown_with_discovery) unregister their
+endpoints from discovery first, so the frontend stops routing to them, wait
+DYN_GRACEFUL_SHUTDOWN_GRACE_PERIOD_SECS (the frontend's watch sees the removal), then
+runtime.shutdown() waits for the requests in flight up to
+DYN_RUNTIME_GRACEFUL_SHUTDOWN_TIMEOUT_SECS (default 900). A preStop sleep would only keep a
+worker that is still registered taking new requests until it ends.
+Parameters: role.
+*/}}
+{{- define "dynamo.drainEnv" -}}
+- {name: DYN_GRACEFUL_SHUTDOWN_GRACE_PERIOD_SECS, value: {{ include "dynamo.leaveSeconds" . | quote }}}
+- {name: DYN_RUNTIME_GRACEFUL_SHUTDOWN_TIMEOUT_SECS, value: {{ int .role.drainSeconds | toString | quote }}}
+{{- end -}}
+
+{{/* dynamo.leaveSeconds: seconds a stopping worker waits, out of discovery, before it drains. */}}
+{{- define "dynamo.leaveSeconds" -}}5{{- end -}}
 
 {{/*
 dynamo.workerCommand: python3 -m dynamo.vllm | dynamo.sglang plus its arguments.
@@ -112,15 +130,16 @@ dynamo.worker: a worker workload (workloads form). Parameters: root, component, 
 {{- $ports := list (dict "name" "system" "containerPort" (int $v.ports.system)) -}}
 {{- if and (eq $v.variant.engine "sglang") (eq .mode "prefill") }}{{ $ports = append $ports (dict "name" "bootstrap" "containerPort" (int $v.ports.bootstrap)) }}{{ end -}}
 {{- if eq $v.frontend.routerMode "kv" }}{{ $ports = append $ports (dict "name" "kv-events" "containerPort" (int $v.ports.kvEvents)) }}{{ end -}}
-{{- $env := include "dynamo.workerEnv" .root | fromYamlArray -}}
+{{- $env := concat (include "dynamo.workerEnv" .root | fromYamlArray) (include "dynamo.drainEnv" (dict "role" $role) | fromYamlArray) -}}
+{{- $drain := dict "selfDrain" true "selfDrainGrace" (int (include "dynamo.leaveSeconds" .)) -}}
 {{- $leaderCmd := include "dynamo.workerCommand" (dict "root" .root "role" $role "mode" .mode) | fromYamlArray -}}
 {{- $workerCmd := include "dynamo.workerCommand" (dict "root" .root "role" $role "mode" .mode "worker" true) | fromYamlArray -}}
 {{- $accel := int $role.acceleratorsPerPod -}}
 {{- $startup := dict "httpGet" (dict "path" "/live" "port" "system") "periodSeconds" 10 "failureThreshold" 360 "timeoutSeconds" 5 -}}
 {{- $ready := dict "httpGet" (dict "path" "/health" "port" "system") "periodSeconds" 10 "failureThreshold" 3 "timeoutSeconds" 5 -}}
 {{- $live := dict "httpGet" (dict "path" "/live" "port" "system") "periodSeconds" 30 "failureThreshold" 5 "timeoutSeconds" 10 -}}
-{{- $leader := dict "command" (slice $leaderCmd 0 3) "args" (slice $leaderCmd 3) "env" $env "ports" $ports "accelerators" $accel "startupProbe" $startup "readinessProbe" $ready "livenessProbe" $live -}}
-{{- $worker := dict "command" (slice $workerCmd 0 3) "args" (slice $workerCmd 3) "env" $env "accelerators" $accel -}}
+{{- $leader := merge (dict "command" (slice $leaderCmd 0 3) "args" (slice $leaderCmd 3) "env" $env "ports" $ports "accelerators" $accel "startupProbe" $startup "readinessProbe" $ready "livenessProbe" $live) $drain -}}
+{{- $worker := merge (dict "command" (slice $workerCmd 0 3) "args" (slice $workerCmd 3) "env" $env "accelerators" $accel) $drain -}}
 {{- include "pd-common.engineWorkload" (dict "root" .root "component" .component "role" $role "leader" $leader "worker" $worker "ports" $ports) -}}
 {{- end -}}
 
@@ -159,6 +178,7 @@ Parameters: root, parts, role (for replicas). What the DGD has its own field for
 */}}
 {{- define "dynamo.graphService" -}}
 {{- $p := .parts -}}
+{{- $_ := .role -}}
 {{- $c := $p.container -}}
 {{- $accel := .root.Values.accelerator.resourceName -}}
 {{- $item := dict -}}
@@ -171,7 +191,7 @@ Parameters: root, parts, role (for replicas). What the DGD has its own field for
 {{- with $custom }}{{ $_ := set $item "custom" . }}{{ end -}}
 {{- $spec := dict -}}
 {{- with $p.serviceAccountName }}{{ $_ := set $spec "serviceAccountName" . }}{{ end -}}
-{{- if $p.drainSeconds }}{{ $_ := set $spec "terminationGracePeriodSeconds" (add $p.drainSeconds 30) }}{{ end -}}
+{{- if $p.drainSeconds }}{{ $_ := set $spec "terminationGracePeriodSeconds" $p.terminationGracePeriodSeconds }}{{ end -}}
 {{- with $p.imagePullSecrets -}}
 {{- $refs := list }}{{ range . }}{{ $refs = append $refs (dict "name" .) }}{{ end -}}
 {{- $_ := set $spec "imagePullSecrets" $refs -}}
@@ -188,7 +208,7 @@ Parameters: root, parts, role (for replicas). What the DGD has its own field for
 {{- with $c.args }}{{ $_ := set $main "args" . }}{{ end -}}
 {{- $mounts := list }}{{ range $c.volumeMounts }}{{ if ne .name "dshm" }}{{ $mounts = append $mounts . }}{{ end }}{{ end -}}
 {{- with $mounts }}{{ $_ := set $main "volumeMounts" . }}{{ end -}}
-{{- if $p.drainSeconds }}{{ $_ := set $main "lifecycle" (include "pd-common.preStop" $p | fromYaml) }}{{ end -}}
+{{- if and $p.drainSeconds (not $p.selfDrain) }}{{ $_ := set $main "lifecycle" (include "pd-common.preStop" $p | fromYaml) }}{{ end -}}
 {{- if $p.rdma }}{{ $_ := set $main "securityContext" (include "pd-common.securityContext" $p | fromYaml) }}{{ end -}}
 {{- $_ := set $spec "mainContainer" $main -}}
 replicas: {{ int .role.replicas }}

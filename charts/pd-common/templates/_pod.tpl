@@ -23,8 +23,13 @@ Parameters (dict):
   initContainers          extra init containers (list), after the wait-for-model one
   podAnnotations, podLabels   extra pod metadata (dicts)
   serviceAccountName      optional
+  selfDrain     true for a process that drains on SIGTERM by itself (Dynamo's workers leave
+                discovery, wait, then finish their in-flight requests): no preStop sleep,
+                and the grace period covers selfDrainGrace + drainSeconds + 30 s
+  selfDrainGrace          seconds such a process waits after SIGTERM before it drains
 
-Returns (YAML of a dict): labels, annotations, serviceAccountName, drainSeconds,
+Returns (YAML of a dict): labels, annotations, serviceAccountName, drainSeconds, selfDrain,
+terminationGracePeriodSeconds,
 imagePullSecrets (names), hostNetwork, privileged, rdma, initContainers, container (name,
 image, imagePullPolicy, command, args, env, ports, probes, volumeMounts), resources (one
 map: requests = limits), volumes, nodeSelector, tolerations, affinity. The /dev/shm volume
@@ -114,6 +119,10 @@ and mount are named "dshm" (a form with its own shared-memory setting drops them
 {{- with $mounts }}{{ $_ := set $container "volumeMounts" . }}{{ end -}}
 {{- $parts := dict "labels" $labels "annotations" $annotations "drainSeconds" (int (default 0 $role.drainSeconds)) "hostNetwork" $hostNetwork "privileged" $privileged "rdma" $rdma "initContainers" $inits "container" $container "resources" (include "pd-common.resourceMap" (dict "root" $root "role" $role "accelerators" (default 0 .accelerators) "rdma" $rdma) | fromYaml) "volumes" $volumes "nodeSelector" (default dict $role.nodeSelector) "tolerations" (default list $role.tolerations) "affinity" $affinity -}}
 {{- with .serviceAccountName }}{{ $_ := set $parts "serviceAccountName" . }}{{ end -}}
+{{- $_ := set $parts "selfDrain" (default false .selfDrain) -}}
+{{- if $parts.drainSeconds -}}
+{{- $_ := set $parts "terminationGracePeriodSeconds" (add $parts.drainSeconds (ternary (int (default 0 .selfDrainGrace)) 0 $parts.selfDrain) 30) -}}
+{{- end -}}
 {{- $pullSecrets := (mergeOverwrite (deepCopy (default dict $image)) (default dict $role.image)).pullSecrets -}}
 {{- $_ := set $parts "imagePullSecrets" (default list $pullSecrets) -}}
 {{- toYaml $parts -}}
@@ -144,8 +153,12 @@ spec:
   serviceAccountName: {{ . | quote }}
   {{- end }}
   {{- if $p.drainSeconds }}
+  {{- if $p.selfDrain }}
+  # The process drains itself after SIGTERM (no preStop sleep): its wait, drainSeconds, then 30 s.
+  {{- else }}
   # drainSeconds of preStop sleep, then 30 s for the process to exit after SIGTERM.
-  terminationGracePeriodSeconds: {{ add $p.drainSeconds 30 }}
+  {{- end }}
+  terminationGracePeriodSeconds: {{ $p.terminationGracePeriodSeconds }}
   {{- end }}
   {{- with $p.imagePullSecrets }}
   imagePullSecrets:
@@ -184,7 +197,7 @@ spec:
         {{- toYaml . | nindent 8 }}
       {{- end }}
       {{- end }}
-      {{- if $p.drainSeconds }}
+      {{- if and $p.drainSeconds (not $p.selfDrain) }}
       lifecycle:
         # A deleted pod leaves the Service endpoints at once; the sleep lets the requests it
         # is already serving (a long decode, say) finish before SIGTERM stops the server.

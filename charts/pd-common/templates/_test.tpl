@@ -1,19 +1,22 @@
 {{/*
 pd-common.testPod: the `helm test` hook. It lists /v1/models (the served name must be
 there), then sends one real completion (or chat) request through the Service and fails on
-a non-200 answer or, when smokeTest.expectNonEmpty, on empty generated text.
-Parameters: root, url (base URL of the Service).
+a non-200 answer or, when smokeTest.expectNonEmpty, on empty generated text. A router that
+serves no GET /v1/models (vllm-ascend's load-balance proxy, v0.23.0) is called with
+listModels false: the completion alone is the test.
+Parameters: root, url (base URL of the Service), listModels (optional, default true).
 */}}
 {{- define "pd-common.testPod" -}}
 {{- $root := .root -}}
 {{- $t := $root.Values.smokeTest -}}
+{{- $list := ternary true .listModels (kindIs "invalid" .listModels) -}}
 {{- if $t.enabled -}}
 apiVersion: v1
 kind: Pod
 metadata:
   {{- /* pdgen.io/test-calls: what the script below calls; pdgen lint checks that the program
          behind the Service serves it. */}}
-  {{- $calls := printf "GET /v1/models, POST %s" (ternary "/v1/chat/completions" "/v1/completions" (eq $t.api "chat")) }}
+  {{- $calls := printf "%sPOST %s" (ternary "GET /v1/models, " "" $list) (ternary "/v1/chat/completions" "/v1/completions" (eq $t.api "chat")) }}
   {{- $hook := dict "helm.sh/hook" "test" "helm.sh/hook-delete-policy" "before-hook-creation,hook-succeeded" "pdgen.io/test-calls" $calls }}
   {{- include "pd-common.metadata" (dict "root" $root "component" "test" "annotations" $hook) | nindent 2 }}
 spec:
@@ -35,10 +38,11 @@ spec:
                       sys.exit(f"{path}: HTTP {resp.status}")
                   return json.load(resp)
 
-          models = [m["id"] for m in call("/v1/models").get("data", [])]
-          print("models:", models)
-          if model not in models:
-              sys.exit(f"/v1/models does not list {model!r}")
+          if os.environ["LIST_MODELS"] == "true":
+              models = [m["id"] for m in call("/v1/models").get("data", [])]
+              print("models:", models)
+              if model not in models:
+                  sys.exit(f"/v1/models does not list {model!r}")
           if os.environ["API"] == "chat":
               out = call("/v1/chat/completions", {"model": model, "max_tokens": int(os.environ["MAX_TOKENS"]),
                          "messages": [{"role": "user", "content": os.environ["PROMPT"]}], "temperature": 0})
@@ -65,5 +69,7 @@ spec:
           value: {{ $t.expectNonEmpty | quote }}
         - name: TIMEOUT
           value: {{ $t.timeoutSeconds | quote }}
+        - name: LIST_MODELS
+          value: {{ $list | quote }}
 {{- end -}}
 {{- end -}}

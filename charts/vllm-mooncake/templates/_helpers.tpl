@@ -38,7 +38,10 @@ fails at render time instead of at runtime.
 {{- if and (eq $c "v0-etcd") (eq .Values.mode "disaggregated") (eq .Values.image.repository "vllm/vllm-openai") -}}
 {{- fail "connector v0-etcd needs an engine image with vLLM's v0 engine and mooncake-transfer-engine: the stock vllm/vllm-openai images have no Mooncake (vLLM PR #18193); set image.repository and image.tag to the image you build" -}}
 {{- end -}}
-{{- if and (eq $c "v0-etcd") (eq .Values.mode "disaggregated") (semverCompare ">=0.11.0-0" (toString .Values.image.tag)) -}}
+{{- /* Only a tag that reads as a version can be compared; a user's own tag (latest, a date,
+       a commit) is taken at its word (semverCompare fails the render on one it cannot parse). */ -}}
+{{- $tag := toString .Values.image.tag -}}
+{{- if and (eq $c "v0-etcd") (eq .Values.mode "disaggregated") (regexMatch "^v?[0-9]+\\.[0-9]+(\\.[0-9]+)?([-+][0-9A-Za-z.-]+)?$" $tag) (semverCompare ">=0.11.0-0" $tag) -}}
 {{- fail (printf "connector v0-etcd needs the vLLM v0 engine, which vLLM removed in 0.11; image.tag %s is too new (use e.g. v0.8.5)" .Values.image.tag) -}}
 {{- end -}}
 {{- end -}}
