@@ -66,12 +66,14 @@ demo: setup ## Set up, then render every example into out/, lint it offline and 
 	@echo
 	@$(PY) scripts/demo.py
 
-bench: setup ## pdgen's own speed (perf/): validate rate; render vs helm; lint vs kubeconform; the load generator vs an aiohttp baseline
+bench: setup ## pdgen's own speed (perf/): validate rate; render vs helm; lint vs kubeconform; the load generator; the proxy vs vllm-router
 	@# Each figure against its goal; a goal not met is reported, and does not stop the others.
+	PYTHON=$(PYTHON) bash scripts/install-perf.sh
 	-$(PY) perf/validate_rate.py 1000 5
 	-$(PY) perf/render_lint.py 5
 	-$(PY) perf/verify_time.py 5
 	-$(PY) perf/client_throughput.py
+	-$(PY) perf/proxy.py 5 3
 
 fixtures: setup ## Regenerate tests/fixtures/{invalid,rules/*}/*.expected (review the diff!)
 	bash scripts/regenerate.sh fixtures
