@@ -59,6 +59,16 @@ def check(ctx):
             # leader election), which the charts do not render.
             yield (("spec", "infra", name), f"a bundled {name} runs one instance; replicas and persistence apply to "
                    "etcd and NATS (for mooncake_master HA run it yourself with --enable_ha and use mode external)")
+        if name == "etcd" and needed and mode in ("auto", "bundled") and cfg["replicas"] > 1 \
+                and "persistence" not in cfg:
+            # A member whose emptyDir went with its pod (a drain, a node loss) comes back with an
+            # empty data dir and cannot rejoin: raft panics "tocommit(N) is out of range"
+            # (etcd-io/etcd#13509; removing and re-adding the member is the only way back,
+            # etcd-io/etcd#6982), and the cluster runs on in quorum-minus-one, silently.
+            yield (("spec", "infra", name, "replicas"), f"a bundled etcd of {cfg['replicas']} members needs "
+                   "persistence: a member restarted on an emptyDir comes back empty and cannot rejoin "
+                   "(etcd-io/etcd#13509), so the cluster quietly loses its fault tolerance; set "
+                   "spec.infra.etcd.persistence.size, or use replicas: 1")
         if name == "nats" and cfg["replicas"] == 5:
             yield ("spec", "infra", name, "replicas"), "a bundled NATS cluster has 1 or 3 servers"
         if mode == "external" and "endpoint" in cfg:

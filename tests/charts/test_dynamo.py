@@ -205,3 +205,13 @@ def test_bundled_etcd_and_nats_request_resources_and_cluster_with_a_budget():
     # Clients keep using the client Service, which every member backs.
     env = {e["name"]: e.get("value") for e in container(find(ha, "Deployment", "demo-frontend"))["env"]}
     assert env["ETCD_ENDPOINTS"] == "http://demo-etcd:2379"
+
+
+def test_several_etcd_members_need_persistence():
+    """Review 3, defect 7: three members on emptyDirs. A drained member comes back with an
+    empty data dir and cannot rejoin ("tocommit out of range", etcd-io/etcd#13509): the
+    cluster silently runs on two of three. The chart refuses it (validate does first)."""
+    with pytest.raises(helm.HelmError) as info:
+        render(CHART, {"infra": {"etcd": {"replicas": 3}}})
+    assert "infra.etcd.replicas above 1 needs infra.etcd.persistence.enabled" in str(info.value)
+    assert "etcd-io/etcd#13509" in str(info.value)

@@ -176,6 +176,9 @@ its own DNS name under the peers Service (etcd's --initial-cluster bootstrapping
 {{- $root := .root -}}
 {{- $e := $root.Values.infra.etcd -}}
 {{- if $e.enabled -}}
+{{- if and (gt (int (default 1 $e.replicas)) 1) (not (dig "persistence" "enabled" false $e)) -}}
+{{- fail "infra.etcd.replicas above 1 needs infra.etcd.persistence.enabled: a member restarted on an emptyDir comes back empty and cannot rejoin the cluster (etcd-io/etcd#13509)" -}}
+{{- end -}}
 {{- $name := include "pd-common.componentName" (dict "root" $root "component" "etcd") -}}
 {{- $peers := printf "%s-peers.%s.svc" $name $root.Release.Namespace -}}
 {{- $members := list -}}
