@@ -80,6 +80,17 @@ def build(t: dict, compiled_values: dict, *, model: models.ModelFacts | None, pr
         where = "bundled" if cfg.get("enabled") else f"external {cfg.get('endpoint')}"
         ports = {key: cfg[key] for key in INFRA_PORTS[name] if key in cfg}
         plan["infra"].append({"service": name, "where": where, "ports": ports, "why": why})
+    cond = values.get("frontend", {}).get("conditionalDisagg", {})
+    if spec["mode"] == "disaggregated" and cond.get("enabled"):
+        # What Dynamo 1.6.1 does with it (lib/kv-router/src/conditional_disagg.rs isl_bounding):
+        # bypass when eff_isl < threshold and eff_isl / prompt < ratio, strictly.
+        n, ratio = cond["effIslThreshold"], cond["effIslRatioThreshold"]
+        plan["selectiveDisaggregation"] = {
+            "thresholdTokens": n, "ratioThreshold": ratio,
+            "rule": (f"decode prefills a request itself when fewer than {n} of its prompt tokens are not cached on "
+                     f"the chosen decode worker and the uncached share is under {ratio:g} (so part of the prompt "
+                     "must be cached there); every other request, any prompt with nothing cached included, goes "
+                     "through a prefill instance (Dynamo conditional disaggregation, isl_bounding)")}
     plan["deployment"] = deployment(spec, values)
     plan["ports"] = {**{k: v for k, v in values.get("ports", {}).items()}, "service": values["service"]["port"]}
     if scraped is not None:  # from the rendered manifests (pdgen.manifests.scraped)

@@ -125,7 +125,7 @@ MONITORING = m.Monitoring(
                              "{{worker_type}}"),), "dynamo-frontend", when=("frontend.routerMode=kv",)),
             m.Panel("KV router admissions per worker type", "dynamo_frontend_router_admission_received_total: the KV "
                     "router admits each disaggregated request to a prefill and a decode worker; with conditional "
-                    "disaggregation a short prompt goes to decode only.",
+                    "disaggregation a request with a prefix cached on decode and few new tokens goes to decode only.",
                     (m.Query(f"sum by (worker_type) (rate(dynamo_frontend_router_admission_received_total"
                              f"{m.sel('frontend')}[{m.RATE}]))", "{{worker_type}}"),), "dynamo-frontend", "reqps",
                     when=(*_PD, "frontend.routerMode=kv")),
@@ -177,7 +177,8 @@ MONITORING = m.Monitoring(
                 f"({_generate('decode')} > 0) unless ({_generate('prefill')} > 0)",
                 "decode workers generate while no prefill worker gets a request: decode does the prefill",
                 "the prefill workers (`pdgen status`), their registration in etcd (DYN_NAMESPACE) and, with "
-                "conditional disaggregation, the threshold: prompts under it prefill on decode",
+                "conditional disaggregation, the threshold: a request with a prefix cached on decode and fewer new "
+                "tokens than it prefills on decode",
                 "dynamo-worker", "10m", when=_PD),
         m.Alert("PDFrontendErrors",
                 f"sum(rate(dynamo_frontend_failures_total{m.sel('frontend')}[{m.RATE}])) / "

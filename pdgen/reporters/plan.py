@@ -47,6 +47,8 @@ def text(plan: dict, findings: list | None = None) -> str:
         out.append(f"infra {i['service']}: {i['where']} ({ports}) because {i['why']}")
     if not plan["infra"]:
         out.append("infra: none needed")
+    if "selectiveDisaggregation" in plan:
+        out.append(f"selective disaggregation: {plan['selectiveDisaggregation']['rule']}")
     d = plan.get("deployment")
     if d:
         extra = "".join(f", {k} {d[k]}" for k in ("ratio", "slices", "engineRuntime") if k in d)

@@ -96,3 +96,20 @@ def test_an_invalid_topology_under_format_json_is_still_one_json_document(runner
     assert result.exit_code == 1, result.output
     [file] = json.loads(result.output)["files"]
     assert file["file"] == str(bad) and {f["rule"] for f in file["findings"]} == {"scaling-ratio"}
+
+
+def test_plan_says_what_selective_disaggregation_really_does(runner):
+    """Review 3, defect 9: the topology said "prompts with at least N tokens go to a prefill
+    instance", but Dynamo 1.6.1's isl_bounding (ratio threshold 1.0, strict) bypasses prefill
+    only for a request whose uncached part is under N *and* that has part of its prompt cached
+    on the decode worker (lib/kv-router/src/conditional_disagg.rs). The plan says that."""
+    p = plan(runner, "controlplane-chat.yaml")
+    selective = p["selectiveDisaggregation"]
+    assert (selective["thresholdTokens"], selective["ratioThreshold"]) == (200, 1.0)
+    assert "not cached on the chosen decode worker" in selective["rule"]
+    assert "any prompt with nothing cached included, goes through a prefill instance" in selective["rule"]
+    text = runner.invoke(cli, ["plan", str(ROOT / "examples" / "controlplane-chat.yaml")]).output
+    assert "selective disaggregation: decode prefills a request itself when fewer than 200" in text
+    from pdgen.schema import topology_schema
+    described = json.dumps(topology_schema()["$defs"]["routing"]["properties"]["selectiveDisaggregation"])
+    assert "at least this many tokens go to a prefill" not in described and "nothing cached on decode" in described
