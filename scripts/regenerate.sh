@@ -2,7 +2,7 @@
 # Regenerate the generated files of the checkout this script is in (or of --root DIR):
 #
 #   fixtures  tests/fixtures/invalid/*.expected and tests/fixtures/rules/*/fail.expected
-#   golden    the charts' copy of pdgen/pd_proxy.py, their values.schema.json, their monitoring files, values/<example>.yaml and tests/golden/
+#   golden    the charts' copy of pdgen/pd_proxy.py, pdgen/data/name_limits.json, their values.schema.json, their monitoring files, values/<example>.yaml and tests/golden/
 #   catalog   pdgen/data/flags.json, from tools/upstream/flag-oracle.json
 #   all       all three
 #
@@ -24,6 +24,7 @@ golden() {
   "$py" scripts/chart_values.py
   "$py" scripts/monitoring.py
   "$py" scripts/goldens.py
+  "$py" scripts/name_limits.py
 }
 catalog() {
   "$py" scripts/build_flag_catalog.py

@@ -23,7 +23,7 @@ from pdgen.loader import Document, json_path
 
 _MODULES = ["parallelism", "aggregated_settings", "tp_pairing", "pipeline_connector", "rdma", "infra", "routing", "autoscaling",
             "extra_args", "model_fit", "memory_fit", "quantities", "model_source", "observability", "deployment_form",
-            "scaling_ratio"]
+            "scaling_ratio", "name_length"]
 
 
 @dataclass(frozen=True)

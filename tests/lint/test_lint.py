@@ -414,3 +414,42 @@ def test_the_ascend_mooncake_helm_test_calls_only_what_vllm_ascends_proxy_serves
     [found] = [f for f in lint_docs(tmp_path, objects) if f.rule == "wiring.route"]
     assert "GET /v1/models" in found.message and "load_balance_proxy_server_example" in found.message
     assert "vllm-ascend v0.23.0" in found.message
+
+
+def test_names_a_controller_would_refuse_are_caught(tmp_path):
+    """Review 3, defect 10: release names of 45-53 characters passed validate, render and lint,
+    and gave StatefulSet names over 52 characters (no pod is ever created: the
+    controller-revision-hash label would be over 63) and Service names over 63. Lint checks the
+    limits on any manifest, including the names a LeaderWorkerSet derives."""
+    objects = docs(SGLANG)
+    long = "x" * 45
+    for o in objects:
+        if o["kind"] in ("StatefulSet", "Service") and o["metadata"]["name"].startswith("sglang-pd-"):
+            o["metadata"]["name"] = o["metadata"]["name"].replace("sglang-pd", long, 1)
+    found = [f for f in lint_docs(tmp_path, objects) if f.rule == "names.length"]
+    assert any(f.message.endswith(
+        f"{long}-prefill is 53 characters, over the 52 allowed for a StatefulSet name (its controller-revision-hash "
+        "label): the controller fails on it after the install succeeded; use a shorter release name") for f in found)
+    assert all(f.json_path == "$.metadata.name" for f in found)
+    lws = {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet",
+           "metadata": {"name": "y" * 50}, "spec": {"replicas": 12, "leaderWorkerTemplate": {"size": 2, "workerTemplate": {
+               "spec": {"containers": [{"name": "c", "image": "i"}]}}}}}
+    [found] = [f for f in lint_docs(tmp_path, [lws]) if f.rule == "names.length"]
+    assert f"{'y' * 50}-11 is 53 characters" in found.message and "per group" in found.message
+
+
+def test_every_name_a_render_makes_fits_the_limits_validate_allows(tmp_path):
+    """The other half: validate's name-length rule (pdgen/data/name_limits.json) lets through
+    exactly the names whose render lints clean. The longest allowed name renders clean; one
+    character more is refused at validate."""
+    from pdgen.rules.name_length import limits
+    topo = pathlib.Path(ROOT / SGLANG).read_text()
+    allowed = limits()["sglang-mooncake"]["workloads"]["always"]["maxLength"]
+    for length, ok in ((allowed, True), (allowed + 1, False)):
+        path = tmp_path / f"n{length}.yaml"
+        path.write_text(topo.replace("name: sglang-pd", f"name: {'n' * length}", 1))
+        result = check_file(str(path))
+        assert (not [f for f in result.findings if f.rule == "name-length"]) == ok, length
+        if ok:
+            [linted] = lint.lint_files([str(path)])
+            assert [f for f in linted.findings if f.rule == "names.length"] == []
