@@ -34,6 +34,18 @@ def _sgl_rate(metric: str, component: str | None = None, by: str = "app_kubernet
     return m.sum_by(f"rate({metric}{m.sel(component)}[{m.RATE}])", by)
 
 
+
+def _no_healthy(role: str) -> str:
+    """No health check of a role's workers succeeded for 2 minutes (twelve of the router's
+    checks, every 10 s as the chart runs it). The router's per-worker series are keyed by URL, which differs by form: the
+    pod's DNS name (static --prefill/--decode), http://<pod-ip>:<port> (--service-discovery),
+    a multi-node leader's name; only smg_worker_health_checks_total carries the worker type
+    (sglang-router 0.3.2, sgl-model-gateway src/observability/metrics.rs
+    record_worker_health_check). No series at all (no worker registered) counts as none."""
+    ok = m.sel("router", worker_type=role, result="success")
+    return f"(sum(increase(smg_worker_health_checks_total{ok}[2m])) or vector(0)) == 0"
+
+
 MONITORING = m.Monitoring(
     title="SGLang + Mooncake",
     rows=(
@@ -114,19 +126,14 @@ MONITORING = m.Monitoring(
         m.queue_growing(f"sum(sglang:num_queue_reqs{m.sel()})",
                         "per-role queues: a growing prefill queue wants more prefill, decode's more decode (or a "
                         "smaller --max-running-requests)", "sglang-engine"),
-        m.Alert("PDRouterNoHealthyPrefill",
-                f'max(smg_worker_health{m.sel(worker="~.*-prefill-[0-9]+[.:/].*")}) < 1',
-                "the router sees no healthy prefill worker",
-                "prefill pods and their /health; the router checks every 60 s", "sglang-router", "2m",
-                severity="critical", when=_PD),
-        m.Alert("PDRouterNoHealthyDecode",
-                f'max(smg_worker_health{m.sel(worker="~.*-decode-[0-9]+[.:/].*")}) < 1',
-                "the router sees no healthy decode worker",
-                "decode pods and their /health; the router checks every 60 s", "sglang-router", "2m",
-                severity="critical", when=_PD),
+        *(m.Alert(f"PDRouterNoHealthy{role.title()}", _no_healthy(role),
+                  f"the router sees no healthy {role} worker",
+                  f"{role} pods and their /health; the router checks every 10 s", "sglang-router", "1m",
+                  severity="critical", when=_PD) for role in ("prefill", "decode")),
         *m.role_down_alerts((("prefill", _PD), ("decode", _PD), ("router", _PD), ("server", ("mode=aggregated",)))),
     ),
 )
+
 
 
 BACKEND = Backend(

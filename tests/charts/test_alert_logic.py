@@ -43,6 +43,17 @@ _VLLM_HIT_RATE_COLLAPSE = (
     {'vllm:prefix_cache_hits_total{R}': "0+80x70 5600+10x60", 'vllm:prefix_cache_queries_total{R}': "0+100x130"},
     {'vllm:prefix_cache_hits_total{R}': "0+80x130", 'vllm:prefix_cache_queries_total{R}': "0+100x130"},
 )
+
+
+def _router_checks(role: str) -> tuple[dict, dict]:
+    """sglang-router's health checks of one role's workers: failing (the successes stop), and
+    passing once a minute. Whatever URL the workers have in this form, the series carry only the
+    worker type (sgl-model-gateway metrics.rs record_worker_health_check)."""
+    series = f'smg_worker_health_checks_total{{R,app_kubernetes_io_component="router",worker_type="{role}",'
+    return ({series + 'result="success"}': "20+0x60", series + 'result="failure"}': "0+1x60"},
+            {series + 'result="success"}': "0+1x60"})
+
+
 CASES = [
     Case("sglang-pd", "PDDecodeWithoutPrefill",
          {'sglang:num_requests_total{R,app_kubernetes_io_component="decode"}': "0+60x60",
@@ -66,11 +77,11 @@ CASES = [
     Case("sglang-pd", "PDPrefixCacheHitRateCollapsed",
          {'sglang:cache_hit_rate{R,app_kubernetes_io_component="decode"}': "0.8x70 0.1x60"},
          {'sglang:cache_hit_rate{R,app_kubernetes_io_component="decode"}': "0.8x130"}, at="125m"),
-    Case("sglang-pd", "PDRouterNoHealthyPrefill",
-         {'smg_worker_health{R,app_kubernetes_io_component="router",'
-          'worker="http://sglang-pd-prefill-0.sglang-pd-prefill.sglang-pd.svc:30000"}': "0x60"},
-         {'smg_worker_health{R,app_kubernetes_io_component="router",'
-          'worker="http://sglang-pd-prefill-0.sglang-pd-prefill.sglang-pd.svc:30000"}': "1x60"}),
+    # The router's health alerts in each form (review 3, defect 6: they matched the worker URL
+    # of the static form only, and never fired with --service-discovery or an LWS leader).
+    *(Case(golden, f"PDRouterNoHealthy{role.title()}", *_router_checks(role))
+      for golden in ("sglang-pd", "forms/sglang-pd-ds", "deepseek-r1-pd", "forms/sglang-pd-rbg")
+      for role in ("prefill", "decode")),
     Case("vllm-p2p-pd", "PDDecodeDoingPrefill",
          {'vllm:prompt_tokens_by_source_total{R,app_kubernetes_io_component="decode",source="local_compute"}':
           "0+100x60", 'vllm:prompt_tokens_total{R,app_kubernetes_io_component="decode"}': "0+100x60"},
@@ -129,11 +140,6 @@ CASES = [
     Case("dynamo-pd", "PDQueueGrowing",
          {'dynamo_frontend_queued_requests{R,app_kubernetes_io_component="frontend"}': "20+1x60"},
          {'dynamo_frontend_queued_requests{R,app_kubernetes_io_component="frontend"}': "10+0x60"}),
-    Case("sglang-pd", "PDRouterNoHealthyDecode",
-         {'smg_worker_health{R,app_kubernetes_io_component="router",'
-          'worker="http://sglang-pd-decode-0.sglang-pd-decode.sglang-pd.svc:30000"}': "0x60"},
-         {'smg_worker_health{R,app_kubernetes_io_component="router",'
-          'worker="http://sglang-pd-decode-0.sglang-pd-decode.sglang-pd.svc:30000"}': "1x60"}),
     Case("yr-qwen-pd", "PDProxyUpstreamErrors",
          {'pdgen_proxy_requests_total{R,app_kubernetes_io_component="router",role="prefill",outcome="unreachable"}':
           "0+10x60",

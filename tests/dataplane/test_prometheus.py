@@ -239,6 +239,10 @@ def test_prometheus_scrapes_the_sglang_router_and_a_missing_prefill_fires(tmp_pa
                 status, body = post(base + "/v1/completions", {"model": "qwen", "prompt": f"q{i}", "max_tokens": 3})
                 assert status == 200, body
             prom.wait_for(f"count(up == 1) >= {len(configs)}", timeout=60, what="every target up")
+            # The router's health checks (every 10 s as rendered) make the series the
+            # PDRouterNoHealthy* alerts read; the first ones come a check interval after start.
+            prom.wait_for('count(smg_worker_health_checks_total{result="success"}) >= 2', timeout=60,
+                          what="the router's health checks of both roles")
             time.sleep(3)
             _check_queries(prom, "sglang-mooncake", _values(doc, tmp_path), release, {"sglang-router", "prometheus"})
             _record({"sglang-router": "sglang-router 0.3.2, python3 -m sglang_router.launch_router "

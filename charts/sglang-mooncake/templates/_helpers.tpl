@@ -107,6 +107,10 @@ Ready, and leave when deleted).
 {{- end -}}
 {{- end -}}
 {{- $args = concat $args (list "--host" "0.0.0.0" "--port" ($v.service.port | toString) "--policy" $v.router.policy) -}}
+{{- /* The router checks its workers every 60 s by default (sglang-router 0.3.2): a dead decode
+       then takes 502s for up to three minutes before it leaves the rotation, and the
+       PDRouterNoHealthy* alerts read the checks. Every 10 s. */ -}}
+{{- $args = concat $args (list "--health-check-interval-secs" "10") -}}
 {{- if $v.observability.metrics -}}
 {{- $args = concat $args (list "--prometheus-host" "0.0.0.0" "--prometheus-port" ($v.ports.metrics | toString)) -}}
 {{- end -}}
