@@ -22,6 +22,16 @@ pkg/webhooks/disaggregatedset):
 - rollingUpdateConfiguration.partition is unset or 0, and maxSurge and maxUnavailable are
   not both 0.
 
+PodDisruptionBudget: over pods whose controller has no scale subresource, only an integer
+minAvailable works. The disruption controller finds the expected pod count through the pods'
+controller (Deployment, ReplicaSet, StatefulSet, or a custom resource's /scale); for one
+without it, maxUnavailable or a percentage minAvailable fails the lookup and the budget allows
+no disruption at all (kubernetes v1.34 pkg/controller/disruption/disruption.go
+getExpectedPodCount, failSafe), so drains, upgrades and scale-downs block forever. A
+RoleBasedGroup's pods are owned by rbg's RoleInstance, which has none (rbg v0.8.0-alpha.5
+config/crd/bases roleinstances: subresources status only), unless a role names another
+workload type (rbg.workloads.x-k8s.io/role-workload-type).
+
 HorizontalPodAutoscaler: scaleTargetRef names a Deployment, StatefulSet or LeaderWorkerSet of
 the release, or the per-role object a group's controller makes: RoleBasedGroupScalingAdapter
 <rbg>-<role> for a role with scalingAdapter.enable, DisaggregatedSetRoleScaler <ds>-<role>
@@ -31,11 +41,12 @@ for a role with scaling.mode External. Otherwise the HPA reports FailedGetScale 
 from __future__ import annotations
 
 from pdgen.findings import Finding
-from pdgen.manifests import Obj
+from pdgen.manifests import Obj, group_roles
 
 RULE_RBG = "group.rolebasedgroup"
 RULE_DS = "group.disaggregatedset"
 RULE_HPA = "wiring.autoscaler"
+RULE_PDB = "wiring.disruption-budget"
 _SCALABLE = ("Deployment", "StatefulSet", "LeaderWorkerSet", "ReplicaSet")
 
 
@@ -49,7 +60,7 @@ def check(objects: list[Obj]) -> list[Finding]:
             findings += _disaggregatedset(obj)
         elif obj.kind == "CoordinatedPolicy":
             findings += _policy(obj, groups)
-    return findings + _autoscalers(objects)
+    return findings + _autoscalers(objects) + _budgets(objects)
 
 
 def _names(obj: Obj, items: list, path: tuple, what: str, rule: str) -> list[Finding]:
@@ -180,6 +191,53 @@ def _policy(obj: Obj, groups: dict[str, Obj]) -> list[Finding]:
             if role not in names:
                 out.append(obj.finding(("spec", "policies", i, "roles", j), f"role {role!r} is not a role of "
                                        f"RoleBasedGroup {obj.name}", RULE_RBG))
+    return out
+
+
+_WORKLOAD_TYPE = "rbg.workloads.x-k8s.io/role-workload-type"
+_SCALED_TYPES = ("StatefulSet", "Deployment", "LeaderWorkerSet")  # their pods' controllers have /scale
+
+
+def _unscaled_owners(objects: list[Obj]) -> list[tuple[str, dict]]:
+    """(what, pod labels) of the pods whose controller has no scale subresource."""
+    out = []
+    for o in objects:
+        if o.kind != "RoleBasedGroup":
+            continue
+        group_type = str(((o.data.get("metadata") or {}).get("annotations") or {}).get(_WORKLOAD_TYPE, ""))
+        raw_roles = (o.data.get("spec") or {}).get("roles") or []
+        for role in group_roles(o):
+            raw = raw_roles[role.index] if role.index < len(raw_roles) and isinstance(raw_roles[role.index], dict) \
+                else {}
+            kind = str((raw.get("annotations") or {}).get(_WORKLOAD_TYPE, group_type))
+            if any(t in kind for t in _SCALED_TYPES):
+                continue
+            for _, template in role.templates:
+                labels = (template.get("metadata") or {}).get("labels") or {}
+                out.append((f"RoleBasedGroup/{o.name} role {role.name} (pods owned by RoleInstance)", labels))
+    return out
+
+
+def _budgets(objects: list[Obj]) -> list[Finding]:
+    owners = _unscaled_owners(objects)
+    out = []
+    for o in objects:
+        if o.kind != "PodDisruptionBudget" or not owners:
+            continue
+        spec = o.data.get("spec") or {}
+        if "maxUnavailable" in spec:
+            field: tuple = ("spec", "maxUnavailable")
+        elif isinstance(spec.get("minAvailable"), str):
+            field = ("spec", "minAvailable")
+        else:
+            continue
+        wanted = (spec.get("selector") or {}).get("matchLabels") or {}
+        hit = [what for what, labels in owners if wanted and all(labels.get(k) == v for k, v in wanted.items())]
+        if hit:
+            out.append(o.finding(field, f"selects the pods of {hit[0]}, whose controller has no scale subresource: "
+                                 f"with {field[-1]} the disruption controller cannot count them and allows no "
+                                 "disruption, so node drains and upgrades block; use an integer minAvailable",
+                                 RULE_PDB))
     return out
 
 

@@ -183,3 +183,27 @@ def test_strategic_merge_as_the_rbg_controller_applies_it(base, patch, want):
     other lists replaced; null deletes. tests/cluster/test_group_forms.py holds the same
     function to the real API server's strategic merge."""
     assert manifests.strategic_merge(base, patch) == want
+
+
+@pytest.mark.parametrize("field,value", [("maxUnavailable", 1), ("minAvailable", "50%")])
+def test_a_budget_the_disruption_controller_cannot_honour_over_rbg_pods_is_caught(tmp_path, field, value):
+    """Review 3, defect 4: a maxUnavailable budget beside a RoleBasedGroup. Its pods are owned
+    by rbg's RoleInstance, which has no scale subresource (rbg v0.8.0-alpha.5), so the
+    disruption controller allowed no disruption at all and node drains hung. The chart now
+    renders an integer minAvailable there (all the role's pods but one); lint catches the rest."""
+    objects = golden("sglang-pd-rbg")
+    budget = next(o for o in objects if o["kind"] == "PodDisruptionBudget" and o["metadata"]["name"].endswith("-prefill"))
+    assert budget["spec"]["minAvailable"] == 1 and "maxUnavailable" not in budget["spec"]
+    assert [m for r, m in findings_of(tmp_path, objects) if r == "wiring.disruption-budget"] == []
+    budget["spec"].pop("minAvailable")
+    budget["spec"][field] = value
+    [found] = [m for r, m in findings_of(tmp_path, objects) if r == "wiring.disruption-budget"]
+    assert "RoleBasedGroup/sglang-pd-rbg role prefill (pods owned by RoleInstance)" in found
+    assert "use an integer minAvailable" in found
+
+
+def test_a_budget_over_pods_with_a_scalable_controller_keeps_max_unavailable(tmp_path):
+    objects = golden("sglang-pd-ds")  # DisaggregatedSet: LeaderWorkerSets' StatefulSets own the pods
+    budgets = [o for o in objects if o["kind"] == "PodDisruptionBudget"]
+    assert budgets and all(b["spec"].get("maxUnavailable") == 1 for b in budgets)
+    assert [m for r, m in findings_of(tmp_path, objects) if r == "wiring.disruption-budget"] == []

@@ -211,19 +211,34 @@ disruptions (node drains), so a drain cannot evict every prefill at once. Render
 role can have more than one pod. A multi-node instance (LeaderWorkerSet group) is one unit of
 failure: losing any of its pods restarts the whole group (RecreateGroupOnPodRestart), which a
 budget cannot prevent, only pace.
+In the RoleBasedGroup form the pods' controller is rbg's RoleInstance, which has no scale
+subresource (rbg v0.8.0-alpha.5 config/crd roleinstances: status only). For such pods the
+disruption controller can only honour an integer minAvailable (it counts the pods it finds);
+maxUnavailable or a percentage makes it fail to compute the expected count and allow no
+disruption at all (k8s pkg/controller/disruption/disruption.go getExpectedPodCount, failSafe),
+so drains, upgrades and scale-downs would block forever. There the budget keeps all but one
+pod of the role: minAvailable = pods - 1 (the autoscaler's minimum when the role autoscales,
+so it can always make progress; scaled up, more may go at once).
 Parameters: root, component, role.
 */}}
 {{- define "pd-common.disruptionBudget" -}}
 {{- $a := default dict .role.autoscaling -}}
 {{- $most := ternary (int (default 1 $a.maxReplicas)) (int (default 1 .role.replicas)) (default false $a.enabled) -}}
-{{- if or (gt $most 1) (gt (int (default 1 .role.nodesPerInstance)) 1) -}}
+{{- $nodes := int (default 1 .role.nodesPerInstance) -}}
+{{- if or (gt $most 1) (gt $nodes 1) -}}
+{{- $least := ternary (int (default 1 $a.minReplicas)) (int (default 1 .role.replicas)) (default false $a.enabled) -}}
 ---
 apiVersion: policy/v1
 kind: PodDisruptionBudget
 metadata:
   {{- include "pd-common.metadata" (dict "root" .root "component" .component) | nindent 2 }}
 spec:
+  {{- if eq (include "pd-common.form" .root) "rolebasedgroup" }}
+  # RoleInstance-owned pods: only an integer minAvailable works (see pd-common.disruptionBudget).
+  minAvailable: {{ sub (mul $least $nodes) 1 }}
+  {{- else }}
   maxUnavailable: 1
+  {{- end }}
   selector:
     matchLabels:
       {{- include "pd-common.selectorLabels" (dict "root" .root "component" .component) | nindent 6 }}
