@@ -105,6 +105,26 @@ def expand(value: str, env: dict[str, str]) -> str:
     return _VAR.sub(lambda m: env.get(m.group(1), m.group(0)), value.replace("$$(", "\0")).replace("\0", "$(")
 
 
+NODE_NAME = "node-0"  # spec.nodeName of every pod
+
+
+def _resource(container: dict, ref: dict) -> int:
+    """A resourceFieldRef as the kubelet answers it: the container's limit (cpu or memory), or
+    without one the node's allocatable (this machine's), in units of the divisor."""
+    from pdgen.quantity import to_bytes
+    resource = ref["resource"]
+    limit = ((container.get("resources") or {}).get("limits") or {}).get(resource.split(".", 1)[1])
+    divisor = ref.get("divisor", "1")
+    if resource.endswith("memory"):
+        total = to_bytes(limit) if limit is not None else \
+            int(pathlib.Path("/proc/meminfo").read_text().split()[1]) * 1024  # MemTotal, KiB
+        return int(total // to_bytes(divisor))
+    def cores(q: str) -> float:
+        return float(q[:-1]) / 1000 if str(q).endswith("m") else float(q)
+    total_cores = cores(str(limit)) if limit is not None else float(os.cpu_count() or 1)
+    return int(-(-total_cores // cores(str(divisor))))
+
+
 def load(text: str, workdir: pathlib.Path, *, namespace: str) -> Release:
     """The release's pods (StatefulSets, Deployments, DaemonSets with one node, and
     LeaderWorkerSets), each with its own loopback address and the DNS names that lead to it."""
@@ -137,9 +157,13 @@ def load(text: str, workdir: pathlib.Path, *, namespace: str) -> Release:
                     if "value" in e:
                         env[e["name"]] = expand(str(e["value"]), env)
                         continue
-                    ref = (e.get("valueFrom") or {}).get("fieldRef", {}).get("fieldPath")
+                    source = e.get("valueFrom") or {}
+                    if "resourceFieldRef" in source:  # the container's limit, or the node's allocatable
+                        env[e["name"]] = str(_resource(c, source["resourceFieldRef"]))
+                        continue
+                    ref = source.get("fieldRef", {}).get("fieldPath")
                     env[e["name"]] = {"status.podIP": address, "status.hostIP": NODE, "metadata.name": pod_name,
-                                      "metadata.namespace": namespace}.get(ref, "")
+                                      "metadata.namespace": namespace, "spec.nodeName": NODE_NAME}.get(ref, "")
                 argv = [expand(str(a), env) for a in (c.get("command") or []) + (c.get("args") or [])]
                 containers.append(Container(
                     f"{obj['kind']}/{obj['metadata']['name']}", labels.get("app.kubernetes.io/component", ""),
