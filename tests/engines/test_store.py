@@ -120,9 +120,10 @@ def first_handover(sc: E.Scenario) -> str:
     return why
 
 
-@pytest.mark.xfail(strict=True, reason="vLLM 0.32 defect: MultiConnector(MooncakeConnector, MooncakeStoreConnector) "
-                   "kills the prefill at its first hand-over (multi_connector.py:128 asserts that MooncakeConnector, "
-                   "which has transfer stats, has Prometheus metrics; it has none: mooncake/stats.py:15)")
+@pytest.mark.xfail(strict=True, reason="vLLM 0.32 defect (vllm-project/vllm#43828; fixes open: #43836, #50374): "
+                   "MultiConnector(MooncakeConnector, MooncakeStoreConnector) kills the prefill at its first hand-over "
+                   "(multi_connector.py:128 asserts that MooncakeConnector, which has transfer stats, has Prometheus "
+                   "metrics; it has none: mooncake/stats.py:15)")
 def test_the_rendered_store_prefill_survives_its_first_handover(store):
     assert not store.defect, f"the prefill, run as rendered, exited after one hand-over: {store.defect}"
 
