@@ -95,7 +95,7 @@ def need_engines() -> pathlib.Path:
     return model
 
 
-def _local_path(c: harness.Container, path: str) -> str:
+def local_path(c: harness.Container, path: str) -> str:
     for mount, local in sorted(c.mounts.items(), key=lambda m: -len(m[0])):
         if path == mount or path.startswith(mount + "/"):
             return str(local) + path[len(mount):]
@@ -126,7 +126,7 @@ def engine_command(c: harness.Container, *, model: pathlib.Path, core: int, cach
     env.update({"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": str(core), "MC_FORCE_TCP": "1",
                 "PYTHONPATH": str(shims), "VLLM_CACHE_ROOT": str(cache)})
     if "MOONCAKE_CONFIG_PATH" in env:
-        env["MOONCAKE_CONFIG_PATH"] = _local_path(c, env["MOONCAKE_CONFIG_PATH"])
+        env["MOONCAKE_CONFIG_PATH"] = local_path(c, env["MOONCAKE_CONFIG_PATH"])
     return argv, env
 
 
@@ -337,8 +337,8 @@ THINGS = ("apples boats candles dragons engines feathers guitars hammers islands
           "oranges pianos").split()
 
 
-def prompt(key: str, lines: int = 60) -> str:
-    """A long prompt (about 500 tokens at 60 lines) of its own: an inventory log drawn from
+def prompt(key: str, lines: int = 40) -> str:
+    """A long prompt (about 350 tokens at 40 lines: two whole 128-token blocks and more) of its own: an inventory log drawn from
     ``key`` and the start of its copy, which the model continues, so each prompt's answer is
     its own."""
     rnd = random.Random(key)

@@ -66,7 +66,7 @@ def store(model: pathlib.Path, tmp_path_factory):
         sc.master = f"http://{master.address}:{master.ports['metrics']}"
         for pod in (PREFILL, DECODE):
             E.run_init_containers(sc.rel, sc.ns, pod)
-            config = json.loads(pathlib.Path(E._local_path(sc.pod(pod), sc.pod(pod).env["MOONCAKE_CONFIG_PATH"]))
+            config = json.loads(pathlib.Path(E.local_path(sc.pod(pod), sc.pod(pod).env["MOONCAKE_CONFIG_PATH"]))
                                 .read_text())
             assert config["local_hostname"] == sc.pod(pod).address, config  # the init container's work
         with sc.ns.entered():
@@ -273,7 +273,7 @@ def test_bench_cold_and_warm_rounds_pd_and_aggregated(store, tmp_path):
     the prefill alone (aggregated). On the warm PD round the decode still takes tokens over the
     connector (the prompts' tails; the shared blocks it holds already), which the test asserts."""
     prefill, decode = store.engines["prefill"].url, store.engines["decode"].url
-    rows = dataset.generate(dataset.Spec(groups=2, prompts_per_group=3, prefix_words=150, suffix_words=15, seed=7))
+    rows = dataset.generate(dataset.Spec(groups=2, prompts_per_group=3, prefix_words=100, suffix_words=15, seed=7))
     results = {}
     with store.ns.entered():
         for label, base in (("pd", store.router), ("aggregated", prefill)):
