@@ -173,7 +173,17 @@ def base(topology: dict, compiled: Compiled) -> dict:
                                "monitorLabels": dict(o.get("monitorLabels", {})), "dashboards": o["dashboards"],
                                "alerts": o["alerts"]}
     values["smokeTest"] = smoke_test(spec)
+    values["networkPolicy"] = network_policy(spec)
     return values
+
+
+def network_policy(spec: dict) -> dict:
+    """spec.security.networkPolicy -> the charts' networkPolicy: who may reach the router as
+    NetworkPolicyPeers (a namespace by its kubernetes.io/metadata.name label, or a CIDR)."""
+    n = spec["security"]["networkPolicy"]
+    clients = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
+               for ns in n.get("clientNamespaces", [])] + [{"ipBlock": {"cidr": c}} for c in n.get("clientCIDRs", [])]
+    return {"enabled": n["enabled"], "clients": clients, "metricsNamespaces": list(n["metricsNamespaces"])}
 
 
 # Forms that carry prefill and decode in one custom resource, whose controller rolls them out

@@ -22,10 +22,10 @@ def is_topology(raw: bytes) -> bool:
 
 def offline_checks(objects: list) -> list:
     """Every in-process check of parsed manifests (kubeconform runs beside them)."""
-    from pdgen.lint import duplicates, flags, groups, monitors, names, policy, pss, routes, wiring
+    from pdgen.lint import duplicates, flags, groups, monitors, names, netpol, policy, pss, routes, wiring
     index = wiring.build_index(objects)
     findings = wiring.check(objects, index) + routes.check(objects, index.backends()) + monitors.check(objects, index)
-    findings += groups.check(objects) + names.check(objects)
+    findings += groups.check(objects) + names.check(objects) + netpol.check(objects, index)
     findings += duplicates.duplicates(objects) + duplicates.duplicate_entries(objects)
     return findings + flags.check(objects) + policy.check(objects) + pss.check(objects)
 

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from pdgen.findings import Finding
@@ -226,17 +227,31 @@ def check(objects: list[Obj], index: Index | None = None) -> list[Finding]:
                                                 "nothing outside the pod can reach it (use 0.0.0.0)",
                                                 "wiring.loopback", container=name))
             findings += _discovery(index, obj, path, name, argv, offset)
+    for obj, at, name, _, host, port in addresses(objects):
+        findings += _check_address(index, obj, at, name, host, port, "address")
+    return findings
+
+
+def addresses(objects: list[Obj], index: Index | None = None) -> Iterator[tuple[Obj, tuple, str | None, dict | None,
+                                                                               str, int]]:
+    """Every host:port a pod is told to reach: (object, path, container, the pod template it
+    runs in or None, host, port), from container args (URL BOOTSTRAP_PORT pairs too) and env,
+    and ConfigMap data (template None: pdgen.lint.netpol finds the pods that mount it)."""
+    for obj in objects:
+        for path, c, template in containers(obj):
+            name = c.get("name")
+            argv = [str(a) for a in (c.get("command") or []) + (c.get("args") or [])]
+            offset = len(c.get("command") or [])
             for i, host, port in _arg_pairs(argv):
-                findings += _check_address(index, obj, path + _arg_path(i, offset), name, host, port, "address")
+                yield obj, path + _arg_path(i, offset), name, template, host, port
             for sub, value in strings({"args": argv, "env": c.get("env") or []}):
                 at = path + (_arg_path(sub[1], offset) if sub[0] == "args" else ("env",) + sub[1:])
                 for m in _HOSTPORT.finditer(value):
-                    findings += _check_address(index, obj, at, name, m.group(1), int(m.group(2)), "address")
+                    yield obj, at, name, template, m.group(1), int(m.group(2))
         if obj.kind == "ConfigMap":
             for sub, value in strings(obj.data.get("data") or {}, ("data",)):
                 for m in _HOSTPORT.finditer(value):
-                    findings += _check_address(index, obj, sub, None, m.group(1), int(m.group(2)), "address")
-    return findings
+                    yield obj, sub, None, None, m.group(1), int(m.group(2))
 
 
 def _discovery(index: Index, obj: Obj, path: tuple, container: str | None, argv: list[str],

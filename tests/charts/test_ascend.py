@@ -92,7 +92,7 @@ def test_aggregated_has_no_connector_or_datasystem():
     objects = render(CHART, ci_values(CHART, "aggregated-values.yaml"))
     server = container(find(objects, "StatefulSet", "demo-server"))
     assert "--kv-transfer-config" not in server["args"] and "DS_WORKER_ADDR" not in _env(server)
-    assert {o["kind"] for o in objects} == {"Service", "StatefulSet", "Pod"}
+    assert {o["kind"] for o in objects} == {"Service", "StatefulSet", "Pod", "NetworkPolicy"}
 
 
 def test_datasystem_without_etcd_fails_clearly():

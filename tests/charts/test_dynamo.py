@@ -95,7 +95,8 @@ def test_impossible_settings_fail_with_a_clear_message(values, message):
 
 def test_operator_mode_renders_one_graph_with_the_standalone_commands():
     objects = render(CHART, ci_values(CHART, "operator-values.yaml"))
-    assert sorted(o["kind"] for o in objects) == ["DynamoGraphDeployment", "Pod"]  # the graph + the helm test
+    # the graph, the helm test and the NetworkPolicies (default deny, frontend, workers)
+    assert sorted({o["kind"] for o in objects}) == ["DynamoGraphDeployment", "NetworkPolicy", "Pod"]
     graph = find(objects, "DynamoGraphDeployment", "demo")
     services = graph["spec"]["services"]
     assert set(services) == {"Frontend", "PrefillWorker", "DecodeWorker"}
