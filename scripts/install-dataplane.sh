@@ -267,6 +267,8 @@ touch "$work/$stamp_name"
 old=""
 if [ -e "$venv" ]; then old="$tools/.dataplane-venv.old-$$"; mv "$venv" "$old"; fi
 mv "$work" "$venv"
+# mktemp made it 0700: the tests run some components as the non-root user their pods render.
+chmod 755 "$venv"
 work=""
 if [ -n "$old" ]; then rm -rf "$old"; fi
 

@@ -87,7 +87,8 @@ def router_role(role: dict) -> dict:
     return {
         "replicas": role["replicas"],
         "drainSeconds": role["drainSeconds"],
-        "resources": {k: str(v) for k, v in role.get("resources", {}).items()},
+        # Unset: the chart's default (requests = limits), so the router is never BestEffort.
+        **({"resources": {k: str(v) for k, v in role["resources"].items()}} if role.get("resources") else {}),
         "extraArgs": list(role.get("extraArgs", [])),
         "env": env_list(role.get("env")),
         **scheduling(role),

@@ -64,6 +64,7 @@ class Container:
     address: str = ""
     worker_index: int | None = None   # LWS pods: 0 for the group's leader
     labels: dict[str, str] = dataclasses.field(default_factory=dict)  # the pod's
+    run_as: int | None = None          # the rendered runAsUser (container's, else the pod's)
 
 
 @dataclasses.dataclass
@@ -165,12 +166,14 @@ def load(text: str, workdir: pathlib.Path, *, namespace: str) -> Release:
                     env[e["name"]] = {"status.podIP": address, "status.hostIP": NODE, "metadata.name": pod_name,
                                       "metadata.namespace": namespace, "spec.nodeName": NODE_NAME}.get(ref, "")
                 argv = [expand(str(a), env) for a in (c.get("command") or []) + (c.get("args") or [])]
+                run_as = (c.get("securityContext") or {}).get("runAsUser",
+                                                              (spec.get("securityContext") or {}).get("runAsUser"))
                 containers.append(Container(
                     f"{obj['kind']}/{obj['metadata']['name']}", labels.get("app.kubernetes.io/component", ""),
                     pod_name, c["name"], c.get("image", ""), argv, env,
                     {p.get("name", str(p["containerPort"])): p["containerPort"] for p in c.get("ports") or []},
                     {k: c[k] for k in ("startupProbe", "readinessProbe", "livenessProbe") if k in c}, mounts,
-                    address, pod.worker_index, dict(labels)))
+                    address, pod.worker_index, dict(labels), run_as))
             if pod.subdomain:
                 for host in _pod_hosts(pod_name, pod.subdomain, namespace):
                     hosts[host] = address
@@ -237,8 +240,18 @@ class Namespace:
         comes from, named in a failure so the field to look at is known."""
         log = self.workdir / "logs" / f"{label}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        base = {"PATH": f"{VENV / 'bin'}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(self.home),
-                "XDG_CACHE_HOME": str(self.home / ".cache"), "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1"}
+        home = self.home
+        if isinstance(rendered, Container) and rendered.run_as:
+            # As the pod renders it: its user (fsGroup makes its volumes its own), no privilege.
+            home = self._home_of(rendered.run_as)
+            for local in rendered.mounts.values():
+                _open_path(local)
+                os.chown(local, rendered.run_as, rendered.run_as)
+            argv = [*_reach_interpreter(), "setpriv", "--reuid", str(rendered.run_as), "--regid",
+                    str(rendered.run_as), "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all",
+                    *argv]
+        base = {"PATH": f"{VENV / 'bin'}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(home),
+                "XDG_CACHE_HOME": str(home / ".cache"), "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1"}
         with open(log, "wb") as out:
             proc = subprocess.Popen(["ip", "netns", "exec", self.name, *argv], stdout=out, stderr=subprocess.STDOUT,
                                     env={**base, **(env or {})}, cwd=str(cwd or self.workdir),
@@ -248,6 +261,13 @@ class Namespace:
         running = Running(label, argv, proc, log, rendered)
         self.running.append(running)
         return running
+
+    def _home_of(self, uid: int) -> pathlib.Path:
+        home = self.workdir / f"home-{uid}"
+        home.mkdir(exist_ok=True)
+        _open_path(home)
+        os.chown(home, uid, uid)
+        return home
 
     def stop(self, which: Running, timeout: float = 10.0) -> bool:
         """SIGTERM, then SIGKILL after timeout; whether SIGTERM was enough (a clean stop)."""
@@ -292,6 +312,31 @@ class Namespace:
         return "\n".join(out)
 
 
+def _reach_interpreter() -> list[str]:
+    """A prefix that lets a non-root user run the venvs' interpreter: when it lives under a
+    directory only root may enter (pyenv under /root), that directory is replaced, in the
+    namespace's own mount namespace (ip netns exec makes one), by a tmpfs holding just the
+    interpreter's tree, bind-mounted. Nothing changes outside the namespace."""
+    real = pathlib.Path(os.path.realpath(VENV / "bin" / "python3"))
+    closed = next((p for p in reversed(real.parents) if p != pathlib.Path("/") and not p.stat().st_mode & 0o001), None)
+    if closed is None:
+        return []
+    child = real.relative_to(closed).parts[0]
+    script = ('set -e; keep=$(mktemp -d /tmp/pdgen-bind.XXXXXX); mount --bind "$1/$2" "$keep"; '
+              'mount -t tmpfs -o mode=755 tmpfs "$1"; mkdir "$1/$2"; mount --bind "$keep" "$1/$2"; shift 2; exec "$@"')
+    return ["sh", "-c", script, "reach", str(closed), child]
+
+
+def _open_path(path: pathlib.Path) -> None:
+    """Let any user walk down to ``path`` (test temp dirs are 0700, root's)."""
+    for parent in [path, *path.parents]:
+        if parent == pathlib.Path("/"):
+            break
+        mode = parent.stat().st_mode
+        if mode & 0o005 != 0o005 and parent.owner() == "root" and str(parent).startswith(("/tmp/", "/work/")):
+            parent.chmod(mode | 0o755)
+
+
 def wait_http(url: str, *, status: int | None = 200, timeout: float = 60.0, what: str = "",
               alive: Callable[[], bool] | None = None) -> int:
     """Poll url until it answers (with ``status``, when given); the answer's code."""
@@ -333,5 +378,6 @@ def local_argv(c: Container) -> list[str]:
         for mount, local in sorted(c.mounts.items(), key=lambda m: -len(m[0])):
             if arg == mount or arg.startswith(mount + "/") or f"={mount}" in arg:
                 arg = arg.replace(mount, str(local), 1)
+                break  # one mount per argument: the longest that holds it (a mapped path is local)
         out.append(arg)
     return out

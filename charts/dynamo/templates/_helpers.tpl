@@ -209,7 +209,9 @@ Parameters: root, parts, role (for replicas). What the DGD has its own field for
 {{- $mounts := list }}{{ range $c.volumeMounts }}{{ if ne .name "dshm" }}{{ $mounts = append $mounts . }}{{ end }}{{ end -}}
 {{- with $mounts }}{{ $_ := set $main "volumeMounts" . }}{{ end -}}
 {{- if and $p.drainSeconds (not $p.selfDrain) }}{{ $_ := set $main "lifecycle" (include "pd-common.preStop" $p | fromYaml) }}{{ end -}}
-{{- if $p.rdma }}{{ $_ := set $main "securityContext" (include "pd-common.securityContext" $p | fromYaml) }}{{ end -}}
+{{- if $p.rdma }}{{ $_ := set $main "securityContext" (include "pd-common.securityContext" $p | fromYaml) }}
+{{- else if $c.securityContext }}{{ $_ := set $main "securityContext" $c.securityContext }}{{ end -}}
+{{- with $p.podSecurity }}{{ $_ := set $spec "securityContext" . }}{{ end -}}
 {{- $_ := set $spec "mainContainer" $main -}}
 replicas: {{ int .role.replicas }}
 {{- with $item }}

@@ -139,7 +139,9 @@ spec:
     {{- $volumes := ternary list (list (dict "name" "data" "emptyDir" dict)) $persist }}
     {{- $spread := dict "podAntiAffinity" (dict "preferredDuringSchedulingIgnoredDuringExecution" (list (dict "weight" 100 "podAffinityTerm" (dict "topologyKey" "kubernetes.io/hostname" "labelSelector" (dict "matchLabels" (include "pd-common.selectorLabels" $ctx | fromYaml)))))) }}
     {{- $role := dict "resources" $cfg.resources "affinity" (ternary $spread dict (gt $replicas 1)) }}
-    {{- include "pd-common.podTemplate" (merge (dict "root" $root "component" .component "role" $role "image" $cfg.image "ports" .ports "volumes" $volumes "volumeMounts" (list (dict "name" "data" "mountPath" .pod.dataPath))) (omit .pod "dataPath")) | nindent 4 }}
+    {{- /* etcd (distroless) and nats-server write only their data directory: a non-root user
+           (fsGroup makes the data volume its own) and a read-only root. */}}
+    {{- include "pd-common.podTemplate" (merge (dict "root" $root "component" .component "role" $role "image" $cfg.image "ports" .ports "volumes" $volumes "volumeMounts" (list (dict "name" "data" "mountPath" .pod.dataPath)) "runAs" 65532 "readOnlyRoot" true) (omit .pod "dataPath")) | nindent 4 }}
   {{- if $persist }}
   volumeClaimTemplates:
     - metadata:
@@ -234,7 +236,9 @@ clients must reach the address the master advertises.
 {{- with $m.evictionRatio }}{{ $args = append $args (printf "--eviction_ratio=%v" .) }}{{ end -}}
 {{- with $m.evictionHighWatermarkRatio }}{{ $args = append $args (printf "--eviction_high_watermark_ratio=%v" .) }}{{ end -}}
 {{- $args = concat $args (default list $m.extraArgs) -}}
-{{- toYaml (dict "role" (dict "resources" $m.resources) "image" (default $root.Values.image $m.image) "command" (list "mooncake_master") "args" $args "ports" $ports "readinessProbe" (dict "tcpSocket" (dict "port" "rpc") "periodSeconds" 5)) -}}
+{{- /* Mooncake's master image runs as 65532 (docker/master.Dockerfile USER 65532:65532); glog
+       writes under /tmp, an emptyDir under a read-only root. */ -}}
+{{- toYaml (dict "role" (dict "resources" $m.resources) "image" (default $root.Values.image $m.image) "command" (list "mooncake_master") "args" $args "ports" $ports "readinessProbe" (dict "tcpSocket" (dict "port" "rpc") "periodSeconds" 5) "runAs" 65532 "readOnlyRoot" true) -}}
 {{- end -}}
 
 {{/*

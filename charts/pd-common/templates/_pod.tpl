@@ -27,6 +27,12 @@ Parameters (dict):
                 discovery, wait, then finish their in-flight requests): no preStop sleep,
                 and the grace period covers selfDrainGrace + drainSeconds + 30 s
   selfDrainGrace          seconds such a process waits after SIGTERM before it drains
+  runAs         a non-root uid for a pod whose program needs no privilege (routers,
+                proxies, frontends, infra): Pod Security Standards "restricted" (runAsNonRoot,
+                that uid and gid, fsGroup so its volumes are writable, seccomp RuntimeDefault;
+                per container no privilege escalation and every capability dropped)
+  readOnlyRoot  with runAs: a read-only root filesystem (an emptyDir at /tmp for what the
+                program writes there)
 
 Returns (YAML of a dict): labels, annotations, serviceAccountName, drainSeconds, selfDrain,
 terminationGracePeriodSeconds,
@@ -120,6 +126,19 @@ and mount are named "dshm" (a form with its own shared-memory setting drops them
 {{- $parts := dict "labels" $labels "annotations" $annotations "drainSeconds" (int (default 0 $role.drainSeconds)) "hostNetwork" $hostNetwork "privileged" $privileged "rdma" $rdma "initContainers" $inits "container" $container "resources" (include "pd-common.resourceMap" (dict "root" $root "role" $role "accelerators" (default 0 .accelerators) "rdma" $rdma) | fromYaml) "volumes" $volumes "nodeSelector" (default dict $role.nodeSelector) "tolerations" (default list $role.tolerations) "affinity" $affinity -}}
 {{- with .serviceAccountName }}{{ $_ := set $parts "serviceAccountName" . }}{{ end -}}
 {{- $_ := set $parts "selfDrain" (default false .selfDrain) -}}
+{{- if .runAs -}}
+{{- $_ := set $parts "podSecurity" (dict "runAsNonRoot" true "runAsUser" (int .runAs) "runAsGroup" (int .runAs) "fsGroup" (int .runAs) "seccompProfile" (dict "type" "RuntimeDefault")) -}}
+{{- $secure := dict "allowPrivilegeEscalation" false "capabilities" (dict "drop" (list "ALL")) -}}
+{{- if .readOnlyRoot -}}
+{{- $_ := set $secure "readOnlyRootFilesystem" true -}}
+{{- $_ := set $parts "volumes" (append $parts.volumes (dict "name" "tmp" "emptyDir" dict)) -}}
+{{- $_ := set $parts.container "volumeMounts" (append (default list $parts.container.volumeMounts) (dict "name" "tmp" "mountPath" "/tmp")) -}}
+{{- end -}}
+{{- $_ := set $parts.container "securityContext" $secure -}}
+{{- $inits := list -}}
+{{- range $parts.initContainers }}{{ $inits = append $inits (merge (dict "securityContext" $secure) .) }}{{ end -}}
+{{- $_ := set $parts "initContainers" $inits -}}
+{{- end -}}
 {{- if $parts.drainSeconds -}}
 {{- $_ := set $parts "terminationGracePeriodSeconds" (add $parts.drainSeconds (ternary (int (default 0 .selfDrainGrace)) 0 $parts.selfDrain) 30) -}}
 {{- end -}}
@@ -151,6 +170,10 @@ metadata:
 spec:
   {{- with $p.serviceAccountName }}
   serviceAccountName: {{ . | quote }}
+  {{- end }}
+  {{- with $p.podSecurity }}
+  securityContext:
+    {{- toYaml . | nindent 4 }}
   {{- end }}
   {{- if $p.drainSeconds }}
   {{- if $p.selfDrain }}
@@ -213,6 +236,9 @@ spec:
       {{- if $p.rdma }}
       securityContext:
         {{- include "pd-common.securityContext" $p | nindent 8 }}
+      {{- else if $c.securityContext }}
+      securityContext:
+        {{- toYaml $c.securityContext | nindent 8 }}
       {{- end }}
       {{- with $c.volumeMounts }}
       volumeMounts:

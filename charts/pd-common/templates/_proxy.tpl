@@ -6,7 +6,7 @@ Probes: readiness on /health (200 while one prefill and one decode can serve, so
 keeps the router only while it can answer); liveness on /livez (200 while its health checker
 runs, so a proxy whose checker died is restarted instead of serving a stale view). The liveness
 budget is a minute: a restart drops every request in flight, so a proxy slow under load must
-not be killed for it.
+not be killed for it. It needs no privilege: a non-root user, a read-only root.
 Parameters: root, command (list: the proxy's command line).
 */}}
 {{- define "pd-common.ownProxyPod" -}}
@@ -16,7 +16,8 @@ Parameters: root, command (list: the proxy's command line).
       "readinessProbe" (dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 5 "timeoutSeconds" 5)
       "livenessProbe" (dict "httpGet" (dict "path" "/livez" "port" "http") "periodSeconds" 10 "timeoutSeconds" 5 "failureThreshold" 6)
       "volumes" (list (dict "name" "proxy" "configMap" (dict "name" $proxy)))
-      "volumeMounts" (list (dict "name" "proxy" "mountPath" "/opt/pdgen" "readOnly" true))) -}}
+      "volumeMounts" (list (dict "name" "proxy" "mountPath" "/opt/pdgen" "readOnly" true))
+      "runAs" 65532 "readOnlyRoot" true) -}}
 {{- end -}}
 
 {{/*

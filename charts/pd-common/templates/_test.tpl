@@ -21,9 +21,25 @@ metadata:
   {{- include "pd-common.metadata" (dict "root" $root "component" "test" "annotations" $hook) | nindent 2 }}
 spec:
   restartPolicy: Never
+  # Pod Security Standards "restricted": python3 -c needs no privilege and writes nothing.
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: 65534
+    runAsGroup: 65534
+    seccompProfile:
+      type: RuntimeDefault
   containers:
     - name: smoke-test
       image: {{ include "pd-common.image" (dict "image" $t.image) }}
+      securityContext:
+        allowPrivilegeEscalation: false
+        capabilities:
+          drop: [ALL]
+        readOnlyRootFilesystem: true
+      # Requests = limits: a test pod is not the first to go under memory pressure.
+      resources:
+        requests: {cpu: 100m, memory: 128Mi}
+        limits: {cpu: 100m, memory: 128Mi}
       command: [python3, -c]
       args:
         - |

@@ -129,7 +129,10 @@ sglang.routerPod: the router's pod (a dict for pd-common.podTemplate), in every 
 {{- $pod := dict "image" $v.router.image "command" (list "python3" "-m" "sglang_router.launch_router")
       "args" (include "sglang.routerArgs" (dict "root" .) | fromYamlArray) "ports" $ports
       "readinessProbe" (dict "httpGet" (dict "path" "/readiness" "port" "http") "periodSeconds" 5)
-      "livenessProbe" (dict "httpGet" (dict "path" "/liveness" "port" "http") "periodSeconds" 15) -}}
+      "livenessProbe" (dict "httpGet" (dict "path" "/liveness" "port" "http") "periodSeconds" 15)
+      "runAs" 65532 "readOnlyRoot" true -}}
+{{- /* No privilege: the router only serves HTTP and calls the engines (run as 65532 with a
+       read-only root in the data-plane tests). */ -}}
 {{- if eq (include "sglang.discovery" .) "true" }}{{ $_ := set $pod "serviceAccountName" (include "pd-common.componentName" (dict "root" . "component" "router")) }}{{ end -}}
 {{- toYaml $pod -}}
 {{- end -}}
