@@ -120,11 +120,14 @@ def render_cmd(topologies: tuple[str, ...], out: str, values_only: bool, kube_ve
               help="helm binary for rendering topologies (default: $HELM, .tools/bin/helm, PATH).")
 @findings_format
 @strict_option
+@click.option("--pod-security", is_flag=True, help="Also list each pod's Pod Security Standards level (privileged, "
+              "baseline, restricted) and what keeps it from a stricter one (text; always in --format json).")
 @click.option("--server", is_flag=True, help="Also send every object through the API server's server-side apply "
               "as a dry run (strict field validation); needs a cluster.")
 @cluster_options
 def lint_cmd(files: tuple[str, ...], kube_version: str, helm_path: str | None, fmt: str | None,
-             strict: bool, server: bool, kubeconfig: str | None, context: str | None, namespace: str | None) -> None:
+             strict: bool, pod_security: bool, server: bool, kubeconfig: str | None, context: str | None,
+             namespace: str | None) -> None:
     """Check rendered MANIFESTS (or TOPOLOGY files, rendered in memory) offline.
 
     kubeconform -strict against offline Kubernetes and custom-resource schemas; wiring
@@ -153,6 +156,8 @@ def lint_cmd(files: tuple[str, ...], kube_version: str, helm_path: str | None, f
     except render.CompilerBug as exc:
         raise PdgenError(str(exc)) from None
     click.echo(reporters.render(fmt or default_format(), results), nl=False)
+    if pod_security and (fmt or default_format()) == "text":
+        click.echo(reporters.pod_security(results), nl=False)
     failed = any(r.has_errors for r in results) or (strict and any(r.findings for r in results))
     sys.exit(EXIT_FINDINGS if failed else EXIT_OK)
 

@@ -54,7 +54,8 @@ class FileResult:
 
     ``source``/``effective``/``values``: the loaded source (positions) for later stages to
     locate their findings, the valid document with its defaults applied, and its compiled
-    chart values. ``written``: files written for it (render)."""
+    chart values. ``written``: files written for it (render). ``pod_security``: each pod
+    template's Pod Security Standards level (lint: pdgen.lint.pss.PodLevel)."""
 
     file: str
     findings: list[Finding] = field(default_factory=list)
@@ -62,6 +63,7 @@ class FileResult:
     effective: dict | None = None
     values: dict | None = None
     written: list[Written] = field(default_factory=list)
+    pod_security: list = field(default_factory=list)
 
     @property
     def subject(self) -> str:

@@ -36,6 +36,7 @@ def lint_files(paths: list[str], kube_version: str = DEFAULT_KUBE_VERSION,
     ``started``: kubeconform already running over exactly ``paths`` (kubeconform.start), when
     they are all manifests."""
     from pdgen import manifests
+    from pdgen.lint import pss
 
     results: list[FileResult] = []
     inputs: list[tuple[FileResult, str, str | None]] = []  # (result, text, path on disk or None)
@@ -81,6 +82,7 @@ def lint_files(paths: list[str], kube_version: str = DEFAULT_KUBE_VERSION,
                 findings += server_lint.check(objects, server, server.namespace)
             findings += offline_checks(objects)
             result.findings += findings
+            result.pod_security = pss.report(objects)
             parsed[path], display[path] = objects, result.file
         for finding in kubeconform.finish(proc, parsed, display):
             next(r for r in results if r.file == finding.file).findings.append(finding)

@@ -74,10 +74,23 @@ def _written(w: Written) -> dict:
     return {"directory": w.directory, "files": list(w.files), "chart": w.chart, "command": list(w.command)}
 
 
+def pod_security(results: list[FileResult]) -> str:
+    """Each pod template's Pod Security Standards level and what keeps it from a stricter one
+    (`pdgen lint --pod-security`)."""
+    out = []
+    for r in results:
+        for row in r.pod_security:
+            why = f": {'; '.join(row.reasons)}" if row.reasons else ""
+            out.append(f"{r.file}: {row.ref}: {row.level}{why}")
+    return "\n".join(out) + ("\n" if out else "")
+
+
 def as_json(results: list[FileResult]) -> str:
     payload = {
         "files": [{"file": r.file, "valid": not r.has_errors, "findings": [f.to_dict() for f in r.findings],
-                   **({"wrote": [_written(w) for w in r.written]} if r.written else {})}
+                   **({"wrote": [_written(w) for w in r.written]} if r.written else {}),
+                   **({"podSecurity": [{"object": p.ref, "level": p.level, "reasons": p.reasons}
+                                       for p in r.pod_security]} if r.pod_security else {})}
                   for r in results],
         "summary": _counts(results),
     }

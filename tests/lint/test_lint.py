@@ -453,3 +453,25 @@ def test_every_name_a_render_makes_fits_the_limits_validate_allows(tmp_path):
         if ok:
             [linted] = lint.lint_files([str(path)])
             assert [f for f in linted.findings if f.rule == "names.length"] == []
+
+
+def test_every_pod_but_the_engines_is_restricted_and_lint_says_each_level(runner):
+    """Review 3, defect 13: no pod met the Pod Security Standards restricted profile, and
+    routers, proxies and infra were BestEffort. Now every non-engine pod is restricted and
+    requests resources; `pdgen lint --pod-security` reports each pod's level."""
+    result = runner.invoke(cli, ["lint", "--pod-security", *[str(p) for p in EXAMPLES]])
+    assert result.exit_code == 0, result.output
+    levels = [line for line in result.output.splitlines() if not line.startswith("Summary")]
+    assert len(levels) > 40
+    engines = ("-prefill", "-decode", "-server", "-datasystem", "-model-download")
+    for line in levels:
+        ref = line.split(": ")[1]
+        if not any(e in ref for e in engines):
+            assert line.split(": ")[2].startswith("restricted"), line
+    from pdgen.manifests import containers, parse
+    for example in EXAMPLES:
+        objects, _ = parse(manifests(str(example.relative_to(ROOT))), "m.yaml")
+        for o in objects:
+            if o.kind in ("Deployment", "StatefulSet", "Pod") and not any(e in o.name for e in engines):
+                for _, c, _ in containers(o):  # not BestEffort
+                    assert (c.get("resources") or {}).get("requests"), (o.name, c["name"])
