@@ -72,7 +72,7 @@ demo: setup ## Set up, then render every example into out/, lint it offline and 
 	@echo
 	@$(PY) scripts/demo.py
 
-bench: setup ## pdgen's own speed (perf/): validate rate; render vs helm; lint vs kubeconform; the load generator; the proxy vs vllm-router
+bench: setup dataplane ## pdgen's own speed (perf/): validate rate; render vs helm; lint vs kubeconform; the load generator; the proxy vs vllm-router, and its load and fault suite
 	@# Each figure against its goal; a goal not met is reported, and does not stop the others.
 	PYTHON=$(PYTHON) bash scripts/install-perf.sh
 	-$(PY) perf/validate_rate.py 1000 5
@@ -80,6 +80,9 @@ bench: setup ## pdgen's own speed (perf/): validate rate; render vs helm; lint v
 	-$(PY) perf/verify_time.py 5
 	-$(PY) perf/client_throughput.py
 	-$(PY) perf/proxy.py 5 3
+	@# The proxy's load and fault suite (the rendered router command, fake engines that fail on demand):
+	@# 3 rounds of 1,000 concurrent streams, engine faults, 1,700 abandoned requests and slow readers.
+	-$(PY) -m pytest -q -s -p no:cacheprovider tests/dataplane/test_proxy_load.py
 
 fixtures: setup ## Regenerate tests/fixtures/{invalid,rules/*}/*.expected (review the diff!)
 	bash scripts/regenerate.sh fixtures
