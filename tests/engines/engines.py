@@ -97,20 +97,14 @@ def need_engines() -> pathlib.Path:
 
 
 def map_mounts(text: str, mounts: dict[str, pathlib.Path]) -> str:
-    """Each mounted path in ``text`` -> its local directory, in one pass. (harness.local_argv
-    maps mount by mount, so with an emptyDir at /tmp a path it has just pointed into the
-    harness's /tmp/pdv... directory is mapped a second time.)"""
+    """Each mounted path in ``text`` (an env value, an init container's script naming several)
+    -> its local directory, in one pass: a path already pointed into the harness's /tmp/pdv...
+    directory is never mapped again by a mount at /tmp."""
     if not mounts:
         return text
     paths = "|".join(re.escape(m.rstrip("/")) for m in sorted(mounts, key=len, reverse=True))
     return re.sub(rf"(?<![\w/.-])({paths})(?=/|$|[^\w.-])",
                   lambda m: str(mounts.get(m.group(1)) or mounts[m.group(1) + "/"]), text)
-
-
-def local_argv(c: harness.Container) -> list[str]:
-    """The rendered argv as the harness runs it: 0.0.0.0 -> the pod's address, mounted paths ->
-    their local directories (harness.local_argv, mapping each path once)."""
-    return [map_mounts(arg.replace("0.0.0.0", c.address), c.mounts) for arg in c.argv]
 
 
 def local_path(c: harness.Container, path: str) -> str:
@@ -120,7 +114,7 @@ def local_path(c: harness.Container, path: str) -> str:
 def engine_command(c: harness.Container, *, model: pathlib.Path, core: int, cache: pathlib.Path,
                    shims: pathlib.Path = CPU_SHIMS) -> tuple[list[str], dict[str, str]]:
     """The rendered engine container's argv and env with exactly the declared changes."""
-    argv = local_argv(c)  # --host 0.0.0.0 -> the pod's address; mounts -> local dirs
+    argv = harness.local_argv(c)  # --host 0.0.0.0 -> the pod's address; mounts -> local dirs
     assert argv[:2] == ["vllm", "serve"], f"{c.workload}: not a `vllm serve` command: {argv[:4]}"
     argv[0] = str(VENV / "bin" / "vllm")
     argv[2] = str(model)
@@ -253,7 +247,7 @@ class Scenario:
         the file from the mounted ConfigMap), run by the data-plane venv's python3 (PATH), with
         ``changes`` (flag -> value) applied; its base URL once /health answers 200."""
         [router] = self.rel.by_component("router")
-        argv = local_argv(router)
+        argv = harness.local_argv(router)
         assert argv[0] == "python3" and argv[1].endswith("/pd_proxy.py"), argv
         for flag, value in (changes or {}).items():
             assert flag in ROUTER_CHANGES, f"router change {flag} is not declared in ROUTER_CHANGES"

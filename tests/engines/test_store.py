@@ -60,7 +60,7 @@ def store(model: pathlib.Path, tmp_path_factory):
     try:
         E.record(f"[store] pool shrunk for this machine: {STORE_SIZES} (ci file: 80 GiB / 4 GiB)")
         [master] = sc.rel.by_component("mooncake-master")
-        argv = E.local_argv(master)
+        argv = harness.local_argv(master)
         print(f"[store] mooncake-master: {' '.join(argv)}")
         master_run = sc.ns.start("mooncake-master", argv, rendered=master)
         sc.master = f"http://{master.address}:{master.ports['metrics']}"
