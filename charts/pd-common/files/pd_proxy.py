@@ -22,7 +22,7 @@ mooncake  vLLM's MooncakeConnector (P2P). At start, and at every health check, t
           vllm/distributed/kv_transfer/kv_connector/v1/mooncake/mooncake_connector.py
           (vllm-project/vllm@00f4240; request_finished keeps the blocks only for a
           length-capped request carrying transfer_id and do_remote_decode). The transfer id
-          is the proxy's own uuid, as upstream's proxy makes it: a client's X-Request-Id or
+          is the proxy's own random id, as upstream's proxy makes it: a client's X-Request-Id or
           kv_transfer_params never reach the engines, so two requests cannot share a transfer.
 store     a shared KV store (LMCache + Mooncake store, vLLM's MooncakeStoreConnector,
           vLLM-Ascend's AscendStoreConnector): the prefill request (max_tokens=1) runs to
@@ -78,10 +78,10 @@ import asyncio
 import itertools
 import json
 import logging
+import os
 import resource
 import socket
 import time
-import uuid
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -209,13 +209,20 @@ def prefill_body(body: dict) -> dict:
     return out
 
 
+_JSON_SPACE = b" \t\r\n"
+
+
 def with_field(raw: bytes, body: dict, name: str, value: Any) -> bytes:
     """``raw`` (the encoding of ``body``, which lacks ``name``) with one more member, spliced
-    in rather than encoding a large prompt again."""
-    stripped = raw.rstrip()
-    if not body or stripped[-1:] != b"}" or raw.lstrip()[:1] != b"{":  # empty, or not plain UTF-8 JSON
+    in rather than encoding a large prompt again: one copy of the prompt, not three."""
+    start, end = 0, len(raw)
+    while start < end and raw[start] in _JSON_SPACE:
+        start += 1
+    while end > start and raw[end - 1] in _JSON_SPACE:
+        end -= 1
+    if not body or raw[start:start + 1] != b"{" or raw[end - 1:end] != b"}":  # empty, or not plain UTF-8 JSON
         return dumps(dict(body, **{name: value}))
-    return stripped[:-1] + b',"' + name.encode() + b'":' + dumps(value) + b"}"
+    return b"".join((memoryview(raw)[start:end - 1], b',"', name.encode(), b'":', dumps(value), b"}"))
 
 
 # -- instances -------------------------------------------------------------------------------
@@ -548,7 +555,7 @@ class Proxy:
             raw = dumps(body)
         # The engines get the proxy's own request id: vLLM takes X-Request-Id as its request
         # id, and two clients (or a gateway's retry) may send the same one.
-        headers = {"Content-Type": "application/json", "X-Request-Id": uuid.uuid4().hex}
+        headers = {"Content-Type": "application/json", "X-Request-Id": os.urandom(16).hex()}
         for name in FORWARDED_HEADERS:
             value = request.headers.get(name)
             if value is not None:
@@ -721,7 +728,7 @@ class Proxy:
     async def _mooncake_once(self, request: web.Request, call: _Call, prefill: Instance,
                              last: bool) -> web.StreamResponse | None:
         """One try with one prefill; None when it could not be reached and another may be."""
-        transfer_id = f"xfer-{uuid.uuid4().hex}"
+        transfer_id = f"xfer-{os.urandom(16).hex()}"  # fresh per try, as upstream's proxy makes it
         rank = prefill.next_rank()
         pre_body = prefill_body(call.body)
         pre_body["kv_transfer_params"] = {"do_remote_decode": True, "do_remote_prefill": False,
@@ -778,7 +785,7 @@ class Proxy:
         assert self._session is not None
         decode = self.decode.pick()
         try:
-            async with self._session.get(decode.url + "/v1/models", headers={"X-Request-Id": uuid.uuid4().hex}) as r:
+            async with self._session.get(decode.url + "/v1/models", headers={"X-Request-Id": os.urandom(16).hex()}) as r:
                 return web.Response(status=r.status, body=await r.read(), content_type=r.content_type)
         except (TimeoutError, ClientError, OSError) as exc:
             self._failed(decode, exc)
