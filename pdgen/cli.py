@@ -29,6 +29,13 @@ Exit codes:
   3  internal error or external tool failure"""
 
 
+def _version(ctx: click.Context) -> None:
+    from pdgen import tools
+
+    click.echo("\n".join(tools.describe(__version__)))
+    ctx.exit(EXIT_OK)
+
+
 def _connect(kubeconfig: str | None, context: str | None, namespace: str | None):
     from pdgen import cluster
 
@@ -37,7 +44,9 @@ def _connect(kubeconfig: str | None, context: str | None, namespace: str | None)
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
              epilog=EXIT_CODES_HELP)
-@click.version_option(__version__, prog_name="pdgen")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, help="Show pdgen's version, the chart "
+              "version each backend renders and the tools it found, then exit.",
+              callback=lambda ctx, _param, value: _version(ctx) if value and not ctx.resilient_parsing else None)
 def cli() -> None:
     """pdgen: one topology file for prefill/decode-disaggregated LLM serving on Kubernetes.
 

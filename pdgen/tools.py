@@ -73,6 +73,31 @@ def kubernetes_schema_versions() -> list[str]:
                   for p in root.glob("v*-local") if p.is_dir()) if root.is_dir() else []
 
 
+def describe(version: str) -> list[str]:
+    """What `pdgen --version` says: pdgen's version, the chart version (and engine release)
+    each backend renders, and the external tools found, each with where it is."""
+    from pdgen import charts
+    from pdgen.backends import BACKENDS
+
+    out = [f"pdgen {version}"]
+    for name in sorted(BACKENDS):
+        chart = BACKENDS[name].chart
+        try:
+            meta = charts.chart_meta(chart)
+            out.append(f"  chart {chart} {meta['version']} (engine {meta.get('appVersion', '?')})")
+        except (PdgenError, OSError) as exc:
+            out.append(f"  chart {chart}: {exc}")
+    for name in TOOLS:
+        try:
+            path = find(name)
+            label = helm_version(path) if name.startswith("helm") else ""
+        except PdgenError as exc:
+            out.append(f"  {name}: missing ({exc})")
+            continue
+        out.append("  " + " ".join(part for part in (name, label, path) if part))
+    return out
+
+
 def helm_version(path: str) -> str:
     proc = subprocess.run([path, "version", "--template", "{{.Version}}"], capture_output=True, text=True,
                           timeout=60)

@@ -106,3 +106,20 @@ def test_the_top_level_help_and_the_readme_describe_what_exists(runner):
     assert "later" not in out
     opening = (ROOT / "README.md").read_text().split("\n\n")[1]
     assert "later" not in opening and "render" in opening and "lint" in opening
+
+
+def test_version_names_pdgen_the_charts_it_renders_and_the_tools_it_found(runner):
+    """`pdgen --version` said only `pdgen, version 0.1.0` (distribution issue, item 5)."""
+    import yaml
+
+    from pdgen import __version__
+    from pdgen.cli import cli
+    result = runner.invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0] == f"pdgen {__version__}"
+    for chart in ("sglang-mooncake", "vllm-mooncake", "dynamo", "ascend-yuanrong"):
+        meta = yaml.safe_load((ROOT / "charts" / chart / "Chart.yaml").read_text())
+        assert f"  chart {chart} {meta['version']} (engine {meta['appVersion']})" in lines
+    assert any(line.startswith("  helm4 v4.") for line in lines)
+    assert any(line.startswith("  kubeconform ") for line in lines)
