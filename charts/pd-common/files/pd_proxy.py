@@ -84,7 +84,7 @@ import socket
 import time
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from aiohttp import (
@@ -958,11 +958,8 @@ def pools(args: argparse.Namespace) -> tuple[Pool, Pool]:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    return Settings(handover=args.handover, timeout=args.timeout, connect_timeout=args.connect_timeout,
-                    read_timeout=args.read_timeout, health_interval=args.health_interval,
-                    health_timeout=args.health_timeout, unhealthy_threshold=args.unhealthy_threshold,
-                    eject_after=args.eject_after, retries=args.retries, max_connections=args.max_connections,
-                    max_body_bytes=args.max_body_bytes)
+    """The Settings the command line gives: one flag per field (--connect-timeout: connect_timeout)."""
+    return Settings(**{f.name: getattr(args, f.name) for f in fields(Settings)})
 
 
 async def serve(proxy: Proxy, host: str, port: int) -> web.AppRunner:
