@@ -54,7 +54,13 @@ def compile(spec: dict, compiled: Compiled) -> None:
         if "image" in ds:
             values["datasystem"]["image"] = common.image(ds["image"])
         if "sharedMemorySize" in ds:
-            values["datasystem"]["sharedMemoryMb"] = to_bytes(ds["sharedMemorySize"]) // 2**20
+            mib = to_bytes(ds["sharedMemorySize"]) // 2**20
+            if mib < 1:  # -shared_memory_size_mb takes whole MiB (found by make fuzz)
+                compiled.error(("spec", "kvCache", "datasystem", "sharedMemorySize"),
+                               f"{ds['sharedMemorySize']} is under 1 MiB: the datasystem worker's "
+                               "-shared_memory_size_mb takes whole MiB")
+            else:
+                values["datasystem"]["sharedMemoryMb"] = mib
         if "workerPort" in ds:
             values["datasystem"]["workerPort"] = ds["workerPort"]
         if spec["mode"] == "disaggregated" and not datasystem:

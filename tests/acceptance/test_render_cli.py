@@ -182,3 +182,17 @@ def test_v0_etcd_with_a_tag_past_the_v0_engine_is_a_located_error(runner, tmp_pa
     line = next(i for i, text in enumerate(topo.read_text().splitlines(), 1) if "tag: v0.12.0" in text)
     assert (f"{topo}:{line}:5: error: $.spec.image.tag: connector v0-etcd needs the vLLM v0 engine, which vLLM "
             "removed in 0.11; image tag v0.12.0 is too new") in result.output
+
+
+def test_a_datasystem_shared_memory_under_one_mib_is_a_located_error(runner, tmp_path):
+    """Found by make fuzz: sharedMemorySize 100Ki compiled to -shared_memory_size_mb 0, which the
+    chart refuses (a compiler bug, exit 3); it is the user's value that cannot be expressed."""
+    example = ROOT / "examples" / "yuanrong-vllm-ascend-qwen7b-2hosts.yaml"
+    text = example.read_text()
+    assert "      sharedMemorySize: 40Gi\n" in text
+    topo = tmp_path / "yr.yaml"
+    topo.write_text(text.replace("      sharedMemorySize: 40Gi\n", "      sharedMemorySize: 100Ki\n", 1))
+    result = run(runner, "validate", "--format", "text", str(topo))
+    assert result.exit_code == 1
+    assert "$.spec.kvCache.datasystem.sharedMemorySize: 100Ki is under 1 MiB: the datasystem worker's " \
+           "-shared_memory_size_mb takes whole MiB [compile.unsupported]" in result.output
