@@ -82,12 +82,19 @@ def test_every_role_loads_the_model_from_the_path_it_mounts():
         assert arg_after(c["args"], "--model-path") == "/models/qwen"
 
 
+RESTRICTED = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True}
+
+
 def test_tcp_needs_no_extra_privileges():
     for obj in render(CHART, {}):
         if obj["kind"] in ("StatefulSet", "Deployment"):
             spec = pod_spec(obj)
             assert "hostNetwork" not in spec
-            assert "securityContext" not in spec["containers"][0]
+            c = spec["containers"][0]
+            if obj["kind"] == "Deployment":  # the router: Pod Security "restricted", nothing added
+                assert c["securityContext"] == RESTRICTED
+            else:  # the engines: no capability, no privilege
+                assert "securityContext" not in c
 
 
 def test_rdma_device_plugin_requests_the_resource_and_ipc_lock():
@@ -98,7 +105,7 @@ def test_rdma_device_plugin_requests_the_resource_and_ipc_lock():
     assert arg_after(c["args"], "--disaggregation-ib-device") == "mlx5_0,mlx5_1"
     assert "hostNetwork" not in pod_spec(find(objects, "StatefulSet", "demo-prefill"))
     router = container(find(objects, "Deployment", "demo-router"))
-    assert "securityContext" not in router and "rdma/hca" not in router.get("resources", {}).get("limits", {})
+    assert router["securityContext"] == RESTRICTED and "rdma/hca" not in router.get("resources", {}).get("limits", {})
 
 
 def test_rdma_host_network_mounts_infiniband():

@@ -125,7 +125,8 @@ class Cluster:
         """kind/name of every namespaced object of the release (by its instance label)."""
         found = []
         for path in ("/api/v1", "/apis/apps/v1", "/apis/batch/v1", "/apis/policy/v1", "/apis/autoscaling/v2",
-                     "/apis/rbac.authorization.k8s.io/v1", "/apis/leaderworkerset.x-k8s.io/v1", "/apis/monitoring.coreos.com/v1",
+                     "/apis/rbac.authorization.k8s.io/v1", "/apis/networking.k8s.io/v1", "/apis/leaderworkerset.x-k8s.io/v1",
+                     "/apis/monitoring.coreos.com/v1",
                      "/apis/nvidia.com/v1alpha1", "/apis/workloads.x-k8s.io/v1alpha2", "/apis/disaggregatedset.x-k8s.io/v1"):
             for r in self.cp.get(path)["resources"]:
                 if "/" in r["name"] or not r["namespaced"] or "list" not in r["verbs"] or r["kind"] == "Event":
