@@ -11,7 +11,7 @@ PIP := $(PY) -m pip --disable-pip-version-check --quiet
 
 include tools/versions.env
 
-.PHONY: help setup cluster dataplane engines lint test test-fast test-engines test-engines-dynamo e2e-bench demo bench verify fixtures golden fuzz clean
+.PHONY: help setup cluster dataplane engines lint test test-fast test-charts test-engines test-engines-dynamo e2e-bench demo perf verify fixtures golden fuzz clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,6 +53,10 @@ test: setup lint cluster e2e-bench dataplane engines ## Set up and lint, then ru
 test-fast: setup ## The edit-test loop: unit, acceptance and bench tests only (about a minute)
 	$(PY) -m pytest -q -x tests/unit tests/acceptance tests/bench
 
+test-charts: setup ## The chart edit loop: helm lint --strict, then the chart and lint tests on real helm renders (a few minutes)
+	bash scripts/lint-charts.sh
+	$(PY) -m pytest -q -x -p no:cacheprovider tests/charts tests/lint
+
 e2e-bench: setup ## Build llama-server + SmolLM2 (~6 min, once) and run the bench end to end on it
 	PYTHON=$(PY) bash scripts/install-llama.sh
 	$(PY) -m pytest -m e2e -p no:cacheprovider tests/bench/test_llama_e2e.py
@@ -75,7 +79,7 @@ demo: setup ## Set up, then render every example into out/, lint it offline and 
 	@echo
 	@$(PY) scripts/demo.py
 
-bench: setup dataplane ## pdgen's own speed (perf/): validate rate; render vs helm; lint vs kubeconform; the load generator; the proxy vs vllm-router, and its load and fault suite
+perf: setup dataplane ## pdgen's own speed (perf/): validate rate; render vs helm; lint vs kubeconform; the load generator; the proxy vs vllm-router, and its load and fault suite
 	@# Each figure against its goal; a goal not met is reported, and does not stop the others.
 	PYTHON=$(PYTHON) bash scripts/install-perf.sh
 	-$(PY) perf/validate_rate.py 1000 5

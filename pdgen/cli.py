@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import traceback
@@ -13,7 +12,7 @@ from pdgen import __version__, reporters
 from pdgen.bench.cli import bench
 from pdgen.cli_options import cluster_options, default_format, findings_format, report_format, strict_option
 from pdgen.errors import PdgenError
-from pdgen.findings import Finding, Written
+from pdgen.findings import FileResult
 from pdgen.tools import DEFAULT_KUBE_VERSION
 
 # Each command imports what it needs when it runs: `pdgen validate` should not pay for helm,
@@ -27,6 +26,13 @@ Exit codes:
   1  findings at error level (or warnings with --strict)
   2  usage error (bad option, missing file)
   3  internal error or external tool failure"""
+
+
+def finish(results: list[FileResult], strict: bool = False) -> int:
+    """The exit code for a command's results: 1 for an error finding (or, with --strict, any
+    finding), else 0."""
+    failed = any(r.has_errors for r in results) or (strict and any(r.findings for r in results))
+    return EXIT_FINDINGS if failed else EXIT_OK
 
 
 def _version(ctx: click.Context) -> None:
@@ -70,12 +76,11 @@ def validate(files: tuple[str, ...], fmt: str | None, strict: bool, model_config
 
     Every problem is one line: FILE:LINE:COL: error: $.json.path: message [rule]
     """
-    from pdgen.validate import check_file
+    from pdgen.validate import check_files
 
-    results = [check_file(f, model_config) for f in files]
+    results = check_files(list(files), model_config)
     click.echo(reporters.render(fmt or default_format(), results), nl=False)
-    failed = any(r.has_errors for r in results) or (strict and any(r.findings for r in results))
-    sys.exit(EXIT_FINDINGS if failed else EXIT_OK)
+    sys.exit(finish(results, strict))
 
 
 @cli.command("render", epilog=EXIT_CODES_HELP)
@@ -97,28 +102,10 @@ def render_cmd(topologies: tuple[str, ...], out: str, values_only: bool, kube_ve
     """
     from pdgen import render
 
-    try:
-        done = render.render_files(list(topologies), kube_version=kube_version, values_only=values_only,
-                                   helm_path=helm_path, out=out)
-    except render.CompilerBug as exc:
-        raise PdgenError(str(exc)) from None
-    seen: dict[str, str] = {}
-    for path, item in zip(topologies, done, strict=True):
-        if item.ok and item.name in seen:
-            line, column = item.result.source.position(("metadata", "name"))
-            item.result.findings.append(Finding(path, line, column, "$.metadata.name",
-                                                f"{item.name!r} is also the name of {seen[item.name]}; "
-                                                "both would render into the same directory", "render.duplicate-name"))
-        seen.setdefault(item.name, path)
-    for item in done:
-        if item.ok:
-            render.write(item, out)
-            files = ("values.yaml",) if values_only else ("values.yaml", "manifests.yaml")
-            item.result.written.append(Written(os.path.join(out, item.name), files, render.chart_label(item),
-                                               tuple(item.command)))
-    results = [item.result for item in done]
+    results = render.render_to(list(topologies), out, kube_version=kube_version, values_only=values_only,
+                               helm_path=helm_path)
     click.echo(reporters.render(fmt or default_format(), results), nl=False)
-    sys.exit(EXIT_FINDINGS if any(r.has_errors for r in results) else EXIT_OK)
+    sys.exit(finish(results))
 
 
 @cli.command("lint", epilog=EXIT_CODES_HELP)
@@ -146,29 +133,14 @@ def lint_cmd(files: tuple[str, ...], kube_version: str, helm_path: str | None, f
     hostNetwork and IPC_LOCK only where needed). Each finding names kind/name and container.
     With --server, the API server also dry-runs every object (server-side apply).
     """
-    from pdgen.lint import kubeconform
-
-    started = None
-    if not server:  # manifests only: kubeconform starts before pdgen loads its own checks
-        heads = []
-        for path in files:
-            with open(path, "rb") as fh:
-                heads.append(fh.read(4096))
-        from pdgen.lint import is_topology
-        if not any(map(is_topology, heads)):
-            started = kubeconform.start(list(files), kube_version)
-    from pdgen import lint, render
+    from pdgen import lint
 
     target = _connect(kubeconfig, context, namespace) if server else None
-    try:
-        results = lint.lint_files(list(files), kube_version, helm_path, server=target, started=started)
-    except render.CompilerBug as exc:
-        raise PdgenError(str(exc)) from None
+    results = lint.lint_files(list(files), kube_version, helm_path, server=target)
     click.echo(reporters.render(fmt or default_format(), results), nl=False)
     if pod_security and (fmt or default_format()) == "text":
         click.echo(reporters.pod_security(results), nl=False)
-    failed = any(r.has_errors for r in results) or (strict and any(r.findings for r in results))
-    sys.exit(EXIT_FINDINGS if failed else EXIT_OK)
+    sys.exit(finish(results, strict))
 
 
 @cli.command("plan", epilog=EXIT_CODES_HELP)
@@ -185,33 +157,13 @@ def plan_cmd(topology: str, fmt: str, model_config: str | None, prompt_tokens: i
     """Explain what TOPOLOGY deploys: pods, nodes and accelerators per role, memory per
     accelerator (weights / KV / headroom), KV bytes per token and per request, KV transfer
     time, infra and ports; each derived value with its formula."""
-    from pdgen import manifests as manifest_model
-    from pdgen import models, render
-    from pdgen import plan as planner
+    from pdgen import plan
     from pdgen.reporters import plan as plan_report
-    from pdgen.validate import check_file
 
-    result = check_file(topology, model_config)
-    if result.has_errors or result.effective is None or result.values is None:
-        click.echo(reporters.render(fmt, [result]), nl=False)  # --format json: still one JSON document
-        sys.exit(EXIT_FINDINGS)
-    name = result.effective["spec"]["model"]["name"]
-    facts = models.from_hf_config(model_config, name) if model_config else models.lookup(name)
-    o = result.effective["spec"]["observability"]
-    scraped = None
-    if o["metrics"] and (o["scrape"] != "none" or o["dashboards"] or o["alerts"]):
-        # What is scraped is the chart's to say: read it from the render.
-        rendered = render.render_file(topology)
-        if rendered.ok:
-            scraped = manifest_model.scraped(manifest_model.parse(rendered.manifests, topology)[0])
-    plan = planner.build(result.effective, result.values, model=facts, prompt_tokens=prompt_tokens,
-                         bandwidth_gbps=bandwidth_gbps, scraped=scraped)
-    if fmt == "json":
-        plan["findings"] = [f.to_dict() for f in result.findings]
-        click.echo(json.dumps(plan, indent=2))
-    else:
-        click.echo(plan_report.text(plan, result.findings), nl=False)
-    sys.exit(EXIT_OK)
+    result, explained = plan.explain(topology, model_config=model_config, prompt_tokens=prompt_tokens,
+                                     bandwidth_gbps=bandwidth_gbps)
+    click.echo(plan_report.render(fmt, result, explained), nl=False)
+    sys.exit(finish([result]))
 
 
 @cli.command("preflight", epilog=EXIT_CODES_HELP)
@@ -235,8 +187,7 @@ def preflight_cmd(topology: str, fmt: str | None, strict: bool, kubeconfig: str 
         preflight.check(rendered.result, rendered.manifests, target, target.namespace)
     results = [rendered.result]
     click.echo(reporters.render(fmt or default_format(), results), nl=False)
-    failed = any(r.has_errors for r in results) or (strict and any(r.findings for r in results))
-    sys.exit(EXIT_FINDINGS if failed else EXIT_OK)
+    sys.exit(finish(results, strict))
 
 
 @cli.command("status", epilog="""\b
@@ -255,22 +206,14 @@ def status_cmd(release: str, fmt: str, kubeconfig: str | None, context: str | No
     infra and the router are ready."""
     from pdgen.cluster import status
     from pdgen.reporters import status as status_report
-    from pdgen.validate import check_file
 
-    if os.path.isfile(release):
-        result = check_file(release)
-        if result.has_errors or result.effective is None:
-            click.echo(reporters.render(fmt, [result]), nl=False)  # --format json: still one JSON document
-            sys.exit(EXIT_FINDINGS)
-        release, namespace = result.effective["metadata"]["name"], namespace or result.effective["metadata"][
-            "namespace"]
+    invalid, release, namespace = status.release_of(release, namespace)
+    if invalid is not None:  # a topology file with errors
+        click.echo(reporters.render(fmt, [invalid]), nl=False)  # --format json: still one JSON document
+        sys.exit(EXIT_FINDINGS)
     target = _connect(kubeconfig, context, namespace)
     state = status.collect(target, release, target.namespace)
-    result = state.result(f"{target.namespace}/{release}")
-    if fmt == "json":
-        click.echo(json.dumps(status_report.json_doc(state.to_dict(), result), indent=2))
-    else:
-        click.echo(status_report.text(state.to_dict(), result), nl=False)
+    click.echo(status_report.render(fmt, state.to_dict(), state.result(f"{target.namespace}/{release}")), nl=False)
     sys.exit(EXIT_OK if state.healthy else EXIT_FINDINGS)
 
 
@@ -281,13 +224,11 @@ def schema_cmd(output: str | None) -> None:
     """Print the topology JSON Schema (point editors at it with a
     `# yaml-language-server: $schema=...` modeline)."""
     from pdgen import schema
-    from pdgen.fsutil import write_atomic
 
-    text = schema.schema_text()
     if output:
-        write_atomic(output, text.encode())
+        schema.write(output)
     else:
-        click.echo(text, nl=False)
+        click.echo(schema.schema_text(), nl=False)
 
 
 @cli.command("tools")
@@ -296,19 +237,9 @@ def tools_cmd() -> None:
     schema versions (exit 3 when one is missing)."""
     from pdgen import tools
 
-    missing = False
-    for name in tools.TOOLS:
-        try:
-            path = tools.find(name)
-        except PdgenError as exc:
-            click.echo(f"{name:<12} missing: {exc}")
-            missing = True
-            continue
-        version = tools.helm_version(path) if name.startswith("helm") else ""
-        click.echo(f"{name:<12} {path} {version}".rstrip())
-    versions = tools.kubernetes_schema_versions()
-    click.echo(f"{'k8s schemas':<12} {', '.join(versions) if versions else 'missing (run `make setup`)'}")
-    sys.exit(EXIT_TOOL if missing or not versions else EXIT_OK)
+    lines, found = tools.report()
+    click.echo("\n".join(lines))
+    sys.exit(EXIT_OK if found else EXIT_TOOL)
 
 
 cli.add_command(bench)

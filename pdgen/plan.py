@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from pdgen import backends, charts, models
+from pdgen.findings import FileResult
 from pdgen.sizing import GIB, USABLE, role_memory
 
 # Assumed per-instance KV transfer bandwidth, Gbit/s (override with --bandwidth-gbps).
@@ -18,6 +19,28 @@ def _merge(base: Any, over: Any) -> Any:
         return {k: _merge(base.get(k), over[k]) if k in over else v for k, v in base.items()} | {
             k: v for k, v in over.items() if k not in base}
     return base if over is None else over
+
+
+def explain(path: str, *, model_config: str | None = None, prompt_tokens: int | None = None,
+            bandwidth_gbps: float | None = None) -> tuple[FileResult, dict | None]:
+    """`pdgen plan`: the topology file's validate result, and its plan (None when it has
+    errors). What Prometheus scrapes is the chart's to say, so it is read from a render."""
+    from pdgen import manifests, render
+    from pdgen.validate import check_file
+
+    result = check_file(path, model_config)
+    if result.has_errors or result.effective is None or result.values is None:
+        return result, None
+    name = result.effective["spec"]["model"]["name"]
+    facts = models.from_hf_config(model_config, name) if model_config else models.lookup(name)
+    o = result.effective["spec"]["observability"]
+    scraped = None
+    if o["metrics"] and (o["scrape"] != "none" or o["dashboards"] or o["alerts"]):
+        rendered = render.render_file(path)
+        if rendered.ok:
+            scraped = manifests.scraped(manifests.parse(rendered.manifests, path)[0])
+    return result, build(result.effective, result.values, model=facts, prompt_tokens=prompt_tokens,
+                         bandwidth_gbps=bandwidth_gbps, scraped=scraped)
 
 
 def build(t: dict, compiled_values: dict, *, model: models.ModelFacts | None, prompt_tokens: int | None = None,

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 import yaml
 
 from pdgen import backends, charts, helm
-from pdgen.findings import FileResult
+from pdgen.errors import PdgenError
+from pdgen.findings import FileResult, Finding, Written
 from pdgen.validate import check_file
 
 
-class CompilerBug(Exception):
+class CompilerBug(PdgenError):
     """The compiled values break the chart's own schema: a pdgen bug, not the user's."""
 
 
@@ -136,6 +137,29 @@ def render_files(paths: list[str], *, kube_version: str | None = None, values_on
 
 def render_file(path: str, **kwargs) -> Rendered:
     return render_files([path], **kwargs)[0]
+
+
+def render_to(paths: list[str], out: str, *, kube_version: str | None = None, values_only: bool = False,
+              helm_path: str | None = None) -> list[FileResult]:
+    """`pdgen render`: render each topology and write OUT/<name>/ for each one without errors
+    (each result lists what it wrote). Two topologies with one name: the second is an error
+    (``render.duplicate-name``) and writes nothing."""
+    done = render_files(paths, kube_version=kube_version, values_only=values_only, helm_path=helm_path, out=out)
+    seen: dict[str, str] = {}
+    for path, item in zip(paths, done, strict=True):
+        if item.ok and item.name in seen:
+            line, column = item.result.source.position(("metadata", "name"))
+            item.result.findings.append(Finding(path, line, column, "$.metadata.name",
+                                                f"{item.name!r} is also the name of {seen[item.name]}; "
+                                                "both would render into the same directory", "render.duplicate-name"))
+        seen.setdefault(item.name, path)
+    files = ("values.yaml",) if values_only else ("values.yaml", "manifests.yaml")
+    for item in done:
+        if item.ok:
+            write(item, out)
+            item.result.written.append(Written(os.path.join(out, item.name), files, chart_label(item),
+                                               tuple(item.command)))
+    return [item.result for item in done]
 
 
 def write(rendered: Rendered, out: str) -> pathlib.Path:

@@ -41,6 +41,13 @@ def schema_text() -> str:
     return resources.files("pdgen.schemas").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
 
 
+def write(path: str) -> None:
+    """The topology schema into ``path``, replaced in one step."""
+    from pdgen.fsutil import write_atomic
+
+    write_atomic(path, schema_text().encode())
+
+
 @functools.cache
 def topology_schema() -> dict:
     return json.loads(schema_text())

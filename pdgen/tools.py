@@ -98,6 +98,24 @@ def describe(version: str) -> list[str]:
     return out
 
 
+def report() -> tuple[list[str], bool]:
+    """What `pdgen tools` says: each tool's path and version (or why it is missing) and the
+    offline Kubernetes schema versions; and whether all of them were found."""
+    lines, found = [], True
+    for name in TOOLS:
+        try:
+            path = find(name)
+        except PdgenError as exc:
+            lines.append(f"{name:<12} missing: {exc}")
+            found = False
+            continue
+        version = helm_version(path) if name.startswith("helm") else ""
+        lines.append(f"{name:<12} {path} {version}".rstrip())
+    versions = kubernetes_schema_versions()
+    lines.append(f"{'k8s schemas':<12} {', '.join(versions) if versions else 'missing (run `make setup`)'}")
+    return lines, found and bool(versions)
+
+
 def helm_version(path: str) -> str:
     proc = subprocess.run([path, "version", "--template", "{{.Version}}"], capture_output=True, text=True,
                           timeout=60)

@@ -55,3 +55,8 @@ def check_file(path: str, model_config: str | None = None) -> FileResult:
     except OSError as exc:
         return FileResult(path, [Finding(path, 0, 0, "$", f"cannot read file: {exc.strerror}", "io")])
     return check_bytes(raw, path, model_config)
+
+
+def check_files(paths: list[str], model_config: str | None = None) -> list[FileResult]:
+    """`pdgen validate`: each file's result, in order ("-" is standard input)."""
+    return [check_file(p, model_config) for p in paths]

@@ -179,7 +179,7 @@ def main(argv: list[str]) -> int:
     rounds = int(argv[1]) if len(argv) > 1 else 5
     seconds = float(argv[2]) if len(argv) > 2 else 3
     if shutil.which("wrk") is None:
-        print("perf/proxy.py: wrk is not installed (apt-get install wrk; make bench installs it)", file=sys.stderr)
+        print("perf/proxy.py: wrk is not installed (apt-get install wrk; make perf installs it)", file=sys.stderr)
         return 3
     results = measure(rounds, seconds)
     print(f"pdgen proxy, mooncake hand-over, fake engines on loopback; medians of {rounds} interleaved rounds "
@@ -196,7 +196,7 @@ def main(argv: list[str]) -> int:
         spread = f"(range {min(values):.3f}-{max(values):.3f})"
         print(f"  {key:32s} {median:10.3f} {spread}{verdict}")
     if not VLLM_ROUTER.exists():
-        print(f"  vllm-router: not installed ({VLLM_ROUTER}); `make bench` installs it")
+        print(f"  vllm-router: not installed ({VLLM_ROUTER}); `make perf` installs it")
     return 1 if failed else 0
 
 

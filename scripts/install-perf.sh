@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what `make bench` compares pdgen with (pins: the PERF_* lines of tools/versions.env):
+# Install what `make perf` compares pdgen with (pins: the PERF_* lines of tools/versions.env):
 #   .tools/perf-venv   vllm-router (PyPI, Rust) for perf/proxy.py's anchor
 #   wrk                Debian's, the load generator (installed only when missing)
 # Idempotent: the venv carries a stamp keyed by the PERF_* pins and this script.

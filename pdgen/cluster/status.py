@@ -11,6 +11,7 @@ whose pods cannot even be created is not mistaken for an empty one."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 
 from pdgen.cluster import references
@@ -26,6 +27,21 @@ INFRA = ("etcd", "nats", "mooncake-master", "datasystem")
 ROUTERS = ("router", "frontend")
 _WAITING = ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError",
             "CreateContainerError", "InvalidImageName", "RunContainerError")
+
+
+def release_of(release: str, namespace: str | None) -> tuple[FileResult | None, str, str | None]:
+    """RELEASE as `pdgen status` takes it: a release name, or a topology file naming the release
+    and its namespace (``namespace``, when given, wins). (the file's result when it has errors,
+    release, namespace)."""
+    if not os.path.isfile(release):
+        return None, release, namespace
+    from pdgen.validate import check_file
+
+    result = check_file(release)
+    if result.has_errors or result.effective is None:
+        return result, release, namespace
+    meta = result.effective["metadata"]
+    return None, meta["name"], namespace or meta["namespace"]
 
 
 @dataclass

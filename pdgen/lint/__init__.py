@@ -31,13 +31,9 @@ def offline_checks(objects: list) -> list:
 
 
 def lint_files(paths: list[str], kube_version: str = DEFAULT_KUBE_VERSION,
-               helm_path: str | None = None, server=None, started=None) -> list[FileResult]:
-    """``server``: a pdgen.cluster.Cluster, to dry-run every object on its API server too.
-    ``started``: kubeconform already running over exactly ``paths`` (kubeconform.start), when
-    they are all manifests."""
-    from pdgen import manifests
-    from pdgen.lint import pss
-
+               helm_path: str | None = None, server=None) -> list[FileResult]:
+    """`pdgen lint`: each file's findings. ``server``: a pdgen.cluster.Cluster, to dry-run
+    every object on its API server too."""
     results: list[FileResult] = []
     inputs: list[tuple[FileResult, str, str | None]] = []  # (result, text, path on disk or None)
     raws = {}
@@ -45,6 +41,11 @@ def lint_files(paths: list[str], kube_version: str = DEFAULT_KUBE_VERSION,
         with open(path, "rb") as fh:
             raws[path] = fh.read()
     topologies = [p for p in paths if is_topology(raws[p])]
+    # Manifests only: kubeconform starts now, and pdgen's own checks load while it runs.
+    started = kubeconform.start(list(paths), kube_version) if not topologies and server is None else None
+    from pdgen import manifests
+    from pdgen.lint import pss
+
     renders: dict = {}
     if topologies:
         from pdgen import render  # helm and the compilers: only when there are topologies to render

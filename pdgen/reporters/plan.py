@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+import json
+
+from pdgen.findings import FileResult
 from pdgen.reporters import text_line
 from pdgen.sizing import GIB
+
+
+def render(fmt: str, result: FileResult, plan: dict | None) -> str:
+    """The plan in ``fmt`` (text or json) with the topology's findings; without a plan (the
+    topology has errors), the findings alone, still one JSON document for json."""
+    from pdgen import reporters
+
+    if plan is None:
+        return reporters.render(fmt, [result])
+    if fmt == "json":
+        return json.dumps({**plan, "findings": [f.to_dict() for f in result.findings]}, indent=2) + "\n"
+    return text(plan, result.findings)
 
 
 def _g(value: float | None) -> str:

@@ -3,6 +3,8 @@ Status.to_dict()), one row per role, its findings, and a summary line about the 
 
 from __future__ import annotations
 
+import json
+
 from pdgen.findings import FileResult, Level
 from pdgen.reporters import text_line
 
@@ -25,3 +27,9 @@ def text(state: dict, result: FileResult) -> str:
 
 def json_doc(state: dict, result: FileResult) -> dict:
     return {**state, "findings": [f.to_dict() for f in result.findings]}
+
+
+def render(fmt: str, state: dict, result: FileResult) -> str:
+    if fmt == "json":
+        return json.dumps(json_doc(state, result), indent=2) + "\n"
+    return text(state, result)
