@@ -17,11 +17,14 @@ _SAFE = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def charts_dir() -> pathlib.Path:
-    """$PDGEN_CHARTS, else the checkout's charts/ next to the package."""
+    """$PDGEN_CHARTS, else the checkout's charts/ next to the package, else the charts installed
+    with the package (pdgen/_charts, see pyproject.toml)."""
     if os.environ.get("PDGEN_CHARTS"):
         path = pathlib.Path(os.environ["PDGEN_CHARTS"])
     else:
-        path = pathlib.Path(__file__).resolve().parent.parent / "charts"
+        here = pathlib.Path(__file__).resolve().parent
+        checkout = here.parent / "charts"
+        path = checkout if checkout.is_dir() else here / "_charts"
     if not path.is_dir():
         raise PdgenError(f"charts directory not found at {path} (set $PDGEN_CHARTS to the repository's charts/)")
     return path

@@ -12,6 +12,9 @@ from pdgen.errors import PdgenError, ToolNotFoundError
 
 # The Kubernetes version lint and render check against unless told otherwise.
 DEFAULT_KUBE_VERSION = "1.33.0"
+# The offline schemas for DEFAULT_KUBE_VERSION, shipped in the package (scripts/bundle_schemas.py),
+# for an installed pdgen without a checkout's .tools/.
+BUNDLED_SCHEMAS = "offline-schemas.tar.xz"
 
 # name -> (environment variable, what `make setup` installs)
 TOOLS = {
@@ -48,11 +51,51 @@ def find(name: str) -> str:
                             f"install {what} into .tools/bin)")
 
 
+def _bundled_schemas() -> pathlib.Path | None:
+    """The package's offline schemas, unpacked once into the user's cache
+    ($XDG_CACHE_HOME/pdgen, else ~/.cache/pdgen) under the archive's hash; None without one."""
+    archive = pathlib.Path(__file__).resolve().parent / "data" / BUNDLED_SCHEMAS
+    if not archive.is_file():
+        return None
+    import hashlib
+    import tarfile
+    import tempfile
+
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()[:16]
+    cache = pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache") / "pdgen"
+    target = cache / f"schemas-{digest}"
+    if target.is_dir():
+        return target
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        staging = pathlib.Path(tempfile.mkdtemp(dir=cache, prefix=".schemas-"))
+        with tarfile.open(archive, "r:xz") as tar:
+            tar.extractall(staging, filter="data")
+        try:
+            os.rename(staging, target)
+        except OSError:  # another pdgen unpacked it first
+            shutil.rmtree(staging, ignore_errors=True)
+    except OSError as exc:
+        raise PdgenError(f"cannot unpack pdgen's offline schemas into {cache}: {exc} "
+                         "(set XDG_CACHE_HOME to a writable directory)") from None
+    return target
+
+
+def _schema_root(sub: str) -> pathlib.Path:
+    """.tools/<sub> where `make setup` built it, else the schemas shipped with pdgen."""
+    local = tools_dir() / sub
+    if local.is_dir():
+        return local
+    bundled = _bundled_schemas()
+    if bundled is not None and (bundled / sub).is_dir():
+        return bundled / sub
+    raise PdgenError(f"offline schemas not found in {local} (run `make setup` in a checkout, or set "
+                     "$PDGEN_TOOLS_DIR to a directory that has kubernetes-json-schema/ and crd-schemas/)")
+
+
 def kubernetes_schema_location() -> str:
     """kubeconform -schema-location template for the offline Kubernetes schemas."""
-    root = tools_dir() / "kubernetes-json-schema"
-    if not root.is_dir():
-        raise PdgenError(f"offline Kubernetes schemas not found in {root} (run `make setup`)")
+    root = _schema_root("kubernetes-json-schema")
     return f"{root}/{{{{ .NormalizedKubernetesVersion }}}}-local{{{{ .StrictSuffix }}}}/" \
            "{{ .ResourceKind }}{{ .KindSuffix }}.json"
 
@@ -60,17 +103,27 @@ def kubernetes_schema_location() -> str:
 def crd_schema_location() -> str:
     """kubeconform -schema-location template for the project's custom-resource schemas,
     resolved per Kubernetes version by scripts/build_crd_schemas.py."""
-    root = tools_dir() / "crd-schemas"
-    if not root.is_dir():
-        raise PdgenError(f"custom-resource schemas not found in {root} (run `make setup`)")
+    root = _schema_root("crd-schemas")
     return f"{root}/{{{{ .NormalizedKubernetesVersion }}}}/{{{{ .Group }}}}/" \
            "{{ .ResourceKind }}_{{ .ResourceAPIVersion }}{{ .StrictSuffix }}.json"
 
 
 def kubernetes_schema_versions() -> list[str]:
-    root = tools_dir() / "kubernetes-json-schema"
+    try:
+        root = _schema_root("kubernetes-json-schema")
+    except PdgenError:
+        return []
     return sorted(p.name.removeprefix("v").removesuffix("-local")
-                  for p in root.glob("v*-local") if p.is_dir()) if root.is_dir() else []
+                  for p in root.glob("v*-local") if p.is_dir())
+
+
+def require_schemas(kube_version: str) -> None:
+    """A one-line error, before kubeconform runs, when there are no schemas for the version."""
+    versions = kubernetes_schema_versions()
+    if kube_version.removeprefix("v") not in versions:
+        raise PdgenError(f"no offline Kubernetes schemas for {kube_version} (found: {', '.join(versions) or 'none'}; "
+                         "an installed pdgen ships " + DEFAULT_KUBE_VERSION + "; `make setup` in a checkout "
+                         "installs the versions tools/versions.env pins)")
 
 
 def describe(version: str) -> list[str]:

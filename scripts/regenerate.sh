@@ -2,7 +2,7 @@
 # Regenerate the generated files of the checkout this script is in (or of --root DIR):
 #
 #   fixtures  tests/fixtures/invalid/*.expected and tests/fixtures/rules/*/fail.expected
-#   golden    the charts' copy of pdgen/pd_proxy.py, pdgen/data/name_limits.json, their values.schema.json, their monitoring files, values/<example>.yaml and tests/golden/
+#   golden    the charts' copy of pdgen/pd_proxy.py, pdgen/data/name_limits.json, pdgen/data/offline-schemas.tar.xz, their values.schema.json, their monitoring files, values/<example>.yaml and tests/golden/
 #   catalog   pdgen/data/flags.json, from tools/upstream/flag-oracle.json
 #   all       all three
 #
@@ -25,6 +25,7 @@ golden() {
   "$py" scripts/monitoring.py
   "$py" scripts/goldens.py
   "$py" scripts/name_limits.py
+  "$py" scripts/bundle_schemas.py
 }
 catalog() {
   "$py" scripts/build_flag_catalog.py

@@ -40,6 +40,7 @@ def workers(paths: list[str]) -> int:
 
 
 def start(paths: list[str], kube_version: str) -> subprocess.Popen:
+    tools.require_schemas(kube_version)
     cmd = [tools.find("kubeconform"), "-strict", "-output", "json", "-n", str(workers(paths)),
            "-kubernetes-version", kube_version,
            "-schema-location", tools.kubernetes_schema_location(), "-schema-location", tools.crd_schema_location(),

@@ -41,13 +41,15 @@ from tests.dataplane import harness
 from tests.dataplane.conftest import need, rendered
 from tests.engines import engines as E
 
-# Not in `make test` (its own target, `make test-engines-dynamo`): on this 2-core machine the
-# decode workers lost their etcd lease (Dynamo's default TTL) in 2 of 2 runs of 2026-12-06 --
-# once under load from other tests (the prefill's EngineCore died after 6 min of 0.2 tok/s), once
-# on a quiet machine, where both decode workers stopped answering for 30 s right after the first
-# hand-over (368/368 prompt tokens over NIXL, 17.7 MB, text equal to the aggregated answer) while
-# etcd logged a 1.6 s fdatasync, and then shut themselves down. Until that is understood the
-# tier would fail CI by chance.
+# Not in `make test` (its own target, `make test-engines-dynamo`): on this 2-core machine a decode
+# worker stopped answering in 3 of 3 runs of 2026-12-06/07 and then lost its etcd lease (Dynamo's
+# default TTL) and shut itself down. Run 1, under load from other tests: the prefill's EngineCore
+# died after 6 min at 0.2 tok/s. Run 2, quiet: the first hand-over worked (368/368 prompt tokens
+# over NIXL, 17.7 MB, text equal to the aggregated answer), then both decodes went silent for
+# 30 s (etcd logged a 1.6 s fdatasync) and lost their leases. Run 3, quiet, etcd with
+# --unsafe-no-fsync: decode-0 took no request at all after it was ready (the frontend's TCP request
+# timed out after 14 s; its lease expired 30 s later). So it is not etcd's disk. Until it is
+# understood the tier would fail CI by chance.
 pytestmark = pytest.mark.dynamo_engines
 
 EXAMPLE = "ack-dynamo-qwen7b-kv-routing.yaml"
