@@ -19,8 +19,11 @@ EXAMPLE = ROOT / "examples" / "vllm-mooncake-p2p-qwen7b.yaml"
 INVALID = ROOT / "tests" / "fixtures" / "invalid"
 
 
-def _git(repo: pathlib.Path, *args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+def _git(repo: pathlib.Path, *args: str, env: dict) -> tuple[int, str]:
+    """git's exit code and its output (a hook's output goes where git puts it: both streams)."""
+    proc = subprocess.run(["git", *args], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=900)
+    return proc.returncode, proc.stdout
 
 
 def test_the_hooks_block_a_bad_topology_and_pass_a_good_one(tmp_path):
@@ -40,7 +43,7 @@ def test_the_hooks_block_a_bad_topology_and_pass_a_good_one(tmp_path):
            "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_CONFIG_NOSYSTEM": "1"}
     repo = tmp_path / "repo"
     repo.mkdir()
-    assert _git(repo, "init", "-q", "-b", "main", env=env).returncode == 0
+    assert _git(repo, "init", "-q", "-b", "main", env=env)[0] == 0
     (repo / ".pre-commit-config.yaml").write_text(
         f"repos:\n  - repo: {ROOT}\n    rev: {head.strip()}\n    hooks:\n"
         "      - id: pdgen-validate\n      - id: pdgen-lint\n")
@@ -52,11 +55,11 @@ def test_the_hooks_block_a_bad_topology_and_pass_a_good_one(tmp_path):
     (repo / "topologies").mkdir()
     shutil.copy(bad, repo / "topologies" / bad.name)
     _git(repo, "add", "-A", env=env)
-    commit = _git(repo, "commit", "-q", "-m", "bad", env=env)
-    assert commit.returncode != 0, commit.stdout + commit.stderr
+    code, out = _git(repo, "commit", "-q", "-m", "bad", env=env)
+    assert code != 0, out
     expected = bad.with_suffix(".expected").read_text().splitlines()[0]
-    assert f"topologies/{expected}" in commit.stdout, (expected, commit.stdout[-3000:])
-    assert "pdgen validate" in commit.stdout and "Failed" in commit.stdout
+    assert f"topologies/{expected}" in out, (expected, out[-3000:])
+    assert "pdgen validate" in out and "Failed" in out
 
     # A good topology and its rendered manifests: the commit passes both hooks.
     (repo / "topologies" / bad.name).unlink()
@@ -65,8 +68,8 @@ def test_the_hooks_block_a_bad_topology_and_pass_a_good_one(tmp_path):
                              "rendered"], cwd=repo, capture_output=True, text=True)
     assert render.returncode == 0, render.stderr
     _git(repo, "add", "-A", env=env)
-    commit = _git(repo, "commit", "-q", "-m", "good", env=env)
-    assert commit.returncode == 0, commit.stdout[-3000:] + commit.stderr[-2000:]
-    assert "pdgen validate" in commit.stdout and "pdgen lint" in commit.stdout
-    assert commit.stdout.count("Passed") == 2, commit.stdout
+    code, out = _git(repo, "commit", "-q", "-m", "good", env=env)
+    assert code == 0, out[-3000:]
+    assert "pdgen validate" in out and "pdgen lint" in out
+    assert out.count("Passed") == 2, out
     assert os.path.isfile(repo / "rendered" / "vllm-p2p-pd" / "manifests.yaml")
