@@ -29,12 +29,29 @@ def feasibility(doc: loader.Document, model_config: str | None = None) -> tuple[
     return findings, topology, compiled.values
 
 
+def _foreign(doc: loader.Document) -> Finding | None:
+    """One finding for a YAML file that is some other kind of document (a Chart.yaml, a values
+    file, a Kubernetes manifest), instead of a schema error for each of its keys."""
+    data = doc.data
+    if not isinstance(data, dict):
+        return None
+    api, kind = data.get("apiVersion"), data.get("kind")
+    if kind == "Topology" or (isinstance(api, str) and api.startswith("pdgen.io/")):
+        return None
+    what = ", ".join(f"{k} {v!r}" for k, v in (("apiVersion", api), ("kind", kind)) if v is not None)
+    key = "kind" if kind is not None else "apiVersion" if api is not None else None
+    line, column = doc.position((key,), key=True) if key else (1, 1)
+    return Finding(doc.file, line, column, "$", f"not a pdgen topology ({what or 'no apiVersion or kind'}): "
+                   "pdgen validate reads files with apiVersion: pdgen.io/v1alpha1 and kind: Topology", "schema")
+
+
 def check_bytes(raw: bytes, file: str, model_config: str | None = None) -> FileResult:
     doc = loader.load(raw, file)
     findings = list(doc.findings)
     effective = values = None
     if doc.data is not None:
-        findings += schema.validate(doc)
+        foreign = _foreign(doc)
+        findings += [foreign] if foreign else schema.validate(doc)
         if not findings:
             more, effective, values = feasibility(doc, model_config)
             findings += more
