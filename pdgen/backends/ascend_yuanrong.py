@@ -146,6 +146,7 @@ MONITORING = m.Monitoring(
 
 
 BACKEND = Backend(
+    engine_tool=lambda spec: "vllm.serve",
     name="ascend-yuanrong",
     summary="vLLM-Ascend with the openYuanrong datasystem (or Mooncake) connector",
     chart="ascend-yuanrong",

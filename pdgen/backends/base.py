@@ -77,6 +77,9 @@ class Backend:
     monitoring: Monitoring | None = None
     # The output forms the chart renders (spec.deployment.form), the default first.
     forms: tuple[str, ...] = ("workloads",)
+    # The flag-catalog tool an engine role (prefill, decode, server) runs, for this spec: what
+    # the rule extra-args checks extraArgs against, as lint checks the rendered command.
+    engine_tool: Callable[[dict], str] = lambda spec: "vllm.serve"
 
     def variant_combinations(self) -> list[dict[str, str]]:
         """Every combination of variant values, in declaration order."""

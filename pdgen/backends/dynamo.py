@@ -223,6 +223,7 @@ MONITORING = m.Monitoring(
 
 
 BACKEND = Backend(
+    engine_tool=lambda spec: f"dynamo.{spec['variant']['engine']}",
     name="dynamo",
     summary="NVIDIA Dynamo workers (vllm or sglang) with NIXL, dynamo.frontend, etcd and NATS",
     chart="dynamo",

@@ -137,6 +137,7 @@ MONITORING = m.Monitoring(
 
 
 BACKEND = Backend(
+    engine_tool=lambda spec: "sglang.launch_server",
     name="sglang-mooncake",
     summary="SGLang engines, Mooncake transfer engine, the SGLang router",
     chart="sglang-mooncake",

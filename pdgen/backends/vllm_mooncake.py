@@ -235,6 +235,7 @@ MONITORING = m.Monitoring(
 
 
 BACKEND = Backend(
+    engine_tool=lambda spec: "vllm.serve",
     name="vllm-mooncake",
     summary="vLLM engines with a Mooncake connector (p2p, store, lmcache, v0-etcd) behind pdgen's proxy",
     chart="vllm-mooncake",

@@ -1,5 +1,8 @@
-"""extra-args: extra arguments do not override what pdgen wires itself.
+"""extra-args: extra arguments are flags the engine has, and do not override what pdgen
+wires itself.
 
+Every --flag in an engine role's extraArgs must be a flag of the engine release the chart pins
+(the flag catalog `pdgen lint` checks rendered commands with), said with the closest known flag.
 pdgen derives the listen address, ports, parallelism, disaggregation role, bootstrap port,
 KV connector and router targets from the topology, consistently across roles. The same
 flag in extraArgs would be passed twice, and the engines take the last one, silently
@@ -12,8 +15,10 @@ PASS::
 FAIL::
 
     router: {extraArgs: ["--host", "127.0.0.1"]}
+    decode: {extraArgs: ["--enable-prefix-cachin"]}   # -> did you mean --enable-prefix-caching?
 
-Source: the routers' and proxies' own defaults (sglang_router 0.3.2 and vLLM's example proxies
+Source: pdgen/data/flags.json, built from the pinned releases' own parsers
+(scripts/build_flag_catalog.py); the routers' and proxies' own defaults (sglang_router 0.3.2 and vLLM's example proxies
 bind --host 127.0.0.1); a prefill's --disaggregation-bootstrap-port must be the port the router
 hands decode (sglang server_args.py, sglang_router --prefill URL PORT).
 """
@@ -45,7 +50,30 @@ _ROUTER = {"--prefill": "the prefill instances", "--decode": "the decode instanc
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
+def _unknown(ctx):
+    """Flags of the engine roles' extraArgs that the pinned engine does not have."""
+    import difflib
+
+    from pdgen import backends, flag_catalog
+
+    tool = backends.of(ctx.spec).engine_tool(ctx.spec)
+    entry = flag_catalog.catalog()["tools"][tool]
+    known = sorted(set(entry["flags"]) | set(entry.get("negations", [])))
+    for role in ("prefill", "decode", "server"):
+        args = [str(a) for a in ctx.spec.get(role, {}).get("extraArgs", [])]
+        unknown = set(flag_catalog.unknown_flags(tool, args))
+        for i, token in enumerate(args):
+            name = flag_catalog.flag_name(tool, token) if token.startswith("--") else ""
+            if name in unknown:
+                unknown.discard(name)  # once per flag
+                close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                yield ("spec", role, "extraArgs", i), (f"{name} is not a flag of {tool} "
+                                                       f"{flag_catalog.version(tool)}{hint}")
+
+
 def check(ctx):
+    yield from _unknown(ctx)
     for role in ("prefill", "decode", "server", "router"):
         args = ctx.spec.get(role, {}).get("extraArgs", [])
         owned = {**_COMMON, **(_ROUTER if role == "router" else _ENGINE)}

@@ -117,3 +117,31 @@ def test_conditional_disaggregation_needs_what_dynamo_frontend_needs(change, mes
     out = runner.invoke(cli, ["validate", "--format", "text", str(tmp_path / "t.yaml")])
     assert out.exit_code == 1
     assert f"$.spec.routing.selectiveDisaggregation: {message}" in out.output and "[routing]" in out.output
+
+
+@pytest.mark.parametrize("backend,variant,tool", [
+    ("vllm-mooncake", {}, "vllm.serve 0.33.0"),
+    ("dynamo", {"engine": "sglang"}, "dynamo.sglang 1.6.1"),
+    ("ascend-yuanrong", {}, "vllm.serve 0.33.0"),
+])
+def test_an_extra_arg_typo_is_caught_at_validate_with_the_flag_meant(backend, variant, tool):
+    """User-experience issue: `extraArgs: ["--enable-prefix-cachin"]` passed validate and render
+    and only lint (at line 814 of an in-memory render) said so. vLLM folds underscores into
+    dashes (--max_num_seqs is --max-num-seqs), which is no typo."""
+    import yaml
+
+    from pdgen.validate import check_bytes
+
+    meant = "--log-requests" if "dynamo.sglang" in tool else "--enable-prefix-caching"
+    typo = meant[:-1]
+    args = [typo] + (["--max_num_seqs", "8"] if tool.startswith("vllm") else [])
+    doc = {"apiVersion": "pdgen.io/v1alpha1", "kind": "Topology", "metadata": {"name": "demo"},
+           "spec": {"backend": backend, **({"variant": variant} if variant else {}),
+                    "model": {"name": "Qwen/Qwen2.5-7B-Instruct", "source": {"pvc": {"claimName": "models"}}},
+                    "accelerator": {"product": "L20" if backend != "ascend-yuanrong" else "Ascend-910B3"},
+                    "prefill": {}, "decode": {"extraArgs": args}}}
+    result = check_bytes(yaml.safe_dump(doc, sort_keys=False).encode(), "t.yaml")
+    found = [f for f in result.findings if f.rule == "extra-args"]
+    assert [(f.json_path, f.message) for f in found] == [
+        ("$.spec.decode.extraArgs[0]", f"{typo} is not a flag of {tool}; did you mean {meant}?")], result.findings
+    assert found[0].line > 0
