@@ -109,7 +109,7 @@ def render_cmd(topologies: tuple[str, ...], out: str, values_only: bool, kube_ve
 
 
 @cli.command("lint", epilog=EXIT_CODES_HELP)
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, readable=True))
 @click.option("--kube-version", default=DEFAULT_KUBE_VERSION, show_default=True, metavar="VERSION",
               help="Kubernetes version whose offline schemas kubeconform uses.")
 @click.option("--helm", "helm_path", type=click.Path(exists=True, dir_okay=False),
@@ -124,7 +124,8 @@ def render_cmd(topologies: tuple[str, ...], out: str, values_only: bool, kube_ve
 def lint_cmd(files: tuple[str, ...], kube_version: str, helm_path: str | None, fmt: str | None,
              strict: bool, pod_security: bool, server: bool, kubeconfig: str | None, context: str | None,
              namespace: str | None) -> None:
-    """Check rendered MANIFESTS (or TOPOLOGY files, rendered in memory) offline.
+    """Check rendered MANIFESTS (or TOPOLOGY files, rendered in memory; a directory: its YAML
+    files, less the values.yaml `pdgen render` wrote) offline.
 
     kubeconform -strict against offline Kubernetes and custom-resource schemas; wiring
     (every in-release host:port resolves to a Service port or a pod's declared port,

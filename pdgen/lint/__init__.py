@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from pdgen.findings import FileResult
+from pdgen.findings import FileResult, Finding
 from pdgen.lint import kubeconform
 from pdgen.tools import DEFAULT_KUBE_VERSION
 
@@ -18,6 +18,33 @@ def is_topology(raw: bytes) -> bool:
     """A pdgen topology (rendered before linting), not manifests: by its first 4 KiB."""
     head = raw[:4096].decode("utf-8", "replace")
     return "apiVersion: pdgen.io/" in head and "kind: Topology" in head
+
+
+VALUES_HEADER = b"# Helm values for chart "  # the first line of a values.yaml `pdgen render` writes
+
+
+def expand(paths: list[str]) -> list[str]:
+    """Files and directories -> the files to lint: a directory gives its *.yaml and *.yml files
+    (recursively, sorted), less the Helm values files `pdgen render` wrote there."""
+    out: list[str] = []
+    for path in paths:
+        if not os.path.isdir(path):
+            out.append(path)
+            continue
+        found = []
+        for root, dirs, names in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(names):
+                full = os.path.join(root, name)
+                if name.endswith((".yaml", ".yml")) and not _is_values(full):
+                    found.append(full)
+        out += found or [path]  # an empty directory stays, to be reported
+    return out
+
+
+def _is_values(path: str) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(len(VALUES_HEADER)) == VALUES_HEADER
 
 
 def offline_checks(objects: list) -> list:
@@ -32,17 +59,22 @@ def offline_checks(objects: list) -> list:
 
 def lint_files(paths: list[str], kube_version: str = DEFAULT_KUBE_VERSION,
                helm_path: str | None = None, server=None) -> list[FileResult]:
-    """`pdgen lint`: each file's findings. ``server``: a pdgen.cluster.Cluster, to dry-run
-    every object on its API server too."""
+    """`pdgen lint`: each file's findings (a directory: its YAML files, see expand()).
+    ``server``: a pdgen.cluster.Cluster, to dry-run every object on its API server too."""
+    paths = expand(paths)
     results: list[FileResult] = []
     inputs: list[tuple[FileResult, str, str | None]] = []  # (result, text, path on disk or None)
     raws = {}
     for path in paths:
+        if os.path.isdir(path):
+            raws[path] = b""
+            continue
         with open(path, "rb") as fh:
             raws[path] = fh.read()
     topologies = [p for p in paths if is_topology(raws[p])]
     # Manifests only: kubeconform starts now, and pdgen's own checks load while it runs.
-    started = kubeconform.start(list(paths), kube_version) if not topologies and server is None else None
+    plain = not topologies and all(raws[p] and not raws[p].startswith(VALUES_HEADER) for p in paths)
+    started = kubeconform.start(list(paths), kube_version) if plain and server is None else None
     from pdgen import manifests
     from pdgen.lint import pss
 
@@ -53,6 +85,15 @@ def lint_files(paths: list[str], kube_version: str = DEFAULT_KUBE_VERSION,
                                                            helm_path=helm_path), strict=True))
     for path in paths:
         raw = raws[path]
+        if os.path.isdir(path):
+            results.append(FileResult(path, [Finding(path, 0, 0, "$", "no .yaml or .yml file to lint in this "
+                                                     "directory", "manifest")]))
+            continue
+        if raw.startswith(VALUES_HEADER):
+            results.append(FileResult(path, [Finding(path, 1, 1, "$", "Helm values written by `pdgen render`, not "
+                                                     "manifests: lint the manifests.yaml next to it, or the topology",
+                                                     "manifest")]))
+            continue
         if path in renders:
             rendered = renders[path]
             result = FileResult(f"{path} (rendered)" if rendered.ok else path, list(rendered.result.findings))

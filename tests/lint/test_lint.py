@@ -475,3 +475,25 @@ def test_every_pod_but_the_engines_is_restricted_and_lint_says_each_level(runner
             if o.kind in ("Deployment", "StatefulSet", "Pod") and not any(e in o.name for e in engines):
                 for _, c, _ in containers(o):  # not BestEffort
                     assert (c.get("resources") or {}).get("requests"), (o.name, c["name"])
+
+
+def test_lint_takes_the_directory_render_wrote_and_says_what_a_values_file_is(tmp_path, runner):
+    """User-experience issue: `pdgen lint out/x/` refused a directory, and the values.yaml pdgen
+    itself wrote got "not a Kubernetes object"."""
+    from tests.conftest import ROOT
+
+    out = tmp_path / "out"
+    rendered = runner.invoke(cli, ["render", str(ROOT / "examples" / "vllm-mooncake-p2p-qwen7b.yaml"), "-o", str(out)])
+    assert rendered.exit_code == 0, rendered.output
+    [release] = out.iterdir()
+    whole = runner.invoke(cli, ["lint", str(out)])
+    assert whole.exit_code == 0, whole.output
+    assert whole.output.splitlines()[-1] == "Summary: 1 file - valid: 1, invalid: 0 (0 errors, 0 warnings)"
+    values = runner.invoke(cli, ["lint", str(release / "values.yaml")])
+    assert values.exit_code == 1
+    assert values.output.splitlines()[0] == (
+        f"{release / 'values.yaml'}:1:1: error: $: Helm values written by `pdgen render`, not manifests: lint the "
+        "manifests.yaml next to it, or the topology [manifest]")
+    (tmp_path / "empty").mkdir()
+    empty = runner.invoke(cli, ["lint", str(tmp_path / "empty")])
+    assert empty.exit_code == 1 and "no .yaml or .yml file to lint in this directory" in empty.output
