@@ -29,9 +29,9 @@ Exit codes:
 
 
 def finish(results: list[FileResult], strict: bool = False) -> int:
-    """The exit code for a command's results: 1 for an error finding (or, with --strict, any
-    finding), else 0."""
-    failed = any(r.has_errors for r in results) or (strict and any(r.findings for r in results))
+    """The exit code for a command's results: 1 for an error finding (or, with --strict, a
+    warning too), else 0."""
+    failed = any(r.has_errors for r in results) or (strict and any(r.has_problems for r in results))
     return EXIT_FINDINGS if failed else EXIT_OK
 
 

@@ -10,6 +10,7 @@ from typing import Any
 class Level(enum.StrEnum):
     ERROR = "error"
     WARNING = "warning"
+    INFO = "info"        # what was not checked, and how to have it checked; never fails a run
 
 
 @dataclass(frozen=True, order=True)
@@ -72,3 +73,8 @@ class FileResult:
     @property
     def has_errors(self) -> bool:
         return any(f.level is Level.ERROR for f in self.findings)
+
+    @property
+    def has_problems(self) -> bool:
+        """An error or a warning (what --strict fails on); info findings are not problems."""
+        return any(f.level is not Level.INFO for f in self.findings)

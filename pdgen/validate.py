@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 from pdgen import loader, schema
-from pdgen.findings import FileResult, Finding
+from pdgen.findings import FileResult, Finding, Level
 
 
 def feasibility(doc: loader.Document, model_config: str | None = None) -> tuple[list[Finding], dict, dict]:
@@ -21,6 +21,14 @@ def feasibility(doc: loader.Document, model_config: str | None = None) -> tuple[
     name = topology["spec"]["model"]["name"]
     facts = models.from_hf_config(model_config, name) if model_config else models.lookup(name)
     findings = rules.run(rules.Context(topology, facts), doc)
+    if facts is None:
+        skipped = [r for r in rules.MODEL_RULES if not rules.disabled(topology, r)]
+        if skipped:
+            line, column = doc.position(("spec", "model", "name"))
+            findings.append(Finding(doc.file, line, column, "$.spec.model.name",
+                                    f"{name} is not in pdgen's model catalog: {' and '.join(skipped)} did not run; "
+                                    "pass --model-config with the model's config.json to run them",
+                                    "rules.skipped", Level.INFO))
     compiled = backends.compile_topology(topology)
     for problem in compiled.problems:
         line, column = doc.position(problem.path, key=True)

@@ -63,7 +63,8 @@ def github(results: list[FileResult]) -> str:
             if f.line:
                 props += [f"line={f.line}", f"col={f.column}"]
             props.append(f"title={_gh_escape(f'pdgen [{f.rule}]', prop=True)}")
-            lines.append(f"::{f.level.value} {','.join(props)}::"
+            level = "notice" if f.level is Level.INFO else f.level.value  # GitHub's name for it
+            lines.append(f"::{level} {','.join(props)}::"
                          f"{_gh_escape(f'{f.json_path}: {f.message}', prop=False)}")
     lines += written_lines(results)
     lines.append(summary_line(results))

@@ -19,7 +19,7 @@ def text(state: dict, result: FileResult) -> str:
     lines += list(state["customResources"])
     lines += [text_line(f) for f in result.findings]
     errors = sum(f.level is Level.ERROR for f in result.findings)
-    warnings = len(result.findings) - errors
+    warnings = sum(f.level is Level.WARNING for f in result.findings)
     lines.append(f"Summary: {subject} {'healthy' if state['healthy'] else 'degraded'} "
                  f"({errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''})")
     return "\n".join(lines) + "\n"

@@ -62,6 +62,15 @@ def get(rule_id: str) -> Rule:
         raise KeyError(f"no such rule: {rule_id!r} (known: {', '.join(sorted(REGISTRY))})") from None
 
 
+# The rules that need the model's facts (pdgen's catalog or --model-config): validate says
+# when they could not run.
+MODEL_RULES = ("model-heads", "model-fit")
+
+
+def disabled(topology: dict, rule_id: str) -> bool:
+    return any(d["rule"] == rule_id for d in topology["spec"].get("disabledRules", []))
+
+
 def run(ctx: Context, doc: Document) -> list[Finding]:
     disabled = {d["rule"]: d["reason"] for d in ctx.spec.get("disabledRules", [])}
     findings = []

@@ -145,3 +145,38 @@ def test_an_extra_arg_typo_is_caught_at_validate_with_the_flag_meant(backend, va
     assert [(f.json_path, f.message) for f in found] == [
         ("$.spec.decode.extraArgs[0]", f"{typo} is not a flag of {tool}; did you mean {meant}?")], result.findings
     assert found[0].line > 0
+
+
+def test_an_unknown_model_says_which_rules_did_not_run_and_a_gated_download_needs_a_token(tmp_path, runner):
+    """User-experience issue: for a model not in the catalog validate skipped model-fit without
+    a word, and a gated meta-llama download without credentials passed (the Job gets a 401)."""
+    import yaml
+
+    doc = {"apiVersion": "pdgen.io/v1alpha1", "kind": "Topology", "metadata": {"name": "demo"},
+           "spec": {"backend": "vllm-mooncake",
+                    "model": {"name": "meta-llama/Llama-3.1-8B-Instruct",
+                              "source": {"download": {"from": "hf", "uri": "meta-llama/Llama-3.1-8B-Instruct",
+                                                      "storage": {"size": "40Gi"}}}},
+                    "accelerator": {"product": "L20"}, "prefill": {}, "decode": {}}}
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    out = runner.invoke(cli, ["validate", str(path)])
+    lines = out.output.splitlines()
+    assert out.exit_code == 0, out.output
+    assert lines[0].endswith("info: $.spec.model.name: meta-llama/Llama-3.1-8B-Instruct is not in pdgen's model "
+                             "catalog: model-heads and model-fit did not run; pass --model-config with the model's "
+                             "config.json to run them [rules.skipped]")
+    assert ": warning: $.spec.model.source.download.uri: meta-llama/Llama-3.1-8B-Instruct is gated" in lines[1]
+    assert lines[-1] == "Summary: 1 file - valid: 1, invalid: 0 (0 errors, 1 warning)"
+    assert runner.invoke(cli, ["validate", "--strict", str(path)]).exit_code == 1  # the warning
+    doc["spec"]["model"]["source"]["download"]["credentialsSecret"] = {"name": "hf-token"}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    strict = runner.invoke(cli, ["validate", "--strict", str(path)])
+    assert strict.exit_code == 0, strict.output  # an info finding never fails a run
+    assert "[rules.skipped]" in strict.output and "gated" not in strict.output
+    config = tmp_path / "config.json"  # the model's facts: the rules run, and nothing is said
+    config.write_text(json.dumps({"num_hidden_layers": 32, "hidden_size": 4096, "num_attention_heads": 32,
+                                  "num_key_value_heads": 8, "max_position_embeddings": 131072,
+                                  "torch_dtype": "bfloat16", "vocab_size": 128256, "intermediate_size": 14336}))
+    known = runner.invoke(cli, ["validate", "--model-config", str(config), str(path)])
+    assert known.exit_code == 0 and "rules.skipped" not in known.output, known.output
