@@ -36,7 +36,9 @@ def topology(i: int, rng: random.Random) -> bytes:
         "acceleratorsPerPod": tp,
         "resources": {"cpu": str(rng.randint(4, 64)), "memory": f"{rng.randint(64, 512)}Gi"},
         "shmSize": "32Gi",
-        "extraArgs": ["--gpu-memory-utilization", "0.9"],
+        # a flag the backend's engine has (validate checks extraArgs against the flag catalog)
+        "extraArgs": ["--mem-fraction-static", "0.85"] if "sglang" in REGISTRY[backend].engine_tool(
+            {"variant": BACKENDS[backend]}) else ["--gpu-memory-utilization", "0.9"],
         "env": {"PYTHONHASHSEED": "0", "HF_TOKEN": {"secretKeyRef": {"name": "hf", "key": "token"}}},
         "scheduling": {"nodeSelector": {"pool": "gpu"},
                        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]},

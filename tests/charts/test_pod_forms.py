@@ -31,7 +31,6 @@ ROLE = {
     "acceleratorsPerPod": 2,
     "shmSize": "3Gi",
     "drainSeconds": 41,
-    "extraArgs": ["--pdgen-probe-arg"],
     "env": {"PDGEN_PROBE_ENV": "on"},
     "scheduling": {
         "nodeSelector": {"pool": "pd-gpu"},
@@ -65,6 +64,13 @@ FORMS = {  # name -> (backend, variant, nodesPerInstance[, deployment.form])
 }
 
 
+def probe_arg(backend: str, variant: dict) -> str:
+    """A flag of the role's engine that no chart renders by itself (validate checks extraArgs
+    against the engine's flag catalog), to follow into the rendered command."""
+    sglang = backend == "sglang-mooncake" or variant.get("engine") == "sglang"
+    return "--max-running-requests=77" if sglang else "--max-num-seqs=77"
+
+
 def topology(backend: str, variant: dict, nodes: int, transport: dict, form: str = "workloads") -> dict:
     spec = {
         "backend": backend, "variant": variant, "deployment": {"form": form},
@@ -75,7 +81,8 @@ def topology(backend: str, variant: dict, nodes: int, transport: dict, form: str
         "transport": copy.deepcopy(transport),
     }
     for role in ROLES:
-        spec[role] = copy.deepcopy(ROLE) | {"nodesPerInstance": nodes, "parallelism": {"tensor": 2 * nodes}}
+        spec[role] = copy.deepcopy(ROLE) | {"nodesPerInstance": nodes, "parallelism": {"tensor": 2 * nodes},
+                                            "extraArgs": [probe_arg(backend, variant)]}
     if backend == "dynamo":
         spec["infra"] = {"etcd": {"mode": "bundled"}, "nats": {"mode": "bundled"}} \
             if form == "workloads" else {"etcd": {"mode": "none"}, "nats": {"mode": "none"}}
@@ -139,7 +146,7 @@ def check_view(view: dict, transport: str, worker_pod: bool, accelerator: str = 
     else:
         assert spec["terminationGracePeriodSeconds"] == 71
         assert c["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "41"]
-    assert "--pdgen-probe-arg" in c["args"]
+    assert {"--max-running-requests=77", "--max-num-seqs=77"} & set(c["args"]), c["args"]  # probe_arg()
     assert {"name": "PDGEN_PROBE_ENV", "value": "on"} in c["env"]
     assert spec["nodeSelector"] == {"pool": "pd-gpu"}
     assert spec["tolerations"] == ROLE["scheduling"]["tolerations"]

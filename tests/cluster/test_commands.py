@@ -86,7 +86,7 @@ def test_preflight_names_what_is_missing_at_the_topology_line(gpu_nodes, tmp_pat
     keys only), and a role that cannot fit: 3 decode pods of 16 GPUs on nodes of 8."""
     cluster = gpu_nodes
     spec = yaml.safe_load(SGLANG.read_text())["spec"]
-    spec["decode"].update(replicas=3, acceleratorsPerPod=16, parallelism={"tensor": 16})
+    spec["decode"].update(replicas=3, acceleratorsPerPod=16, parallelism={"tensor": 4, "pipeline": 4})
     spec["prefill"]["env"] = {"HF_TOKEN": {"secretKeyRef": {"name": "hf", "key": "token"}}}
     path = _topology(tmp_path, "pf-missing", prefill=spec["prefill"], decode=spec["decode"])
     out = cluster.pdgen("preflight", path)
@@ -191,7 +191,7 @@ def test_status_reports_pending_pods_with_the_schedulers_reason(gpu_nodes, tmp_p
     Pending with the scheduler's FailedScheduling text, and status says so (exit 1)."""
     cluster = gpu_nodes
     spec = yaml.safe_load(SGLANG.read_text())["spec"]
-    spec["decode"].update(acceleratorsPerPod=16, parallelism={"tensor": 16})
+    spec["decode"].update(acceleratorsPerPod=16, parallelism={"tensor": 4, "pipeline": 4})
     path = _topology(tmp_path, "st-pending", decode=spec["decode"])
     namespace = cluster.namespace("st-pending")
     cluster.model_claim(namespace, "llm-model")
