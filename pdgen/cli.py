@@ -58,7 +58,7 @@ def cli() -> None:
 
     validate checks a topology (schema and feasibility rules); render compiles it to Helm
     values and manifests with real helm; lint checks manifests offline; plan explains the
-    sizing; preflight and status check a cluster before and after install; bench measures
+    sizing; explain shows a field of the topology schema; preflight and status check a cluster before and after install; bench measures
     a running deployment.
     """
 
@@ -216,6 +216,23 @@ def status_cmd(release: str, fmt: str, kubeconfig: str | None, context: str | No
     state = status.collect(target, release, target.namespace)
     click.echo(status_report.render(fmt, state.to_dict(), state.result(f"{target.namespace}/{release}")), nl=False)
     sys.exit(EXIT_OK if state.healthy else EXIT_FINDINGS)
+
+
+@cli.command("explain")
+@click.argument("path", default="")
+@report_format
+def explain_cmd(path: str, fmt: str) -> None:
+    """Show one field of the topology schema, like `kubectl explain`: its type, description,
+    default, allowed values, bounds and fields. PATH is dotted from the top, e.g.
+    spec.transport.rdma, spec.prefill.parallelism or spec.prefill.extraArgs[] (empty: the
+    topology itself)."""
+    from pdgen import explain
+    from pdgen.reporters import explain as explain_report
+
+    field, unknown = explain.lookup(path)
+    if field is None:
+        raise click.BadParameter(unknown, param_hint="PATH")
+    click.echo(explain_report.render(fmt, field), nl=False)
 
 
 @cli.command("schema")
