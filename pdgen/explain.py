@@ -50,7 +50,8 @@ def _type(node: dict, root: dict) -> str:
 def _walk(path: str) -> tuple[list[str], dict, dict]:
     root = schema.topology_schema()
     parts = _PART.findall(path.strip().removeprefix("$").lstrip("."))
-    node, walked = root, []
+    node: dict = root
+    walked: list[str] = []
     for part in parts:
         node = _resolve(node, root)
         if part.startswith("["):
