@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import fastjsonschema
 
 from pdgen.findings import Finding
-from pdgen.loader import Document
+from pdgen.loader import Document, json_path
 
 if TYPE_CHECKING:  # jsonschema is imported where a finding is made: a valid topology never needs it
     from jsonschema import Draft202012Validator
@@ -257,6 +257,63 @@ def _message(error: ValidationError) -> str:
     return error.message
 
 
+@functools.cache
+def _homes() -> dict[str, tuple[tuple[str, ...], ...]]:
+    """Each property name -> the object paths (from the topology's top) whose schema has it,
+    $refs followed, lists as "[]"."""
+    root = topology_schema()
+    homes: dict[str, list[tuple[str, ...]]] = {}
+
+    def walk(node: Any, path: tuple[str, ...], refs: frozenset) -> None:
+        if not isinstance(node, dict) or len(path) > 8:
+            return
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/"):
+            if ref in refs:
+                return
+            target: Any = root
+            for part in ref[2:].split("/"):
+                target = target[part]
+            walk(target, path, refs | {ref})
+        for name, child in (node.get("properties") or {}).items():
+            homes.setdefault(name, []).append(path)
+            walk(child, path + (name,), refs)
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], path + ("[]",), refs)
+        for key in ("allOf", "oneOf", "anyOf"):
+            for branch in node.get(key) or []:
+                walk(branch, path, refs)
+        for key in ("then", "else"):
+            walk(node.get(key), path, refs)
+
+    walk(root, (), frozenset())
+    return {name: tuple(dict.fromkeys(paths)) for name, paths in homes.items()}
+
+
+def _elsewhere(key: str, path: tuple) -> str:
+    """"; it belongs under $.spec.model" when ``key`` is a field of exactly one object just
+    inside ``path`` (written one level too high), else of the nearest object above it (written
+    too deep); "" when neither."""
+    here = tuple("[]" if isinstance(p, int) else p for p in path)
+    homes = _homes().get(key, ())
+    below = [home for home in homes if home[:len(here)] == here and len(home) == len(here) + 1]
+    if len(below) == 1:
+        return f"; it belongs under {json_path(path + below[0][len(here):])}"
+    for depth in range(len(here) - 1, -1, -1):
+        if here[:depth] in homes:
+            return f"; it belongs under {json_path(path[:depth]) if depth else 'the top level'}"
+    return ""
+
+
+def _at(data: Any, path: tuple) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
 def _extra_keys(error: ValidationError) -> list[str]:
     schema = error.schema
     known = set(schema.get("properties", {}))
@@ -277,13 +334,19 @@ def _convert(error: ValidationError, doc: Document) -> Iterator[Finding]:
     if error.validator in ("additionalProperties", "unevaluatedProperties") and isinstance(error.instance, dict):
         choices = sorted(error.schema.get("properties", {}))
         for key in _extra_keys(error):
-            yield doc.finding(path + (key,), f"unknown key {key!r}{_suggest(key, choices)}", RULE, key=True)
+            same = {c.lower(): c for c in choices}.get(key.lower())
+            hint = (f"; did you mean {same!r}?" if same else _elsewhere(key, path) or _suggest(key, choices) or
+                    (f"; the keys here: {', '.join(choices)}" if choices else ""))
+            yield doc.finding(path + (key,), f"unknown key {key!r}{hint}", RULE, key=True)
         return
     if error.validator == "required" and isinstance(error.instance, dict):
         custom = _custom(error)
+        parent = _at(doc.data, path[:-1]) if path else None
         for key in error.validator_value:
             if key not in error.instance:
-                yield doc.finding(path, custom or f"missing required key {key!r}", RULE, key=True)
+                moved = (f" (there is a {key!r} at {json_path(path[:-1] + (key,))}: move it here)"
+                         if isinstance(parent, dict) and key in parent else "")
+                yield doc.finding(path, custom or f"missing required key {key!r}{moved}", RULE, key=True)
         return
     relative = list(error.relative_schema_path)
     if len(relative) >= 2 and relative[-2] == "propertyNames":
