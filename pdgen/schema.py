@@ -305,6 +305,47 @@ def _elsewhere(key: str, path: tuple) -> str:
     return ""
 
 
+def _resolved(node: Any) -> dict:
+    root = topology_schema()
+    for _ in range(20):
+        if not isinstance(node, dict) or "$ref" not in node:
+            break
+        target: Any = root
+        for part in node["$ref"][2:].split("/"):
+            target = target[part]
+        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    return node if isinstance(node, dict) else {}
+
+
+def _sketch(node: Any, name: str, depth: int = 0) -> str:
+    """The smallest value a schema node accepts, as flow YAML with <placeholders>: what a
+    missing required object looks like when written."""
+    node = _resolved(node)
+    if "enum" in node:
+        return show(node["enum"][0]) if not isinstance(node["enum"][0], str) else node["enum"][0]
+    kind = node.get("type")
+    if kind == "object" and depth < 4:
+        props = node.get("properties", {})
+        keys = list(node.get("required", [])) or (list(props)[:1] if node.get("minProperties") else [])
+        return "{" + ", ".join(f"{k}: {_sketch(props.get(k, {}), k, depth + 1)}" for k in keys) + "}"
+    if kind == "array":
+        return "[]"
+    if kind in ("integer", "number"):
+        return str(node.get("minimum", 1))
+    if kind == "boolean":
+        return "false"
+    return f"<{name}>"
+
+
+def _example(error: ValidationError, key: str) -> str:
+    """", e.g. storage: {size: <size>}" for a missing key that holds an object, else ""."""
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    node = _resolved(schema.get("properties", {}).get(key))
+    if node.get("type") != "object":
+        return ""
+    return f", e.g. {key}: {_sketch(node, key)}"
+
+
 def _at(data: Any, path: tuple) -> Any:
     for part in path:
         try:
@@ -346,7 +387,8 @@ def _convert(error: ValidationError, doc: Document) -> Iterator[Finding]:
             if key not in error.instance:
                 moved = (f" (there is a {key!r} at {json_path(path[:-1] + (key,))}: move it here)"
                          if isinstance(parent, dict) and key in parent else "")
-                yield doc.finding(path, custom or f"missing required key {key!r}{moved}", RULE, key=True)
+                yield doc.finding(path, custom or f"missing required key {key!r}{moved or _example(error, key)}",
+                                  RULE, key=True)
         return
     relative = list(error.relative_schema_path)
     if len(relative) >= 2 and relative[-2] == "propertyNames":
