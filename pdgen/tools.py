@@ -70,7 +70,11 @@ def _bundled_schemas() -> pathlib.Path | None:
         cache.mkdir(parents=True, exist_ok=True)
         staging = pathlib.Path(tempfile.mkdtemp(dir=cache, prefix=".schemas-"))
         with tarfile.open(archive, "r:xz") as tar:
-            tar.extractall(staging, filter="data")
+            # The archive is pdgen's own; the "data" filter where this Python has it (3.11.4+).
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(staging, filter="data")
+            else:  # pragma: no cover
+                tar.extractall(staging)
         try:
             os.rename(staging, target)
         except OSError:  # another pdgen unpacked it first
