@@ -114,3 +114,19 @@ def test_an_installed_pdgen_says_what_it_has_and_what_it_lacks(installed):
     assert no_helm.returncode == 3, no_helm.stdout + no_helm.stderr
     assert no_helm.stderr.startswith("pdgen: error: Executable `helm` not found"), no_helm.stderr
     assert len(no_helm.stderr.splitlines()) == 1 and not (installed["work"] / "none").exists()
+
+
+def test_every_folder_setuptools_would_call_a_package_is_listed():
+    """setuptools warns ("Package 'pdgen._charts.dynamo' is absent from the `packages`
+    configuration") for each shipped folder whose path is a Python identifier and that
+    pyproject.toml does not list: 60 lines of warnings in a cold `make setup`."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    wanted = {"pdgen.data"}
+    for folder in (ROOT / "charts").rglob("*"):
+        parts = folder.relative_to(ROOT / "charts").parts
+        if folder.is_dir() and not folder.is_symlink() and all(p.isidentifier() for p in parts):
+            wanted.add("pdgen._charts." + ".".join(parts))
+    assert wanted <= listed, sorted(wanted - listed)
