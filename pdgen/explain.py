@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any
 
 from pdgen import schema
 
@@ -16,20 +15,8 @@ class UnknownField(ValueError):
     """PATH names no field of the schema (the message says what is there instead)."""
 
 
-def _resolve(node: dict, root: dict) -> dict:
-    """``node`` with its $ref followed (its own keys, a description say, win over the target's)."""
-    seen = 0
-    while "$ref" in node and seen < 20:
-        target: Any = root
-        for key in node["$ref"].removeprefix("#/").split("/"):
-            target = target[key]
-        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
-        seen += 1
-    return node
-
-
 def _type(node: dict, root: dict) -> str:
-    node = _resolve(node, root)
+    node = schema.resolve_ref(node)
     if "enum" in node:
         return "enum"
     kind = node.get("type")
@@ -53,7 +40,7 @@ def _walk(path: str) -> tuple[list[str], dict, dict]:
     node: dict = root
     walked: list[str] = []
     for part in parts:
-        node = _resolve(node, root)
+        node = schema.resolve_ref(node)
         if part.startswith("["):
             if node.get("type") != "array":
                 raise UnknownField(f"{'.'.join(walked) or '(top)'} is not a list")
@@ -69,7 +56,7 @@ def _walk(path: str) -> tuple[list[str], dict, dict]:
             where = ".".join(walked) or "the top level"
             raise UnknownField(f"no field {part!r} under {where}{hint} (its fields: {', '.join(fields) or 'none'})")
         walked.append(part)
-    return walked, _resolve(node, root), root
+    return walked, schema.resolve_ref(node), root
 
 
 def explain(path: str) -> dict:
@@ -78,7 +65,7 @@ def explain(path: str) -> dict:
     walked, node, root = _walk(path)
     required = set(node.get("required", []))
     children = [{"name": name, "type": _type(child, root), "required": name in required,
-                 "description": _resolve(child, root).get("description", "")}
+                 "description": schema.resolve_ref(child).get("description", "")}
                 for name, child in node.get("properties", {}).items()]
     bounds = {k: node[k] for k in ("minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems", "pattern")
               if k in node}

@@ -305,7 +305,8 @@ def _elsewhere(key: str, path: tuple) -> str:
     return ""
 
 
-def _resolved(node: Any) -> dict:
+def resolve_ref(node: Any) -> dict:
+    """A schema node with its $ref followed (its own keys, a description say, win)."""
     root = topology_schema()
     for _ in range(20):
         if not isinstance(node, dict) or "$ref" not in node:
@@ -320,7 +321,7 @@ def _resolved(node: Any) -> dict:
 def _sketch(node: Any, name: str, depth: int = 0) -> str:
     """The smallest value a schema node accepts, as flow YAML with <placeholders>: what a
     missing required object looks like when written."""
-    node = _resolved(node)
+    node = resolve_ref(node)
     if "enum" in node:
         return show(node["enum"][0]) if not isinstance(node["enum"][0], str) else node["enum"][0]
     kind = node.get("type")
@@ -340,7 +341,7 @@ def _sketch(node: Any, name: str, depth: int = 0) -> str:
 def _example(error: ValidationError, key: str) -> str:
     """", e.g. storage: {size: <size>}" for a missing key that holds an object, else ""."""
     schema = error.schema if isinstance(error.schema, dict) else {}
-    node = _resolved(schema.get("properties", {}).get(key))
+    node = resolve_ref(schema.get("properties", {}).get(key))
     if node.get("type") != "object":
         return ""
     return f", e.g. {key}: {_sketch(node, key)}"
