@@ -11,7 +11,7 @@ PIP := $(PY) -m pip --disable-pip-version-check --quiet
 
 include tools/versions.env
 
-.PHONY: help setup cluster dataplane engines lint test test-fast test-charts test-engines test-engines-dynamo e2e-bench demo perf verify fixtures golden fuzz clean
+.PHONY: help setup charts cluster dataplane engines lint test test-fast test-charts test-engines test-engines-dynamo e2e-bench demo perf verify fixtures golden fuzz clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,8 +36,12 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed .tools/.installed .tools/crd-schemas/.built ## Create .venv, install pdgen with dev deps and the pinned tools (.tools/)
 
-cluster: setup ## Build the real control plane (etcd, kube-apiserver, scheduler, controller-manager, kwok) into .tools/cluster (~10 min once)
+charts: setup ## Package every chart (library chart vendored) into build/charts/, for `helm push ... oci://`
+	bash scripts/package-charts.sh build/charts
+
+cluster: setup ## Build the real control plane (etcd, kube-apiserver, scheduler, controller-manager, kwok) and the OCI registry into .tools/ (~12 min once)
 	bash scripts/install-cluster.sh
+	bash scripts/install-registry.sh
 
 dataplane: setup ## Install the data-plane components (Dynamo, sglang-router, Mooncake, datasystem, nats-server, prometheus) into .tools/dataplane-venv (~2 min once)
 	PYTHON=$(PYTHON) bash scripts/install-dataplane.sh

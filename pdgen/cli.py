@@ -10,7 +10,14 @@ import click
 
 from pdgen import __version__, reporters
 from pdgen.bench.cli import bench
-from pdgen.cli_options import cluster_options, default_format, findings_format, report_format, strict_option
+from pdgen.cli_options import (
+    chart_options,
+    cluster_options,
+    default_format,
+    findings_format,
+    report_format,
+    strict_option,
+)
 from pdgen.errors import PdgenError
 from pdgen.findings import FileResult
 from pdgen.tools import DEFAULT_KUBE_VERSION
@@ -91,9 +98,10 @@ def validate(files: tuple[str, ...], fmt: str | None, strict: bool, model_config
 @click.option("--kube-version", metavar="VERSION", help="Kubernetes version for helm's capabilities (e.g. 1.33.0).")
 @click.option("--helm", "helm_path", type=click.Path(exists=True, dir_okay=False),
               help="helm binary to use (default: $HELM, .tools/bin/helm, PATH).")
+@chart_options
 @findings_format
 def render_cmd(topologies: tuple[str, ...], out: str, values_only: bool, kube_version: str | None,
-               helm_path: str | None, fmt: str | None) -> None:
+               helm_path: str | None, repository, fmt: str | None) -> None:
     """Compile each TOPOLOGY into Helm values and render its manifests with real helm.
 
     Writes OUT/<name>/values.yaml (for `helm upgrade --install -f`), OUT/<name>/manifests.yaml
@@ -103,7 +111,7 @@ def render_cmd(topologies: tuple[str, ...], out: str, values_only: bool, kube_ve
     from pdgen import render
 
     results = render.render_to(list(topologies), out, kube_version=kube_version, values_only=values_only,
-                               helm_path=helm_path)
+                               helm_path=helm_path, repository=repository)
     click.echo(reporters.render(fmt or default_format(), results), nl=False)
     sys.exit(finish(results))
 

@@ -29,6 +29,9 @@ class Rendered:
     name: str = ""
     namespace: str = ""
     chart: str = ""
+    # The chart rendered: the shipped one by name, or a directory pulled from ``repository``.
+    source: str | pathlib.Path = ""
+    repository: charts.Repository | None = None
     values: dict | None = None
     values_text: str = ""
     manifests: str = ""
@@ -39,23 +42,40 @@ class Rendered:
         return not self.result.has_errors
 
 
-def compile_result(result: FileResult) -> Rendered:
-    """Validate-stage result -> compiled values (or findings at topology positions)."""
-    rendered = Rendered(result)
+def compile_result(result: FileResult, repository: charts.Repository | None = None,
+                   helm_path: str | None = None) -> Rendered:
+    """Validate-stage result -> compiled values (or findings at topology positions). With a
+    ``repository`` the chart is the published one at its version, pulled with helm."""
+    rendered = Rendered(result, repository=repository)
     if result.has_errors or result.effective is None or result.values is None:
         return rendered
     topology, values = result.effective, result.values  # computed by validate
     chart = backends.CHARTS[topology["spec"]["backend"]]
+    source: str | pathlib.Path = charts.pull(repository, chart, helm_path=helm_path) if repository else chart
     # Helm checks the schema against the values merged over the chart's defaults, so a
     # topology that sets only image.repository keeps the chart's pinned tag.
-    merged = charts.coalesce(charts.chart_values(chart), values)
-    errors = sorted(charts.values_validator(chart).iter_errors(merged), key=lambda e: list(e.path))
+    merged = charts.coalesce(charts.chart_values(source), values)
+    validator = charts.values_validator(source)
+    errors = sorted(validator.iter_errors(merged), key=lambda e: list(e.path)) if validator else []
     if errors:
         where = "/".join(map(str, errors[0].absolute_path)) or "(root)"
-        raise CompilerBug(f"pdgen compiled values that chart {chart} rejects at {where}: {errors[0].message} "
-                          "(a pdgen bug; please report it with the topology)")
+        if repository is None:
+            raise CompilerBug(f"pdgen compiled values that chart {chart} rejects at {where}: {errors[0].message} "
+                              "(a pdgen bug; please report it with the topology)")
+        # The user picked a published version this pdgen does not compile for: say so at the
+        # backend, the line that chose the chart.
+        shipped = charts.chart_meta(chart)["version"]
+        line, column = result.source.position(("spec", "backend"))
+        result.findings.append(Finding(
+            result.file, line, column, "$.spec.backend",
+            f"chart {repository.ref(chart)} {repository.version_of(chart)} does not accept the values pdgen compiles "
+            f"for this topology, at {where}: {errors[0].message} (this pdgen renders {chart} {shipped}: use "
+            f"--chart-version {shipped}, or the pdgen release that renders {repository.version_of(chart)})",
+            "render.chart-version"))
+        return rendered
     rendered.name = topology["metadata"]["name"]
     rendered.chart = chart
+    rendered.source = source
     rendered.values = values
     rendered.namespace = topology["metadata"]["namespace"]
     return rendered
@@ -85,19 +105,24 @@ def values_text(rendered: Rendered, topology_file: str) -> str:
 
 
 def chart_label(rendered: Rendered) -> str:
-    meta = charts.chart_meta(rendered.chart)
-    return f"chart {meta['name']} {meta['version']} (engine {meta['appVersion']})"
+    meta = charts.chart_meta(rendered.source)
+    where = f" from {rendered.repository.ref(rendered.chart)}" if rendered.repository else ""
+    return f"chart {meta['name']} {meta['version']} (engine {meta.get('appVersion', '?')}){where}"
 
 
 def install_command(rendered: Rendered, values_file: str) -> list[str]:
-    chart = os.path.relpath(charts.chart_path(rendered.chart))
-    return ["helm", "upgrade", "--install", rendered.name, chart, "--namespace", rendered.namespace,
+    if rendered.repository:
+        chart = [rendered.repository.ref(rendered.chart), *rendered.repository.helm_flags(rendered.chart)]
+    else:
+        chart = [os.path.relpath(charts.chart_path(rendered.chart))]
+    return ["helm", "upgrade", "--install", rendered.name, *chart, "--namespace", rendered.namespace,
             "--create-namespace", "-f", values_file]
 
 
-def prepare(path: str, *, out: str | None = None) -> Rendered:
+def prepare(path: str, *, out: str | None = None, repository: charts.Repository | None = None,
+            helm_path: str | None = None) -> Rendered:
     """Validate and compile one topology; values text and install command, no helm yet."""
-    rendered = compile_result(check_file(path))
+    rendered = compile_result(check_file(path), repository, helm_path)
     if rendered.ok:
         rendered.values_text = values_text(rendered, path)
         values_file = os.path.join(out, rendered.name, "values.yaml") if out else f"{rendered.name}-values.yaml"
@@ -110,23 +135,25 @@ def template(rendered: Rendered, *, kube_version: str | None = None, helm_path: 
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", encoding="utf-8") as fh:
         fh.write(rendered.values_text)
         fh.flush()
-        rendered.manifests = helm.template(str(charts.chart_path(rendered.chart)), release=rendered.name,
+        rendered.manifests = helm.template(str(charts.chart_path(rendered.source)), release=rendered.name,
                                            namespace=rendered.namespace, values=[fh.name],
                                            kube_version=kube_version, helm=helm_path)
 
 
 def render_files(paths: list[str], *, kube_version: str | None = None, values_only: bool = False,
-                 helm_path: str | None = None, out: str | None = None) -> list[Rendered]:
+                 helm_path: str | None = None, out: str | None = None,
+                 repository: charts.Repository | None = None) -> list[Rendered]:
     """Validate, compile and helm-template topologies, in memory and in input order. The
-    helm runs (the slow part) go in parallel, one per core."""
+    helm runs (the slow part) go in parallel, one per core. With a ``repository``, against
+    the charts published there."""
     if values_only:
-        return [prepare(p, out=out) for p in paths]
+        return [prepare(p, out=out, repository=repository, helm_path=helm_path) for p in paths]
     items, futures = [], []
     # Each helm run starts as soon as its topology is compiled, so pdgen's own work overlaps
     # helm's instead of adding to it.
     with ThreadPoolExecutor(max_workers=max(1, min(len(paths), os.cpu_count() or 1))) as pool:
         for p in paths:
-            item = prepare(p, out=out)
+            item = prepare(p, out=out, repository=repository, helm_path=helm_path)
             items.append(item)
             if item.ok:
                 futures.append(pool.submit(template, item, kube_version=kube_version, helm_path=helm_path))
@@ -140,11 +167,12 @@ def render_file(path: str, **kwargs) -> Rendered:
 
 
 def render_to(paths: list[str], out: str, *, kube_version: str | None = None, values_only: bool = False,
-              helm_path: str | None = None) -> list[FileResult]:
+              helm_path: str | None = None, repository: charts.Repository | None = None) -> list[FileResult]:
     """`pdgen render`: render each topology and write OUT/<name>/ for each one without errors
     (each result lists what it wrote). Two topologies with one name: the second is an error
     (``render.duplicate-name``) and writes nothing."""
-    done = render_files(paths, kube_version=kube_version, values_only=values_only, helm_path=helm_path, out=out)
+    done = render_files(paths, kube_version=kube_version, values_only=values_only, helm_path=helm_path, out=out,
+                        repository=repository)
     seen: dict[str, str] = {}
     for path, item in zip(paths, done, strict=True):
         if item.ok and item.name in seen:

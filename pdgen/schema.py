@@ -28,6 +28,7 @@ import fastjsonschema
 
 from pdgen.findings import Finding
 from pdgen.loader import Document, json_path
+from pdgen.tools import cache_dir
 
 if TYPE_CHECKING:  # jsonschema is imported where a finding is made: a valid topology never needs it
     from jsonschema import Draft202012Validator
@@ -68,7 +69,6 @@ def _validator() -> Draft202012Validator:
 # makes `pdgen validate one.yaml` in a pre-commit hook cheap. Without a writable cache, a
 # process switches to it only once a batch is worth the compile.
 FAST_PATH_AFTER = 16
-CACHE_ENV = "PDGEN_CACHE_DIR"
 _seen = 0
 
 
@@ -79,13 +79,6 @@ def _draft7() -> dict:
     draft7["$schema"] = "http://json-schema.org/draft-07/schema#"
     draft7.pop("$id", None)
     return draft7
-
-
-def cache_dir() -> pathlib.Path:
-    """$PDGEN_CACHE_DIR, else $XDG_CACHE_HOME/pdgen, else ~/.cache/pdgen."""
-    if os.environ.get(CACHE_ENV):
-        return pathlib.Path(os.environ[CACHE_ENV])
-    return pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache") / "pdgen"
 
 
 @functools.cache

@@ -51,9 +51,17 @@ def find(name: str) -> str:
                             f"install {what} into .tools/bin)")
 
 
+def cache_dir() -> pathlib.Path:
+    """pdgen's cache (the compiled schema check, the unpacked offline schemas, pulled charts):
+    $PDGEN_CACHE_DIR, else $XDG_CACHE_HOME/pdgen, else ~/.cache/pdgen. Not created here."""
+    if os.environ.get("PDGEN_CACHE_DIR"):
+        return pathlib.Path(os.environ["PDGEN_CACHE_DIR"])
+    return pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache") / "pdgen"
+
+
 def _bundled_schemas() -> pathlib.Path | None:
     """The package's offline schemas, unpacked once into the user's cache
-    ($XDG_CACHE_HOME/pdgen, else ~/.cache/pdgen) under the archive's hash; None without one."""
+    (cache_dir()) under the archive's hash; None without one."""
     archive = pathlib.Path(__file__).resolve().parent / "data" / BUNDLED_SCHEMAS
     if not archive.is_file():
         return None
@@ -62,7 +70,7 @@ def _bundled_schemas() -> pathlib.Path | None:
     import tempfile
 
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()[:16]
-    cache = pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache") / "pdgen"
+    cache = cache_dir()
     target = cache / f"schemas-{digest}"
     if target.is_dir():
         return target
@@ -81,7 +89,7 @@ def _bundled_schemas() -> pathlib.Path | None:
             shutil.rmtree(staging, ignore_errors=True)
     except OSError as exc:
         raise PdgenError(f"cannot unpack pdgen's offline schemas into {cache}: {exc} "
-                         "(set XDG_CACHE_HOME to a writable directory)") from None
+                         "(set PDGEN_CACHE_DIR to a writable directory)") from None
     return target
 
 

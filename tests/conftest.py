@@ -15,7 +15,7 @@ VALID = sorted((FIXTURES / "valid").glob("*.yaml"))
 
 @pytest.fixture(scope="session", autouse=True)
 def _own_cache(tmp_path_factory) -> None:
-    """pdgen keeps its compiled schema check in the user's cache (pdgen.schema.cache_dir); the
+    """pdgen keeps its compiled schema check in the user's cache (pdgen.tools.cache_dir), and pulled charts; the
     tests, and every pdgen they start, keep theirs apart."""
     os.environ["PDGEN_CACHE_DIR"] = str(tmp_path_factory.mktemp("pdgen-cache"))
 
