@@ -190,10 +190,10 @@ def preflight_cmd(topology: str, fmt: str | None, strict: bool, kubeconfig: str 
     from pdgen import render
     from pdgen.cluster import preflight
 
-    rendered = render.render_file(topology)
+    rendered = render.render_file(topology, namespace=namespace)
     if rendered.ok:
-        target = _connect(kubeconfig, context, namespace or rendered.namespace)
-        preflight.check(rendered.result, rendered.manifests, target, target.namespace)
+        target = _connect(kubeconfig, context, rendered.namespace)
+        preflight.check(rendered.result, rendered.manifests, target, target.namespace, release=rendered.name)
     results = [rendered.result]
     click.echo(reporters.render(fmt or default_format(), results), nl=False)
     sys.exit(finish(results, strict))
@@ -224,6 +224,106 @@ def status_cmd(release: str, fmt: str, kubeconfig: str | None, context: str | No
     state = status.collect(target, release, target.namespace)
     click.echo(status_report.render(fmt, state.to_dict(), state.result(f"{target.namespace}/{release}")), nl=False)
     sys.exit(EXIT_OK if state.healthy else EXIT_FINDINGS)
+
+
+UP_EXIT_CODES = """\b
+Exit codes:
+  0  installed or upgraded, every role ready, `helm test` passed
+  1  stopped: findings (validate, preflight), a stalled role, the time budget, or `helm test`
+  2  usage error
+  3  the cluster or helm failed
+  130  interrupted (the release stays as helm left it; `pdgen up` again finishes it)"""
+
+
+@cli.command("up", epilog=UP_EXIT_CODES)
+@click.argument("topologies", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.option("-o", "--output", "out", default="out", show_default=True, type=click.Path(file_okay=False),
+              help="Where the rendered values (and manifests, install command) are written, as by `pdgen render`.")
+@click.option("--timeout", type=click.FloatRange(min=1), help="Seconds to wait for every role to be ready (default: "
+              "the slowest startup probe's budget + 300 s, for scheduling, image pulls and the model download).")
+@click.option("--stall", type=click.FloatRange(min=0), default=120, show_default=True,
+              help="Seconds a role may show the same kind of trouble (FailedScheduling, ImagePullBackOff, "
+                   "CrashLoopBackOff, a missing Secret or CRD) before up stops with it.")
+@click.option("--atomic", is_flag=True, help="When the wait or `helm test` fails, go back: `helm rollback` to the "
+              "previous deployed revision, or `helm uninstall` after a first install.")
+@click.option("--skip-preflight", is_flag=True, help="Install without checking the cluster first (preflight needs "
+              "to list nodes; a namespace-scoped user may not be allowed to).")
+@click.option("--helm", "helm_path", type=click.Path(exists=True, dir_okay=False),
+              help="helm binary to use (default: $HELM, .tools/bin/helm, PATH).")
+@chart_options
+@report_format
+@cluster_options
+def up_cmd(topologies: tuple[str, ...], out: str, timeout: float | None, stall: float, atomic: bool,
+           skip_preflight: bool, helm_path: str | None, repository, fmt: str, kubeconfig: str | None,
+           context: str | None, namespace: str | None) -> None:
+    """Take each TOPOLOGY to a tested deployment: validate, render, preflight, `helm upgrade
+    --install`, wait (one line per role: ready/desired and Pending, pulling, initializing,
+    loading or ready), `helm test`, then the status, the endpoint, a first request and the
+    `pdgen bench` command. A role that stalls ends the wait with the reason `pdgen status`
+    gives; findings from validate or preflight stop it before anything is installed."""
+    from pdgen.cluster import up
+    from pdgen.reporters import up as up_report
+
+    target = up.HelmTarget(helm_path, kubeconfig, context)
+    progress = up.progress_for(fmt)
+    done = up.deploy(list(topologies), out_dir=out, target=target, namespace=namespace, repository=repository,
+                     timeout=timeout, stall=stall, atomic=atomic, preflight=not skip_preflight, progress=progress)
+    click.echo(up_report.up_report(fmt, done), nl=False)
+    sys.exit(EXIT_OK if up.succeeded(done) else EXIT_FINDINGS)
+
+
+@cli.command("down", epilog="""\b
+Exit codes:
+  0  removed, every pod gone
+  1  no such release (or a topology file with errors)
+  2  usage error
+  3  the cluster or helm failed""")
+@click.argument("releases", nargs=-1, required=True)
+@click.option("--purge", is_flag=True, help="Also delete what the chart keeps on purpose: the downloaded model's "
+              "PersistentVolumeClaim.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=600, show_default=True,
+              help="Seconds to wait for the release's pods to be gone.")
+@click.option("--helm", "helm_path", type=click.Path(exists=True, dir_okay=False),
+              help="helm binary to use (default: $HELM, .tools/bin/helm, PATH).")
+@report_format
+@cluster_options
+def down_cmd(releases: tuple[str, ...], purge: bool, timeout: float, helm_path: str | None, fmt: str,
+             kubeconfig: str | None, context: str | None, namespace: str | None) -> None:
+    """Uninstall each RELEASE (a release name, or the topology file it was installed from) and
+    wait until its pods are gone. The model PVC is kept unless --purge; down says what it kept."""
+    from pdgen.cluster import up
+    from pdgen.reporters import up as up_report
+
+    done = up.remove(list(releases), target=up.HelmTarget(helm_path, kubeconfig, context), namespace=namespace,
+                     purge=purge, timeout=timeout, progress=up.progress_for(fmt))
+    click.echo(up_report.down_report(fmt, done), nl=False)
+    sys.exit(EXIT_OK if up.succeeded(done) else EXIT_FINDINGS)
+
+
+@cli.command("diff", epilog="""\b
+Exit codes:
+  0  no change
+  1  changes (or findings in the topology)
+  2  usage error
+  3  the cluster or helm failed""")
+@click.argument("topologies", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.option("--helm", "helm_path", type=click.Path(exists=True, dir_okay=False),
+              help="helm binary to use (default: $HELM, .tools/bin/helm, PATH).")
+@chart_options
+@report_format
+@cluster_options
+def diff_cmd(topologies: tuple[str, ...], helm_path: str | None, repository, fmt: str, kubeconfig: str | None,
+             context: str | None, namespace: str | None) -> None:
+    """Show what `pdgen up` of each TOPOLOGY would change in its live release, object by object
+    and field by field (server-side dry run: defaulted fields are not changes), and which
+    changes restart engine pods (they reload the model)."""
+    from pdgen.cluster import diff
+    from pdgen.reporters import diff as diff_report
+
+    done = diff.plan_diffs(list(topologies), repository=repository, helm_path=helm_path, kubeconfig=kubeconfig,
+                           context=context, namespace=namespace)
+    click.echo(diff_report.render(fmt, done), nl=False)
+    sys.exit(EXIT_OK if diff.unchanged(done) else EXIT_FINDINGS)
 
 
 @cli.command("explain")

@@ -31,18 +31,28 @@ MEMORY_MIB = int(os.environ.get("PDGEN_HELM_MEMORY_MIB", "4096"))
 TIMEOUT_S = int(os.environ.get("PDGEN_HELM_TIMEOUT", "300"))
 
 
-def run(args: Sequence[str], *, helm: str | None = None, timeout: int | None = None) -> str:
+def run(args: Sequence[str], *, helm: str | None = None, timeout: int | None = None, finish: bool = False) -> str:
+    """helm ARGS; its stdout. ``finish``: a command that changes a release runs in a session of
+    its own and, when pdgen is interrupted (^C), is waited for before the interrupt goes on:
+    a helm killed mid-write leaves the release pending-install/upgrade, which blocks the next one."""
     cmd = [helm or tools.find("helm"), *args]
     timeout = timeout or TIMEOUT_S
     # prlimit after the start, not preexec_fn: renders run in threads, where preexec_fn is unsafe.
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=finish) as proc:
         try:
             limit = MEMORY_MIB * 2**20
             resource.prlimit(proc.pid, resource.RLIMIT_AS, (limit, limit))
         except (ProcessLookupError, OSError):
             pass  # already gone: its exit status tells
         try:
-            stdout, stderr = proc.communicate(timeout=timeout)
+            try:
+                stdout, stderr = proc.communicate(timeout=timeout)
+            except KeyboardInterrupt:
+                if not finish:
+                    raise
+                proc.communicate(timeout=timeout)
+                raise
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()

@@ -120,10 +120,13 @@ def install_command(rendered: Rendered, values_file: str) -> list[str]:
 
 
 def prepare(path: str, *, out: str | None = None, repository: charts.Repository | None = None,
-            helm_path: str | None = None) -> Rendered:
-    """Validate and compile one topology; values text and install command, no helm yet."""
+            helm_path: str | None = None, namespace: str | None = None) -> Rendered:
+    """Validate and compile one topology; values text and install command, no helm yet.
+    ``namespace`` installs it elsewhere than its metadata.namespace (-n of the cluster
+    commands); the values never depend on it, the manifests and the command do."""
     rendered = compile_result(check_file(path), repository, helm_path)
     if rendered.ok:
+        rendered.namespace = namespace or rendered.namespace
         rendered.values_text = values_text(rendered, path)
         values_file = os.path.join(out, rendered.name, "values.yaml") if out else f"{rendered.name}-values.yaml"
         rendered.command = install_command(rendered, values_file)
@@ -142,18 +145,18 @@ def template(rendered: Rendered, *, kube_version: str | None = None, helm_path: 
 
 def render_files(paths: list[str], *, kube_version: str | None = None, values_only: bool = False,
                  helm_path: str | None = None, out: str | None = None,
-                 repository: charts.Repository | None = None) -> list[Rendered]:
+                 repository: charts.Repository | None = None, namespace: str | None = None) -> list[Rendered]:
     """Validate, compile and helm-template topologies, in memory and in input order. The
     helm runs (the slow part) go in parallel, one per core. With a ``repository``, against
     the charts published there."""
     if values_only:
-        return [prepare(p, out=out, repository=repository, helm_path=helm_path) for p in paths]
+        return [prepare(p, out=out, repository=repository, helm_path=helm_path, namespace=namespace) for p in paths]
     items, futures = [], []
     # Each helm run starts as soon as its topology is compiled, so pdgen's own work overlaps
     # helm's instead of adding to it.
     with ThreadPoolExecutor(max_workers=max(1, min(len(paths), os.cpu_count() or 1))) as pool:
         for p in paths:
-            item = prepare(p, out=out, repository=repository, helm_path=helm_path)
+            item = prepare(p, out=out, repository=repository, helm_path=helm_path, namespace=namespace)
             items.append(item)
             if item.ok:
                 futures.append(pool.submit(template, item, kube_version=kube_version, helm_path=helm_path))

@@ -99,7 +99,10 @@ class Node:
     spread: set[str] = field(default_factory=set)
 
 
-def nodes(cluster) -> list[Node]:
+def nodes(cluster, replacing: tuple[str, str] | None = None) -> list[Node]:
+    """Schedulable nodes and what their pods leave free. ``replacing`` (namespace, release):
+    that release's pods do not count, since its upgrade replaces them (StatefulSets replace pods
+    one at a time; a Deployment's surge pod needs room the fit does not check)."""
     from pdgen.cluster.client import api_call
 
     core = cluster.typed("CoreV1Api")
@@ -108,6 +111,9 @@ def nodes(cluster) -> list[Node]:
                     field_selector="status.phase!=Succeeded,status.phase!=Failed")
     used: dict[str, Counter] = {}
     for p in (pods.items if pods else []):
+        if replacing and p.metadata.namespace == replacing[0] and \
+                (p.metadata.labels or {}).get("app.kubernetes.io/instance") == replacing[1]:
+            continue
         if p.spec.node_name:
             pod = {"containers": [{"resources": {"requests": (c.resources.requests if c.resources else None) or {},
                                                  "limits": (c.resources.limits if c.resources else None) or {}}}

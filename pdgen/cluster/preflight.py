@@ -25,7 +25,7 @@ class Needs:
 
     groups: dict[str, list[Obj]] = field(default_factory=dict)   # apiVersion -> objects of it
     refs: list[references.Ref] = field(default_factory=list)     # Secrets, ConfigMaps, claims it reads
-    storage_classes: list[str] = field(default_factory=list)     # "" = the cluster default
+    storage_classes: list[tuple[str, str]] = field(default_factory=list)  # (claim, class); "" = the default
     custom_metrics: bool = False
     workloads: list[fit.Workload] = field(default_factory=list)
 
@@ -35,7 +35,7 @@ def needs(objects: list[Obj]) -> Needs:
     for obj in objects:
         out.groups.setdefault(str(obj.data.get("apiVersion", "")), []).append(obj)
         if obj.kind == "PersistentVolumeClaim":
-            out.storage_classes.append(str((obj.data.get("spec") or {}).get("storageClassName") or ""))
+            out.storage_classes.append((obj.name, str((obj.data.get("spec") or {}).get("storageClassName") or "")))
         if obj.kind == "HorizontalPodAutoscaler":
             metrics = (obj.data.get("spec") or {}).get("metrics") or []
             out.custom_metrics |= any(m.get("type") in ("Pods", "Object", "External") for m in metrics)
@@ -97,8 +97,17 @@ def _kind_path(topology: dict, obj: Obj) -> tuple:
     return ("spec", "backend")
 
 
-def check(result: FileResult, manifests: str, cluster: Cluster, namespace: str) -> FileResult:
-    """Findings for one rendered topology (``result`` from validate, with its source)."""
+def _volume_waits_for(cluster: Cluster, namespace: str, claim: str) -> bool:
+    """A PersistentVolume set aside for the claim (spec.claimRef, with no class): it binds
+    without any StorageClass, the static provisioning Kubernetes documents."""
+    listed = api_call("list PersistentVolumes", cluster.typed("CoreV1Api").list_persistent_volume)
+    return any(pv.spec.claim_ref and pv.spec.claim_ref.namespace == namespace and pv.spec.claim_ref.name == claim
+               and not pv.spec.storage_class_name for pv in (listed.items if listed else []))
+
+
+def check(result: FileResult, manifests: str, cluster: Cluster, namespace: str, release: str | None = None) -> FileResult:
+    """Findings for one rendered topology (``result`` from validate, with its source). With
+    ``release``, the pods that release already runs count as room: an upgrade replaces them."""
     report = _Report(result)
     topology = result.effective or {}
     objects, _ = parse(manifests, result.file)
@@ -131,11 +140,11 @@ def check(result: FileResult, manifests: str, cluster: Cluster, namespace: str) 
         default = [c.metadata.name for c in (classes.items if classes else []) if
                    (c.metadata.annotations or {}).get("storageclass.kubernetes.io/is-default-class") == "true"]
         where = ("spec", "model", "source", "download", "storage")
-        for name in want.storage_classes:
+        for claim, name in want.storage_classes:
             if name and name not in names:
                 report.add(where + ("storageClassName",), f"StorageClass {name} does not exist "
                            f"(the cluster has: {', '.join(sorted(names)) or 'none'})")
-            elif not name and not default:
+            elif not name and not default and not _volume_waits_for(cluster, namespace, claim):
                 report.add(where, "the cluster has no default StorageClass: the download PVC would stay Pending; set "
                            "storage.storageClassName")
 
@@ -148,7 +157,7 @@ def check(result: FileResult, manifests: str, cluster: Cluster, namespace: str) 
                        "(v1beta1.custom.metrics.k8s.io): install a metrics adapter, or the HPAs never act",
                        Level.WARNING)
 
-    for problem in fit.place(want.workloads, fit.nodes(cluster)):
+    for problem in fit.place(want.workloads, fit.nodes(cluster, replacing=(namespace, release) if release else None)):
         report.add(_role_path(topology, problem.component), problem.message)
 
     result.findings = sorted(set(result.findings))

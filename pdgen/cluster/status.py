@@ -44,6 +44,12 @@ def release_of(release: str, namespace: str | None) -> tuple[FileResult | None, 
     return None, meta["name"], namespace or meta["namespace"]
 
 
+# How far a pod is on its way to serving, least advanced first: not yet on a node, its images
+# being pulled (or its init containers, the model download among them, running), its
+# containers running but not ready (an engine loading the model), ready.
+PHASES = ("Pending", "pulling", "initializing", "loading", "ready")
+
+
 @dataclass
 class Role:
     component: str
@@ -52,6 +58,8 @@ class Role:
     ready: int = 0
     pending: int = 0
     problems: list[str] = field(default_factory=list)
+    phase: str = "ready"  # the least advanced of its pods' PHASES ("Pending" with no pod yet)
+    pods: int = 0         # its pods that exist (not being deleted)
 
     @property
     def healthy(self) -> bool:
@@ -110,6 +118,23 @@ def _desired(kind: str, obj) -> int:
     if kind == "Job":
         return 0 if (obj.status.succeeded or 0) else 1
     return obj.spec.replicas if obj.spec.replicas is not None else 1
+
+
+def _pod_phase(pod) -> str:
+    conditions = {c.type: c.status for c in (pod.status.conditions or [])}
+    if conditions.get("Ready") == "True":
+        return "ready"
+    if not pod.spec.node_name or pod.status.phase == "Pending" and conditions.get("PodScheduled") != "True":
+        return "Pending"
+    inits = pod.status.init_container_statuses or []
+    if any(s.state and s.state.running for s in inits):
+        return "initializing"
+    statuses = inits + (pod.status.container_statuses or [])
+    if not statuses or any(s.state and s.state.waiting and s.state.waiting.reason in
+                           ("ContainerCreating", "PodInitializing", "ErrImagePull", "ImagePullBackOff")
+                           for s in statuses):
+        return "pulling"
+    return "loading"
 
 
 def _pod_problems(pod, events: dict[str, list[str]]) -> tuple[bool, list[str]]:
@@ -173,6 +198,7 @@ def collect(cluster: Cluster, release: str, namespace: str) -> Status:
 
     for kind, component, desired in sorted(workloads, key=lambda w: (_group(w[1]) != "engine", w[1])):
         role = Role(component, kind, desired)
+        phases = []
         for pod in pods:
             if (pod.metadata.labels or {}).get(COMPONENT) != component or pod.metadata.deletion_timestamp:
                 continue
@@ -180,9 +206,14 @@ def collect(cluster: Cluster, release: str, namespace: str) -> Status:
                 continue
             ready = any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
             role.ready += ready
+            phases.append(_pod_phase(pod))
+            role.pods += 1
             pending, problems = _pod_problems(pod, events)
             role.pending += pending
             role.problems += problems
+        if len(phases) < desired:
+            phases.append("Pending")  # a pod its controller has not made yet
+        role.phase = min(phases, key=PHASES.index) if phases else "ready"
         status.roles.append(role)
     for kind, controller in GROUP_CONTROLLERS.items():
         grouped = [r for r in status.roles if r.kind == kind]

@@ -1,7 +1,8 @@
-"""Every example, installed by real Helm on the real control plane (tests/cluster/conftest.py),
-on kwok nodes sized from `pdgen plan`: every object admitted, every pod the controllers make
+"""Every example, installed with `pdgen up` (real Helm) on the real control plane
+(tests/cluster/conftest.py), on kwok nodes sized from `pdgen plan`: ready and `helm test` green
+(up's own check), every object admitted, every pod the controllers make
 scheduled, every Service with endpoints, `helm test`, `helm upgrade` with other replicas and
-another image tag, `helm rollback`, and `helm uninstall` leaving nothing of the release but
+another image tag, `helm rollback`, and `pdgen down` leaving nothing of the release but
 what is kept by design (a downloaded model's PVC).
 
 What runs here and what does not: the StatefulSet, Deployment, DaemonSet, Job, endpoint and
@@ -21,7 +22,7 @@ import time
 import pytest
 import yaml
 
-from pdgen import quantity
+from pdgen import quantity, tools
 from tests.cluster.conftest import load, plan
 from tests.conftest import EXAMPLES, ROOT
 
@@ -120,8 +121,16 @@ def test_example_installs_tests_upgrades_rolls_back_and_uninstalls(cluster, exam
     _prerequisites(cluster, namespace, doc, release)
     try:
         started = time.monotonic()
-        cluster.helm("upgrade", "--install", release, chart, "-n", namespace, "-f", values, "--wait",
-                     "--timeout", "3m", helm=helm)
+        # `pdgen up` installs it: preflight, helm upgrade --install, the wait, helm test.
+        up = cluster.pdgen("up", str(example), "-n", namespace, "-o", str(tmp_path / "up"), "--stall", "10",
+                           "--helm", tools.find(helm))
+        lws = "kind: LeaderWorkerSet" in (tmp_path / release / "manifests.yaml").read_text()
+        if lws:  # nothing makes their pods here (see the module docstring), and up says so
+            assert up.returncode == 1, up.stdout + up.stderr
+            assert "its controller made none (is the LeaderWorkerSet controller installed and running?)" in up.stdout
+        else:
+            assert up.returncode == 0, up.stdout + up.stderr + cluster.describe()
+            assert f"Ready: {namespace}/{release} revision 1, every role ready and `helm test` passed." in up.stdout
         objects = cluster.objects(namespace, release)
         rendered = [f"{d['kind']}/{d['metadata']['name']}" for d in yaml.safe_load_all(
             (tmp_path / release / "manifests.yaml").read_text()) if d and "helm.sh/hook" not in
@@ -154,6 +163,11 @@ def test_example_installs_tests_upgrades_rolls_back_and_uninstalls(cluster, exam
         history = cluster.helm("history", release, "-n", namespace, "-o", "yaml", helm=helm).stdout
         assert [h["status"] for h in yaml.safe_load(history)][-1] == "deployed"
         print(f"{release}: install to rollback in {time.monotonic() - started:.1f} s")
+        down = cluster.pdgen("down", release, "-n", namespace, "--helm", tools.find(helm))
+        assert down.returncode == 0 and f"Removed {namespace}/{release}: no pod left." in down.stdout, \
+            down.stdout + down.stderr
+        if "download" in doc["spec"]["model"]["source"]:
+            assert f"Kept PersistentVolumeClaim/{release}-model" in down.stdout
     finally:
         cluster.helm("uninstall", release, "-n", namespace, "--wait", "--timeout", "2m", helm=helm, check=False)
         cluster.remove_nodes()
