@@ -65,8 +65,9 @@ def cli() -> None:
 
     validate checks a topology (schema and feasibility rules); render compiles it to Helm
     values and manifests with real helm; lint checks manifests offline; plan explains the
-    sizing; explain shows a field of the topology schema; preflight and status check a cluster before and after install; bench measures
-    a running deployment.
+    sizing; explain shows a field of the topology schema; up takes a topology to a tested
+    deployment, diff shows what the next up changes, down removes it; preflight and status
+    check a cluster before and after install; bench measures a running deployment.
     """
 
 
