@@ -11,7 +11,7 @@ PIP := $(PY) -m pip --disable-pip-version-check --quiet
 
 include tools/versions.env
 
-.PHONY: help setup charts cluster dataplane engines lint test test-fast test-charts test-engines test-engines-dynamo e2e-bench demo perf verify fixtures golden fuzz clean
+.PHONY: help setup charts image cluster dataplane engines lint test test-fast test-charts test-engines test-engines-dynamo e2e-bench demo perf verify fixtures golden fuzz clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,6 +38,9 @@ setup: $(VENV)/.installed .tools/.installed .tools/crd-schemas/.built ## Create 
 
 charts: setup ## Package every chart (library chart vendored) into build/charts/, for `helm push ... oci://`
 	bash scripts/package-charts.sh build/charts
+
+image: setup ## Build pdgen's image (image/Dockerfile) with buildah from a Debian base made offline; IMAGE_BASE=... for another base (root; ~2.5 min once, then ~1)
+	bash scripts/build-image.sh
 
 cluster: setup ## Build the real control plane (etcd, kube-apiserver, scheduler, controller-manager, kwok) and the OCI registry into .tools/ (~12 min once)
 	bash scripts/install-cluster.sh

@@ -15,6 +15,9 @@ DEFAULT_KUBE_VERSION = "1.33.0"
 # The offline schemas for DEFAULT_KUBE_VERSION, shipped in the package (scripts/bundle_schemas.py),
 # for an installed pdgen without a checkout's .tools/.
 BUNDLED_SCHEMAS = "offline-schemas.tar.xz"
+# In the archive, every $ref's file:// URL starts with this in place of the directory it was
+# built in; unpacking writes the directory it unpacks to (scripts/bundle_schemas.py).
+SCHEMA_ROOT_TOKEN = "file://@PDGEN_SCHEMA_ROOT@/"
 
 # name -> (environment variable, what `make setup` installs)
 TOOLS = {
@@ -77,12 +80,20 @@ def _bundled_schemas() -> pathlib.Path | None:
     try:
         cache.mkdir(parents=True, exist_ok=True)
         staging = pathlib.Path(tempfile.mkdtemp(dir=cache, prefix=".schemas-"))
+        # kubeconform needs absolute $ref URLs: they name ``target``, where this lands.
+        root = f"file://{target.resolve()}/".encode()
         with tarfile.open(archive, "r:xz") as tar:
-            # The archive is pdgen's own; the "data" filter where this Python has it (3.11.4+).
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(staging, filter="data")
-            else:  # pragma: no cover
-                tar.extractall(staging)
+            for member in tar.getmembers():
+                name = pathlib.PurePosixPath(member.name)
+                if not member.isfile() or name.is_absolute() or ".." in name.parts:
+                    continue  # pdgen's own archive has only plain relative files
+                fh = tar.extractfile(member)
+                if fh is None:
+                    continue
+                data = fh.read().replace(SCHEMA_ROOT_TOKEN.encode(), root)
+                path = staging.joinpath(*name.parts)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
         try:
             os.rename(staging, target)
         except OSError:  # another pdgen unpacked it first

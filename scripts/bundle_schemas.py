@@ -6,6 +6,11 @@ for pdgen's default Kubernetes version, so an installed pdgen (a wheel, no check
                                                              pinned kubernetes-validate wheel)
   .tools/crd-schemas/v<version>/                             (scripts/build_crd_schemas.py)
 
+The schemas' $refs are absolute file URLs (kubeconform compiles a local schema's refs only
+then; scripts/install-tools.sh), naming this checkout's .tools/. In the archive that prefix is
+the placeholder pdgen.tools.SCHEMA_ROOT_TOKEN, which pdgen.tools puts the unpacked directory in
+place of: the archive is the same from any checkout, and works on any machine.
+
 The archive is deterministic (sorted names, mtime 0, uid/gid 0, one xz preset), so `make verify`
 catches drift. pdgen.tools unpacks it once into the user's cache (about 10 MB unpacked,
 200 KB packed)."""
@@ -21,7 +26,7 @@ import tarfile
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pdgen.tools import BUNDLED_SCHEMAS, DEFAULT_KUBE_VERSION, tools_dir  # noqa: E402
+from pdgen.tools import BUNDLED_SCHEMAS, DEFAULT_KUBE_VERSION, SCHEMA_ROOT_TOKEN, tools_dir  # noqa: E402
 
 
 def members(tools: pathlib.Path, version: str) -> list[tuple[str, pathlib.Path]]:
@@ -38,9 +43,12 @@ def members(tools: pathlib.Path, version: str) -> list[tuple[str, pathlib.Path]]
 
 def main() -> None:
     buf = io.BytesIO()
+    root = f"file://{tools_dir().resolve()}/".encode()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, path in members(tools_dir(), DEFAULT_KUBE_VERSION):
-            data = path.read_bytes()
+            data = path.read_bytes().replace(root, SCHEMA_ROOT_TOKEN.encode())
+            if data.count(b'"file://') != data.count(b'"' + SCHEMA_ROOT_TOKEN.encode()):
+                sys.exit(f"bundle_schemas: {path} has a file:// $ref outside {root.decode()}")
             info = tarfile.TarInfo(name)
             info.size, info.mtime, info.mode = len(data), 0, 0o644
             info.uid = info.gid = 0

@@ -95,3 +95,16 @@ def test_the_cli_config_names_a_wrong_key_and_takes_one_slo_string(tmp_path):
     good.write_text("slo: ttft:2000\nmax-concurrency: 4\n")
     ctx = run_cmd.make_context("run", ["--config", str(good), "--base-url", "http://x", "--model", "m", "-o", "o"])
     assert ctx.params["slo"] == ("ttft:2000",) and ctx.params["max_concurrency"] == 4
+
+
+def test_the_default_image_is_the_one_make_image_builds_for_this_pdgen():
+    """values.yaml names localhost/pdgen:<pdgen's version> (scripts/build-image.sh's default),
+    and the chart's appVersion is that version too."""
+    import tomllib
+    version = tomllib.loads((CHARTS.parent / "pyproject.toml").read_text())["project"]["version"]
+    objects = render(CHART, "target: {url: 'http://my-pd.llm.svc:8000', model: qwen}\n")
+    [job] = [o for o in objects if o["kind"] == "Job"]
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == f"localhost/pdgen:{version}"
+    assert yaml.safe_load((CHARTS / CHART / "Chart.yaml").read_text())["appVersion"] == version
+    script = (CHARTS.parent / "scripts" / "build-image.sh").read_text()
+    assert 'image=${1:-localhost/pdgen:$version}' in script
