@@ -107,3 +107,19 @@ REPORTER_BY_NAME: dict[str, Callable[[list[FileResult]], str]] = {
 
 def render(name: str, results: Iterable[FileResult]) -> str:
     return REPORTER_BY_NAME[name](list(results))
+
+
+def per_file(fmt: str, done: list, key: str, text_of: Callable) -> str:
+    """The report of a command that gives, per file, its findings and then one outcome (up's,
+    diff's, down's): JSON, a list of {file, findings, KEY: outcome.to_dict()}; text, each
+    file's findings then ``text_of(result, outcome)``. A result may be None (down of a release
+    name), an outcome too (the file stopped at its findings)."""
+    if fmt == "json":
+        return json.dumps([{"file": r.file if r else None, "findings": [f.to_dict() for f in r.findings] if r else [],
+                            key: o.to_dict() if o is not None else None} for r, o in done], indent=2) + "\n"
+    parts = []
+    for result, outcome in done:
+        if result is not None:
+            parts += [text_line(f) + "\n" for f in result.findings]
+        parts.append(text_of(result, outcome))
+    return "".join(parts)

@@ -7,7 +7,7 @@ import json
 
 from pdgen.cluster.diff import Diff
 from pdgen.findings import FileResult
-from pdgen.reporters import text_line
+from pdgen.reporters import per_file
 
 
 def _value(value) -> str:
@@ -60,12 +60,4 @@ def text(d: Diff) -> str:
 
 
 def render(fmt: str, done: list[tuple[FileResult, Diff | None]]) -> str:
-    if fmt == "json":
-        return json.dumps([{"file": r.file, "findings": [f.to_dict() for f in r.findings],
-                            "diff": d.to_dict() if d else None} for r, d in done], indent=2) + "\n"
-    parts = []
-    for result, d in done:
-        parts += [text_line(f) + "\n" for f in result.findings]
-        if d is not None:
-            parts.append(text(d))
-    return "".join(parts)
+    return per_file(fmt, done, "diff", lambda _result, d: text(d) if d is not None else "")

@@ -7,8 +7,8 @@ import json
 import shlex
 
 from pdgen.findings import FileResult
+from pdgen.reporters import per_file
 from pdgen.reporters import status as status_report
-from pdgen.reporters import text_line
 
 
 def up_text(outcome: dict) -> str:
@@ -53,33 +53,16 @@ def down_text(removal: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(fmt: str, doc: dict, text) -> str:
-    return json.dumps(doc, indent=2) + "\n" if fmt == "json" else text(doc)
+def _up_text(result: FileResult, outcome) -> str:
+    if outcome is not None:
+        return up_text(outcome.to_dict())
+    return f"{result.file}: not installed (fix the errors above)\n" if result.has_errors else ""
 
 
 def up_report(fmt: str, done: list) -> str:
     """`pdgen up`'s report: each topology's findings, then its outcome."""
-    if fmt == "json":
-        return json.dumps([{"file": r.file, "findings": [f.to_dict() for f in r.findings],
-                            "outcome": o.to_dict() if o else None} for r, o in done], indent=2) + "\n"
-    parts = []
-    for result, outcome in done:
-        parts += [text_line(f) + "\n" for f in result.findings]
-        if outcome is None and result.has_errors:
-            parts.append(f"{result.file}: not installed (fix the errors above)\n")
-        if outcome is not None:
-            parts.append(up_text(outcome.to_dict()))
-    return "".join(parts)
+    return per_file(fmt, done, "outcome", _up_text)
 
 
 def down_report(fmt: str, done: list) -> str:
-    if fmt == "json":
-        return json.dumps([{"findings": [f.to_dict() for f in r.findings] if r else [],
-                            "removal": d.to_dict() if d else None} for r, d in done], indent=2) + "\n"
-    parts = []
-    for result, removal in done:
-        if result is not None:
-            parts += [text_line(f) + "\n" for f in result.findings]
-        if removal is not None:
-            parts.append(down_text(removal.to_dict()))
-    return "".join(parts)
+    return per_file(fmt, done, "removal", lambda _result, removal: down_text(removal.to_dict()) if removal else "")
