@@ -240,8 +240,8 @@ Exit codes:
 @click.argument("topologies", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, readable=True))
 @click.option("-o", "--output", "out", default="out", show_default=True, type=click.Path(file_okay=False),
               help="Where the rendered values (and manifests, install command) are written, as by `pdgen render`.")
-@click.option("--timeout", type=click.FloatRange(min=1), help="Seconds to wait for every role to be ready (default: "
-              "the slowest startup probe's budget + 300 s, for scheduling, image pulls and the model download).")
+@click.option("--timeout", type=click.FloatRange(min=1), help="Seconds each role may take to be ready (default: "
+              "its startup probe's budget + 300 s, for scheduling, image pulls and the model download).")
 @click.option("--stall", type=click.FloatRange(min=0), default=120, show_default=True,
               help="Seconds a role may show the same kind of trouble (FailedScheduling, ImagePullBackOff, "
                    "CrashLoopBackOff, a missing Secret or CRD) before up stops with it.")

@@ -78,22 +78,26 @@ def history(target: HelmTarget, release: str, namespace: str) -> list[dict]:
     return json.loads(out or "[]")
 
 
-def budget(manifests: str) -> float:
-    """Seconds to wait for the release: the slowest startup probe budget of its workloads
-    (initialDelaySeconds + periodSeconds x failureThreshold, Kubernetes' own defaults where
-    unset), plus MARGIN_S."""
+def budgets(manifests: str) -> dict[str, float]:
+    """Seconds each role (component) may take to be ready: its slowest container's startup
+    probe budget (initialDelaySeconds + periodSeconds x failureThreshold, Kubernetes' defaults
+    where unset) plus MARGIN_S for scheduling, image pulls and the model download;
+    NO_PROBE_BUDGET_S for a role without a startup probe."""
     objects, _ = parse(manifests, "manifests")
-    slowest = 0.0
+    out: dict[str, float] = {}
     for obj in objects:
         if obj.kind not in WORKLOADS:
             continue
+        component = ((obj.data.get("metadata") or {}).get("labels") or {}).get(cluster_status.COMPONENT, obj.name)
+        slowest = 0.0
         for template in _pod_specs(obj.data):
             for c in template.get("containers") or []:
                 probe = c.get("startupProbe") or {}
                 if probe:
                     slowest = max(slowest, probe.get("initialDelaySeconds", 0)
                                   + probe.get("periodSeconds", 10) * probe.get("failureThreshold", 3))
-    return slowest + MARGIN_S if slowest else NO_PROBE_BUDGET_S
+        out[component] = max(out.get(component, 0.0), slowest + MARGIN_S if slowest else NO_PROBE_BUDGET_S)
+    return out
 
 
 def _pod_specs(data: dict) -> list[dict]:
@@ -169,10 +173,12 @@ def _rolling(cluster: Cluster, release: str, namespace: str) -> dict[str, str]:
     return out
 
 
-def wait(cluster: Cluster, release: str, namespace: str, *, timeout: float, stall: float, progress: Progress,
-         interval: float = 1.0, clock: Callable[[], float] = time.monotonic) -> tuple[str, cluster_status.Status]:
+def wait(cluster: Cluster, release: str, namespace: str, *, limits: dict[str, float], stall: float,
+         progress: Progress, interval: float = 1.0,
+         clock: Callable[[], float] = time.monotonic) -> tuple[str, cluster_status.Status]:
     """Until every role is ready and the model download (a Job) is done: ("", status). A problem
-    that lasts ``stall`` seconds, or the ``timeout``: (the reason, status)."""
+    that lasts ``stall`` seconds, or a role not ready within its limit (``limits``: component ->
+    seconds, "*" for the rest): (the reason, status)."""
     started = clock()
     since: dict[str, float] = {}  # role (or "release") -> when its current problems began
     while True:
@@ -204,12 +210,15 @@ def wait(cluster: Cluster, release: str, namespace: str, *, timeout: float, stal
             if now - began >= stall:
                 who = "the release" if key == "release" else key
                 return f"{who}: {troubled[key]}", state
-        if now - started >= timeout:
-            behind = ", ".join([f"{r.component} {r.ready}/{r.desired} {rolling.get(r.component, r.phase)}"
-                                for r in state.roles if r.ready < r.desired or r.component in rolling]
+        late = [r for r in state.roles if (r.ready < r.desired or r.component in rolling)
+                and now - started >= limits.get(r.component, limits["*"])]
+        if late or now - started >= limits["*"] and (downloading or state.services_without_endpoints):
+            behind = ", ".join([f"{r.component} {r.ready}/{r.desired} {rolling.get(r.component, r.phase)} after "
+                                f"{limits.get(r.component, limits['*']):.0f} s" for r in late]
                                + [f"Job {k} not done" for k in downloading]) or \
                 "Services without endpoints: " + ", ".join(state.services_without_endpoints)
-            return f"not ready after {timeout:.0f} s: {behind} (raise --timeout if the model is still loading)", state
+            return f"not ready in time: {behind} (a role's time is its startup probe budget + {MARGIN_S} s; " \
+                   "--timeout gives every role more if the model is still loading)", state
         time.sleep(interval)
 
 
@@ -263,9 +272,10 @@ def up(rendered, values_file: str, cluster: Cluster, target: HelmTarget, progres
     after = history(target, rendered.name, namespace)
     out.revision = after[-1]["revision"] if after else None
     out.stage = "wait"
-    limit = timeout if timeout is not None else budget(rendered.manifests)
-    progress.note(f"revision {out.revision}: waiting up to {limit:.0f} s for every role to be ready")
-    reason, state = wait(cluster, rendered.name, namespace, timeout=limit, stall=stall, progress=progress)
+    limits = {"*": timeout} if timeout is not None else {**budgets(rendered.manifests)}
+    limits.setdefault("*", max(limits.values(), default=NO_PROBE_BUDGET_S))
+    progress.note(f"revision {out.revision}: waiting up to {max(limits.values()):.0f} s for every role to be ready")
+    reason, state = wait(cluster, rendered.name, namespace, limits=limits, stall=stall, progress=progress)
     progress.done()
     out.state = state.to_dict()
     if reason:
