@@ -291,8 +291,11 @@ def test_an_interrupted_up_leaves_a_release_the_next_up_finishes(gpu_nodes, tmp_
     cluster, name = gpu_nodes, "up-sigint"
     _model_volume(cluster, name, download=False)
     path = _topology(tmp_path, name)
+    # pytest-xdist's workers ignore SIGINT, and a child inherits that (Python then never turns it
+    # into KeyboardInterrupt): give pdgen the default disposition a shell gives it.
     proc = subprocess.Popen([PDGEN, "up", path, "-o", str(tmp_path / "out")], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "KUBECONFIG": cluster.kubeconfig})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "KUBECONFIG": cluster.kubeconfig},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         seen = ""
         deadline = time.monotonic() + 120
