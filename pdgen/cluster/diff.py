@@ -170,10 +170,9 @@ def diff(cluster: Cluster, release: str, namespace: str, manifests: str) -> Diff
         changes = compare(_clean(live), _clean(applied))
         before = stored.get((obj.kind, obj.name))
         if before is not None:  # fields the release set and this render drops
-            now = flatten(obj.data)
-            gone = [p for p in flatten(_clean(before.data)) if p not in now and p in flatten(_clean(applied))]
-            changes += [Change(p, flatten(_clean(applied))[p], None, "-") for p in gone
-                        if not any(c.path == p for c in changes)]
+            now, after, seen = flatten(obj.data), flatten(_clean(applied)), {c.path for c in changes}
+            changes += [Change(p, after[p], None, "-") for p in flatten(_clean(before.data))
+                        if p not in now and p in after and p not in seen]
         if changes:
             template = _TEMPLATES.get(obj.kind)
             restarts = template is not None and any(c.path.startswith(".".join(template) + ".") for c in changes)

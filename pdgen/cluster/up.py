@@ -266,8 +266,9 @@ def up(rendered, values_file: str, cluster: Cluster, target: HelmTarget, progres
     command[command.index("-f") + 1] = values_file
     command[command.index("--namespace") + 1] = namespace
     out.stage = "install"
+    from pdgen.render import chart_label
     progress.note(f"{'upgrading' if previous else 'installing'} {namespace}/{rendered.name} "
-                  f"({_chart_words(rendered)})")
+                  f"({chart_label(rendered)})")
     target.run(*command, finish=True)
     after = history(target, rendered.name, namespace)
     out.revision = after[-1]["revision"] if after else None
@@ -294,11 +295,6 @@ def up(rendered, values_file: str, cluster: Cluster, target: HelmTarget, progres
         out.ok, out.stage = True, "done"
         out.endpoint = endpoint(rendered.values or {}, rendered.manifests, namespace)
     return out
-
-
-def _chart_words(rendered) -> str:
-    from pdgen.render import chart_label
-    return chart_label(rendered)
 
 
 def _restore(target: HelmTarget, release: str, namespace: str, previous: int | None) -> str:
