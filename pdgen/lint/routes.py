@@ -23,9 +23,10 @@ ROUTES: dict[str, tuple[set[str], str]] = {
                    "GET /get_model_info", "GET /get_server_info", "POST /flush_cache", "GET /metrics"},
         "sglang-router 0.3.2 wheel, route strings of sglang_router_rs.abi3.so; /readiness and /liveness seen "
         "answering in the data-plane trial; /metrics on --prometheus-port (router_args.py)"),
-    "dynamo.frontend": (_OPENAI | {"GET /health", "GET /live", "GET /metrics"},
+    "dynamo.frontend": (_OPENAI | {"GET /health", "GET /live", "GET /metrics", "GET /v1/models/{model}/ready"},
                         "ai-dynamo 1.6.1 wheel (dynamo/frontend) and lib/runtime http service: /health, /live, "
-                        "/v1/models, /metrics on --http-port"),
+                        "/v1/models, /v1/models/{model_id}/ready (a route string of dynamo/_core.abi3.so), "
+                        "/metrics on --http-port"),
     # No GET /v1/models and no /health: vllm-ascend v0.23.0 (5cb98caa) serves only these.
     "vllm_ascend.load_balance_proxy_server_example": (
         {"POST /v1/completions", "POST /v1/chat/completions", "GET /healthcheck", "POST /reset_prefix_cache",
@@ -63,7 +64,14 @@ def tool_of(container: dict) -> str | None:
 
 def serves(tool: str, call: str) -> bool:
     routes = ROUTES.get(tool)
-    return routes is None or call in routes[0]
+    return routes is None or any(_matches(route, call) for route in routes[0])
+
+
+def _matches(route: str, call: str) -> bool:
+    """A "{name}" segment of ``route`` matches any one non-empty segment of ``call``."""
+    want, got = route.split("/"), call.split("/")
+    return len(want) == len(got) and all(
+        w == g or (w.startswith("{") and w.endswith("}") and g) for w, g in zip(want, got))
 
 
 def check(objects: list[Obj], backends: dict[str, list[dict]]) -> list[Finding]:

@@ -497,3 +497,26 @@ def test_lint_takes_the_directory_render_wrote_and_says_what_a_values_file_is(tm
     (tmp_path / "empty").mkdir()
     empty = runner.invoke(cli, ["lint", str(tmp_path / "empty")])
     assert empty.exit_code == 1 and "no .yaml or .yml file to lint in this directory" in empty.output
+
+
+def test_the_dynamo_frontend_is_ready_only_when_its_model_is(tmp_path):
+    """The frontend's /health is 200 before any worker is discovered, so a frontend Service
+    took traffic it answered with 404 or 503. Its readiness probe is the model's own
+    /v1/models/{model_id}/ready (ai-dynamo 1.6.1), the name one encoded path segment; lint
+    knows the parameterised route and still catches a path the frontend does not serve."""
+    objects = docs("examples/controlplane-chat.yaml")
+    front = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("-frontend"))
+    probe = front["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]
+    assert probe["path"] == "/v1/models/meta-llama%2FLlama-2-70b/ready"
+    assert [f for f in lint_docs(tmp_path, objects) if f.rule == "wiring.route"] == []
+    probe["path"] = "/v1/models/meta-llama/Llama-2-70b/ready"  # the name unencoded: two segments
+    [found] = [f for f in lint_docs(tmp_path, objects) if f.rule == "wiring.route"]
+    assert "readinessProbe calls GET /v1/models/meta-llama/Llama-2-70b/ready, which dynamo.frontend does not serve" \
+        in found.message
+
+
+def test_a_served_name_with_spaces_and_pluses_stays_one_segment():
+    from tests.charts.helpers import render_text
+
+    text = render_text("dynamo", yaml.safe_dump({"model": {"servedName": "my model+v2"}}))
+    assert "path: /v1/models/my%20model%2Bv2/ready" in text
