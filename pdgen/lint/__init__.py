@@ -47,14 +47,25 @@ def _is_values(path: str) -> bool:
         return fh.read(len(VALUES_HEADER)) == VALUES_HEADER
 
 
+# The offline checks, each a module with the contract of a rule: ID (its module name), LEVEL,
+# RULES (the rule IDs its findings carry), a PASS::/FAIL:: docstring and check(objects, index),
+# with fixtures under tests/fixtures/lint/<ID>/. kubeconform runs beside them, as a process.
+CHECKS = ("wiring", "routes", "monitors", "netpol", "groups", "names", "duplicates", "flags", "policy", "pss")
+
+
+def checks() -> list:
+    import importlib
+    return [importlib.import_module(f"pdgen.lint.{name}") for name in CHECKS]
+
+
 def offline_checks(objects: list) -> list:
-    """Every in-process check of parsed manifests (kubeconform runs beside them)."""
-    from pdgen.lint import duplicates, flags, groups, monitors, names, netpol, policy, pss, routes, wiring
-    index = wiring.build_index(objects)
-    findings = wiring.check(objects, index) + routes.check(objects, index.backends()) + monitors.check(objects, index)
-    findings += groups.check(objects) + names.check(objects) + netpol.check(objects, index)
-    findings += duplicates.duplicates(objects) + duplicates.duplicate_entries(objects)
-    return findings + flags.check(objects) + policy.check(objects) + pss.check(objects)
+    """Every in-process check of parsed manifests, over one wiring index."""
+    from pdgen.lint.wiring import build_index
+    index = build_index(objects)
+    findings = []
+    for check in checks():
+        findings += check.check(objects, index)
+    return findings
 
 
 def lint_files(paths: list[str], kube_version: str = DEFAULT_KUBE_VERSION,
@@ -133,4 +144,4 @@ def lint_files(paths: list[str], kube_version: str = DEFAULT_KUBE_VERSION,
     return results
 
 
-__all__ = ["DEFAULT_KUBE_VERSION", "is_topology", "lint_files", "offline_checks"]
+__all__ = ["CHECKS", "DEFAULT_KUBE_VERSION", "checks", "is_topology", "lint_files", "offline_checks"]

@@ -1,10 +1,22 @@
 """The same object twice, or a keyed list entry twice: kubeconform's schemas allow both,
-the API server does not."""
+the API server does not.
+
+PASS:: no object, and no keyed list entry (container, port, env, volume), appears twice.
+FAIL:: two objects with the same group, kind, namespace and name, or an entry twice in a keyed list.
+"""
 
 from __future__ import annotations
 
-from pdgen.findings import Finding
+from pdgen.findings import Finding, Level
 from pdgen.manifests import Obj, containers, pod_templates
+
+ID = "duplicates"
+LEVEL = Level.ERROR
+RULES = ("manifest.duplicate",)
+
+
+def check(objects: list[Obj], index: object = None) -> list[Finding]:
+    return duplicates(objects) + duplicate_entries(objects)
 
 
 def duplicates(objects: list[Obj]) -> list[Finding]:

@@ -1,15 +1,23 @@
-"""Every --flag of an engine, router, proxy or master command exists in the pinned release."""
+"""Every --flag of an engine, router, proxy or master command exists in the pinned release.
+
+PASS:: every --flag of a known engine, router, proxy or master command is one its pinned release accepts.
+FAIL:: a flag the pinned release's parser does not know.
+"""
 
 from __future__ import annotations
 
 from pdgen import flag_catalog
-from pdgen.findings import Finding
+from pdgen.findings import Finding, Level
 from pdgen.manifests import Obj, containers
+
+ID = "flags"
+LEVEL = Level.ERROR
+RULES = ("flags.unknown",)
 
 RULE = "flags.unknown"
 
 
-def check(objects: list[Obj]) -> list[Finding]:
+def check(objects: list[Obj], index: object = None) -> list[Finding]:
     findings = []
     for obj in objects:
         for path, c, _ in containers(obj):

@@ -36,12 +36,19 @@ HorizontalPodAutoscaler: scaleTargetRef names a Deployment, StatefulSet or Leade
 the release, or the per-role object a group's controller makes: RoleBasedGroupScalingAdapter
 <rbg>-<role> for a role with scalingAdapter.enable, DisaggregatedSetRoleScaler <ds>-<role>
 for a role with scaling.mode External. Otherwise the HPA reports FailedGetScale forever.
+
+PASS:: RoleBasedGroups and DisaggregatedSets meet their controllers' rules, autoscalers and disruption budgets target what the release has.
+FAIL:: a group breaks a controller or webhook rule, an autoscaler targets nothing, or a disruption budget blocks every drain.
 """
 
 from __future__ import annotations
 
-from pdgen.findings import Finding
+from pdgen.findings import Finding, Level
 from pdgen.manifests import Obj, group_roles
+
+ID = "groups"
+LEVEL = Level.ERROR
+RULES = ("group.rolebasedgroup", "group.disaggregatedset", "wiring.autoscaler", "wiring.disruption-budget")
 
 RULE_RBG = "group.rolebasedgroup"
 RULE_DS = "group.disaggregatedset"
@@ -50,7 +57,7 @@ RULE_PDB = "wiring.disruption-budget"
 _SCALABLE = ("Deployment", "StatefulSet", "LeaderWorkerSet", "ReplicaSet")
 
 
-def check(objects: list[Obj]) -> list[Finding]:
+def check(objects: list[Obj], index: object = None) -> list[Finding]:
     findings: list[Finding] = []
     groups = {o.name: o for o in objects if o.kind == "RoleBasedGroup"}
     for obj in objects:

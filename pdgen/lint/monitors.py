@@ -9,14 +9,21 @@
 A monitor selecting nothing, or a port name the pods lack, makes prometheus-operator generate
 no target at all, silently (its CRD: "If the pod doesn't expose a port with the same name, it
 will result in no targets being discovered").
+
+PASS:: every PodMonitor, ServiceMonitor and prometheus.io annotation points at pods, ports and paths that exist.
+FAIL:: a monitor selects nothing, names a port the pods or Service lack, or scrapes a path the program does not serve.
 """
 
 from __future__ import annotations
 
-from pdgen.findings import Finding
+from pdgen.findings import Finding, Level
 from pdgen.lint import routes
-from pdgen.lint.wiring import Index
+from pdgen.lint.wiring import Index, build_index
 from pdgen.manifests import Obj, pod_templates
+
+ID = "monitors"
+LEVEL = Level.ERROR
+RULES = ("wiring.monitor",)
 
 RULE = "wiring.monitor"
 
@@ -26,7 +33,8 @@ def _matching(selector, labels) -> bool:
         selector.items() <= labels.items()
 
 
-def check(objects: list[Obj], index: Index) -> list[Finding]:
+def check(objects: list[Obj], index: Index | None = None) -> list[Finding]:
+    index = index or build_index(objects)
     findings = []
     for obj in objects:
         spec = obj.data.get("spec") or {}

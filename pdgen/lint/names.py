@@ -16,14 +16,21 @@ install` succeeded.
 The same table decides, at validate, how long a topology's name may be (rule name-length):
 scripts/name_limits.py renders every chart scenario and records the longest suffix each
 backend and form adds, in pdgen/data/name_limits.json.
+
+PASS:: every name, and every name a controller derives from it, fits the limit Kubernetes enforces.
+FAIL:: a StatefulSet (or a name a LeaderWorkerSet or RoleBasedGroup derives) is over 52 characters, or a Service over 63.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pdgen.findings import Finding
+from pdgen.findings import Finding, Level
 from pdgen.manifests import Obj, group_roles, instances
+
+ID = "names"
+LEVEL = Level.ERROR
+RULES = ("names.length",)
 
 RULE = "names.length"
 STATEFULSET_MAX = 52   # 63 - len("-") - the 10-character controller-revision hash
@@ -62,7 +69,7 @@ def constrained(obj: Obj, groups: int | None = None) -> Iterator[tuple[tuple, st
             yield name_path, pod.name, DNS_LABEL_MAX, "a pod name (its hostname)"
 
 
-def check(objects: list[Obj]) -> list[Finding]:
+def check(objects: list[Obj], index: object = None) -> list[Finding]:
     findings = []
     for obj in objects:
         reported = set()

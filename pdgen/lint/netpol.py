@@ -16,6 +16,9 @@ Policies are read as the API defines them (networking.k8s.io/v1): they add up; a
 namespaceSelector is the policy's own namespace. Pods on the node's network are not governed
 by NetworkPolicies (the CNI sees their traffic as the node's): as targets they are skipped, as
 sources only a rule open to every source admits them.
+
+PASS:: with NetworkPolicies, every pod is selected and every connection its wiring needs is allowed.
+FAIL:: a pod no Ingress policy selects, or a connection the wiring needs that no policy allows.
 """
 
 from __future__ import annotations
@@ -23,9 +26,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from pdgen.findings import Finding
-from pdgen.lint.wiring import Index, Template, addresses, split_host
+from pdgen.findings import Finding, Level
+from pdgen.lint.wiring import Index, Template, addresses, build_index, split_host
 from pdgen.manifests import Obj, pod_templates
+
+ID = "netpol"
+LEVEL = Level.ERROR
+RULES = ("wiring.network-policy",)
 
 RULE = "wiring.network-policy"
 _COMPONENT = "app.kubernetes.io/component"
@@ -154,10 +161,11 @@ def _reach(policies: list[Obj], index: Index, obj: Obj, path: tuple, container: 
     return out
 
 
-def check(objects: list[Obj], index: Index) -> list[Finding]:
+def check(objects: list[Obj], index: Index | None = None) -> list[Finding]:
     policies = [o for o in objects if o.kind == "NetworkPolicy" and _ingress(o)]
     if not policies:
         return []
+    index = index or build_index(objects)
     namespace = _namespace(policies[0])
     mine = [t for t in index.templates if not index.release or t.labels.get("app.kubernetes.io/instance") ==
             index.release]

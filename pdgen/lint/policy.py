@@ -1,12 +1,20 @@
 """Policy: no inline secret values; privileged, hostNetwork and IPC_LOCK only where the
-transport or accelerator needs them."""
+transport or accelerator needs them.
+
+PASS:: no inline secret value; privileged, hostNetwork and IPC_LOCK only with the reason pdgen records.
+FAIL:: a credential inline, or privileged, hostNetwork or IPC_LOCK without its reason.
+"""
 
 from __future__ import annotations
 
 import re
 
-from pdgen.findings import Finding
+from pdgen.findings import Finding, Level
 from pdgen.manifests import Obj, containers, pod_templates, strings
+
+ID = "policy"
+LEVEL = Level.ERROR
+RULES = ("policy.inline-secret", "policy.privileged", "policy.host-network", "policy.ipc-lock")
 
 # The same names the topology schema refuses inline values for.
 _CREDENTIAL_NAME = re.compile(r"(?i)((^|_)(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|API_?KEY|ACCESS_?KEY(_?ID)?"
@@ -30,7 +38,7 @@ def _rdma(template: dict) -> bool:
     return any((v.get("hostPath") or {}).get("path") == "/dev/infiniband" for v in pod.get("volumes") or [])
 
 
-def check(objects: list[Obj]) -> list[Finding]:
+def check(objects: list[Obj], index: object = None) -> list[Finding]:
     findings = []
     for obj in objects:
         if obj.kind == "Secret" and (obj.data.get("data") or obj.data.get("stringData")):

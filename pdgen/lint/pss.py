@@ -28,6 +28,9 @@ pdgen.io/pod-security ("baseline: RDMA needs IPC_LOCK and the node's network") s
 level it is meant to meet and why not stricter: one that does not meet the level its
 annotation claims is an error (policy.pod-security). policy.py says why a pod is privileged
 where that needs RDMA evidence; this check says where a pod stands.
+
+PASS:: every pod template meets the Pod Security level its pdgen.io/pod-security annotation claims.
+FAIL:: a template below the level it claims, or a claim that names no level.
 """
 
 from __future__ import annotations
@@ -35,8 +38,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from pdgen.findings import Finding
+from pdgen.findings import Finding, Level
 from pdgen.manifests import Obj, pod_templates
+
+ID = "pss"
+LEVEL = Level.ERROR
+RULES = ("policy.pod-security",)
 
 RULE = "policy.pod-security"
 ANNOTATION = "pdgen.io/pod-security"
@@ -290,7 +297,7 @@ def claimed(annotation: Any) -> str | None:
     return head if head in LEVELS else None
 
 
-def check(objects: list[Obj]) -> list[Finding]:
+def check(objects: list[Obj], index: object = None) -> list[Finding]:
     """An error (policy.pod-security) for every pod template whose pdgen.io/pod-security
     annotation claims a level it does not meet, or names no level."""
     findings = []

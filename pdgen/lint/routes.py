@@ -2,13 +2,21 @@
 
 The table is what each pinned program serves, from its upstream source. A program not in the
 table (a shell, etcd, NATS) is not checked.
+
+PASS:: every probe and helm-test call is a route the program behind it serves.
+FAIL:: a probe or the helm test calls a path the pinned program does not serve.
 """
 
 from __future__ import annotations
 
 from pdgen import flag_catalog
-from pdgen.findings import Finding
+from pdgen.findings import Finding, Level
+from pdgen.lint.wiring import Index, build_index, split_host
 from pdgen.manifests import Obj, containers
+
+ID = "routes"
+LEVEL = Level.ERROR
+RULES = ("wiring.route",)
 
 RULE = "wiring.route"
 
@@ -71,12 +79,11 @@ def _matches(route: str, call: str) -> bool:
     """A "{name}" segment of ``route`` matches any one non-empty segment of ``call``."""
     want, got = route.split("/"), call.split("/")
     return len(want) == len(got) and all(
-        w == g or (w.startswith("{") and w.endswith("}") and g) for w, g in zip(want, got))
+        w == g or (w.startswith("{") and w.endswith("}") and g) for w, g in zip(want, got, strict=True))
 
 
-def check(objects: list[Obj], backends: dict[str, list[dict]]) -> list[Finding]:
-    """``backends``: Service name -> the containers behind it (the wiring index), for the
-    helm-test calls."""
+def check(objects: list[Obj], index: Index | None = None) -> list[Finding]:
+    backends = (index or build_index(objects)).backends()  # Service name -> the containers behind it
     findings = []
     for obj in objects:
         for path, c, _ in containers(obj):
@@ -99,8 +106,6 @@ def check(objects: list[Obj], backends: dict[str, list[dict]]) -> list[Finding]:
 
 
 def _test_calls(obj: Obj, calls: str, backends: dict[str, list[dict]]) -> list[Finding]:
-    from pdgen.lint.wiring import split_host  # the wiring module owns address parsing
-
     env = {e.get("name"): e.get("value", "") for c in (obj.data.get("spec") or {}).get("containers") or []
            for e in c.get("env") or []}
     base = str(env.get("BASE_URL", ""))

@@ -8,6 +8,9 @@
 - the router's `--prefill URL BOOTSTRAP_PORT` and `--prefiller-hosts/--prefiller-ports`
   pairs are checked the same way, so a bootstrap port the prefill pods do not open is caught;
 - nothing a peer must reach listens on loopback (`--host 127.0.0.1`).
+
+PASS:: every Service selects pods that declare its target ports, and every address a pod is told to reach resolves to a port something listens on.
+FAIL:: a Service selects nothing, a port is not declared, an address names a missing Service or pod, or a peer-facing server listens on loopback.
 """
 
 from __future__ import annotations
@@ -16,8 +19,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from pdgen.findings import Finding
+from pdgen.findings import Finding, Level
 from pdgen.manifests import Obj, containers, controller_services, pod_names, pod_templates, strings
+
+ID = "wiring"
+LEVEL = Level.ERROR
+RULES = ("wiring.service-selects-nothing", "wiring.service-port", "wiring.probe-port", "wiring.unknown-service", "wiring.unknown-pod", "wiring.pod-port", "wiring.pod-dns", "wiring.discovery", "wiring.loopback")
 
 _HOSTPORT = re.compile(r"(?:[a-z][a-z0-9+.-]*://)?(?<![A-Za-z0-9_.-])([A-Za-z0-9][A-Za-z0-9.-]*):(\d{1,5})(?![\d])")
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
