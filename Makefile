@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 PDGEN := $(VENV)/bin/pdgen
 PIP := $(PY) -m pip --disable-pip-version-check --quiet
 
-include tools/versions.env
+include pins/versions.env
 
 .PHONY: help setup charts image cluster llama dataplane engines lint test test-fast test-charts test-engines test-engines-dynamo e2e-bench demo perf verify fixtures golden fuzz clean
 
@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m compileall -q pdgen
 	@touch $@
 
-.tools/.installed: tools/versions.env scripts/install-tools.sh | $(VENV)/.installed
+.tools/.installed: pins/versions.env scripts/install-tools.sh | $(VENV)/.installed
 	PYTHON=$(PY) bash scripts/install-tools.sh
 	@touch $@
 

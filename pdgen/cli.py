@@ -146,7 +146,7 @@ def lint_cmd(files: tuple[str, ...], kube_version: str, helm_path: str | None, f
     from pdgen import lint
 
     target = _connect(kubeconfig, context, namespace) if server else None
-    results = lint.lint_files(list(files), kube_version, helm_path, server=target)
+    results = lint.lint_files(list(files), kube_version, helm_path, server=target, namespace=namespace)
     click.echo(reporters.render(fmt or default_format(), results), nl=False)
     if pod_security and (fmt or default_format()) == "text":
         click.echo(reporters.pod_security(results), nl=False)

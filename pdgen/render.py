@@ -42,10 +42,12 @@ class Rendered:
         return not self.result.has_errors
 
 
-def compile_result(result: FileResult, repository: charts.Repository | None = None,
-                   helm_path: str | None = None) -> Rendered:
-    """Validate-stage result -> compiled values (or findings at topology positions). With a
-    ``repository`` the chart is the published one at its version, pulled with helm."""
+def check_values(result: FileResult, repository: charts.Repository | None = None,
+                 helm_path: str | None = None) -> Rendered:
+    """Validate-stage result (its compiled values) -> the values checked against the chart's
+    values.schema.json, merged over the chart's defaults as helm merges them (or findings at
+    topology positions). With a ``repository`` the chart is the published one at its
+    version, pulled with helm."""
     rendered = Rendered(result, repository=repository)
     if result.has_errors or result.effective is None or result.values is None:
         return rendered
@@ -124,7 +126,7 @@ def prepare(path: str, *, out: str | None = None, repository: charts.Repository 
     """Validate and compile one topology; values text and install command, no helm yet.
     ``namespace`` installs it elsewhere than its metadata.namespace (-n of the cluster
     commands); the values never depend on it, the manifests and the command do."""
-    rendered = compile_result(check_file(path), repository, helm_path)
+    rendered = check_values(check_file(path), repository, helm_path)
     if rendered.ok:
         rendered.namespace = namespace or rendered.namespace
         rendered.values_text = values_text(rendered, path)

@@ -146,7 +146,7 @@ def require_schemas(kube_version: str) -> None:
     if kube_version.removeprefix("v") not in versions:
         raise PdgenError(f"no offline Kubernetes schemas for {kube_version} (found: {', '.join(versions) or 'none'}; "
                          "an installed pdgen ships " + DEFAULT_KUBE_VERSION + "; `make setup` in a checkout "
-                         "installs the versions tools/versions.env pins)")
+                         "installs the versions pinned in pins/versions.env)")
 
 
 def describe(version: str) -> list[str]:

@@ -20,9 +20,9 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=../tools/versions.env
-source "$root/tools/versions.env"
-: "${IMAGE_APT_PINS:?tools/versions.env: IMAGE_APT_PINS missing}"
+# shellcheck source=../pins/versions.env
+source "$root/pins/versions.env"
+: "${IMAGE_APT_PINS:?pins/versions.env: IMAGE_APT_PINS missing}"
 : "${IMAGE_DEBIAN_SUITE:?}" "${IMAGE_DEBIAN_MIRROR:?}" "${IMAGE_PYTHON_VERSION:?}"
 store="$root/.tools/containers"
 buildah_cmd=(buildah --root "$store/storage" --runroot "$store/run" --storage-driver vfs)
@@ -59,7 +59,7 @@ if [ -n "${IMAGE_BASE:-}" ]; then
   base=$IMAGE_BASE
 else
   # The base's recipe: the pins and the steps below (bump "recipe" when they change).
-  key=$( { grep -E '^IMAGE_[A-Z0-9_]+=' "$root/tools/versions.env"; echo recipe 1; } | sha256sum | cut -c1-12)
+  key=$( { grep -E '^IMAGE_[A-Z0-9_]+=' "$root/pins/versions.env"; echo recipe 1; } | sha256sum | cut -c1-12)
   base="localhost/pdgen-base:$IMAGE_DEBIAN_SUITE-$key"
   if ! B inspect --type image "$base" >/dev/null 2>&1; then
     say "debootstrap $IMAGE_DEBIAN_SUITE (minbase, python3, python3-venv) from $IMAGE_DEBIAN_MIRROR"

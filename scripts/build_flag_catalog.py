@@ -1,5 +1,5 @@
 """Build pdgen's engine-flag catalog (pdgen/data/flags.json) from the upstream-parser
-extraction in tools/upstream/flag-oracle.json, keeping only the release each chart
+extraction in pins/upstream/flag-oracle.json, keeping only the release each chart
 pins. The catalog is committed; rerun this when a chart pin changes.
 
     python scripts/build_flag_catalog.py [--check]
@@ -12,7 +12,7 @@ import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-ORACLE = ROOT / "tools" / "upstream" / "flag-oracle.json"
+ORACLE = ROOT / "pins" / "upstream" / "flag-oracle.json"
 OUT = ROOT / "pdgen" / "data" / "flags.json"
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build a real Kubernetes control plane for the cluster tests (tests/cluster/controlplane.py)
-# from the Go module proxy, pinned in tools/versions.env:
+# from the Go module proxy, pinned in pins/versions.env:
 #
 #   .tools/cluster/k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION/bin/
 #       etcd                     go.etcd.io/etcd/server/v3 (main package at the module root)
@@ -27,12 +27,12 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=../tools/versions.env
-source "$root/tools/versions.env"
-: "${ETCD_VERSION:?tools/versions.env: ETCD_VERSION missing}"
-: "${KUBERNETES_VERSION:?tools/versions.env: KUBERNETES_VERSION missing}"
-: "${KUBERNETES_STAGING_VERSION:?tools/versions.env: KUBERNETES_STAGING_VERSION missing}"
-: "${KWOK_VERSION:?tools/versions.env: KWOK_VERSION missing}"
+# shellcheck source=../pins/versions.env
+source "$root/pins/versions.env"
+: "${ETCD_VERSION:?pins/versions.env: ETCD_VERSION missing}"
+: "${KUBERNETES_VERSION:?pins/versions.env: KUBERNETES_VERSION missing}"
+: "${KUBERNETES_STAGING_VERSION:?pins/versions.env: KUBERNETES_STAGING_VERSION missing}"
+: "${KWOK_VERSION:?pins/versions.env: KWOK_VERSION missing}"
 
 tools="$root/.tools"
 cluster="$tools/cluster"

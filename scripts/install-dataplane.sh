@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the data-plane test components (pins: the DATAPLANE_* lines of tools/versions.env)
+# Install the data-plane test components (pins: the DATAPLANE_* lines of pins/versions.env)
 # into a venv of their own, .tools/dataplane-venv (never pdgen's .venv):
 #
 #   ai-dynamo + ai-dynamo-runtime   --no-deps, then their Requires-Dist (markers evaluated for
@@ -11,7 +11,7 @@
 # and the Debian packages DATAPLANE_APT_PINS (nats-server, libibverbs1 and libnuma1 for mooncake,
 # prometheus/promtool), each only when it is missing, with services kept from starting.
 #
-# Every other package is held at the version tested, by tools/dataplane-constraints.txt.
+# Every other package is held at the version tested, by pins/dataplane-constraints.txt.
 #
 # Idempotent and fast when warm: the venv carries a stamp .installed-<hash of the DATAPLANE_*
 # pins and of this script>; when it matches and the Debian packages are installed the script
@@ -30,15 +30,15 @@ set -euo pipefail
 t0=$(date +%s%N)
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 self="$root/scripts/install-dataplane.sh"
-env_file="$root/tools/versions.env"
-# shellcheck source=../tools/versions.env
+env_file="$root/pins/versions.env"
+# shellcheck source=../pins/versions.env
 source "$env_file"
-: "${DATAPLANE_DYNAMO_VERSION:?tools/versions.env: DATAPLANE_DYNAMO_VERSION missing}"
-: "${DATAPLANE_SGLANG_ROUTER_VERSION:?tools/versions.env: DATAPLANE_SGLANG_ROUTER_VERSION missing}"
-: "${DATAPLANE_MOONCAKE_VERSION:?tools/versions.env: DATAPLANE_MOONCAKE_VERSION missing}"
-: "${DATAPLANE_YR_DATASYSTEM_VERSION:?tools/versions.env: DATAPLANE_YR_DATASYSTEM_VERSION missing}"
-: "${DATAPLANE_AIOHTTP_VERSION:?tools/versions.env: DATAPLANE_AIOHTTP_VERSION missing}"
-: "${DATAPLANE_APT_PINS:?tools/versions.env: DATAPLANE_APT_PINS missing}"
+: "${DATAPLANE_DYNAMO_VERSION:?pins/versions.env: DATAPLANE_DYNAMO_VERSION missing}"
+: "${DATAPLANE_SGLANG_ROUTER_VERSION:?pins/versions.env: DATAPLANE_SGLANG_ROUTER_VERSION missing}"
+: "${DATAPLANE_MOONCAKE_VERSION:?pins/versions.env: DATAPLANE_MOONCAKE_VERSION missing}"
+: "${DATAPLANE_YR_DATASYSTEM_VERSION:?pins/versions.env: DATAPLANE_YR_DATASYSTEM_VERSION missing}"
+: "${DATAPLANE_AIOHTTP_VERSION:?pins/versions.env: DATAPLANE_AIOHTTP_VERSION missing}"
+: "${DATAPLANE_APT_PINS:?pins/versions.env: DATAPLANE_APT_PINS missing}"
 DATAPLANE_SKIP_DEPS=${DATAPLANE_SKIP_DEPS-}
 
 tools="$root/.tools"
@@ -46,7 +46,7 @@ venv="$tools/dataplane-venv"
 if [ "${1:-}" = "--print-venv" ]; then echo "$venv"; exit 0; fi
 [ $# -eq 0 ] || { echo "usage: $0 [--print-venv]" >&2; exit 2; }
 
-constraints="$root/tools/dataplane-constraints.txt"  # the tested versions of everything else
+constraints="$root/pins/dataplane-constraints.txt"  # the tested versions of everything else
 key=$( { grep -E '^DATAPLANE_[A-Z0-9_]+=' "$env_file"; cat "$self" "$constraints"; } | sha256sum | cut -c1-16)
 stamp_name=".installed-$key"
 say() { echo "install-dataplane: $*"; }

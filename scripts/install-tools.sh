@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Install the pinned external tools (tools/versions.env) into .tools/:
+# Install the pinned external tools (pins/versions.env) into .tools/:
 #   .tools/bin/helm3, .tools/bin/helm4, .tools/bin/helm -> $HELM_DEFAULT, .tools/bin/kubeconform
 #   .tools/kubernetes-json-schema/v<version>-local[-strict]/   (kubeconform -schema-location)
 # Idempotent: a tool whose stamp matches its pin is left alone. Needs npm, go and python3.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=../tools/versions.env
-source "$root/tools/versions.env"
+# shellcheck source=../pins/versions.env
+source "$root/pins/versions.env"
 tools="$root/.tools"
 bin="$tools/bin"
 stamps="$tools/stamps"

@@ -3,7 +3,7 @@
 #
 #   fixtures  tests/fixtures/invalid/*.expected and tests/fixtures/rules/*/fail.expected
 #   golden    the charts' copy of pdgen/pd_proxy.py, pdgen/data/name_limits.json, pdgen/data/offline-schemas.tar.xz, their values.schema.json, their monitoring files, values/<example>.yaml and tests/golden/
-#   catalog   pdgen/data/flags.json, from tools/upstream/flag-oracle.json
+#   catalog   pdgen/data/flags.json, from pins/upstream/flag-oracle.json
 #   all       all three
 #
 # It runs that checkout's own pdgen (PYTHONPATH), with the interpreter of this checkout's

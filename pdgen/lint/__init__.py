@@ -69,9 +69,10 @@ def offline_checks(objects: list) -> list:
 
 
 def lint_files(paths: list[str], kube_version: str = DEFAULT_KUBE_VERSION,
-               helm_path: str | None = None, server=None) -> list[FileResult]:
+               helm_path: str | None = None, server=None, namespace: str | None = None) -> list[FileResult]:
     """`pdgen lint`: each file's findings (a directory: its YAML files, see expand()).
-    ``server``: a pdgen.cluster.Cluster, to dry-run every object on its API server too."""
+    ``server``: a pdgen.cluster.Cluster, to dry-run every object on its API server too.
+    ``namespace``: topologies render for it (as `pdgen render -n`) instead of their own."""
     paths = expand(paths)
     results: list[FileResult] = []
     inputs: list[tuple[FileResult, str, str | None]] = []  # (result, text, path on disk or None)
@@ -93,7 +94,7 @@ def lint_files(paths: list[str], kube_version: str = DEFAULT_KUBE_VERSION,
     if topologies:
         from pdgen import render  # helm and the compilers: only when there are topologies to render
         renders = dict(zip(topologies, render.render_files(topologies, kube_version=kube_version,
-                                                           helm_path=helm_path), strict=True))
+                                                           helm_path=helm_path, namespace=namespace), strict=True))
     for path in paths:
         raw = raws[path]
         if os.path.isdir(path):

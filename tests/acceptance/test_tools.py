@@ -14,7 +14,7 @@ from tests.conftest import ROOT
 
 def _pins() -> dict[str, str]:
     pins = {}
-    for line in (ROOT / "tools" / "versions.env").read_text().splitlines():
+    for line in (ROOT / "pins" / "versions.env").read_text().splitlines():
         if line and not line.startswith("#"):
             key, _, value = line.partition("=")
             pins[key] = value

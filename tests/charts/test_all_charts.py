@@ -280,3 +280,11 @@ def test_the_library_charts_readme_lists_every_helper():
     listed = set(re.findall(r"`(pd-common\.[A-Za-z]+)`", (CHARTS / "pd-common" / "README.md").read_text()))
     assert defined - listed == set(), "helpers the README does not list"
     assert listed - defined == set(), "README entries for helpers that do not exist"
+    # ... under the heading that names the file it lives in: one concern per file.
+    where = {m: f.name for f in templates.glob("*.tpl") for m in re.findall(r'define "([^"]+)"', f.read_text())}
+    for section in (CHARTS / "pd-common" / "README.md").read_text().split("\n## ")[1:]:
+        heading, _, body = section.partition("\n")
+        files = set(re.findall(r"`(_[a-z]+\.tpl)`", heading))
+        assert files, heading
+        misplaced = {h: where[h] for h in re.findall(r"`(pd-common\.[A-Za-z]+)`", body) if where[h] not in files}
+        assert not misplaced, f"{heading}: {misplaced}"

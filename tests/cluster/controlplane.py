@@ -52,9 +52,9 @@ class ApiError(ControlPlaneError):
 
 
 def read_versions(path: pathlib.Path | None = None) -> dict[str, str]:
-    """KEY=VALUE pins of tools/versions.env."""
+    """KEY=VALUE pins of pins/versions.env."""
     versions = {}
-    for line in (path or ROOT / "tools" / "versions.env").read_text().splitlines():
+    for line in (path or ROOT / "pins" / "versions.env").read_text().splitlines():
         line = line.strip()
         if line and not line.startswith("#") and "=" in line:
             key, _, value = line.partition("=")
@@ -64,7 +64,7 @@ def read_versions(path: pathlib.Path | None = None) -> dict[str, str]:
 
 def default_bin_dir(root: pathlib.Path = ROOT) -> pathlib.Path:
     """The version-keyed bin dir scripts/install-cluster.sh builds (may not exist yet)."""
-    v = read_versions(root / "tools" / "versions.env")
+    v = read_versions(root / "pins" / "versions.env")
     key = f"k8s-{v['KUBERNETES_VERSION']}-etcd-{v['ETCD_VERSION']}-kwok-{v['KWOK_VERSION']}"
     return root / ".tools" / "cluster" / key / "bin"
 

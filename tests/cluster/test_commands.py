@@ -236,6 +236,12 @@ def test_lint_server_dry_runs_every_object_and_reports_refusals(gpu_nodes, tmp_p
     _claim(cluster, "ls-check")
     ok = cluster.pdgen("lint", "--server", path)
     assert ok.returncode == 0, ok.stdout + ok.stderr
+    # -n renders the topology for that namespace, as `render -n` and `up -n` do: there the
+    # model's claim is missing (it rendered for the topology's own namespace before).
+    cluster.namespace("ls-other")
+    other = cluster.pdgen("lint", "--server", path, "-n", "ls-other")
+    assert other.returncode == 1, other.stdout + other.stderr
+    assert "PersistentVolumeClaim llm-model does not exist in namespace ls-other" in other.stdout
     out = cluster.pdgen("render", path, "-o", str(tmp_path / "out"))
     assert out.returncode == 0
     manifests = tmp_path / "out" / "ls-check" / "manifests.yaml"

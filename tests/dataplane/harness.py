@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
+import json
 import os
 import pathlib
 import re
@@ -35,6 +36,7 @@ import subprocess
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 
@@ -358,6 +360,33 @@ def wait_http(url: str, *, status: int | None = 200, timeout: float = 60.0, what
             last = exc
         time.sleep(0.3)
     raise AssertionError(f"{what or url}: not answering {status} after {timeout:.0f} s (last: {last})")
+
+
+def wait_dynamo_serving(base: str, served: str, *, timeout: float = 90.0,
+                        alive: Callable[[], bool] | None = None) -> None:
+    """Wait until a dynamo.frontend (ai-dynamo 1.6.1) at ``base`` serves ``served``. Its /health
+    is 200 before any worker registers; GET /v1/models/{model}/ready (the chart's readiness
+    probe) is 200 once the model's prefill and decode workers are discovered. Even then the
+    frontend activates its KV and prefill routers a moment later, and a request in between is
+    a 503 "Service temporarily unavailable" (seen ~70 ms after /ready, and in CI): as a client
+    would, one small completion is retried on 503 until it is answered."""
+    deadline = time.monotonic() + timeout
+    ready = base + "/v1/models/" + urllib.parse.quote(served, safe="") + "/ready"
+    wait_http(ready, timeout=timeout, what=f"the frontend's {ready}", alive=alive)
+    body = json.dumps({"model": served, "prompt": "warm up", "max_tokens": 1}).encode()
+    while True:
+        if alive is not None and not alive():
+            raise AssertionError("the frontend exited while its routers activated")
+        request = urllib.request.Request(base + "/v1/completions", data=body, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=120) as resp:
+                resp.read()
+                return
+        except urllib.error.HTTPError as exc:
+            answer = exc.read().decode(errors="replace")
+            if exc.code != 503 or time.monotonic() > deadline:
+                raise AssertionError(f"the frontend answered {exc.code} to its first completion: {answer}") from None
+        time.sleep(0.1)
 
 
 def wait_port(host: str, port: int, timeout: float = 30.0) -> None:

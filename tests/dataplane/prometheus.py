@@ -1,4 +1,4 @@
-"""A real Prometheus (Debian's prometheus, pinned in tools/versions.env) in a data-plane test's
+"""A real Prometheus (Debian's prometheus, pinned in pins/versions.env) in a data-plane test's
 network namespace, scraping what the rendered scrape objects select.
 
 The rendered PodMonitors and ServiceMonitors become static scrape configs the way

@@ -13,7 +13,6 @@ import re
 import subprocess
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 
 import pytest
@@ -150,38 +149,11 @@ def start(rel, ns, tmp_path, etcd, policy, served) -> tuple[str, harness.Contain
                      rendered=frontend)
     base = f"http://{frontend.address}:{frontend.ports['http']}"
 
-    # /health is 200 before any worker registers; ai-dynamo 1.6.1's frontend serves
-    # GET /v1/models/{model_id}/ready, 200 once both tiers are discovered, and the chart's
-    # readiness probe is that path.
-    ready = base + ready_path(served)
-    deadline = time.monotonic() + 90
-    while True:
-        assert front.proc.poll() is None, "the frontend exited"
-        assert all(m.proc.poll() is None for m in mockers), "a mocker worker exited"
-        try:
-            with urllib.request.urlopen(ready, timeout=5):
-                break
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, f"{ready} never answered 200"
-        time.sleep(0.5)
+    alive = lambda: front.proc.poll() is None and all(m.proc.poll() is None for m in mockers)  # noqa: E731
+    harness.wait_dynamo_serving(base, served, alive=alive)
     with urllib.request.urlopen(base + "/v1/models", timeout=5) as resp:
         assert served in [m["id"] for m in json.load(resp)["data"]]
-    # Even then, 1.6.1 activates its KV and prefill routers a moment later, and a request
-    # in between is a 503 "Service temporarily unavailable" (seen ~70 ms after /ready, and
-    # in the CI run of 0b3d8d6). A client retries a 503; so does this, briefly.
-    deadline = time.monotonic() + 30
-    while True:
-        status, out = post(base + "/v1/completions", {"model": served, "prompt": "warm up", "max_tokens": 1})
-        if status == 200:
-            break
-        assert status == 503 and time.monotonic() < deadline, f"{status}: {out}"
-        time.sleep(0.1)
     return base, frontend, mockers
-
-
-def ready_path(served: str) -> str:
-    return "/v1/models/" + urllib.parse.quote(served, safe="") + "/ready"
 
 
 def _run(rel, ns, tmp_path, etcd, policy, served):

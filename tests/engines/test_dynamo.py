@@ -32,7 +32,6 @@ import shlex
 import signal
 import threading
 import time
-import urllib.request
 
 import pytest
 
@@ -165,19 +164,10 @@ def start(sc: E.Scenario, model: pathlib.Path) -> Release:
             except AssertionError as exc:
                 raise rel.fail(str(exc)) from None
             rel.ready_after[pod] = E.now() - rel.started[pod]
-        deadline = E.now() + 60
-        while True:  # the frontend's /health is 200 before any worker registers: wait on the model list
-            if front.proc.poll() is not None:
-                raise rel.fail("the frontend exited")
-            try:
-                with urllib.request.urlopen(rel.frontend + "/v1/models", timeout=5) as resp:
-                    if E.SERVED in [m["id"] for m in json.load(resp)["data"]]:
-                        break
-            except OSError:
-                pass
-            if E.now() > deadline:
-                raise rel.fail(f"{E.SERVED} never appeared in the frontend's /v1/models")
-            time.sleep(0.5)
+        try:
+            harness.wait_dynamo_serving(rel.frontend, E.SERVED, timeout=120, alive=lambda: front.proc.poll() is None)
+        except AssertionError as exc:
+            raise rel.fail(str(exc)) from None
     return rel
 
 
