@@ -11,7 +11,7 @@ PIP := $(PY) -m pip --disable-pip-version-check --quiet
 
 include pins/versions.env
 
-.PHONY: help setup charts image cluster llama dataplane engines lint test test-fast test-charts test-engines test-engines-dynamo e2e-bench demo perf verify fixtures golden fuzz clean
+.PHONY: help setup charts image cluster llama dataplane engines lint docs test test-fast test-charts test-engines test-engines-dynamo e2e-bench demo perf verify fixtures golden fuzz clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -105,6 +105,9 @@ fixtures: setup ## Regenerate tests/fixtures/{invalid,rules/*}/*.expected (revie
 
 golden: setup ## Regenerate values/ and tests/golden/ from examples/, and the generated chart schemas
 	bash scripts/regenerate.sh golden
+
+docs: setup ## Regenerate each chart's README.md values table from its values.yaml (helm-docs)
+	bash scripts/regenerate.sh docs
 
 verify: setup ## Regenerate every generated file in a temporary copy and fail if one differs from the tree
 	bash scripts/verify.sh

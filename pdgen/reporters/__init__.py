@@ -98,10 +98,37 @@ def as_json(results: list[FileResult]) -> str:
     return json.dumps(payload, indent=2) + "\n"
 
 
+_SARIF_LEVEL = {Level.ERROR: "error", Level.WARNING: "warning", Level.INFO: "note"}
+
+
+def sarif(results: list[FileResult]) -> str:
+    """SARIF 2.1.0 (OASIS; what GitHub code scanning uploads): one run, a result per finding,
+    the rule ID as ruleId, the JSON path with the message, the file and position as its
+    location (none when the finding has no position)."""
+    from pdgen import __version__
+
+    findings = [f for r in results for f in r.findings]
+    rule_ids = sorted({f.rule for f in findings})
+    index = {rule: i for i, rule in enumerate(rule_ids)}
+    out = []
+    for f in findings:
+        location: dict = {"artifactLocation": {"uri": f.file}}
+        if f.line:
+            location["region"] = {"startLine": f.line, "startColumn": max(f.column, 1)}
+        out.append({"ruleId": f.rule, "ruleIndex": index[f.rule], "level": _SARIF_LEVEL[f.level],
+                    "message": {"text": f"{f.json_path}: {f.message}"}, "locations": [{"physicalLocation": location}]})
+    log = {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
+           "runs": [{"tool": {"driver": {"name": "pdgen", "version": __version__,
+                                         "rules": [{"id": rule, "name": rule} for rule in rule_ids]}},
+                     "results": out}]}
+    return json.dumps(log, indent=2) + "\n"
+
+
 REPORTER_BY_NAME: dict[str, Callable[[list[FileResult]], str]] = {
     "text": text,
     "json": as_json,
     "github": github,
+    "sarif": sarif,
 }
 
 

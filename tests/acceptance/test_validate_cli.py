@@ -148,3 +148,40 @@ def test_internal_error_exits_three_without_traceback(tmp_path):
     assert proc.returncode == 3
     assert proc.stderr.startswith("pdgen: internal error: JSONDecodeError")
     assert "Traceback" not in proc.stderr
+
+
+def test_sarif_carries_every_finding_where_code_scanning_shows_it(runner, monkeypatch):
+    """--format sarif (SARIF 2.1.0, what GitHub code scanning uploads): the same findings as
+    the text, each with its rule, level, message and position; a finding with no position
+    has no region."""
+    from pdgen import __version__
+
+    monkeypatch.chdir(FIXTURES / "invalid")
+    names = ["negative-replicas.yaml", "bad-api-version.yaml"]
+    text = run(runner, "validate", "--format", "text", *names).output.splitlines()[:-1]
+    result = run(runner, "validate", "--format", "sarif", *names)
+    assert result.exit_code == 1
+    log = json.loads(result.output)
+    assert log["version"] == "2.1.0" and log["$schema"].endswith("sarif-2.1.0.json")
+    [one] = log["runs"]
+    driver = one["tool"]["driver"]
+    assert driver["name"] == "pdgen" and driver["version"] == __version__
+    rebuilt = []
+    for r in one["results"]:
+        assert driver["rules"][r["ruleIndex"]]["id"] == r["ruleId"]
+        [loc] = r["locations"]
+        where = loc["physicalLocation"]
+        region = where.get("region")
+        at = f"{where['artifactLocation']['uri']}:{region['startLine']}:{region['startColumn']}" if region \
+            else where["artifactLocation"]["uri"]
+        level = {"error": "error", "warning": "warning", "note": "info"}[r["level"]]
+        rebuilt.append(f"{at}: {level}: {r['message']['text']} [{r['ruleId']}]")
+    assert rebuilt == text
+
+
+def test_lint_speaks_sarif_too(runner):
+    bad = FIXTURES / "lint" / "routes" / "fail.yaml"
+    log = json.loads(run(runner, "lint", "--format", "sarif", str(bad)).output)
+    [result] = log["runs"][0]["results"]
+    assert result["ruleId"] == "wiring.route" and result["level"] == "error"
+    assert result["locations"][0]["physicalLocation"]["region"]["startLine"] == 42

@@ -31,9 +31,21 @@ def test_cold_then_warm_round_through_the_cli(mock_server, runner, tmp_path):
     assert summary["ttft_speedup"] > 2
     detail = json.loads((out / "round-2.json").read_text())
     assert len(detail["requests"]) == 8 and detail["requests"][0]["completion_tokens"] == 8
-    compared = runner.invoke(cli, ["bench", "compare", "--format", "json", str(out / "summary.json")])
+    compared = runner.invoke(cli, ["bench", "compare", "--format", "json", str(out / "summary.json"),
+                                   "--target", "ttft-reduction=50%"])
     verdict = json.loads(compared.output)
-    assert verdict["labels"] == ["round 1", "round 2"] and verdict["ttft_reduction_met"] is True
+    assert compared.exit_code == 0 and verdict["labels"] == ["round 1", "round 2"]
+    assert [(v["target"], v["met"]) for v in verdict["targets"]] == [("ttft-reduction=50%", True)]
+    assert verdict["ttft_reduction"] > 0.5
+    # An SLO the warm round misses fails the command (exit 1) and says so.
+    slo = f"mean_ttft_ms<={warm['mean_ttft_ms'] / 2:.3f}"
+    missed = runner.invoke(cli, ["bench", "compare", str(out / "summary.json"), "--target", slo])
+    assert missed.exit_code == 1 and f"target {slo}: {warm['mean_ttft_ms']:.3f}, NOT MET" in missed.output
+    # No target, no verdict: the run is described, not judged against numbers it never chose.
+    plain = runner.invoke(cli, ["bench", "compare", str(out / "summary.json")])
+    assert plain.exit_code == 0 and "target" not in plain.output
+    bad = runner.invoke(cli, ["bench", "compare", str(out / "summary.json"), "--target", "ttft-reduction<=60%"])
+    assert bad.exit_code == 2 and "ttft-reduction is a percentage to reach at least" in bad.output
     report = runner.invoke(cli, ["bench", "report", str(out), "-o", str(tmp_path / "report")])
     assert report.exit_code == 0
     html = (tmp_path / "report" / "report.html").read_text()
