@@ -35,7 +35,7 @@ docs() {  # after golden: the tables read the generated values.yaml
   local helm_docs=$root/.tools/bin/helm-docs charts=()
   [ -x "$helm_docs" ] || { echo "regenerate.sh: $helm_docs not found; run make setup" >&2; exit 1; }
   for t in charts/*/README.md.gotmpl; do charts+=("$(dirname "$t")"); done
-  "$helm_docs" --log-level warning --chart-search-root charts --template-files README.md.gotmpl \
+  "$helm_docs" --log-level error --chart-search-root charts --template-files README.md.gotmpl \
     --sort-values-order file --chart-to-generate "$(IFS=,; echo "${charts[*]}")"
 }
 
