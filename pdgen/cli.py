@@ -154,7 +154,7 @@ def lint_cmd(files: tuple[str, ...], kube_version: str, helm_path: str | None, f
 
 
 @cli.command("plan", epilog=EXIT_CODES_HELP)
-@click.argument("topology", type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.argument("topologies", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, readable=True))
 @report_format
 @click.option("--model-config", type=click.Path(exists=True, dir_okay=False),
               help="A Hugging Face config.json for a model not in pdgen's catalog.")
@@ -162,18 +162,30 @@ def lint_cmd(files: tuple[str, ...], kube_version: str, helm_path: str | None, f
               "(default: 4096, or maxModelLen if shorter).")
 @click.option("--bandwidth-gbps", type=click.FloatRange(min=0, min_open=True),
               help="KV transfer bandwidth per instance (default: 25 for tcp, 200 for rdma).")
-def plan_cmd(topology: str, fmt: str, model_config: str | None, prompt_tokens: int | None,
-             bandwidth_gbps: float | None) -> None:
-    """Explain what TOPOLOGY deploys: pods, nodes and accelerators per role, memory per
+@click.option("--diagram", type=click.Path(dir_okay=False, writable=True), metavar="FILE.md|FILE.mmd",
+              help="Also draw what will run as a Mermaid flowchart: FILE.mmd the Mermaid source, FILE.md a "
+                   "Markdown page with it (GitHub and GitLab render it as a picture). One topology only.")
+def plan_cmd(topologies: tuple[str, ...], fmt: str, model_config: str | None, prompt_tokens: int | None,
+             bandwidth_gbps: float | None, diagram: str | None) -> None:
+    """Explain what each TOPOLOGY deploys: pods, nodes and accelerators per role, memory per
     accelerator (weights / KV / headroom), KV bytes per token and per request, KV transfer
-    time, infra and ports; each derived value with its formula."""
-    from pdgen import plan
+    time, infra and ports; each derived value with its formula. With several topologies,
+    one plan after another (--format json: a list)."""
+    from pdgen import fsutil, plan
     from pdgen.reporters import plan as plan_report
 
-    result, explained = plan.explain(topology, model_config=model_config, prompt_tokens=prompt_tokens,
-                                     bandwidth_gbps=bandwidth_gbps)
-    click.echo(plan_report.render(fmt, result, explained), nl=False)
-    sys.exit(finish([result]))
+    if diagram and len(topologies) != 1:
+        raise click.UsageError("--diagram draws one topology; give one, or run plan once per topology")
+    if diagram and not diagram.endswith(plan_report.DIAGRAM_FORMATS):
+        raise click.UsageError(f"--diagram {diagram}: write .md (Markdown with a mermaid block) or .mmd (Mermaid)")
+    plans = [plan.explain(t, model_config=model_config, prompt_tokens=prompt_tokens, bandwidth_gbps=bandwidth_gbps)
+             for t in topologies]
+    click.echo(plan_report.render_all(fmt, plans), nl=False)
+    if diagram and plans[0][1] is not None:  # a topology with errors has no plan to draw
+        fsutil.write_atomic(diagram, plan_report.diagram(plans[0][1], diagram).encode())
+        if fmt == "text":
+            click.echo(f"diagram: {diagram}")
+    sys.exit(finish([result for result, _ in plans]))
 
 
 @cli.command("preflight", epilog=EXIT_CODES_HELP)

@@ -56,6 +56,8 @@ def build(t: dict, compiled_values: dict, *, model: models.ModelFacts | None, pr
     plan: dict[str, Any] = {
         "name": t["metadata"]["name"], "backend": spec["backend"], "mode": spec["mode"],
         "variant": spec["variant"], "chart": backends.CHARTS[spec["backend"]],
+        "router": (backends.of(spec).router if spec["mode"] == "disaggregated" or backends.of(spec).router_in_aggregated
+                   else None),
         "accelerator": {"product": product, "memoryGiB": gib, "usableGiB": gib * USABLE if gib else None,
                         "resourceName": accel["resourceName"],
                         "formula": f"usable = {gib} GiB x {USABLE}" if gib else "memory unknown (set memoryGiB)"},

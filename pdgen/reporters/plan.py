@@ -21,6 +21,16 @@ def render(fmt: str, result: FileResult, plan: dict | None) -> str:
     return text(plan, result.findings)
 
 
+def render_all(fmt: str, plans: list[tuple[FileResult, dict | None]]) -> str:
+    """Several topologies' plans: one after another (text), or a JSON list; one topology's
+    output is render()'s."""
+    if len(plans) == 1:
+        return render(fmt, *plans[0])
+    if fmt == "json":
+        return "[\n" + ",\n".join(render(fmt, *p).rstrip("\n") for p in plans) + "\n]\n"
+    return "\n".join(render(fmt, *p) for p in plans)
+
+
 def _g(value: float | None) -> str:
     return "?" if value is None else f"{value:.1f}"
 
@@ -81,3 +91,53 @@ def text(plan: dict, findings: list | None = None) -> str:
         out.append(f"rule {d['rule']} disabled: {d['reason']}")
     out += [text_line(f) for f in findings or []]
     return "\n".join(out) + "\n"
+
+
+DIAGRAM_FORMATS = (".mmd", ".md")
+
+
+def _node(text: str) -> str:
+    return '"' + text.replace('"', "'") + '"'
+
+
+def mermaid(plan: dict) -> str:
+    """What will run, as a Mermaid flowchart (GitHub, GitLab and most Markdown viewers draw
+    it): the router, each role with its instances, parallelism and accelerators, the KV path
+    with its transport and bytes per request, the infra with its ports."""
+    product = plan["accelerator"]["product"]
+    lines = ["flowchart LR", '  clients(["clients"])']
+    entry = "clients"
+    if plan.get("router"):
+        router = plan["router"].removeprefix("the ")
+        lines.append("  router[" + _node(f"{router}<br/>Service :{plan['ports'].get('service')}") + "]")
+        lines.append("  clients --> router")
+        entry = "router"
+    roles = [r["role"] for r in plan["roles"]]
+    for r in plan["roles"]:
+        shape = f"TP {r['tensor']} · PP {r['pipeline']}" + (f" · DP {r['data']}" if r["data"] > 1 else "")
+        pods = f"{r['podsPerInstance']} pods x " if r["podsPerInstance"] > 1 else ""
+        label = f"{r['role']} x{r['instances']}<br/>{shape}<br/>{pods}{r['acceleratorsPerPod']} x {product} per pod"
+        lines.append(f"  {r['role']}[{_node(label)}]")
+        lines.append(f"  {entry} --> {r['role']}")
+    if "prefill" in roles and "decode" in roles:
+        label = "KV cache" + "".join(f" ({v})" for v in plan["variant"].values())
+        transfer = plan.get("kvTransfer")
+        if transfer:
+            label += (f"<br/>{transfer['protocol']}, {transfer['bytesPerRequest'] / GIB:.2f} GiB per "
+                      f"{transfer['promptTokens']}-token prompt")
+        lines.append(f"  prefill == {_node(label)} ==> decode")
+    for i in plan["infra"]:
+        name = i["service"]
+        label = f"{name}<br/>{i['where']}" + "".join(f"<br/>{k} {v}" for k, v in i["ports"].items())
+        lines.append(f"  {name}[({_node(label)})]")
+        lines += [f"  {role} -.- {name}" for role in roles]
+    return "\n".join(lines) + "\n"
+
+
+def diagram(plan: dict, path: str) -> str:
+    """The diagram file's text for ``path``: Mermaid source (.mmd), or Markdown with it in a
+    mermaid block (.md), which GitHub renders as a picture."""
+    source = mermaid(plan)
+    if path.endswith(".md"):
+        return f"# {plan['name']}\n\n```mermaid\n{source}```\n"
+    return source

@@ -113,3 +113,69 @@ def test_plan_says_what_selective_disaggregation_really_does(runner):
     from pdgen.schema import topology_schema
     described = json.dumps(topology_schema()["$defs"]["routing"]["properties"]["selectiveDisaggregation"])
     assert "at least this many tokens go to a prefill" not in described and "nothing cached on decode" in described
+
+
+def test_several_topologies_are_planned_in_one_run(runner, tmp_path):
+    paths = [str(ROOT / "examples" / e) for e in ("qwen72b-tp8-aggregated.yaml", "vllm-mooncake-p2p-qwen7b.yaml")]
+    text = runner.invoke(cli, ["plan", *paths])
+    assert text.exit_code == 0, text.output
+    starts = [line.split(":")[0] for line in text.output.splitlines() if " chart " in line and ", " in line]
+    assert starts == ["qwen72b-agg", "vllm-p2p-pd"]
+    data = json.loads(runner.invoke(cli, ["plan", "--format", "json", *paths]).output)
+    assert [p["name"] for p in data] == ["qwen72b-agg", "vllm-p2p-pd"] and data[1]["router"]
+    # One topology with an error: the others are still planned, and the run fails.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "examples" / "vllm-mooncake-p2p-qwen7b.yaml").read_text().replace("replicas: 2", "replicas: -2", 1))
+    mixed = runner.invoke(cli, ["plan", paths[0], str(bad)])
+    assert mixed.exit_code == 1 and mixed.output.startswith("qwen72b-agg: ") and "bad.yaml:" in mixed.output
+
+
+@pytest.mark.parametrize("suffix", [".md", ".mmd"])
+def test_the_diagram_draws_what_will_run(runner, tmp_path, suffix):
+    """--diagram: the router, each role with instances, parallelism and accelerators, the KV
+    path with its transport and size, the infra with its ports, as Mermaid."""
+    out = tmp_path / f"plan{suffix}"
+    result = runner.invoke(cli, ["plan", str(ROOT / "examples" / "ack-vllm-mooncake-v0-qwen7b.yaml"), "--diagram", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith(f"diagram: {out}\n")
+    text = out.read_text()
+    if suffix == ".md":
+        assert text.startswith("# ") and "```mermaid\nflowchart LR\n" in text and text.endswith("```\n")
+    else:
+        assert text.startswith("flowchart LR\n")
+    p = plan(runner, "ack-vllm-mooncake-v0-qwen7b.yaml")
+    prefill = next(r for r in p["roles"] if r["role"] == "prefill")
+    assert f'prefill["prefill x{prefill["instances"]}<br/>TP {prefill["tensor"]} · PP 1<br/>1 x A10 per pod"]' in text
+    assert "clients --> router" in text and "router --> prefill" in text and "router --> decode" in text
+    kv = p["kvTransfer"]
+    assert (f'prefill == "KV cache (v0-etcd)<br/>{kv["protocol"]}, {kv["bytesPerRequest"] / GIB:.2f} GiB per '
+            f'{kv["promptTokens"]}-token prompt" ==> decode') in text
+    for infra in p["infra"]:
+        assert f'{infra["service"]}[("{infra["service"]}<br/>bundled' in text and f"decode -.- {infra['service']}" in text
+
+
+def test_the_diagram_of_an_aggregated_topology_has_no_kv_path(runner, tmp_path):
+    out = tmp_path / "agg.mmd"
+    assert runner.invoke(cli, ["plan", str(ROOT / "examples" / "qwen72b-tp8-aggregated.yaml"), "--diagram",
+                               str(out)]).exit_code == 0
+    text = out.read_text()
+    assert "clients --> server" in text and "KV cache" not in text and "router" not in text
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--diagram", "x.svg"], "write .md (Markdown with a mermaid block) or .mmd (Mermaid)"),
+    (["--diagram", "x.md", "EXTRA"], "--diagram draws one topology"),
+])
+def test_diagram_usage_errors(runner, tmp_path, args, message):
+    example = str(ROOT / "examples" / "qwen72b-tp8-aggregated.yaml")
+    args = [example if a == "EXTRA" else (str(tmp_path / a) if a.startswith("x.") else a) for a in args]
+    result = runner.invoke(cli, ["plan", example, *args])
+    assert result.exit_code == 2 and message in result.output
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_the_readmes_picture_is_the_diagram_pdgen_draws(runner, tmp_path):
+    out = tmp_path / "p.mmd"
+    assert runner.invoke(cli, ["plan", str(ROOT / "examples" / "vllm-mooncake-p2p-qwen7b.yaml"), "--diagram",
+                               str(out)]).exit_code == 0
+    assert f"```mermaid\n{out.read_text()}```\n" in (ROOT / "README.md").read_text()
