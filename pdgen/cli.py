@@ -356,6 +356,71 @@ def explain_cmd(path: str, fmt: str) -> None:
     click.echo(explain_report.render(fmt, field), nl=False)
 
 
+@cli.command("init", epilog=EXIT_CODES_HELP)
+@click.option("--backend", required=True,
+              help="The serving stack: sglang-mooncake, vllm-mooncake, dynamo or ascend-yuanrong.")
+@click.option("--model", required=True, help="Hugging Face id of the model, e.g. Qwen/Qwen2.5-7B-Instruct.")
+@click.option("--accelerator", required=True, help="Accelerator product, e.g. A10, L20, H100, Ascend910B.")
+@click.option("--name", help="Release name (default: from the model, with -pd or -agg).")
+@click.option("--variant", "variants", multiple=True, metavar="KEY=VALUE",
+              help="A spec.variant choice (repeatable), e.g. connector=store; pdgen explain spec.variant lists them.")
+@click.option("--aggregated", is_flag=True, help="One server role instead of prefill and decode (the baseline).")
+@click.option("--prefill", type=click.IntRange(min=1), default=1, show_default=True, help="Prefill instances.")
+@click.option("--decode", type=click.IntRange(min=1), default=1, show_default=True, help="Decode instances.")
+@click.option("--replicas", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Server instances (--aggregated).")
+@click.option("--tp", type=click.IntRange(min=1), help="Tensor parallelism per instance (default: the smallest of "
+              "1, 2, 4, 8 the model fits with on the accelerator).")
+@click.option("--transport", type=click.Choice(["tcp", "rdma"]), default="tcp", show_default=True,
+              help="How the KV cache travels between prefill and decode.")
+@click.option("--rdma-resource", help="With --transport rdma: the RDMA device plugin's resource, e.g. rdma/hca.")
+@click.option("--pvc", metavar="CLAIM[/SUBPATH]", help="The weights are on an existing PVC.")
+@click.option("--host-path", metavar="PATH", help="The weights are in this directory on every node.")
+@click.option("--download", type=click.Choice(["hf", "modelscope"]),
+              help="Download the weights into a new PVC first (the default, from hf).")
+@click.option("--credentials-secret", metavar="NAME", help="Secret with the download's token (gated models).")
+@click.option("-o", "--output", default="-", show_default=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="Where to write the topology (- for standard output).")
+@click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
+def init_cmd(backend: str, model: str, accelerator: str, name: str | None, variants: tuple[str, ...],
+             aggregated: bool, prefill: int,
+             decode: int, replicas: int, tp: int | None, transport: str, rdma_resource: str | None,
+             pvc: str | None, host_path: str | None, download: str | None, credentials_secret: str | None,
+             output: str, force: bool) -> None:
+    """Write a commented topology for a model on an accelerator, validated before it is
+    written: nothing is written when it has errors (they are printed, exit 1)."""
+    from pdgen import backends, fsutil
+    from pdgen import init as initializer
+
+    if backend not in backends.BACKENDS:
+        raise click.BadParameter(f"{backend!r} is not one of {', '.join(sorted(backends.BACKENDS))}",
+                                 param_hint="--backend")
+    pairs = [v.partition("=") for v in variants]
+    if any(not k or not sep or not val for k, sep, val in pairs):
+        raise click.BadParameter("write KEY=VALUE, e.g. connector=store", param_hint="--variant")
+    if sum(x is not None for x in (pvc, host_path, download)) > 1:
+        raise click.UsageError("give one of --pvc, --host-path and --download")
+    if output != "-" and os.path.exists(output) and not force:
+        raise click.UsageError(f"{output} exists; --force overwrites it")
+    choices = initializer.Choices(backend=backend, model=model, accelerator=accelerator, name=name,
+                                  aggregated=aggregated, prefill=prefill, decode=decode, replicas=replicas, tp=tp,
+                                  transport=transport, rdma_resource=rdma_resource, pvc=pvc, host_path=host_path,
+                                  download=download, credentials_secret=credentials_secret,
+                                  variant=tuple((k, v) for k, _, v in pairs))
+    text, result = initializer.compose(choices, output if output != "-" else "topology.yaml")
+    if result.has_errors:
+        click.echo(reporters.render("text", [result]), nl=False, err=True)
+        sys.exit(EXIT_FINDINGS)
+    if output == "-":
+        click.echo(text, nl=False)
+    else:
+        fsutil.write_atomic(output, text.encode())
+    for finding in result.findings:  # warnings and info: it is written, and they say what to look at
+        click.echo(reporters.text_line(finding), err=True)
+    if output != "-":
+        click.echo(f"wrote {output}; next: pdgen plan {output}", err=True)
+
+
 @cli.command("schema")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="Write the schema to this file instead of standard output.")
