@@ -171,21 +171,17 @@ def plan_cmd(topologies: tuple[str, ...], fmt: str, model_config: str | None, pr
     accelerator (weights / KV / headroom), KV bytes per token and per request, KV transfer
     time, infra and ports; each derived value with its formula. With several topologies,
     one plan after another (--format json: a list)."""
-    from pdgen import fsutil, plan
+    from pdgen import plan
     from pdgen.reporters import plan as plan_report
 
     if diagram and len(topologies) != 1:
         raise click.UsageError("--diagram draws one topology; give one, or run plan once per topology")
     if diagram and not diagram.endswith(plan_report.DIAGRAM_FORMATS):
         raise click.UsageError(f"--diagram {diagram}: write .md (Markdown with a mermaid block) or .mmd (Mermaid)")
-    plans = [plan.explain(t, model_config=model_config, prompt_tokens=prompt_tokens, bandwidth_gbps=bandwidth_gbps)
-             for t in topologies]
-    click.echo(plan_report.render_all(fmt, plans), nl=False)
-    if diagram and plans[0][1] is not None:  # a topology with errors has no plan to draw
-        fsutil.write_atomic(diagram, plan_report.diagram(plans[0][1], diagram).encode())
-        if fmt == "text":
-            click.echo(f"diagram: {diagram}")
-    sys.exit(finish([result for result, _ in plans]))
+    plans = plan.explain_all(list(topologies), model_config=model_config, prompt_tokens=prompt_tokens,
+                             bandwidth_gbps=bandwidth_gbps, diagram=diagram)
+    click.echo(plan_report.render_all(fmt, plans, diagram), nl=False)
+    sys.exit(finish(plan.results(plans)))
 
 
 @cli.command("preflight", epilog=EXIT_CODES_HELP)
@@ -383,42 +379,26 @@ def explain_cmd(path: str, fmt: str) -> None:
               help="Where to write the topology (- for standard output).")
 @click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
 def init_cmd(backend: str, model: str, accelerator: str, name: str | None, variants: tuple[str, ...],
-             aggregated: bool, prefill: int,
-             decode: int, replicas: int, tp: int | None, transport: str, rdma_resource: str | None,
-             pvc: str | None, host_path: str | None, download: str | None, credentials_secret: str | None,
-             output: str, force: bool) -> None:
+             aggregated: bool, prefill: int, decode: int, replicas: int, tp: int | None, transport: str,
+             rdma_resource: str | None, pvc: str | None, host_path: str | None, download: str | None,
+             credentials_secret: str | None, output: str, force: bool) -> None:
     """Write a commented topology for a model on an accelerator, validated before it is
     written: nothing is written when it has errors (they are printed, exit 1)."""
-    from pdgen import backends, fsutil
     from pdgen import init as initializer
+    from pdgen.reporters import init as init_report
 
-    if backend not in backends.BACKENDS:
-        raise click.BadParameter(f"{backend!r} is not one of {', '.join(sorted(backends.BACKENDS))}",
-                                 param_hint="--backend")
-    pairs = [v.partition("=") for v in variants]
-    if any(not k or not sep or not val for k, sep, val in pairs):
-        raise click.BadParameter("write KEY=VALUE, e.g. connector=store", param_hint="--variant")
-    if sum(x is not None for x in (pvc, host_path, download)) > 1:
-        raise click.UsageError("give one of --pvc, --host-path and --download")
-    if output != "-" and os.path.exists(output) and not force:
-        raise click.UsageError(f"{output} exists; --force overwrites it")
     choices = initializer.Choices(backend=backend, model=model, accelerator=accelerator, name=name,
                                   aggregated=aggregated, prefill=prefill, decode=decode, replicas=replicas, tp=tp,
                                   transport=transport, rdma_resource=rdma_resource, pvc=pvc, host_path=host_path,
-                                  download=download, credentials_secret=credentials_secret,
-                                  variant=tuple((k, v) for k, _, v in pairs))
-    text, result = initializer.compose(choices, output if output != "-" else "topology.yaml")
-    if result.has_errors:
-        click.echo(reporters.render("text", [result]), nl=False, err=True)
-        sys.exit(EXIT_FINDINGS)
-    if output == "-":
-        click.echo(text, nl=False)
-    else:
-        fsutil.write_atomic(output, text.encode())
-    for finding in result.findings:  # warnings and info: it is written, and they say what to look at
-        click.echo(reporters.text_line(finding), err=True)
-    if output != "-":
-        click.echo(f"wrote {output}; next: pdgen plan {output}", err=True)
+                                  download=download, credentials_secret=credentials_secret, variant=variants)
+    problem = initializer.check_choices(choices, output, force)
+    if problem:
+        raise click.UsageError(problem)
+    outcome = initializer.run(choices, output)
+    out, err = init_report.render(outcome)
+    click.echo(out, nl=False)
+    click.echo(err, nl=False, err=True)
+    sys.exit(finish([outcome.result]))
 
 
 @cli.command("schema")

@@ -8,6 +8,7 @@ head divisibility, from the model catalog), the rest is left to the schema's def
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -38,7 +39,7 @@ class Choices:
     download: str | None = None  # hf, modelscope
     download_size: str = "200Gi"
     credentials_secret: str | None = None
-    variant: tuple[tuple[str, str], ...] = ()  # spec.variant keys, e.g. (("connector", "store"),)
+    variant: tuple[str, ...] = ()  # spec.variant choices as KEY=VALUE, e.g. ("connector=store",)
 
 
 def default_name(model: str, aggregated: bool) -> str:
@@ -79,7 +80,8 @@ def text(c: Choices, tp: int) -> str:
         "spec:",
         f"  backend: {c.backend}  # {b.summary}",
         f"  mode: {'aggregated' if c.aggregated else 'disaggregated'}",
-        *(["  variant:"] + [f"    {k}: {v}" for k, v in c.variant] if c.variant else []),
+        *(["  variant:"] + [f"    {k}: {v}" for k, _, v in (x.partition("=") for x in c.variant)] if c.variant
+          else []),
         "  model:",
         f"    name: {c.model}{about}",
         "    source:",
@@ -108,3 +110,36 @@ def compose(c: Choices, file: str = "topology.yaml") -> tuple[str, FileResult]:
         if not any(f.rule in TP_RULES for f in result.findings if f.level.value == "error"):
             break
     return body, result
+
+
+def check_choices(c: Choices, output: str, force: bool) -> str | None:
+    """What makes the command line itself wrong (a usage error), or None."""
+    if c.backend not in backends.BACKENDS:
+        return f"--backend {c.backend!r} is not one of {', '.join(sorted(backends.BACKENDS))}"
+    if any(not k or not v for k, _, v in (x.partition("=") for x in c.variant)):
+        return "--variant: write KEY=VALUE, e.g. connector=store"
+    if sum(x is not None for x in (c.pvc, c.host_path, c.download)) > 1:
+        return "give one of --pvc, --host-path and --download"
+    if output != "-" and os.path.exists(output) and not force:
+        return f"{output} exists; --force overwrites it"
+    return None
+
+
+@dataclass
+class Outcome:
+    text: str
+    result: FileResult
+    output: str                  # "-" for standard output
+    written: bool = False
+
+
+def run(c: Choices, output: str) -> Outcome:
+    """Compose, validate, and write ``output`` (atomically) unless the topology has errors."""
+    from pdgen import fsutil
+
+    text_, result = compose(c, output if output != "-" else "topology.yaml")
+    outcome = Outcome(text_, result, output)
+    if not result.has_errors and output != "-":
+        fsutil.write_atomic(output, text_.encode())
+        outcome.written = True
+    return outcome

@@ -33,6 +33,8 @@ class ModelFacts:
     kv_lora_rank: int = 0
     qk_rope_head_dim: int = 0
     kv_dtype_bytes: int = 2
+    experts: int = 0              # routed experts (mixture of experts); 0 for a dense model
+    experts_per_token: int = 0
     source: str = "pdgen model catalog"
     params_estimated: bool = False
 
@@ -57,6 +59,7 @@ class ModelFacts:
 def _catalog() -> dict:
     data = json.loads(resources.files("pdgen").joinpath("data/models.json").read_text(encoding="utf-8"))
     data.pop("_comment", None)
+    data.pop("_sources", None)
     return data
 
 
@@ -97,7 +100,8 @@ def from_hf_config(path: str, name: str) -> ModelFacts:
         dtype_bytes=DTYPE_BYTES.get(c.get("torch_dtype", "bfloat16"), 2),
         max_context=c.get("max_position_embeddings", 0), kv="mla" if mla else "gqa",
         kv_lora_rank=c.get("kv_lora_rank") or 0, qk_rope_head_dim=c.get("qk_rope_head_dim") or 0,
-        source=path, params_estimated=True)
+        experts=c.get("n_routed_experts") or c.get("num_experts") or 0,
+        experts_per_token=c.get("num_experts_per_tok") or 0, source=path, params_estimated=True)
 
 
 def accelerator_gib(accelerator: dict) -> float | None:

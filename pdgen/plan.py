@@ -43,6 +43,23 @@ def explain(path: str, *, model_config: str | None = None, prompt_tokens: int | 
                          bandwidth_gbps=bandwidth_gbps, scraped=scraped)
 
 
+def explain_all(paths: list[str], *, model_config: str | None = None, prompt_tokens: int | None = None,
+                bandwidth_gbps: float | None = None, diagram: str | None = None) -> list[tuple[FileResult, dict | None]]:
+    """explain() for each topology; with ``diagram``, the first one's drawn into that file
+    (.md or .mmd), when it has a plan."""
+    plans = [explain(p, model_config=model_config, prompt_tokens=prompt_tokens, bandwidth_gbps=bandwidth_gbps)
+             for p in paths]
+    if diagram and plans and plans[0][1] is not None:
+        from pdgen import fsutil
+        from pdgen.reporters import plan as plan_report
+        fsutil.write_atomic(diagram, plan_report.diagram(plans[0][1], diagram).encode())
+    return plans
+
+
+def results(plans: list[tuple[FileResult, dict | None]]) -> list[FileResult]:
+    return [result for result, _ in plans]
+
+
 def build(t: dict, compiled_values: dict, *, model: models.ModelFacts | None, prompt_tokens: int | None = None,
           bandwidth_gbps: float | None = None, scraped: dict | None = None) -> dict:
     """The plan of a validated topology as plain data, from its effective form (defaults
@@ -66,7 +83,9 @@ def build(t: dict, compiled_values: dict, *, model: models.ModelFacts | None, pr
     if model:
         plan["model"] = {"name": model.name, "paramsB": model.params_b, "paramsEstimated": model.params_estimated,
                          "source": model.source, "kvBytesPerToken": model.kv_bytes_per_token(),
-                         "kvFormula": model.kv_formula()}
+                         "kvFormula": model.kv_formula(),
+                         **({"experts": model.experts, "expertsPerToken": model.experts_per_token} if model.experts
+                            else {})}
     total = 0
     for role in ("prefill", "decode", "server"):
         if role not in spec:

@@ -21,14 +21,18 @@ def render(fmt: str, result: FileResult, plan: dict | None) -> str:
     return text(plan, result.findings)
 
 
-def render_all(fmt: str, plans: list[tuple[FileResult, dict | None]]) -> str:
+def render_all(fmt: str, plans: list[tuple[FileResult, dict | None]], diagram: str | None = None) -> str:
     """Several topologies' plans: one after another (text), or a JSON list; one topology's
-    output is render()'s."""
+    output is render()'s. ``diagram``: the file the first plan was drawn into (text says so)."""
     if len(plans) == 1:
-        return render(fmt, *plans[0])
-    if fmt == "json":
-        return "[\n" + ",\n".join(render(fmt, *p).rstrip("\n") for p in plans) + "\n]\n"
-    return "\n".join(render(fmt, *p) for p in plans)
+        out = render(fmt, *plans[0])
+    elif fmt == "json":
+        out = "[\n" + ",\n".join(render(fmt, *p).rstrip("\n") for p in plans) + "\n]\n"
+    else:
+        out = "\n".join(render(fmt, *p) for p in plans)
+    if diagram and fmt == "text" and plans and plans[0][1] is not None:
+        out += f"diagram: {diagram}\n"
+    return out
 
 
 def _g(value: float | None) -> str:
@@ -41,8 +45,9 @@ def text(plan: dict, findings: list | None = None) -> str:
     model = plan.get("model")
     if model:
         est = " (estimated from config.json)" if model["paramsEstimated"] else ""
-        out.append(f"model {model['name']}: {model['paramsB']}B params{est}; KV {model['kvBytesPerToken']:,} B/token "
-                   f"= {model['kvFormula']}")
+        moe = f" (MoE: {model['experts']} experts, {model['expertsPerToken']} per token)" if model.get("experts") else ""
+        out.append(f"model {model['name']}: {model['paramsB']}B params{est}{moe}; KV {model['kvBytesPerToken']:,} "
+                   f"B/token = {model['kvFormula']}")
     else:
         out.append("model: not in pdgen's catalog; pass --model-config config.json for memory sizing")
     a = plan["accelerator"]

@@ -74,7 +74,8 @@ def test_aggregated_gets_a_server_role_and_a_download_warns_when_gated(runner):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--backend", "vllm"], "'vllm' is not one of ascend-yuanrong, dynamo, sglang-mooncake, vllm-mooncake"),
+    (["--backend", "vllm"], "--backend 'vllm' is not one of ascend-yuanrong, dynamo, sglang-mooncake, vllm-mooncake"),
+    (["--variant", "store"], "--variant: write KEY=VALUE, e.g. connector=store"),
     (["--pvc", "a", "--host-path", "/m"], "give one of --pvc, --host-path and --download"),
 ])
 def test_usage_errors(runner, args, message):

@@ -9,7 +9,7 @@ import pytest
 
 from pdgen import models, rules
 from pdgen.cli import cli
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, ROOT
 
 RULE_DIRS = sorted(p for p in (FIXTURES / "rules").iterdir() if p.is_dir())
 
@@ -57,6 +57,12 @@ def test_rule_fixtures(directory, runner, monkeypatch):
     ("Qwen/Qwen2.5-72B-Instruct", 80 * 8 * 128 * 2 * 2),     # 327,680
     ("meta-llama/Llama-2-70b-hf", 80 * 8 * 128 * 2 * 2),
     ("deepseek-ai/DeepSeek-R1", 61 * (512 + 64) * 2),        # 70,272: MLA, one latent per token
+    ("deepseek-ai/DeepSeek-V3", 61 * (512 + 64) * 2),
+    ("meta-llama/Llama-3.1-8B-Instruct", 32 * 8 * 128 * 2 * 2),   # 131,072
+    ("meta-llama/Llama-3.1-70B-Instruct", 80 * 8 * 128 * 2 * 2),  # 327,680
+    ("Qwen/Qwen3-8B", 36 * 8 * 128 * 2 * 2),                 # 147,456
+    ("Qwen/Qwen3-30B-A3B", 48 * 4 * 128 * 2 * 2),            # 98,304: MoE, attention as a dense model's
+    ("Qwen/Qwen3-235B-A22B", 94 * 4 * 128 * 2 * 2),          # 192,512
 ])
 def test_kv_bytes_per_token_hand_computed(name, per_token):
     assert models.lookup(name).kv_bytes_per_token() == per_token
@@ -154,8 +160,8 @@ def test_an_unknown_model_says_which_rules_did_not_run_and_a_gated_download_need
 
     doc = {"apiVersion": "pdgen.io/v1alpha1", "kind": "Topology", "metadata": {"name": "demo"},
            "spec": {"backend": "vllm-mooncake",
-                    "model": {"name": "meta-llama/Llama-3.1-8B-Instruct",
-                              "source": {"download": {"from": "hf", "uri": "meta-llama/Llama-3.1-8B-Instruct",
+                    "model": {"name": "meta-llama/Llama-3.2-3B-Instruct",
+                              "source": {"download": {"from": "hf", "uri": "meta-llama/Llama-3.2-3B-Instruct",
                                                       "storage": {"size": "40Gi"}}}},
                     "accelerator": {"product": "L20"}, "prefill": {}, "decode": {}}}
     path = tmp_path / "t.yaml"
@@ -163,10 +169,10 @@ def test_an_unknown_model_says_which_rules_did_not_run_and_a_gated_download_need
     out = runner.invoke(cli, ["validate", str(path)])
     lines = out.output.splitlines()
     assert out.exit_code == 0, out.output
-    assert lines[0].endswith("info: $.spec.model.name: meta-llama/Llama-3.1-8B-Instruct is not in pdgen's model "
+    assert lines[0].endswith("info: $.spec.model.name: meta-llama/Llama-3.2-3B-Instruct is not in pdgen's model "
                              "catalog: model-heads and model-fit did not run; pass --model-config with the model's "
                              "config.json to run them [rules.skipped]")
-    assert ": warning: $.spec.model.source.download.uri: meta-llama/Llama-3.1-8B-Instruct is gated" in lines[1]
+    assert ": warning: $.spec.model.source.download.uri: meta-llama/Llama-3.2-3B-Instruct is gated" in lines[1]
     assert lines[-1] == "Summary: 1 file - valid: 1, invalid: 0 (0 errors, 1 warning)"
     assert runner.invoke(cli, ["validate", "--strict", str(path)]).exit_code == 1  # the warning
     doc["spec"]["model"]["source"]["download"]["credentialsSecret"] = {"name": "hf-token"}
@@ -180,3 +186,25 @@ def test_an_unknown_model_says_which_rules_did_not_run_and_a_gated_download_need
                                   "torch_dtype": "bfloat16", "vocab_size": 128256, "intermediate_size": 14336}))
     known = runner.invoke(cli, ["validate", "--model-config", str(config), str(path)])
     assert known.exit_code == 0 and "rules.skipped" not in known.output, known.output
+
+
+def test_the_catalog_cites_where_each_added_models_facts_come_from():
+    import json
+
+    from pdgen.models import _catalog
+    raw = json.loads((ROOT / "pdgen" / "data" / "models.json").read_text())
+    for name, cited in raw["_sources"].items():
+        assert name in _catalog() and "config.json" in cited, name
+    moe = {name: (f.experts, f.experts_per_token) for name in _catalog() if (f := models.lookup(name)).experts}
+    assert moe == {"deepseek-ai/DeepSeek-R1": (256, 8), "deepseek-ai/DeepSeek-V3": (256, 8),
+                   "Qwen/Qwen3-30B-A3B": (128, 8), "Qwen/Qwen3-235B-A22B": (128, 8)}
+
+
+def test_a_moe_config_json_gives_its_experts(tmp_path):
+    config = {"num_hidden_layers": 48, "hidden_size": 2048, "num_attention_heads": 32, "num_key_value_heads": 4,
+              "head_dim": 128, "num_experts": 128, "num_experts_per_tok": 8, "moe_intermediate_size": 768,
+              "vocab_size": 151936, "max_position_embeddings": 40960}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    facts = models.from_hf_config(str(path), "my/moe")
+    assert (facts.experts, facts.experts_per_token) == (128, 8) and facts.kv_bytes_per_token() == 98_304
