@@ -6,13 +6,18 @@ checked by values.schema.json).
 {{- $v := .Values -}}
 {{- $other := ternary "vllm-runtime" "sglang-runtime" (eq $v.variant.engine "sglang") -}}
 {{- if contains $other $v.image.repository -}}
-{{- fail (printf "variant.engine is %s but image.repository is %s: use the %s-runtime image" $v.variant.engine $v.image.repository $v.variant.engine) -}}
+{{- fail (printf "variant.engine is %s but image.repository is %s: use the %s-runtime image" $v.variant.engine
+    $v.image.repository $v.variant.engine) -}}
 {{- end -}}
 {{- if and (eq $v.deployment.form "workloads") (not $v.infra.etcd.enabled) (not $v.infra.etcd.endpoint) -}}
-{{- fail "Dynamo in the workloads form discovers workers through etcd: set infra.etcd.enabled=true or infra.etcd.endpoint" -}}
+{{- fail
+    (print "Dynamo in the workloads form discovers workers through etcd: set "
+        "infra.etcd.enabled=true or infra.etcd.endpoint") -}}
 {{- end -}}
 {{- if and (eq $v.deployment.form "workloads") (not $v.infra.nats.enabled) (not $v.infra.nats.endpoint) -}}
-{{- fail "Dynamo in the workloads form sends events and KV-router state over NATS: set infra.nats.enabled=true or infra.nats.endpoint" -}}
+{{- fail
+    (print "Dynamo in the workloads form sends events and KV-router state over NATS: set "
+        "infra.nats.enabled=true or infra.nats.endpoint") -}}
 {{- end -}}
 {{- if and $v.frontend.conditionalDisagg.enabled (ne $v.frontend.routerMode "kv") -}}
 {{- fail "frontend.conditionalDisagg needs frontend.routerMode=kv (the frontend decides on cached prefix lengths)" -}}
@@ -24,10 +29,15 @@ checked by values.schema.json).
 {{- fail "frontend.conditionalDisagg needs separate prefill and decode workers (mode disaggregated)" -}}
 {{- end -}}
 {{- if and (eq $v.deployment.form "operator") (ne (int $v.service.port) 8000) -}}
-{{- fail (printf "deployment.form operator: the Dynamo operator fixes the frontend's port, Service port and DYN_HTTP_PORT at 8000 (component_frontend.go); service.port %d cannot be honoured" (int $v.service.port)) -}}
+{{- fail (printf
+    (print "deployment.form operator: the Dynamo operator fixes the frontend's port, Service port and DYN_HTTP_PORT "
+        "at 8000 (component_frontend.go); service.port %d cannot be honoured")
+    (int $v.service.port)) -}}
 {{- end -}}
 {{- if and (eq $v.deployment.form "operator") (or $v.infra.etcd.enabled $v.infra.nats.enabled) -}}
-{{- fail "deployment.form operator uses the Dynamo platform's discovery and NATS: set infra.etcd.enabled=false and infra.nats.enabled=false" -}}
+{{- fail
+    (print "deployment.form operator uses the Dynamo platform's discovery and NATS: set "
+        "infra.etcd.enabled=false and infra.nats.enabled=false") -}}
 {{- end -}}
 {{- end -}}
 
@@ -86,36 +96,57 @@ Every flag exists in Dynamo 1.6.1 (tests/charts/test_flags.py).
 {{- $v := .root.Values -}}
 {{- $r := .role -}}
 {{- $kv := eq $v.frontend.routerMode "kv" -}}
-{{- $events := dict "publisher" "zmq" "topic" "kv-events" "endpoint" (printf "tcp://*:%d" (int $v.ports.kvEvents)) "enable_kv_cache_events" true -}}
+{{- $events := dict "publisher" "zmq" "topic" "kv-events" "endpoint" (printf "tcp://*:%d"
+    (int $v.ports.kvEvents)) "enable_kv_cache_events" true -}}
 {{- $cmd := list "python3" "-m" (printf "dynamo.%s" $v.variant.engine) -}}
 {{- if eq $v.variant.engine "vllm" -}}
-{{- $cmd = concat $cmd (list "--model" $v.model.path "--served-model-name" $v.model.servedName "--tensor-parallel-size" ($r.tensorParallel | toString)) -}}
-{{- if gt (int $r.pipelineParallel) 1 }}{{ $cmd = concat $cmd (list "--pipeline-parallel-size" ($r.pipelineParallel | toString)) }}{{ end -}}
-{{- if gt (int $r.dataParallel) 1 }}{{ $cmd = concat $cmd (list "--data-parallel-size" ($r.dataParallel | toString)) }}{{ end -}}
-{{- if gt (int $v.model.maxModelLen) 0 }}{{ $cmd = concat $cmd (list "--max-model-len" ($v.model.maxModelLen | toString)) }}{{ end -}}
+{{- $cmd = concat $cmd (list "--model" $v.model.path "--served-model-name" $v.model.servedName "--tensor-parallel-size"
+    ($r.tensorParallel | toString)) -}}
+{{- if gt (int $r.pipelineParallel) 1 -}}
+{{- $cmd = concat $cmd (list "--pipeline-parallel-size" ($r.pipelineParallel | toString)) -}}
+{{- end -}}
+{{- if gt (int $r.dataParallel) 1 -}}
+{{- $cmd = concat $cmd (list "--data-parallel-size" ($r.dataParallel | toString)) -}}
+{{- end -}}
+{{- if gt (int $v.model.maxModelLen) 0 -}}
+{{- $cmd = concat $cmd (list "--max-model-len" ($v.model.maxModelLen | toString)) -}}
+{{- end -}}
 {{- if $v.model.trustRemoteCode }}{{ $cmd = append $cmd "--trust-remote-code" }}{{ end -}}
 {{- if .mode -}}
-{{- $cmd = concat $cmd (list "--disaggregation-mode" .mode "--kv-transfer-config" (toJson (dict "kv_connector" "NixlConnector" "kv_role" "kv_both"))) -}}
+{{- $cmd = concat $cmd (list "--disaggregation-mode" .mode "--kv-transfer-config" (toJson
+    (dict "kv_connector" "NixlConnector" "kv_role" "kv_both"))) -}}
 {{- end -}}
 {{- if $kv }}{{ $cmd = concat $cmd (list "--enable-prefix-caching" "--kv-events-config" (toJson $events)) }}{{ end -}}
 {{- if and (gt (int $r.nodesPerInstance) 1) (not .operator) -}}
-{{- $cmd = concat $cmd (list "--nnodes" "$(LWS_GROUP_SIZE)" "--node-rank" "$(LWS_WORKER_INDEX)" "--master-addr" "$(LWS_LEADER_ADDRESS)" "--master-port" ($v.ports.distInit | toString)) -}}
+{{- $cmd = concat $cmd (list "--nnodes" "$(LWS_GROUP_SIZE)" "--node-rank" "$(LWS_WORKER_INDEX)" "--master-addr"
+    "$(LWS_LEADER_ADDRESS)" "--master-port" ($v.ports.distInit | toString)) -}}
 {{- if .worker }}{{ $cmd = append $cmd "--headless" }}{{ end -}}
 {{- end -}}
 {{- else -}}
-{{- $cmd = concat $cmd (list "--model-path" $v.model.path "--served-model-name" $v.model.servedName "--tp-size" ($r.tensorParallel | toString) "--host" "0.0.0.0" "--skip-tokenizer-init") -}}
+{{- $cmd = concat $cmd (list "--model-path" $v.model.path "--served-model-name" $v.model.servedName "--tp-size"
+    ($r.tensorParallel | toString) "--host" "0.0.0.0" "--skip-tokenizer-init") -}}
 {{- if gt (int $r.dataParallel) 1 }}{{ $cmd = concat $cmd (list "--dp-size" ($r.dataParallel | toString)) }}{{ end -}}
-{{- if gt (int $r.pipelineParallel) 1 }}{{ $cmd = concat $cmd (list "--pp-size" ($r.pipelineParallel | toString)) }}{{ end -}}
-{{- if gt (int $v.model.maxModelLen) 0 }}{{ $cmd = concat $cmd (list "--context-length" ($v.model.maxModelLen | toString)) }}{{ end -}}
+{{- if gt (int $r.pipelineParallel) 1 -}}
+{{- $cmd = concat $cmd (list "--pp-size" ($r.pipelineParallel | toString)) -}}
+{{- end -}}
+{{- if gt (int $v.model.maxModelLen) 0 -}}
+{{- $cmd = concat $cmd (list "--context-length" ($v.model.maxModelLen | toString)) -}}
+{{- end -}}
 {{- if $v.model.trustRemoteCode }}{{ $cmd = append $cmd "--trust-remote-code" }}{{ end -}}
 {{- if .mode -}}
 {{- /* A fixed bootstrap port and --host 0.0.0.0: without them decode cannot reach prefill on Kubernetes. */ -}}
-{{- $cmd = concat $cmd (list "--disaggregation-mode" .mode "--disaggregation-transfer-backend" "nixl" "--disaggregation-bootstrap-port" ($v.ports.bootstrap | toString)) -}}
-{{- if and (eq $v.transport.protocol "rdma") $v.transport.rdma.devices }}{{ $cmd = concat $cmd (list "--disaggregation-ib-device" (join "," $v.transport.rdma.devices)) }}{{ end -}}
+{{- $cmd = concat $cmd (list "--disaggregation-mode" .mode "--disaggregation-transfer-backend" "nixl"
+    "--disaggregation-bootstrap-port" ($v.ports.bootstrap | toString)) -}}
+{{- if and (eq $v.transport.protocol "rdma") $v.transport.rdma.devices -}}
+{{- $cmd = concat $cmd (list "--disaggregation-ib-device" (join "," $v.transport.rdma.devices)) -}}
 {{- end -}}
-{{- if $kv }}{{ $cmd = concat $cmd (list "--kv-events-config" (toJson (omit $events "enable_kv_cache_events"))) }}{{ end -}}
+{{- end -}}
+{{- if $kv -}}
+{{- $cmd = concat $cmd (list "--kv-events-config" (toJson (omit $events "enable_kv_cache_events"))) -}}
+{{- end -}}
 {{- if and (gt (int $r.nodesPerInstance) 1) (not .operator) -}}
-{{- $cmd = concat $cmd (list "--dist-init-addr" (printf "$(LWS_LEADER_ADDRESS):%d" (int $v.ports.distInit)) "--nnodes" "$(LWS_GROUP_SIZE)" "--node-rank" "$(LWS_WORKER_INDEX)") -}}
+{{- $cmd = concat $cmd (list "--dist-init-addr" (printf "$(LWS_LEADER_ADDRESS):%d"
+    (int $v.ports.distInit)) "--nnodes" "$(LWS_GROUP_SIZE)" "--node-rank" "$(LWS_WORKER_INDEX)") -}}
 {{- end -}}
 {{- end -}}
 {{- toYaml $cmd -}}
@@ -128,26 +159,41 @@ dynamo.worker: a worker workload (workloads form). Parameters: root, component, 
 {{- $v := .root.Values -}}
 {{- $role := index $v .component -}}
 {{- $ports := list (dict "name" "system" "containerPort" (int $v.ports.system)) -}}
-{{- if and (eq $v.variant.engine "sglang") (eq .mode "prefill") }}{{ $ports = append $ports (dict "name" "bootstrap" "containerPort" (int $v.ports.bootstrap)) }}{{ end -}}
-{{- if eq $v.frontend.routerMode "kv" }}{{ $ports = append $ports (dict "name" "kv-events" "containerPort" (int $v.ports.kvEvents)) }}{{ end -}}
-{{- $env := concat (include "dynamo.workerEnv" .root | fromYamlArray) (include "dynamo.drainEnv" (dict "role" $role) | fromYamlArray) -}}
+{{- if and (eq $v.variant.engine "sglang") (eq .mode "prefill") -}}
+{{- $ports = append $ports (dict "name" "bootstrap" "containerPort" (int $v.ports.bootstrap)) -}}
+{{- end -}}
+{{- if eq $v.frontend.routerMode "kv" -}}
+{{- $ports = append $ports (dict "name" "kv-events" "containerPort" (int $v.ports.kvEvents)) -}}
+{{- end -}}
+{{- $env := concat (include "dynamo.workerEnv" .root | fromYamlArray) (include "dynamo.drainEnv" (dict "role" $role)
+    | fromYamlArray) -}}
 {{- $drain := dict "selfDrain" true "selfDrainGrace" (int (include "dynamo.leaveSeconds" .)) -}}
 {{- $leaderCmd := include "dynamo.workerCommand" (dict "root" .root "role" $role "mode" .mode) | fromYamlArray -}}
-{{- $workerCmd := include "dynamo.workerCommand" (dict "root" .root "role" $role "mode" .mode "worker" true) | fromYamlArray -}}
+{{- $workerCmd := include "dynamo.workerCommand" (dict "root" .root "role" $role "mode" .mode "worker" true)
+    | fromYamlArray -}}
 {{- $accel := int $role.acceleratorsPerPod -}}
-{{- $startup := dict "httpGet" (dict "path" "/live" "port" "system") "periodSeconds" 10 "failureThreshold" 360 "timeoutSeconds" 5 -}}
-{{- $ready := dict "httpGet" (dict "path" "/health" "port" "system") "periodSeconds" 10 "failureThreshold" 3 "timeoutSeconds" 5 -}}
-{{- $live := dict "httpGet" (dict "path" "/live" "port" "system") "periodSeconds" 30 "failureThreshold" 5 "timeoutSeconds" 10 -}}
-{{- $leader := merge (dict "command" (slice $leaderCmd 0 3) "args" (slice $leaderCmd 3) "env" $env "ports" $ports "accelerators" $accel "startupProbe" $startup "readinessProbe" $ready "livenessProbe" $live) $drain -}}
-{{- $worker := merge (dict "command" (slice $workerCmd 0 3) "args" (slice $workerCmd 3) "env" $env "accelerators" $accel) $drain -}}
-{{- include "pd-common.engineWorkload" (dict "root" .root "component" .component "role" $role "leader" $leader "worker" $worker "ports" $ports) -}}
+{{- $startup := dict "httpGet" (dict "path" "/live" "port" "system") "periodSeconds" 10 "failureThreshold" 360
+    "timeoutSeconds" 5 -}}
+{{- $ready := dict "httpGet" (dict "path" "/health" "port" "system") "periodSeconds" 10 "failureThreshold" 3
+    "timeoutSeconds" 5 -}}
+{{- $live := dict "httpGet" (dict "path" "/live" "port" "system") "periodSeconds" 30 "failureThreshold" 5
+    "timeoutSeconds" 10 -}}
+{{- $leader := merge (dict "command" (slice $leaderCmd 0 3) "args"
+    (slice $leaderCmd 3) "env" $env "ports" $ports "accelerators" $accel "startupProbe" $startup "readinessProbe" $ready
+    "livenessProbe" $live) $drain -}}
+{{- $worker := merge (dict "command" (slice $workerCmd 0 3) "args"
+    (slice $workerCmd 3) "env" $env "accelerators" $accel) $drain -}}
+{{- include "pd-common.engineWorkload" (dict "root" .root "component" .component "role" $role "leader" $leader "worker"
+    $worker "ports" $ports) -}}
 {{- end -}}
 
 {{- define "dynamo.frontendArgs" -}}
 {{- include "dynamo.check" . -}}
 {{- $v := .Values -}}
-{{- $args := list "--http-host" "0.0.0.0" "--http-port" ($v.service.port | toString) "--router-mode" $v.frontend.routerMode -}}
-{{- $replicas := ternary (int (dig "autoscaling" "maxReplicas" 1 $v.frontend)) (int $v.frontend.replicas) (dig "autoscaling" "enabled" false $v.frontend) -}}
+{{- $args := list "--http-host" "0.0.0.0" "--http-port" ($v.service.port
+    | toString) "--router-mode" $v.frontend.routerMode -}}
+{{- $replicas := ternary (int (dig "autoscaling" "maxReplicas" 1 $v.frontend)) (int $v.frontend.replicas)
+    (dig "autoscaling" "enabled" false $v.frontend) -}}
 {{- if and (eq $v.frontend.routerMode "kv") (gt $replicas 1) -}}
 {{- /* Each kv-mode frontend otherwise keeps its own view of active blocks
        (dynamo.frontend 1.6.1 --router-replica-sync: "best-effort active-sequence
@@ -156,7 +202,8 @@ dynamo.worker: a worker workload (workloads form). Parameters: root, component, 
 {{- end -}}
 {{- $c := $v.frontend.conditionalDisagg -}}
 {{- if $c.enabled -}}
-{{- $config := dict "policy" "isl_bounding" "eff_isl_threshold" (int $c.effIslThreshold) "eff_isl_ratio_threshold" $c.effIslRatioThreshold -}}
+{{- $config := dict "policy" "isl_bounding" "eff_isl_threshold"
+    (int $c.effIslThreshold) "eff_isl_ratio_threshold" $c.effIslRatioThreshold -}}
 {{- $args = concat $args (list "--router-conditional-disagg" "--router-conditional-disagg-config" (toJson $config)) -}}
 {{- end -}}
 {{- toYaml $args -}}
@@ -191,12 +238,16 @@ Parameters: root, parts, role (for replicas). What the DGD has its own field for
 {{- with $custom }}{{ $_ := set $item "custom" . }}{{ end -}}
 {{- $spec := dict -}}
 {{- with $p.serviceAccountName }}{{ $_ := set $spec "serviceAccountName" . }}{{ end -}}
-{{- if $p.drainSeconds }}{{ $_ := set $spec "terminationGracePeriodSeconds" $p.terminationGracePeriodSeconds }}{{ end -}}
+{{- if $p.drainSeconds -}}
+{{- $_ := set $spec "terminationGracePeriodSeconds" $p.terminationGracePeriodSeconds -}}
+{{- end -}}
 {{- with $p.imagePullSecrets -}}
 {{- $refs := list }}{{ range . }}{{ $refs = append $refs (dict "name" .) }}{{ end -}}
 {{- $_ := set $spec "imagePullSecrets" $refs -}}
 {{- end -}}
-{{- if $p.hostNetwork }}{{ $_ := set $spec "hostNetwork" true }}{{ $_ := set $spec "dnsPolicy" "ClusterFirstWithHostNet" }}{{ end -}}
+{{- if $p.hostNetwork -}}
+{{- $_ := set $spec "hostNetwork" true }}{{ $_ := set $spec "dnsPolicy" "ClusterFirstWithHostNet" -}}
+{{- end -}}
 {{- with $p.initContainers }}{{ $_ := set $spec "initContainers" . }}{{ end -}}
 {{- $volumes := list }}{{ range $p.volumes }}{{ if ne .name "dshm" }}{{ $volumes = append $volumes . }}{{ end }}{{ end -}}
 {{- with $volumes }}{{ $_ := set $spec "volumes" . }}{{ end -}}
@@ -208,7 +259,9 @@ Parameters: root, parts, role (for replicas). What the DGD has its own field for
 {{- with $c.args }}{{ $_ := set $main "args" . }}{{ end -}}
 {{- $mounts := list }}{{ range $c.volumeMounts }}{{ if ne .name "dshm" }}{{ $mounts = append $mounts . }}{{ end }}{{ end -}}
 {{- with $mounts }}{{ $_ := set $main "volumeMounts" . }}{{ end -}}
-{{- if and $p.drainSeconds (not $p.selfDrain) }}{{ $_ := set $main "lifecycle" (include "pd-common.preStop" $p | fromYaml) }}{{ end -}}
+{{- if and $p.drainSeconds (not $p.selfDrain) -}}
+{{- $_ := set $main "lifecycle" (include "pd-common.preStop" $p | fromYaml) -}}
+{{- end -}}
 {{- if $p.rdma }}{{ $_ := set $main "securityContext" (include "pd-common.securityContext" $p | fromYaml) }}
 {{- else if $c.securityContext }}{{ $_ := set $main "securityContext" $c.securityContext }}{{ end -}}
 {{- with $p.podSecurity }}{{ $_ := set $spec "securityContext" . }}{{ end -}}

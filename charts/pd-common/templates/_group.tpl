@@ -64,7 +64,8 @@ root.Values.<component>), podLabels (extra labels for every pod, optional).
 {{- define "pd-common.enginePods" -}}
 {{- $s := .spec -}}
 {{- $role := index .root.Values $s.component -}}
-{{- $base := dict "root" .root "component" $s.component "role" $role "engine" true "containerName" (default $s.component .containerName) -}}
+{{- $base := dict "root" .root "component" $s.component "role" $role "engine" true "containerName"
+    (default $s.component .containerName) -}}
 {{- $multi := gt (int (default 1 $role.nodesPerInstance)) 1 -}}
 {{- $leaderLabels := ternary (dict "pdgen.io/instance-role" "leader") dict $multi -}}
 leader: {{ include "pd-common.podTemplate" (merge (deepCopy $s.leader) $base (dict "podLabels" $leaderLabels)) | fromYaml | toJson }}
@@ -147,7 +148,8 @@ spec:
       replicas: 1
       standalonePattern:
         template:
-          {{- include "pd-common.podTemplate" (merge (deepCopy .pod) (dict "root" $root "component" .component)) | nindent 10 }}
+          {{- include "pd-common.podTemplate" (merge (deepCopy .pod) (dict "root" $root "component" .component))
+              | nindent 10 }}
     {{- end }}
     {{- range .engines }}
     {{- $role := index $v .component }}
@@ -196,7 +198,8 @@ spec:
       dependencies: {{ toJson $engineNames }}
       standalonePattern:
         template:
-          {{- include "pd-common.podTemplate" (merge (deepCopy .) (dict "root" $root "component" "router" "role" $v.router)) | nindent 10 }}
+          {{- include "pd-common.podTemplate" (merge (deepCopy .)
+              (dict "root" $root "component" "router" "role" $v.router)) | nindent 10 }}
       {{- if dig "autoscaling" "enabled" false $v.router }}
       scalingAdapter:
         enable: true
@@ -265,10 +268,14 @@ spec:
     {{- $p := include "pd-common.enginePods" (dict "root" $root "spec" .) | fromYaml }}
     {{- $external := dig "autoscaling" "enabled" false $role }}
     {{- if and $external (gt $slices 1) }}
-    {{- fail (printf "deployment.slices %d: the DisaggregatedSet webhook refuses slices > 1 while a role (%s) autoscales (scaling.mode External)" $slices .component) }}
+    {{- fail (printf
+        (print "deployment.slices %d: the DisaggregatedSet webhook refuses slices > 1 while a "
+            "role (%s) autoscales (scaling.mode External)")
+        $slices .component) }}
     {{- end }}
     {{- if mod (int (default 1 $role.replicas)) $slices }}
-    {{- fail (printf "%s.replicas %d is not a multiple of deployment.slices %d (each slice gets replicas / slices)" .component (int $role.replicas) $slices) }}
+    {{- fail (printf "%s.replicas %d is not a multiple of deployment.slices %d (each slice gets replicas / slices)"
+        .component (int $role.replicas) $slices) }}
     {{- end }}
     - name: {{ .component }}
       {{- if $external }}

@@ -33,7 +33,8 @@ pd-common.infraEndpoint: scheme/host/port of a control-plane service: the bundle
 or the external endpoint. Parameters: root, service (etcd, nats, mooncakeMaster).
 */}}
 {{- define "pd-common.infraEndpoint" -}}
-{{- $defaults := dict "etcd" (list "http" "port" "etcd") "nats" (list "nats" "port" "nats") "mooncakeMaster" (list "" "rpcPort" "mooncake-master") -}}
+{{- $defaults := dict "etcd" (list "http" "port" "etcd") "nats" (list "nats" "port" "nats") "mooncakeMaster"
+    (list "" "rpcPort" "mooncake-master") -}}
 {{- $d := index $defaults .service -}}
 {{- $cfg := index .root.Values.infra .service -}}
 {{- if $cfg.enabled -}}
@@ -41,7 +42,8 @@ scheme: {{ index $d 0 | quote }}
 host: {{ include "pd-common.componentName" (dict "root" .root "component" (index $d 2)) | quote }}
 port: {{ int (index $cfg (index $d 1)) }}
 {{- else -}}
-{{- $raw := required (printf "infra.%s.endpoint is required when the bundled %s is disabled" .service .service) $cfg.endpoint -}}
+{{- $raw := required (printf "infra.%s.endpoint is required when the bundled %s is disabled" .service .service)
+    $cfg.endpoint -}}
 {{- include "pd-common.parseEndpoint" (dict "raw" $raw "scheme" (index $d 0) "port" (index $cfg (index $d 1))) -}}
 {{- end -}}
 {{- end -}}
@@ -93,7 +95,8 @@ for pd-common.podTemplate: command, args, readinessProbe, dataPath).
 {{- $persist := dig "persistence" "enabled" false $cfg -}}
 {{ include "pd-common.service" (merge (dict "ports" (list (first .ports))) $ctx) }}
 ---
-{{ include "pd-common.service" (dict "root" $root "component" .component "ports" .ports "headless" true "name" (printf "%s-peers" $name)) }}
+{{ include "pd-common.service" (dict "root" $root "component" .component "ports" .ports "headless" true "name"
+    (printf "%s-peers" $name)) }}
 ---
 apiVersion: apps/v1
 kind: StatefulSet
@@ -109,11 +112,16 @@ spec:
       {{- include "pd-common.selectorLabels" $ctx | nindent 6 }}
   template:
     {{- $volumes := ternary list (list (dict "name" "data" "emptyDir" dict)) $persist }}
-    {{- $spread := dict "podAntiAffinity" (dict "preferredDuringSchedulingIgnoredDuringExecution" (list (dict "weight" 100 "podAffinityTerm" (dict "topologyKey" "kubernetes.io/hostname" "labelSelector" (dict "matchLabels" (include "pd-common.selectorLabels" $ctx | fromYaml)))))) }}
+    {{- $spread := dict "podAntiAffinity" (dict "preferredDuringSchedulingIgnoredDuringExecution" (list
+        (dict "weight" 100 "podAffinityTerm" (dict "topologyKey" "kubernetes.io/hostname" "labelSelector"
+        (dict "matchLabels" (include "pd-common.selectorLabels" $ctx | fromYaml)))))) }}
     {{- $role := dict "resources" $cfg.resources "affinity" (ternary $spread dict (gt $replicas 1)) }}
     {{- /* etcd (distroless) and nats-server write only their data directory: a non-root user
            (fsGroup makes the data volume its own) and a read-only root. */}}
-    {{- include "pd-common.podTemplate" (merge (dict "root" $root "component" .component "role" $role "image" $cfg.image "ports" .ports "volumes" $volumes "volumeMounts" (list (dict "name" "data" "mountPath" .pod.dataPath)) "runAs" 65532 "readOnlyRoot" true) (omit .pod "dataPath")) | nindent 4 }}
+    {{- include "pd-common.podTemplate" (merge (dict "root" $root "component" .component "role" $role "image" $cfg.image
+        "ports" .ports "volumes" $volumes "volumeMounts" (list
+        (dict "name" "data" "mountPath" .pod.dataPath)) "runAs" 65532 "readOnlyRoot" true) (omit .pod "dataPath"))
+        | nindent 4 }}
   {{- if $persist }}
   volumeClaimTemplates:
     - metadata:
@@ -151,7 +159,9 @@ its own DNS name under the peers Service (etcd's --initial-cluster bootstrapping
 {{- $e := $root.Values.infra.etcd -}}
 {{- if $e.enabled -}}
 {{- if and (gt (int (default 1 $e.replicas)) 1) (not (dig "persistence" "enabled" false $e)) -}}
-{{- fail "infra.etcd.replicas above 1 needs infra.etcd.persistence.enabled: a member restarted on an emptyDir comes back empty and cannot rejoin the cluster (etcd-io/etcd#13509)" -}}
+{{- fail
+    (print "infra.etcd.replicas above 1 needs infra.etcd.persistence.enabled: a member restarted on an emptyDir "
+        "comes back empty and cannot rejoin the cluster (etcd-io/etcd#13509)") -}}
 {{- end -}}
 {{- $name := include "pd-common.componentName" (dict "root" $root "component" "etcd") -}}
 {{- $peers := printf "%s-peers.%s.svc" $name $root.Release.Namespace -}}
@@ -160,8 +170,14 @@ its own DNS name under the peers Service (etcd's --initial-cluster bootstrapping
 {{- $members = append $members (printf "%s-%d=http://%s-%d.%s:2380" $name $i $name $i $peers) -}}
 {{- end -}}
 {{- $ports := list (dict "name" "client" "containerPort" (int $e.port)) (dict "name" "peer" "containerPort" 2380) -}}
-{{- $args := list "--name=$(POD_NAME)" "--data-dir=/var/lib/etcd/data" (printf "--listen-client-urls=http://0.0.0.0:%d" (int $e.port)) (printf "--advertise-client-urls=http://$(POD_NAME).%s:%d" $peers (int $e.port)) "--listen-peer-urls=http://0.0.0.0:2380" (printf "--initial-advertise-peer-urls=http://$(POD_NAME).%s:2380" $peers) (printf "--initial-cluster=%s" (join "," $members)) (printf "--initial-cluster-token=%s" $name) "--initial-cluster-state=new" -}}
-{{- $pod := dict "command" (list "etcd") "args" $args "dataPath" "/var/lib/etcd" "readinessProbe" (dict "tcpSocket" (dict "port" "client") "periodSeconds" 5) -}}
+{{- $args := list "--name=$(POD_NAME)" "--data-dir=/var/lib/etcd/data"
+    (printf "--listen-client-urls=http://0.0.0.0:%d" (int $e.port))
+    (printf "--advertise-client-urls=http://$(POD_NAME).%s:%d" $peers
+    (int $e.port)) "--listen-peer-urls=http://0.0.0.0:2380" (printf
+    "--initial-advertise-peer-urls=http://$(POD_NAME).%s:2380" $peers) (printf "--initial-cluster=%s"
+    (join "," $members)) (printf "--initial-cluster-token=%s" $name) "--initial-cluster-state=new" -}}
+{{- $pod := dict "command" (list "etcd") "args" $args "dataPath" "/var/lib/etcd" "readinessProbe"
+    (dict "tcpSocket" (dict "port" "client") "periodSeconds" 5) -}}
 {{ include "pd-common.infraStatefulSet" (dict "root" $root "component" "etcd" "cfg" $e "ports" $ports "pod" $pod) }}
 {{- end -}}
 {{- end -}}
@@ -183,9 +199,11 @@ in a cluster needs each server's own name (--name).
 {{- $ports = append $ports (dict "name" "cluster" "containerPort" 6222) -}}
 {{- $routes := list -}}
 {{- range $i := until $replicas }}{{ $routes = append $routes (printf "nats://%s-%d.%s-peers.%s.svc:6222" $name $i $name $root.Release.Namespace) }}{{ end -}}
-{{- $args = concat $args (list "--cluster_name" $name "--cluster" "nats://0.0.0.0:6222" "--routes" (join "," $routes)) -}}
+{{- $args = concat $args (list "--cluster_name" $name "--cluster" "nats://0.0.0.0:6222" "--routes"
+    (join "," $routes)) -}}
 {{- end -}}
-{{- $pod := dict "args" $args "dataPath" "/data" "readinessProbe" (dict "httpGet" (dict "path" "/healthz?js-enabled-only=true" "port" "monitor") "periodSeconds" 5) -}}
+{{- $pod := dict "args" $args "dataPath" "/data" "readinessProbe" (dict "httpGet"
+    (dict "path" "/healthz?js-enabled-only=true" "port" "monitor") "periodSeconds" 5) -}}
 {{ include "pd-common.infraStatefulSet" (dict "root" $root "component" "nats" "cfg" $n "ports" $ports "pod" $pod) }}
 {{- end -}}
 {{- end -}}
@@ -199,18 +217,23 @@ clients must reach the address the master advertises.
 {{- define "pd-common.mooncakeMasterPod" -}}
 {{- $root := .root -}}
 {{- $m := $root.Values.infra.mooncakeMaster -}}
-{{- $ports := list (dict "name" "rpc" "containerPort" (int $m.rpcPort)) (dict "name" "metrics" "containerPort" (int $m.metricsPort)) -}}
-{{- $args := list (printf "--rpc_port=%d" (int $m.rpcPort)) "--rpc_address=$(POD_IP)" (printf "--metrics_port=%d" (int $m.metricsPort)) -}}
+{{- $ports := list (dict "name" "rpc" "containerPort" (int $m.rpcPort)) (dict "name" "metrics" "containerPort"
+    (int $m.metricsPort)) -}}
+{{- $args := list (printf "--rpc_port=%d" (int $m.rpcPort)) "--rpc_address=$(POD_IP)" (printf "--metrics_port=%d"
+    (int $m.metricsPort)) -}}
 {{- if $m.httpMetadataServer -}}
 {{- $ports = append $ports (dict "name" "http-metadata" "containerPort" (int $m.httpMetadataPort)) -}}
-{{- $args = concat $args (list "--enable_http_metadata_server=true" "--http_metadata_server_host=0.0.0.0" (printf "--http_metadata_server_port=%d" (int $m.httpMetadataPort))) -}}
+{{- $args = concat $args (list "--enable_http_metadata_server=true" "--http_metadata_server_host=0.0.0.0"
+    (printf "--http_metadata_server_port=%d" (int $m.httpMetadataPort))) -}}
 {{- end -}}
 {{- with $m.evictionRatio }}{{ $args = append $args (printf "--eviction_ratio=%v" .) }}{{ end -}}
 {{- with $m.evictionHighWatermarkRatio }}{{ $args = append $args (printf "--eviction_high_watermark_ratio=%v" .) }}{{ end -}}
 {{- $args = concat $args (default list $m.extraArgs) -}}
 {{- /* Mooncake's master image runs as 65532 (docker/master.Dockerfile USER 65532:65532); glog
        writes under /tmp, an emptyDir under a read-only root. */ -}}
-{{- toYaml (dict "role" (dict "resources" $m.resources) "image" (default $root.Values.image $m.image) "command" (list "mooncake_master") "args" $args "ports" $ports "readinessProbe" (dict "tcpSocket" (dict "port" "rpc") "periodSeconds" 5) "runAs" 65532 "readOnlyRoot" true) -}}
+{{- toYaml (dict "role" (dict "resources" $m.resources) "image" (default $root.Values.image $m.image) "command"
+    (list "mooncake_master") "args" $args "ports" $ports "readinessProbe" (dict "tcpSocket"
+    (dict "port" "rpc") "periodSeconds" 5) "runAs" 65532 "readOnlyRoot" true) -}}
 {{- end -}}
 
 {{/*

@@ -19,7 +19,8 @@ pd-common.labels: selector labels plus version, manager, part-of, chart and
 {{- /* commonLabels may set part-of or version; the selector labels, managed-by and the chart
        label stay the chart's (a key written twice would be invalid YAML). */}}
 {{- $own := dict "app.kubernetes.io/version" (toString .root.Chart.AppVersion) "app.kubernetes.io/part-of" "pdgen" }}
-{{- $labels := merge (omit (default dict .root.Values.commonLabels) "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component" "app.kubernetes.io/managed-by" "helm.sh/chart") $own }}
+{{- $labels := merge (omit (default dict .root.Values.commonLabels) "app.kubernetes.io/name"
+    "app.kubernetes.io/instance" "app.kubernetes.io/component" "app.kubernetes.io/managed-by" "helm.sh/chart") $own }}
 {{ toYaml $labels }}
 app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 helm.sh/chart: {{ include "pd-common.chart" .root }}

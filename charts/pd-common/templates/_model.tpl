@@ -85,18 +85,25 @@ existing Secret (envFrom), never from values.
 {{- $uri := required "model.source.download.uri is required" $d.uri -}}
 {{- $script := "" -}}
 {{- if eq $d.from "hf" -}}
-{{- $script = printf "pip install --no-cache-dir --quiet 'huggingface_hub>=0.25,<1' && python -c 'import os, huggingface_hub as h; h.snapshot_download(repo_id=os.environ[\"MODEL_URI\"], revision=os.environ.get(\"MODEL_REVISION\") or None, local_dir=\"/model\")'" -}}
+{{- $script = printf
+    (print "pip install --no-cache-dir --quiet 'huggingface_hub>=0.25,<1' && python -c 'import os, huggingface_hub as h; "
+        "h.snapshot_download(repo_id=os.environ[\"MODEL_URI\"], revision=os.environ.get(\"MODEL_REVISION\") or None, local_dir=\"/model\")'") -}}
 {{- else if eq $d.from "modelscope" -}}
-{{- $script = printf "pip install --no-cache-dir --quiet 'modelscope>=1.20,<2' && python -c 'import os, modelscope as m; m.snapshot_download(os.environ[\"MODEL_URI\"], revision=os.environ.get(\"MODEL_REVISION\") or None, local_dir=\"/model\")'" -}}
+{{- $script = printf
+    (print "pip install --no-cache-dir --quiet 'modelscope>=1.20,<2' && python -c 'import os, modelscope as m; "
+        "m.snapshot_download(os.environ[\"MODEL_URI\"], revision=os.environ.get(\"MODEL_REVISION\") or None, local_dir=\"/model\")'") -}}
 {{- else if or (eq $d.from "s3") (eq $d.from "oss") -}}
 {{- /* OSS speaks the S3 API (virtual-hosted style on s3.oss-<region>.aliyuncs.com), so one
        client serves both; the endpoint needs its scheme, or botocore refuses it. */ -}}
-{{- $script = printf "pip install --no-cache-dir --quiet 'awscli>=1.33,<2' && aws configure set default.s3.addressing_style \"$S3_ADDRESSING_STYLE\" && aws s3 sync \"s3://${MODEL_URI#*://}\" /model ${S3_ENDPOINT:+--endpoint-url \"$S3_ENDPOINT\"}" -}}
+{{- $script = printf
+    (print "pip install --no-cache-dir --quiet 'awscli>=1.33,<2' && aws configure set default.s3.addressing_style \"$S3_ADDRESSING_STYLE\" && "
+        "aws s3 sync \"s3://${MODEL_URI#*://}\" /model ${S3_ENDPOINT:+--endpoint-url \"$S3_ENDPOINT\"}") -}}
 {{- else -}}
 {{- fail (printf "model.source.download.from must be hf, modelscope, s3 or oss, not %q" $d.from) -}}
 {{- end -}}
 {{- $marker := include "pd-common.downloadMarker" (dict "root" $root) -}}
-{{- $job := printf "%s-%s" (include "pd-common.componentName" (dict "root" $root "component" "model-download")) (printf "%s|%s|%s" $marker (toJson $d.image) $d.endpoint | sha256sum | trunc 8) }}
+{{- $job := printf "%s-%s" (include "pd-common.componentName" (dict "root" $root "component" "model-download"))
+    (printf "%s|%s|%s" $marker (toJson $d.image) $d.endpoint | sha256sum | trunc 8) }}
 apiVersion: v1
 kind: PersistentVolumeClaim
 metadata:

@@ -14,10 +14,12 @@ Parameters: the chart's root context.
 {{- if $v.observability.metrics -}}
 {{- $targets = include (printf "%s.scrapeTargets" .Chart.Name) . | fromYamlArray -}}
 {{- if dig "etcd" "enabled" false (default dict $v.infra) -}}
-{{- $targets = append $targets (dict "component" "etcd" "port" "client" "portNumber" (int $v.infra.etcd.port) "path" "/metrics") -}}
+{{- $targets = append $targets (dict "component" "etcd" "port" "client" "portNumber"
+    (int $v.infra.etcd.port) "path" "/metrics") -}}
 {{- end -}}
 {{- if dig "mooncakeMaster" "enabled" false (default dict $v.infra) -}}
-{{- $targets = append $targets (dict "component" "mooncake-master" "port" "metrics" "portNumber" (int $v.infra.mooncakeMaster.metricsPort) "path" "/metrics") -}}
+{{- $targets = append $targets (dict "component" "mooncake-master" "port" "metrics" "portNumber"
+    (int $v.infra.mooncakeMaster.metricsPort) "path" "/metrics") -}}
 {{- end -}}
 {{- end -}}
 {{- toYaml $targets -}}
@@ -122,7 +124,8 @@ spec:
 {{- end }}
 {{- end }}
 {{- if $o.alerts }}
-{{- $text := $root.Files.Get "files/alerts.yaml" | replace "__NAMESPACE__" $root.Release.Namespace | replace "__RELEASE__" $root.Release.Name }}
+{{- $text := $root.Files.Get "files/alerts.yaml" | replace "__NAMESPACE__" $root.Release.Namespace
+    | replace "__RELEASE__" $root.Release.Name }}
 {{- $groups := list }}
 {{- range (fromYamlArray $text) }}
 {{- if eq (include "pd-common.when" (dict "root" $root "when" .when)) "true" }}
@@ -153,7 +156,8 @@ metadata:
   {{- toYaml $meta | nindent 2 }}
 data:
   {{ printf "%s.json" (include "pd-common.componentName" $ctx) }}: |-
-    {{- $root.Files.Get "files/dashboard.json" | replace "__NAMESPACE__" $root.Release.Namespace | replace "__RELEASE__" $root.Release.Name | replace "__UID__" $uid | nindent 4 }}
+    {{- $root.Files.Get "files/dashboard.json" | replace "__NAMESPACE__" $root.Release.Namespace
+        | replace "__RELEASE__" $root.Release.Name | replace "__UID__" $uid | nindent 4 }}
 {{- end }}
 {{- end -}}
 

@@ -43,9 +43,12 @@ spec:
 {{- end -}}
 {{- end -}}
 {{- range $c.peers -}}
-{{- $from := dict "podSelector" (dict "matchLabels" $instance "matchExpressions" (list (dict "key" "app.kubernetes.io/component" "operator" "In" "values" .components))) -}}
+{{- $from := dict "podSelector" (dict "matchLabels" $instance "matchExpressions" (list
+    (dict "key" "app.kubernetes.io/component" "operator" "In" "values" .components))) -}}
 {{- $rule := dict "from" (list $from) -}}
-{{- if .ports }}{{ $ports := list }}{{ range .ports }}{{ $ports = append $ports (dict "port" (int .) "protocol" "TCP") }}{{ end }}{{ $_ := set $rule "ports" $ports }}{{ end -}}
+{{- if .ports -}}
+{{- $ports := list }}{{ range .ports }}{{ $ports = append $ports (dict "port" (int .) "protocol" "TCP") }}{{ end }}{{ $_ := set $rule "ports" $ports -}}
+{{- end -}}
 {{- $rules = append $rules $rule -}}
 {{- end -}}
 {{- with $c.anyPorts -}}
@@ -62,7 +65,8 @@ spec:
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata:
-  {{- include "pd-common.metadata" (dict "root" $root "component" $c.component "annotations" (ternary (dict "pdgen.io/why" $c.why) dict (not (empty $c.why)))) | nindent 2 }}
+  {{- include "pd-common.metadata" (dict "root" $root "component" $c.component "annotations" (ternary
+      (dict "pdgen.io/why" $c.why) dict (not (empty $c.why)))) | nindent 2 }}
 spec:
   podSelector:
     matchLabels:

@@ -51,9 +51,11 @@ and mount are named "dshm" (a form with its own shared-memory setting drops them
 {{- $privileged := and $rdma (default false $v.transport.rdma.privileged) -}}
 {{- $annotations := default dict .podAnnotations -}}
 {{- $worker := eq (dig "pdgen.io/instance-role" "" (default dict .podLabels)) "worker" -}}
-{{- $annotations = merge (include "pd-common.scrapeAnnotations" (dict "root" $root "component" .component "worker" $worker) | fromYaml) $annotations -}}
+{{- $annotations = merge (include "pd-common.scrapeAnnotations"
+    (dict "root" $root "component" .component "worker" $worker) | fromYaml) $annotations -}}
 {{- if $privileged -}}
-{{- $annotations = merge (dict "pdgen.io/privileged" "RDMA devices from the node without a device plugin (transport.rdma.privileged)") $annotations -}}
+{{- $annotations = merge (dict "pdgen.io/privileged"
+    "RDMA devices from the node without a device plugin (transport.rdma.privileged)") $annotations -}}
 {{- end -}}
 {{- /* Device plugins name RDMA resources freely (rdma/hca, aliyun/erdma, a vendor's own): say
        which one this is, so lint can tell IPC_LOCK and hostNetwork are for RDMA. */ -}}
@@ -74,7 +76,9 @@ and mount are named "dshm" (a form with its own shared-memory setting drops them
 {{- /* One entry per name (the API server refuses two: env is a list keyed by name): a
        later value replaces an earlier one in its place, so role.env overrides the chart's
        and $(VAR) references to earlier entries keep working. */ -}}
-{{- $base := list (dict "name" "POD_IP" "valueFrom" (dict "fieldRef" (dict "fieldPath" "status.podIP"))) (dict "name" "POD_NAME" "valueFrom" (dict "fieldRef" (dict "fieldPath" "metadata.name"))) (dict "name" "POD_NAMESPACE" "valueFrom" (dict "fieldRef" (dict "fieldPath" "metadata.namespace"))) -}}
+{{- $base := list (dict "name" "POD_IP" "valueFrom" (dict "fieldRef" (dict "fieldPath" "status.podIP")))
+    (dict "name" "POD_NAME" "valueFrom" (dict "fieldRef" (dict "fieldPath" "metadata.name")))
+    (dict "name" "POD_NAMESPACE" "valueFrom" (dict "fieldRef" (dict "fieldPath" "metadata.namespace"))) -}}
 {{- $env := list -}}
 {{- $at := dict -}}
 {{- range concat $base (default list .env) (default list $role.env) -}}
@@ -89,11 +93,15 @@ and mount are named "dshm" (a form with its own shared-memory setting drops them
 {{- $mounts := default list .volumeMounts -}}
 {{- $volumes := default list .volumes -}}
 {{- if $engine -}}
-{{- $mounts = concat (list (dict "name" "dshm" "mountPath" "/dev/shm")) (include "pd-common.modelMounts" (dict "root" $root) | fromYamlArray) $mounts -}}
-{{- $volumes = concat (list (dict "name" "dshm" "emptyDir" (dict "medium" "Memory" "sizeLimit" (default "16Gi" $role.shmSize)))) (include "pd-common.modelVolumes" (dict "root" $root) | fromYamlArray) $volumes -}}
+{{- $mounts = concat (list (dict "name" "dshm" "mountPath" "/dev/shm")) (include "pd-common.modelMounts"
+    (dict "root" $root) | fromYamlArray) $mounts -}}
+{{- $volumes = concat (list (dict "name" "dshm" "emptyDir" (dict "medium" "Memory" "sizeLimit"
+    (default "16Gi" $role.shmSize)))) (include "pd-common.modelVolumes" (dict "root" $root)
+    | fromYamlArray) $volumes -}}
 {{- if $hostNetwork -}}
 {{- $mounts = append $mounts (dict "name" "infiniband" "mountPath" "/dev/infiniband") -}}
-{{- $volumes = append $volumes (dict "name" "infiniband" "hostPath" (dict "path" "/dev/infiniband" "type" "Directory")) -}}
+{{- $volumes = append $volumes (dict "name" "infiniband" "hostPath"
+    (dict "path" "/dev/infiniband" "type" "Directory")) -}}
 {{- end -}}
 {{- if $ascend -}}
 {{- $mounts = concat $mounts (include "pd-common.ascendMounts" (dict "root" $root) | fromYamlArray) -}}
@@ -107,11 +115,15 @@ and mount are named "dshm" (a form with its own shared-memory setting drops them
        Kubernetes would keep them apart through hostPorts only for the declared ports and
        the rest would collide at start. Say it as a placement rule. */ -}}
 {{- $anti := default dict $affinity.podAntiAffinity -}}
-{{- $term := dict "topologyKey" "kubernetes.io/hostname" "labelSelector" (dict "matchLabels" (dict "app.kubernetes.io/instance" $root.Release.Name "pdgen.io/host-network" "engine")) -}}
-{{- $_ := set $anti "requiredDuringSchedulingIgnoredDuringExecution" (append (default list $anti.requiredDuringSchedulingIgnoredDuringExecution) $term) -}}
+{{- $term := dict "topologyKey" "kubernetes.io/hostname" "labelSelector" (dict "matchLabels"
+    (dict "app.kubernetes.io/instance" $root.Release.Name "pdgen.io/host-network" "engine")) -}}
+{{- $_ := set $anti "requiredDuringSchedulingIgnoredDuringExecution" (append
+    (default list $anti.requiredDuringSchedulingIgnoredDuringExecution) $term) -}}
 {{- $_ := set $affinity "podAntiAffinity" $anti -}}
 {{- end -}}
-{{- $container := dict "name" (default .component .containerName) "image" (include "pd-common.image" (dict "image" $image "override" $role.image)) "imagePullPolicy" (include "pd-common.pullPolicy" (dict "image" $image "override" $role.image)) "env" $env -}}
+{{- $container := dict "name" (default .component .containerName) "image" (include "pd-common.image"
+    (dict "image" $image "override" $role.image)) "imagePullPolicy" (include "pd-common.pullPolicy"
+    (dict "image" $image "override" $role.image)) "env" $env -}}
 {{- with .command }}{{ $_ := set $container "command" . }}{{ end -}}
 {{- with $args }}{{ $_ := set $container "args" . }}{{ end -}}
 {{- with .ports }}{{ $_ := set $container "ports" . }}{{ end -}}
@@ -123,16 +135,23 @@ and mount are named "dshm" (a form with its own shared-memory setting drops them
 {{- end -}}
 {{- end -}}
 {{- with $mounts }}{{ $_ := set $container "volumeMounts" . }}{{ end -}}
-{{- $parts := dict "labels" $labels "annotations" $annotations "drainSeconds" (int (default 0 $role.drainSeconds)) "hostNetwork" $hostNetwork "privileged" $privileged "rdma" $rdma "initContainers" $inits "container" $container "resources" (include "pd-common.resourceMap" (dict "root" $root "role" $role "accelerators" (default 0 .accelerators) "rdma" $rdma) | fromYaml) "volumes" $volumes "nodeSelector" (default dict $role.nodeSelector) "tolerations" (default list $role.tolerations) "affinity" $affinity -}}
+{{- $parts := dict "labels" $labels "annotations" $annotations "drainSeconds" (int
+    (default 0 $role.drainSeconds)) "hostNetwork" $hostNetwork "privileged" $privileged "rdma" $rdma "initContainers"
+    $inits "container" $container "resources" (include "pd-common.resourceMap"
+    (dict "root" $root "role" $role "accelerators" (default 0 .accelerators) "rdma" $rdma)
+    | fromYaml) "volumes" $volumes "nodeSelector" (default dict $role.nodeSelector) "tolerations"
+    (default list $role.tolerations) "affinity" $affinity -}}
 {{- with .serviceAccountName }}{{ $_ := set $parts "serviceAccountName" . }}{{ end -}}
 {{- $_ := set $parts "selfDrain" (default false .selfDrain) -}}
 {{- if .runAs -}}
-{{- $_ := set $parts "podSecurity" (dict "runAsNonRoot" true "runAsUser" (int .runAs) "runAsGroup" (int .runAs) "fsGroup" (int .runAs) "seccompProfile" (dict "type" "RuntimeDefault")) -}}
+{{- $_ := set $parts "podSecurity" (dict "runAsNonRoot" true "runAsUser" (int .runAs) "runAsGroup"
+    (int .runAs) "fsGroup" (int .runAs) "seccompProfile" (dict "type" "RuntimeDefault")) -}}
 {{- $secure := dict "allowPrivilegeEscalation" false "capabilities" (dict "drop" (list "ALL")) -}}
 {{- if .readOnlyRoot -}}
 {{- $_ := set $secure "readOnlyRootFilesystem" true -}}
 {{- $_ := set $parts "volumes" (append $parts.volumes (dict "name" "tmp" "emptyDir" dict)) -}}
-{{- $_ := set $parts.container "volumeMounts" (append (default list $parts.container.volumeMounts) (dict "name" "tmp" "mountPath" "/tmp")) -}}
+{{- $_ := set $parts.container "volumeMounts" (append (default list $parts.container.volumeMounts)
+    (dict "name" "tmp" "mountPath" "/tmp")) -}}
 {{- end -}}
 {{- $_ := set $parts.container "securityContext" $secure -}}
 {{- $inits := list -}}
@@ -140,7 +159,8 @@ and mount are named "dshm" (a form with its own shared-memory setting drops them
 {{- $_ := set $parts "initContainers" $inits -}}
 {{- end -}}
 {{- if $parts.drainSeconds -}}
-{{- $_ := set $parts "terminationGracePeriodSeconds" (add $parts.drainSeconds (ternary (int (default 0 .selfDrainGrace)) 0 $parts.selfDrain) 30) -}}
+{{- $_ := set $parts "terminationGracePeriodSeconds" (add $parts.drainSeconds (ternary (int
+    (default 0 .selfDrainGrace)) 0 $parts.selfDrain) 30) -}}
 {{- end -}}
 {{- $pullSecrets := (mergeOverwrite (deepCopy (default dict $image)) (default dict $role.image)).pullSecrets -}}
 {{- $_ := set $parts "imagePullSecrets" (default list $pullSecrets) -}}

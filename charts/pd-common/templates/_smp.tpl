@@ -131,5 +131,6 @@ pd-common.commonOf: pd-common.smpCommon folded over a list of pod templates (at 
 
 {{/* pd-common.patchOf: the patch from base to target ({} when none), as YAML. */}}
 {{- define "pd-common.patchOf" -}}
-{{- toYaml ((include "pd-common.smpDiff" (dict "base" .base "target" .target "field" "") | fromJson).v | default dict) -}}
+{{- toYaml ((include "pd-common.smpDiff" (dict "base" .base "target" .target "field" "") | fromJson).v
+    | default dict) -}}
 {{- end -}}

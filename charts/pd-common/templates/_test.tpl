@@ -16,8 +16,10 @@ kind: Pod
 metadata:
   {{- /* pdgen.io/test-calls: what the script below calls; pdgen lint checks that the program
          behind the Service serves it. */}}
-  {{- $calls := printf "%sPOST %s" (ternary "GET /v1/models, " "" $list) (ternary "/v1/chat/completions" "/v1/completions" (eq $t.api "chat")) }}
-  {{- $hook := dict "helm.sh/hook" "test" "helm.sh/hook-delete-policy" "before-hook-creation,hook-succeeded" "pdgen.io/test-calls" $calls }}
+  {{- $calls := printf "%sPOST %s" (ternary "GET /v1/models, " "" $list)
+      (ternary "/v1/chat/completions" "/v1/completions" (eq $t.api "chat")) }}
+  {{- $hook := dict "helm.sh/hook" "test" "helm.sh/hook-delete-policy" "before-hook-creation,hook-succeeded"
+      "pdgen.io/test-calls" $calls }}
   {{- include "pd-common.metadata" (dict "root" $root "component" "test" "annotations" $hook) | nindent 2 }}
 spec:
   restartPolicy: Never

@@ -20,7 +20,8 @@ for the worker pods; multi-node only), ports (the leader's ports, exposed by the
 {{- else if eq $form "disaggregatedset" -}}
 {{- /* The pods are the DisaggregatedSet's (pd-common.group); their LeaderWorkerSets' names
        change with every revision, so this Service is what gives the role a stable name. */}}
-{{ include "pd-common.service" (merge (dict "ports" .ports "headless" true "extraSelector" (ternary (dict "pdgen.io/instance-role" "leader") dict (gt $nodes 1))) $ctx) }}
+{{ include "pd-common.service" (merge (dict "ports" .ports "headless" true "extraSelector" (ternary
+    (dict "pdgen.io/instance-role" "leader") dict (gt $nodes 1))) $ctx) }}
 {{- else if eq $nodes 1 -}}
 {{ include "pd-common.service" (merge (dict "ports" .ports "headless" true) $ctx) }}
 ---
@@ -41,7 +42,8 @@ spec:
 {{- else -}}
 {{- /* Named like the LWS, which then uses it as its pods' subdomain instead of creating
        its own; it selects leaders only, the pods that serve HTTP and bootstrap. */}}
-{{ include "pd-common.service" (merge (dict "ports" .ports "headless" true "extraSelector" (dict "pdgen.io/instance-role" "leader")) $ctx) }}
+{{ include "pd-common.service" (merge (dict "ports" .ports "headless" true "extraSelector"
+    (dict "pdgen.io/instance-role" "leader")) $ctx) }}
 ---
 apiVersion: leaderworkerset.x-k8s.io/v1
 kind: LeaderWorkerSet
@@ -54,11 +56,15 @@ spec:
     size: {{ $nodes }}
     restartPolicy: RecreateGroupOnPodRestart
     leaderTemplate:
-      {{- include "pd-common.podTemplate" (merge (deepCopy .leader) $base (dict "podLabels" (dict "pdgen.io/instance-role" "leader"))) | nindent 6 }}
+      {{- include "pd-common.podTemplate" (merge (deepCopy .leader) $base (dict "podLabels"
+          (dict "pdgen.io/instance-role" "leader"))) | nindent 6 }}
     workerTemplate:
-      {{- include "pd-common.podTemplate" (merge (deepCopy .worker) $base (dict "podLabels" (dict "pdgen.io/instance-role" "worker"))) | nindent 6 }}
+      {{- include "pd-common.podTemplate" (merge (deepCopy .worker) $base (dict "podLabels"
+          (dict "pdgen.io/instance-role" "worker"))) | nindent 6 }}
 {{- end }}
-{{ include "pd-common.autoscaler" (dict "root" $root "component" .component "role" .role "kind" (include "pd-common.scaleTarget" (dict "root" $root "kind" (ternary "StatefulSet" "LeaderWorkerSet" (eq $nodes 1))))) }}
+{{ include "pd-common.autoscaler" (dict "root" $root "component" .component "role" .role "kind"
+    (include "pd-common.scaleTarget" (dict "root" $root "kind" (ternary "StatefulSet" "LeaderWorkerSet"
+    (eq $nodes 1))))) }}
 {{ include "pd-common.disruptionBudget" (dict "root" $root "component" .component "role" .role) }}
 {{- end -}}
 
@@ -109,9 +115,11 @@ Parameters: root, component (prefill, decode), role, port, bootstrap (optional).
 {{- $extra := ternary (list (toString .bootstrap)) list (not (empty .bootstrap)) -}}
 {{- if or (dig "autoscaling" "enabled" false .role) (eq (include "pd-common.form" .root) "disaggregatedset") -}}
 {{- $name := include "pd-common.roleService" (dict "root" .root "component" .component) -}}
-{{- $args = concat (list (printf "--%s-service" .component) (printf "http://%s.%s.svc:%d" $name .root.Release.Namespace (int .port))) $extra -}}
+{{- $args = concat (list (printf "--%s-service" .component) (printf "http://%s.%s.svc:%d" $name .root.Release.Namespace
+    (int .port))) $extra -}}
 {{- else -}}
-{{- range (include "pd-common.instanceHosts" (dict "root" .root "component" .component "role" .role) | trim | splitList "\n") -}}
+{{- range (include "pd-common.instanceHosts" (dict "root" .root "component" .component "role" .role) | trim
+    | splitList "\n") -}}
 {{- $args = concat $args (list (printf "--%s" $.component) (printf "http://%s:%d" . (int $.port))) $extra -}}
 {{- end -}}
 {{- end -}}
@@ -129,9 +137,12 @@ group form's RoleBasedGroupScalingAdapter / DisaggregatedSetRoleScaler).
 {{- $a := default dict .role.autoscaling -}}
 {{- if $a.enabled -}}
 {{- if gt (int $a.minReplicas) (int $a.maxReplicas) -}}
-{{- fail (printf "%s.autoscaling.minReplicas (%d) is above maxReplicas (%d)" .component (int $a.minReplicas) (int $a.maxReplicas)) -}}
+{{- fail (printf "%s.autoscaling.minReplicas (%d) is above maxReplicas (%d)" .component (int $a.minReplicas)
+    (int $a.maxReplicas)) -}}
 {{- end -}}
-{{- $apiVersion := get (dict "LeaderWorkerSet" "leaderworkerset.x-k8s.io/v1" "RoleBasedGroupScalingAdapter" "workloads.x-k8s.io/v1alpha2" "DisaggregatedSetRoleScaler" "disaggregatedset.x-k8s.io/v1") .kind | default "apps/v1" }}
+{{- $apiVersion := get (dict "LeaderWorkerSet" "leaderworkerset.x-k8s.io/v1" "RoleBasedGroupScalingAdapter"
+    "workloads.x-k8s.io/v1alpha2" "DisaggregatedSetRoleScaler" "disaggregatedset.x-k8s.io/v1") .kind
+    | default "apps/v1" }}
 ---
 apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
@@ -175,7 +186,8 @@ and role are filled in).
 {{- $ctx := dict "root" .root "component" .component -}}
 {{- if eq (include "pd-common.form" .root) "rolebasedgroup" -}}
 {{- /* The router is a role of the RoleBasedGroup (pd-common.group). */ -}}
-{{ include "pd-common.autoscaler" (dict "root" .root "component" .component "role" .role "kind" "RoleBasedGroupScalingAdapter") }}
+{{ include "pd-common.autoscaler" (dict "root" .root "component" .component "role" .role "kind"
+    "RoleBasedGroupScalingAdapter") }}
 {{- else -}}
 apiVersion: apps/v1
 kind: Deployment
@@ -187,7 +199,8 @@ spec:
     matchLabels:
       {{- include "pd-common.selectorLabels" $ctx | nindent 6 }}
   template:
-    {{- include "pd-common.podTemplate" (merge (deepCopy .pod) (dict "root" .root "component" .component "role" .role)) | nindent 4 }}
+    {{- include "pd-common.podTemplate" (merge (deepCopy .pod)
+        (dict "root" .root "component" .component "role" .role)) | nindent 4 }}
 {{ include "pd-common.autoscaler" (dict "root" .root "component" .component "role" .role "kind" "Deployment") }}
 {{- end }}
 {{ include "pd-common.disruptionBudget" (dict "root" .root "component" .component "role" .role) }}

@@ -11,20 +11,27 @@ Every flag here exists in SGLang v0.5.23 (tests/charts/test_flags.py checks it).
       "--host" "0.0.0.0" "--port" ($v.ports.http | toString)
       "--tp-size" ($r.tensorParallel | toString) -}}
 {{- if gt (int $r.dataParallel) 1 }}{{ $args = concat $args (list "--dp-size" ($r.dataParallel | toString)) }}{{ end -}}
-{{- if gt (int $r.pipelineParallel) 1 }}{{ $args = concat $args (list "--pp-size" ($r.pipelineParallel | toString)) }}{{ end -}}
-{{- if gt (int $v.model.maxModelLen) 0 }}{{ $args = concat $args (list "--context-length" ($v.model.maxModelLen | toString)) }}{{ end -}}
+{{- if gt (int $r.pipelineParallel) 1 -}}
+{{- $args = concat $args (list "--pp-size" ($r.pipelineParallel | toString)) -}}
+{{- end -}}
+{{- if gt (int $v.model.maxModelLen) 0 -}}
+{{- $args = concat $args (list "--context-length" ($v.model.maxModelLen | toString)) -}}
+{{- end -}}
 {{- if $v.model.trustRemoteCode }}{{ $args = append $args "--trust-remote-code" }}{{ end -}}
 {{- if $v.observability.metrics }}{{ $args = append $args "--enable-metrics" }}{{ end -}}
 {{- if .mode -}}
 {{- $args = concat $args (list "--disaggregation-mode" .mode "--disaggregation-transfer-backend" "mooncake") -}}
-{{- if eq .mode "prefill" }}{{ $args = concat $args (list "--disaggregation-bootstrap-port" ($v.ports.bootstrap | toString)) }}{{ end -}}
+{{- if eq .mode "prefill" -}}
+{{- $args = concat $args (list "--disaggregation-bootstrap-port" ($v.ports.bootstrap | toString)) -}}
+{{- end -}}
 {{- if and (eq $v.transport.protocol "rdma") $v.transport.rdma.devices -}}
 {{- $args = concat $args (list "--disaggregation-ib-device" (join "," $v.transport.rdma.devices)) -}}
 {{- end -}}
 {{- end -}}
 {{- if gt (int $r.nodesPerInstance) 1 -}}
 {{- $g := include "pd-common.groupEnv" .root | fromYaml -}}
-{{- $args = concat $args (list "--dist-init-addr" (printf "%s:%d" $g.leader (int $v.ports.distInit)) "--nnodes" $g.size "--node-rank" $g.index) -}}
+{{- $args = concat $args (list "--dist-init-addr" (printf "%s:%d" $g.leader
+    (int $v.ports.distInit)) "--nnodes" $g.size "--node-rank" $g.index) -}}
 {{- end -}}
 {{- toYaml $args -}}
 {{- end -}}
@@ -45,7 +52,9 @@ take them (component, leader, worker, ports). Parameters: root, component, mode.
 {{- $v := .root.Values -}}
 {{- $role := index $v .component -}}
 {{- $ports := list (dict "name" "http" "containerPort" (int $v.ports.http)) -}}
-{{- if eq .mode "prefill" }}{{ $ports = append $ports (dict "name" "bootstrap" "containerPort" (int $v.ports.bootstrap)) }}{{ end -}}
+{{- if eq .mode "prefill" -}}
+{{- $ports = append $ports (dict "name" "bootstrap" "containerPort" (int $v.ports.bootstrap)) -}}
+{{- end -}}
 {{- $args := include "sglang.engineArgs" (dict "root" .root "role" $role "mode" .mode) | fromYamlArray -}}
 {{- $command := list "python3" "-m" "sglang.launch_server" -}}
 {{- $accel := int $role.acceleratorsPerPod -}}
@@ -55,12 +64,17 @@ take them (component, leader, worker, ports). Parameters: root, component, mode.
        defaults to true). Startup and readiness ask /ready (200 once the server is up and not
        paused, no generation); liveness keeps the generation check with a timeout above its
        budget. Model loading can take many minutes; the startup probe allows 60 of them. */ -}}
-{{- $startup := dict "httpGet" (dict "path" "/ready" "port" "http") "periodSeconds" 10 "failureThreshold" 360 "timeoutSeconds" 5 -}}
-{{- $ready := dict "httpGet" (dict "path" "/ready" "port" "http") "periodSeconds" 10 "failureThreshold" 3 "timeoutSeconds" 5 -}}
-{{- $live := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 60 "failureThreshold" 3 "timeoutSeconds" 30 -}}
+{{- $startup := dict "httpGet" (dict "path" "/ready" "port" "http") "periodSeconds" 10 "failureThreshold" 360
+    "timeoutSeconds" 5 -}}
+{{- $ready := dict "httpGet" (dict "path" "/ready" "port" "http") "periodSeconds" 10 "failureThreshold" 3
+    "timeoutSeconds" 5 -}}
+{{- $live := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 60 "failureThreshold" 3
+    "timeoutSeconds" 30 -}}
 {{- $env := include "pd-common.mooncakeTransportEnv" (dict "root" .root "mode" .mode) | fromYamlArray -}}
-{{- $annotations := ternary (dict "sglang.ai/bootstrap-port" ($v.ports.bootstrap | toString)) dict (and (eq .mode "prefill") (eq (include "sglang.discovery" .root) "true")) -}}
-{{- $leader := dict "command" $command "args" $args "env" $env "ports" $ports "accelerators" $accel "startupProbe" $startup "readinessProbe" $ready "livenessProbe" $live "podAnnotations" $annotations -}}
+{{- $annotations := ternary (dict "sglang.ai/bootstrap-port" ($v.ports.bootstrap | toString)) dict (and
+    (eq .mode "prefill") (eq (include "sglang.discovery" .root) "true")) -}}
+{{- $leader := dict "command" $command "args" $args "env" $env "ports" $ports "accelerators" $accel "startupProbe"
+    $startup "readinessProbe" $ready "livenessProbe" $live "podAnnotations" $annotations -}}
 {{- $worker := dict "command" $command "args" $args "env" $env "accelerators" $accel -}}
 {{- toYaml (dict "component" .component "leader" $leader "worker" $worker "ports" $ports) -}}
 {{- end -}}
@@ -71,7 +85,8 @@ sglang.discovery: true when an engine role autoscales, or its pods are a Disaggr
 decode pods through the Kubernetes API instead of a list fixed at install.
 */}}
 {{- define "sglang.discovery" -}}
-{{- or (dig "autoscaling" "enabled" false .Values.prefill) (dig "autoscaling" "enabled" false .Values.decode) (eq (include "pd-common.form" .) "disaggregatedset") -}}
+{{- or (dig "autoscaling" "enabled" false .Values.prefill) (dig "autoscaling" "enabled" false .Values.decode)
+    (eq (include "pd-common.form" .) "disaggregatedset") -}}
 {{- end -}}
 
 {{/*
@@ -79,8 +94,11 @@ sglang.selector: key=value words selecting one role's serving pods (leaders only
 multi-node instances). Parameters: root, component, role.
 */}}
 {{- define "sglang.selector" -}}
-{{- $words := list (printf "app.kubernetes.io/instance=%s" .root.Release.Name) (printf "app.kubernetes.io/component=%s" .component) -}}
-{{- if gt (int (default 1 .role.nodesPerInstance)) 1 }}{{ $words = append $words "pdgen.io/instance-role=leader" }}{{ end -}}
+{{- $words := list (printf "app.kubernetes.io/instance=%s" .root.Release.Name)
+    (printf "app.kubernetes.io/component=%s" .component) -}}
+{{- if gt (int (default 1 .role.nodesPerInstance)) 1 -}}
+{{- $words = append $words "pdgen.io/instance-role=leader" -}}
+{{- end -}}
 {{- toYaml $words -}}
 {{- end -}}
 
@@ -97,12 +115,19 @@ Ready, and leave when deleted).
 {{- $v := .root.Values -}}
 {{- $args := list "--pd-disaggregation" -}}
 {{- if eq (include "sglang.discovery" .root) "true" -}}
-{{- $args = concat $args (list "--service-discovery" "--service-discovery-port" ($v.ports.http | toString) "--service-discovery-namespace" .root.Release.Namespace "--prefill-selector") (include "sglang.selector" (dict "root" .root "component" "prefill" "role" $v.prefill) | fromYamlArray) (list "--decode-selector") (include "sglang.selector" (dict "root" .root "component" "decode" "role" $v.decode) | fromYamlArray) -}}
+{{- $args = concat $args (list "--service-discovery" "--service-discovery-port" ($v.ports.http
+    | toString) "--service-discovery-namespace" .root.Release.Namespace "--prefill-selector")
+    (include "sglang.selector" (dict "root" .root "component" "prefill" "role" $v.prefill) | fromYamlArray)
+    (list "--decode-selector") (include "sglang.selector" (dict "root" .root "component" "decode" "role" $v.decode)
+    | fromYamlArray) -}}
 {{- else -}}
-{{- range (include "pd-common.instanceHosts" (dict "root" .root "component" "prefill" "role" $v.prefill) | trim | splitList "\n") -}}
-{{- $args = concat $args (list "--prefill" (printf "http://%s:%d" . (int $v.ports.http)) ($v.ports.bootstrap | toString)) -}}
+{{- range (include "pd-common.instanceHosts" (dict "root" .root "component" "prefill" "role" $v.prefill) | trim
+    | splitList "\n") -}}
+{{- $args = concat $args (list "--prefill" (printf "http://%s:%d" . (int $v.ports.http)) ($v.ports.bootstrap
+    | toString)) -}}
 {{- end -}}
-{{- range (include "pd-common.instanceHosts" (dict "root" .root "component" "decode" "role" $v.decode) | trim | splitList "\n") -}}
+{{- range (include "pd-common.instanceHosts" (dict "root" .root "component" "decode" "role" $v.decode) | trim
+    | splitList "\n") -}}
 {{- $args = concat $args (list "--decode" (printf "http://%s:%d" . (int $v.ports.http))) -}}
 {{- end -}}
 {{- end -}}
@@ -133,7 +158,9 @@ sglang.routerPod: the router's pod (a dict for pd-common.podTemplate), in every 
       "runAs" 65532 "readOnlyRoot" true -}}
 {{- /* No privilege: the router only serves HTTP and calls the engines (run as 65532 with a
        read-only root in the data-plane tests). */ -}}
-{{- if eq (include "sglang.discovery" .) "true" }}{{ $_ := set $pod "serviceAccountName" (include "pd-common.componentName" (dict "root" . "component" "router")) }}{{ end -}}
+{{- if eq (include "sglang.discovery" .) "true" -}}
+{{- $_ := set $pod "serviceAccountName" (include "pd-common.componentName" (dict "root" . "component" "router")) -}}
+{{- end -}}
 {{- toYaml $pod -}}
 {{- end -}}
 

@@ -20,10 +20,12 @@ fails at render time instead of at runtime.
 {{- $c := .Values.variant.connector -}}
 {{- $m := .Values.infra.mooncakeMaster -}}
 {{- if and $needs.master (not $m.enabled) (not $m.endpoint) -}}
-{{- fail (printf "connector %s needs mooncake_master: set infra.mooncakeMaster.enabled=true or infra.mooncakeMaster.endpoint" $c) -}}
+{{- fail (printf
+    "connector %s needs mooncake_master: set infra.mooncakeMaster.enabled=true or infra.mooncakeMaster.endpoint" $c) -}}
 {{- end -}}
 {{- if and (not $needs.master) $m.enabled -}}
-{{- fail (printf "infra.mooncakeMaster.enabled is set but connector %s in %s mode never talks to it" $c .Values.mode) -}}
+{{- fail (printf (print "infra.mooncakeMaster.enabled is set but connector %s in %s "
+    "mode never talks to it") $c .Values.mode) -}}
 {{- end -}}
 {{- $e := .Values.infra.etcd -}}
 {{- if and $needs.etcd (not $e.enabled) (not $e.endpoint) -}}
@@ -33,16 +35,23 @@ fails at render time instead of at runtime.
 {{- fail (printf "infra.etcd.enabled is set but connector %s in %s mode never talks to it" $c .Values.mode) -}}
 {{- end -}}
 {{- if and (eq $c "lmcache") $needs.master $m.enabled (not $m.httpMetadataServer) -}}
-{{- fail "connector lmcache reads transfer metadata from the master's HTTP metadata server: set infra.mooncakeMaster.httpMetadataServer=true" -}}
+{{- fail
+    (print "connector lmcache reads transfer metadata from the master's HTTP metadata server: "
+        "set infra.mooncakeMaster.httpMetadataServer=true") -}}
 {{- end -}}
 {{- if and (eq $c "v0-etcd") (eq .Values.mode "disaggregated") (eq .Values.image.repository "vllm/vllm-openai") -}}
-{{- fail "connector v0-etcd needs an engine image with vLLM's v0 engine and mooncake-transfer-engine: the stock vllm/vllm-openai images have no Mooncake (vLLM PR #18193); set image.repository and image.tag to the image you build" -}}
+{{- fail
+    (print "connector v0-etcd needs an engine image with vLLM's v0 engine and mooncake-transfer-engine: the stock vllm/vllm-openai images "
+        "have no Mooncake (vLLM PR #18193); set image.repository and image.tag to the image you build") -}}
 {{- end -}}
 {{- /* Only a tag that reads as a version can be compared; a user's own tag (latest, a date,
        a commit) is taken at its word (semverCompare fails the render on one it cannot parse). */ -}}
 {{- $tag := toString .Values.image.tag -}}
-{{- if and (eq $c "v0-etcd") (eq .Values.mode "disaggregated") (regexMatch "^v?[0-9]+\\.[0-9]+(\\.[0-9]+)?([-+][0-9A-Za-z.-]+)?$" $tag) (semverCompare ">=0.11.0-0" $tag) -}}
-{{- fail (printf "connector v0-etcd needs the vLLM v0 engine, which vLLM removed in 0.11; image.tag %s is too new (use e.g. v0.8.5)" .Values.image.tag) -}}
+{{- if and (eq $c "v0-etcd") (eq .Values.mode "disaggregated")
+    (regexMatch "^v?[0-9]+\\.[0-9]+(\\.[0-9]+)?([-+][0-9A-Za-z.-]+)?$" $tag) (semverCompare ">=0.11.0-0" $tag) -}}
+{{- fail (printf
+    "connector v0-etcd needs the vLLM v0 engine, which vLLM removed in 0.11; image.tag %s is too new (use e.g. v0.8.5)"
+    .Values.image.tag) -}}
 {{- end -}}
 {{- end -}}
 
@@ -66,9 +75,11 @@ vllm.kvTransferConfig: --kv-transfer-config for a role (mode "prefill" or "decod
 {{- else if eq $c "store" -}}
 {{- /* XpYd with a shared pool: P2P for the hand-over plus the store for reuse. */ -}}
 {{- $store := dict "kv_connector" "MooncakeStoreConnector" "kv_role" $kvRole -}}
-{{- toJson (dict "kv_connector" "MultiConnector" "kv_role" $kvRole "kv_connector_extra_config" (dict "connectors" (list $p2p $store))) -}}
+{{- toJson (dict "kv_connector" "MultiConnector" "kv_role" $kvRole "kv_connector_extra_config" (dict "connectors"
+    (list $p2p $store))) -}}
 {{- else if eq $c "lmcache" -}}
-{{- toJson (dict "kv_connector" "LMCacheConnectorV1" "kv_role" $kvRole "kv_connector_extra_config" (dict "discard_partial_chunks" false "lmcache_rpc_port" (ternary "producer1" "consumer1" (eq .mode "prefill")))) -}}
+{{- toJson (dict "kv_connector" "LMCacheConnectorV1" "kv_role" $kvRole "kv_connector_extra_config"
+    (dict "discard_partial_chunks" false "lmcache_rpc_port" (ternary "producer1" "consumer1" (eq .mode "prefill")))) -}}
 {{- else -}}
 {{- toJson (dict "kv_connector" "MooncakeStoreConnector" "kv_role" $kvRole) -}}
 {{- end -}}
@@ -84,14 +95,21 @@ Every flag exists in vLLM v0.33.0 (tests/charts/test_flags.py).
 {{- $r := .role -}}
 {{- $args := list $v.model.path "--served-model-name" $v.model.servedName "--host" "0.0.0.0" "--port" ($v.ports.http | toString)
       "--tensor-parallel-size" ($r.tensorParallel | toString) -}}
-{{- if gt (int $r.pipelineParallel) 1 }}{{ $args = concat $args (list "--pipeline-parallel-size" ($r.pipelineParallel | toString)) }}{{ end -}}
-{{- if gt (int $r.dataParallel) 1 }}{{ $args = concat $args (list "--data-parallel-size" ($r.dataParallel | toString)) }}{{ end -}}
-{{- if gt (int $v.model.maxModelLen) 0 }}{{ $args = concat $args (list "--max-model-len" ($v.model.maxModelLen | toString)) }}{{ end -}}
+{{- if gt (int $r.pipelineParallel) 1 -}}
+{{- $args = concat $args (list "--pipeline-parallel-size" ($r.pipelineParallel | toString)) -}}
+{{- end -}}
+{{- if gt (int $r.dataParallel) 1 -}}
+{{- $args = concat $args (list "--data-parallel-size" ($r.dataParallel | toString)) -}}
+{{- end -}}
+{{- if gt (int $v.model.maxModelLen) 0 -}}
+{{- $args = concat $args (list "--max-model-len" ($v.model.maxModelLen | toString)) -}}
+{{- end -}}
 {{- if $v.model.trustRemoteCode }}{{ $args = append $args "--trust-remote-code" }}{{ end -}}
 {{- if .mode }}{{ $args = concat $args (list "--kv-transfer-config" (include "vllm.kvTransferConfig" .)) }}{{ end -}}
 {{- if gt (int $r.nodesPerInstance) 1 -}}
 {{- $g := include "pd-common.groupEnv" .root | fromYaml -}}
-{{- $args = concat $args (list "--nnodes" $g.size "--node-rank" $g.index "--master-addr" $g.leader "--master-port" "29500") -}}
+{{- $args = concat $args (list "--nnodes" $g.size "--node-rank" $g.index "--master-addr" $g.leader "--master-port"
+    "29500") -}}
 {{- if .worker }}{{ $args = append $args "--headless" }}{{ end -}}
 {{- end -}}
 {{- toYaml $args -}}
@@ -191,19 +209,31 @@ them (component, leader, worker, ports). Parameters: root, component, mode.
 {{- $extra := dict -}}
 {{- if $needs.config -}}
 {{- $cm := include "pd-common.componentName" (dict "root" .root "component" "kv-config") -}}
-{{- $render := dict "name" "render-kv-config" "image" (include "pd-common.image" (dict "image" $v.model.source.download.waitImage)) "command" (list "sh" "-c" "for f in /kv-template/*; do sed \"s/__POD_IP__/$POD_IP/g\" \"$f\" > \"/etc/pdgen-kv/$(basename \"$f\")\"; done") "env" (list (dict "name" "POD_IP" "valueFrom" (dict "fieldRef" (dict "fieldPath" "status.podIP")))) "volumeMounts" (list (dict "name" "kv-template" "mountPath" "/kv-template") (dict "name" "kv-config" "mountPath" "/etc/pdgen-kv")) -}}
+{{- $render := dict "name" "render-kv-config" "image" (include "pd-common.image"
+    (dict "image" $v.model.source.download.waitImage)) "command"
+    (list "sh" "-c" (print "for f in /kv-template/*; do sed \"s/__POD_IP__/$POD_IP/g\" \"$f\" > "
+        "\"/etc/pdgen-kv/$(basename \"$f\")\"; done"))
+    "env" (list (dict "name" "POD_IP" "valueFrom" (dict "fieldRef"
+    (dict "fieldPath" "status.podIP")))) "volumeMounts" (list
+    (dict "name" "kv-template" "mountPath" "/kv-template") (dict "name" "kv-config" "mountPath" "/etc/pdgen-kv")) -}}
 {{- $_ := set $extra "initContainers" (list $render) -}}
-{{- $_ := set $extra "volumes" (list (dict "name" "kv-template" "configMap" (dict "name" $cm)) (dict "name" "kv-config" "emptyDir" dict)) -}}
+{{- $_ := set $extra "volumes" (list (dict "name" "kv-template" "configMap" (dict "name" $cm))
+    (dict "name" "kv-config" "emptyDir" dict)) -}}
 {{- $_ := set $extra "volumeMounts" (list (dict "name" "kv-config" "mountPath" "/etc/pdgen-kv" "readOnly" true)) -}}
 {{- end -}}
 {{- /* vLLM's /health is a cheap engine check, but a busy event loop can take longer than
        the kubelet's default 1 s to answer it. */ -}}
-{{- $startup := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 10 "failureThreshold" 360 "timeoutSeconds" 5 -}}
-{{- $ready := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 10 "failureThreshold" 3 "timeoutSeconds" 5 -}}
-{{- $live := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 30 "failureThreshold" 5 "timeoutSeconds" 10 -}}
+{{- $startup := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 10 "failureThreshold" 360
+    "timeoutSeconds" 5 -}}
+{{- $ready := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 10 "failureThreshold" 3
+    "timeoutSeconds" 5 -}}
+{{- $live := dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 30 "failureThreshold" 5
+    "timeoutSeconds" 10 -}}
 {{- $leaderArgs := include "vllm.engineArgs" (dict "root" .root "role" $role "mode" .mode) | fromYamlArray -}}
-{{- $workerArgs := include "vllm.engineArgs" (dict "root" .root "role" $role "mode" .mode "worker" true) | fromYamlArray -}}
-{{- $leader := merge (dict "command" $command "args" $leaderArgs "env" $env "ports" $ports "accelerators" $accel "startupProbe" $startup "readinessProbe" $ready "livenessProbe" $live) $extra -}}
+{{- $workerArgs := include "vllm.engineArgs" (dict "root" .root "role" $role "mode" .mode "worker" true)
+    | fromYamlArray -}}
+{{- $leader := merge (dict "command" $command "args" $leaderArgs "env" $env "ports" $ports "accelerators" $accel
+    "startupProbe" $startup "readinessProbe" $ready "livenessProbe" $live) $extra -}}
 {{- $worker := merge (dict "command" $command "args" $workerArgs "env" $env "accelerators" $accel) (deepCopy $extra) -}}
 {{- toYaml (dict "component" .component "leader" $leader "worker" $worker "ports" $ports) -}}
 {{- end -}}
@@ -221,9 +251,13 @@ chart ships its own.
 {{- $v := .Values -}}
 {{- $needs := include "vllm.needs" . | fromYaml -}}
 {{- $mooncake := not $needs.storeHandover -}}
-{{- $cmd := list "python3" "/opt/pdgen/pd_proxy.py" "--host" "0.0.0.0" "--port" ($v.service.port | toString) "--handover" (ternary "mooncake" "store" $mooncake) -}}
-{{- $cmd = concat $cmd (include "pd-common.proxyInstanceArgs" (dict "root" . "component" "prefill" "role" $v.prefill "port" $v.ports.http "bootstrap" (ternary $v.ports.bootstrap "" $mooncake)) | fromYamlArray) -}}
-{{- $cmd = concat $cmd (include "pd-common.proxyInstanceArgs" (dict "root" . "component" "decode" "role" $v.decode "port" $v.ports.http) | fromYamlArray) -}}
+{{- $cmd := list "python3" "/opt/pdgen/pd_proxy.py" "--host" "0.0.0.0" "--port" ($v.service.port
+    | toString) "--handover" (ternary "mooncake" "store" $mooncake) -}}
+{{- $cmd = concat $cmd (include "pd-common.proxyInstanceArgs"
+    (dict "root" . "component" "prefill" "role" $v.prefill "port" $v.ports.http "bootstrap"
+    (ternary $v.ports.bootstrap "" $mooncake)) | fromYamlArray) -}}
+{{- $cmd = concat $cmd (include "pd-common.proxyInstanceArgs"
+    (dict "root" . "component" "decode" "role" $v.decode "port" $v.ports.http) | fromYamlArray) -}}
 {{- toYaml $cmd -}}
 {{- end -}}
 
