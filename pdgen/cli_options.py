@@ -69,3 +69,36 @@ def chart_options(command):
                         help="Use the charts published there (oci://REGISTRY/PATH/<chart>, pulled with helm and "
                              "cached); the install command then names that chart. Default: the charts shipped with "
                              "pdgen.")(command)
+
+
+def predict_options(command):
+    """`pdgen plan`'s --predict and --sla options (pdgen.predict.request checks them together)."""
+    options = [
+        click.option("--predict", is_flag=True, help="Predict what each topology serves for the workload (--isl, "
+                     "--osl, and --concurrency or --rate). Needs pip install 'pdgen[perf]', or --steps."),
+        click.option("--isl", type=click.IntRange(min=1), help="Prompt tokens per request (--predict, --sla)."),
+        click.option("--osl", type=click.IntRange(min=1), help="Output tokens per request (--predict, --sla)."),
+        click.option("--concurrency", type=click.IntRange(min=1),
+                     help="Users, each sending its next request when its answer is complete (closed loop)."),
+        click.option("--rate", type=click.FloatRange(min=0, min_open=True),
+                     help="Requests per second, arriving at random (open loop)."),
+        click.option("--steps", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+                     help="Step timings from FILE (the 'steps' object of --predict --format json, or your own "
+                          "measured ones) instead of AIConfigurator."),
+        click.option("--sla", metavar="ttft=MS,tpot=MS",
+                     help="Search the splits of --gpus that meet this target, best tokens/s per GPU first."),
+        click.option("--gpus", type=click.IntRange(min=1), help="GPU budget of the search (--sla)."),
+        click.option("--backend", help="Backend, as a topology's spec.backend (--sla)."),
+        click.option("--model", help="Model, e.g. Qwen/Qwen2.5-7B-Instruct (--sla)."),
+        click.option("--accelerator", help="Accelerator product, e.g. H100, A10 (--sla)."),
+        click.option("--transport", type=click.Choice(["tcp", "rdma"]), default="tcp", show_default=True,
+                     help="How the KV cache travels (--sla; sets the assumed bandwidth)."),
+        click.option("--write", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+                     help="Write the chosen split as a topology (--sla; validated first)."),
+        click.option("--plot", type=click.Path(dir_okay=False, writable=True), metavar="FILE.png",
+                     help="Draw tokens/s per GPU against tokens/s per user with the target (--sla; needs "
+                          "matplotlib: pip install 'pdgen[report]')."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command

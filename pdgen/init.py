@@ -32,6 +32,8 @@ class Choices:
     decode: int = 1
     replicas: int = 1        # the server role, aggregated
     tp: int | None = None
+    prefill_tp: int | None = None   # per-role tensor parallelism (disaggregated), else ``tp``
+    decode_tp: int | None = None
     transport: str = "tcp"
     rdma_resource: str | None = None
     pvc: str | None = None   # CLAIM or CLAIM/SUBPATH
@@ -67,10 +69,10 @@ def text(c: Choices, tp: int) -> str:
     facts = models.lookup(c.model)
     about = (f"  # {facts.params_b}B params, {facts.kv_bytes_per_token():,} B of KV per token (pdgen's catalog)"
              if facts else "  # not in pdgen's catalog: validate --model-config config.json sizes it")
-    role = ["    replicas: {n}", f"    acceleratorsPerPod: {tp}", "    parallelism:",
-            f"      tensor: {tp}  # accelerators per instance = tensor x pipeline x data"]
+    role = ["    replicas: {n}", "    acceleratorsPerPod: {tp}", "    parallelism:",
+            "      tensor: {tp}  # accelerators per instance = tensor x pipeline x data"]
     out = [
-        f"# A {'aggregated' if c.aggregated else 'prefill/decode-disaggregated'} deployment written by `pdgen init`.",
+        f"# {'An aggregated' if c.aggregated else 'A prefill/decode-disaggregated'} deployment written by `pdgen init`.",
         "# Next: pdgen validate FILE; pdgen plan FILE (--diagram plan.md draws it); pdgen render FILE -o out;",
         "# pdgen up FILE. Every field: pdgen explain spec (pdgen schema writes the JSON Schema for editors).",
         "apiVersion: pdgen.io/v1alpha1",
@@ -93,10 +95,11 @@ def text(c: Choices, tp: int) -> str:
         out += ["  transport:", f"    protocol: {c.transport}  # how the KV cache travels between prefill and decode"]
     if not c.aggregated and c.transport == "rdma" and c.rdma_resource:
         out += ["    rdma:", f"      resourceName: {c.rdma_resource}  # the RDMA device plugin's resource"]
-    roles = [("server", c.replicas)] if c.aggregated else [("prefill", c.prefill), ("decode", c.decode)]
-    for name, n in roles:
+    roles = [("server", c.replicas, tp)] if c.aggregated else [
+        ("prefill", c.prefill, c.prefill_tp or tp), ("decode", c.decode, c.decode_tp or tp)]
+    for name, n, role_tp in roles:
         out.append(f"  {name}:")
-        out += [line.format(n=n) for line in role]
+        out += [line.format(n=n, tp=role_tp) for line in role]
     return "\n".join(out) + "\n"
 
 

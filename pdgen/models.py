@@ -35,6 +35,9 @@ class ModelFacts:
     kv_dtype_bytes: int = 2
     experts: int = 0              # routed experts (mixture of experts); 0 for a dense model
     experts_per_token: int = 0
+    arch: str = ""                # config.json architectures[0]
+    intermediate: int = 0         # intermediate_size
+    vocab: int = 0                # vocab_size
     source: str = "pdgen model catalog"
     params_estimated: bool = False
 
@@ -101,7 +104,9 @@ def from_hf_config(path: str, name: str) -> ModelFacts:
         max_context=c.get("max_position_embeddings", 0), kv="mla" if mla else "gqa",
         kv_lora_rank=c.get("kv_lora_rank") or 0, qk_rope_head_dim=c.get("qk_rope_head_dim") or 0,
         experts=c.get("n_routed_experts") or c.get("num_experts") or 0,
-        experts_per_token=c.get("num_experts_per_tok") or 0, source=path, params_estimated=True)
+        experts_per_token=c.get("num_experts_per_tok") or 0, arch=(c.get("architectures") or [""])[0],
+        intermediate=c.get("intermediate_size") or 0, vocab=c.get("vocab_size") or 0, source=path,
+        params_estimated=True)
 
 
 def accelerator_gib(accelerator: dict) -> float | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from pdgen import backends, charts, models
+from pdgen.errors import PdgenError
 from pdgen.findings import FileResult
 from pdgen.sizing import GIB, USABLE, role_memory
 
@@ -22,9 +23,11 @@ def _merge(base: Any, over: Any) -> Any:
 
 
 def explain(path: str, *, model_config: str | None = None, prompt_tokens: int | None = None,
-            bandwidth_gbps: float | None = None) -> tuple[FileResult, dict | None]:
+            bandwidth_gbps: float | None = None, workload=None, steps=None) -> tuple[FileResult, dict | None]:
     """`pdgen plan`: the topology file's validate result, and its plan (None when it has
-    errors). What Prometheus scrapes is the chart's to say, so it is read from a render."""
+    errors). What Prometheus scrapes is the chart's to say, so it is read from a render.
+    With ``workload`` (pdgen.predict.Workload), the plan has a ``prediction`` too, from
+    ``steps`` (pdgen.predict.Steps) or AIConfigurator."""
     from pdgen import manifests, render
     from pdgen.validate import check_file
 
@@ -39,16 +42,25 @@ def explain(path: str, *, model_config: str | None = None, prompt_tokens: int | 
         rendered = render.render_file(path)
         if rendered.ok:
             scraped = manifests.scraped(manifests.parse(rendered.manifests, path)[0])
-    return result, build(result.effective, result.values, model=facts, prompt_tokens=prompt_tokens,
-                         bandwidth_gbps=bandwidth_gbps, scraped=scraped)
+    plan = build(result.effective, result.values, model=facts, prompt_tokens=prompt_tokens,
+                 bandwidth_gbps=bandwidth_gbps, scraped=scraped)
+    if workload is not None:
+        from pdgen import predict
+        if facts is None:
+            raise PdgenError(f"{path}: --predict needs the model's architecture: {name} is not in pdgen's catalog; "
+                             "pass its config.json with --model-config")
+        plan["prediction"] = predict.for_topology(result.effective, facts, workload, steps=steps,
+                                                  model_config=model_config, bandwidth_gbps=bandwidth_gbps)
+    return result, plan
 
 
 def explain_all(paths: list[str], *, model_config: str | None = None, prompt_tokens: int | None = None,
-                bandwidth_gbps: float | None = None, diagram: str | None = None) -> list[tuple[FileResult, dict | None]]:
+                bandwidth_gbps: float | None = None, diagram: str | None = None, workload=None,
+                steps=None) -> list[tuple[FileResult, dict | None]]:
     """explain() for each topology; with ``diagram``, the first one's drawn into that file
     (.md or .mmd), when it has a plan."""
-    plans = [explain(p, model_config=model_config, prompt_tokens=prompt_tokens, bandwidth_gbps=bandwidth_gbps)
-             for p in paths]
+    plans = [explain(p, model_config=model_config, prompt_tokens=prompt_tokens, bandwidth_gbps=bandwidth_gbps,
+                     workload=workload, steps=steps) for p in paths]
     if diagram and plans and plans[0][1] is not None:
         from pdgen import fsutil
         from pdgen.reporters import plan as plan_report

@@ -94,6 +94,9 @@ def text(plan: dict, findings: list | None = None) -> str:
         out.append("monitoring: " + ", ".join(parts))
     for d in plan["disabledRules"]:
         out.append(f"rule {d['rule']} disabled: {d['reason']}")
+    if "prediction" in plan:
+        from pdgen.reporters.predict import prediction
+        out += ["", *prediction(plan["prediction"])]
     out += [text_line(f) for f in findings or []]
     return "\n".join(out) + "\n"
 
