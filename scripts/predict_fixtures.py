@@ -23,6 +23,8 @@ CASES = {
     "a10-qwen2.5-7b-vllm": ("Qwen/Qwen2.5-7B-Instruct", "A10", "vllm", {1, 2}, 2048, 256),
     "h100-qwen3-8b-vllm": ("Qwen/Qwen3-8B", "H100", "vllm", {1, 2}, 2048, 256),
     "h100-qwen3-8b-sglang": ("Qwen/Qwen3-8B", "H100", "sglang", {1, 2}, 2048, 256),
+    # tests/dataplane/test_predict_mocker.py: short answers, so one prefill instance saturates.
+    "a10-qwen2.5-7b-vllm-osl32": ("Qwen/Qwen2.5-7B-Instruct", "A10", "vllm", {1}, 2048, 32),
 }
 # AIConfigurator's own disaggregated estimate of one split, with its correction factors.
 DISAGG = {"model": "Qwen/Qwen3-8B", "system": "h100_sxm", "backend": "vllm", "isl": 2048, "osl": 256, "tp": 1,

@@ -32,9 +32,10 @@ CASES = [(EXAMPLE, "kv-aware"), (EXAMPLE, "round-robin"),  # the policy as rende
 LOOPBACK_ENV = ("DYN_SYSTEM_HOST", "DYN_TCP_RPC_HOST", "DYN_EVENT_PLANE_HOST")
 
 
-def mocker_argv(c: harness.Container, model_dir, bootstrap: int | None) -> list[str]:
+def mocker_argv(c: harness.Container, model_dir, bootstrap: int | None, extra: tuple[str, ...] = ()) -> list[str]:
     """dynamo.vllm's rendered flags, mapped for dynamo.mocker: --model becomes --model-path
-    (a tiny local model), --served-model-name --model-name; engine-only flags are dropped."""
+    (a tiny local model), --served-model-name --model-name; engine-only flags are dropped.
+    ``extra``: mocker flags after them (a later --speedup-ratio wins)."""
     args = c.argv[3:]
     keep = {"--disaggregation-mode", "--enable-prefix-caching"}
     out = [PYTHON, "-m", "dynamo.mocker", "--model-path", str(model_dir),
@@ -49,7 +50,7 @@ def mocker_argv(c: harness.Container, model_dir, bootstrap: int | None) -> list[
             i += 1
     if bootstrap:
         out += ["--bootstrap-ports", str(bootstrap)]
-    return out
+    return out + list(extra)
 
 
 def admissions(url: str) -> dict[str, float]:
@@ -110,9 +111,11 @@ def test_dynamo_frontend_serves_through_prefill_and_decode(tmp_path, example, po
         rel.cleanup()
 
 
-def start(rel, ns, tmp_path, etcd, policy, served) -> tuple[str, harness.Container, list[harness.Running]]:
+def start(rel, ns, tmp_path, etcd, policy, served, mocker_extra: tuple[str, ...] = (), model=None
+          ) -> tuple[str, harness.Container, list[harness.Running]]:
     """The release's etcd, NATS, mocker workers and frontend, running and serving ``served``:
-    (the frontend's base URL, its container, the mockers)."""
+    (the frontend's base URL, its container, the mockers). ``model``: the model folder the
+    mockers load (default: tinymodel's)."""
     [etcd_c] = rel.by_component("etcd")
     argv = harness.local_argv(etcd_c)
     assert argv[0] == "etcd"
@@ -124,8 +127,9 @@ def start(rel, ns, tmp_path, etcd, policy, served) -> tuple[str, harness.Contain
     ns.start("nats", ["nats-server", *argv], rendered=nats_c)  # the nats image's entrypoint, with the rendered args
     harness.wait_port(etcd_c.address, etcd_c.ports["client"])
     harness.wait_port(nats_c.address, nats_c.ports["client"])
-    model = tmp_path / "tiny-model"  # tokenizers lives in the data-plane venv
-    subprocess.run([PYTHON, tinymodel.__file__, str(model)], check=True, timeout=120)
+    if model is None:
+        model = tmp_path / "tiny-model"  # tokenizers lives in the data-plane venv
+        subprocess.run([PYTHON, tinymodel.__file__, str(model)], check=True, timeout=120)
     workers = rel.by_component("prefill") + rel.by_component("decode")
     mockers = []
     for i, c in enumerate(workers):
@@ -137,7 +141,7 @@ def start(rel, ns, tmp_path, etcd, policy, served) -> tuple[str, harness.Contain
         # none, so its /health stays 503 unless told which endpoint to report.
         env["DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS"] = '["generate"]'
         assert "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS" not in c.env  # deprecated and ignored in 1.6.1
-        argv = mocker_argv(c, model, 8998 + i if c.component == "prefill" else None)
+        argv = mocker_argv(c, model, 8998 + i if c.component == "prefill" else None, mocker_extra)
         show(argv)
         mockers.append(ns.start(f"mocker-{c.pod}", argv, env=env, rendered=c))
     [frontend] = rel.by_component("frontend")

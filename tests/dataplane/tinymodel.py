@@ -35,6 +35,35 @@ def make(directory: pathlib.Path) -> pathlib.Path:
     return directory
 
 
+WORDS = 500
+
+
+def make_words(directory: pathlib.Path) -> pathlib.Path:
+    """A model folder whose tokenizer is one token per word: "w0" .. "w499" (ids 0..499),
+    split on whitespace, so a prompt of N such words is N tokens. dynamo.mocker's generated
+    tokens decode to empty text with either tokenizer (ai-dynamo 1.6.1), so what it streams
+    is measured by the frontend's own metrics, not by content."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = {f"w{i}": i for i in range(WORDS)} | {"<unk>": WORDS, "<|endoftext|>": WORDS + 1}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer.decoder = decoders.WordPiece(prefix="##", cleanup=False)
+    tokenizer.add_special_tokens(["<|endoftext|>"])
+    tokenizer.save(str(directory / "tokenizer.json"))
+    (directory / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": None, "eos_token": "<|endoftext|>",
+        "pad_token": "<|endoftext|>", "model_max_length": 16384,
+        "chat_template": "{% for m in messages %}{{ m['content'] }} {% endfor %}"}))
+    (directory / "config.json").write_text(json.dumps({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": WORDS + 2, "hidden_size": 64,
+        "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 4,
+        "max_position_embeddings": 16384, "eos_token_id": WORDS + 1, "bos_token_id": WORDS + 1,
+        "torch_dtype": "float16"}))
+    return directory
+
+
 if __name__ == "__main__":
     import sys
-    make(pathlib.Path(sys.argv[1]))
+    (make_words if "--words" in sys.argv[2:] else make)(pathlib.Path(sys.argv[1]))
