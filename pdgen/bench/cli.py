@@ -198,11 +198,15 @@ def _targets(_ctx, _param, values: tuple[str, ...]) -> list:
               help="A goal to judge (repeatable; none by default): ttft-reduction=60%, throughput-gain=150% "
                    "(B against A), or an SLO on B such as p99_ttft_ms<=500 or output_throughput>=900. "
                    "Exit 1 when one is not met.")
+@click.option("--prediction", type=click.Path(exists=True, dir_okay=False), metavar="PLAN.json",
+              help="Also show the run (B, or A alone) next to `pdgen plan TOPOLOGY --predict ... --format json` "
+                   "output for the same topology and workload: measured, predicted, ratio.")
 @report_format
-def compare_cmd(a, b, targets, fmt):
+def compare_cmd(a, b, targets, prediction, fmt):
     """Compare two summary.json files (e.g. aggregated A vs PD B), or round 1 vs the last
     round of one: delta and ratio per metric, and the targets given with --target (the seed
-    guide's: --target ttft-reduction=60% --target throughput-gain=150%)."""
+    guide's: --target ttft-reduction=60% --target throughput-gain=150%). With --prediction,
+    the run next to what `pdgen plan --predict` said it would serve."""
     from pdgen.bench import compare
 
     try:
@@ -211,8 +215,16 @@ def compare_cmd(a, b, targets, fmt):
         result = compare.compare(first, second, targets)
     except (ValueError, KeyError, TypeError) as exc:
         raise click.BadParameter(f"not a pdgen bench summary.json: {exc}") from None
+    result["prediction"] = _against(compare, second or first, prediction) if prediction else None
     click.echo(json.dumps(result, indent=1) if fmt == "json" else compare.text(result), nl=fmt == "json")
     sys.exit(0 if result["targets_met"] else 1)
+
+
+def _against(compare, summary: dict, path: str) -> dict:
+    try:
+        return compare.against_prediction(summary, compare.prediction_of(json.loads(pathlib.Path(path).read_text())))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise click.BadParameter(f"{path}: {exc}", param_hint="--prediction") from None
 
 
 @bench.command("report")

@@ -100,4 +100,53 @@ def text(result: dict) -> str:
         lines.append(f"target {v['target']}: {shown}, {'met' if v['met'] else 'NOT MET'}")
     if not result["same_dataset"]:
         lines.append("warning: the two runs used different datasets; the comparison is not like for like")
+    out = "\n".join(lines) + "\n"
+    return out + prediction_text(result["prediction"]) if result.get("prediction") else out
+
+
+# bench summary metric -> `pdgen plan --predict` figure
+PREDICTED = {"mean_ttft_ms": "ttftMs", "mean_tpot_ms": "tpotMs", "output_throughput": "tokensPerSecond",
+             "request_throughput": "requestsPerSecond"}
+
+
+def prediction_of(doc) -> dict:
+    """The prediction in `pdgen plan --predict --format json` output (one plan, or the first
+    of a list). ValueError when there is none."""
+    plan = doc[0] if isinstance(doc, list) and doc else doc
+    if not isinstance(plan, dict) or not isinstance(plan.get("prediction"), dict):
+        raise ValueError("no 'prediction' in it: write it with `pdgen plan TOPOLOGY --predict ... --format json`")
+    return plan["prediction"]
+
+
+def against_prediction(summary: dict, prediction: dict) -> dict:
+    """A run's last round next to the prediction for the same topology: measured, predicted,
+    and measured / predicted per figure; where the run's load differs from the workload
+    predicted (output tokens, users), it says so."""
+    measured = _round(summary, "last")
+    rows = []
+    for metric, key in PREDICTED.items():
+        got, want = measured.get(metric), (prediction.get(key) or {}).get("value")
+        if got is None or want is None:
+            continue
+        rows.append({"metric": metric, "measured": got, "predicted": want, "ratio": got / want if want else None,
+                     "source": prediction[key]["source"]})
+    w, meta = prediction["workload"], summary.get("metadata", {})
+    differs = []
+    if meta.get("max_tokens") not in (None, w["osl"]):
+        differs.append(f"the run asked for {meta['max_tokens']} output tokens, the prediction is for {w['osl']}")
+    if w.get("concurrency") and meta.get("max_concurrency") not in (None, w["concurrency"]):
+        differs.append(f"the run kept {meta['max_concurrency']} requests in flight, the prediction is for "
+                       f"{w['concurrency']} users")
+    return {"workload": w, "steps": prediction.get("steps", {}).get("source"), "rows": rows, "differs": differs}
+
+
+def prediction_text(result: dict) -> str:
+    w = result["workload"]
+    load = f"{w['concurrency']} users" if w.get("concurrency") else f"{w.get('rate')} requests/s"
+    lines = [f"against the prediction ({w['isl']} prompt / {w['osl']} output tokens, {load}; step timings: "
+             f"{result['steps']}):", f"  {'metric':22} {'measured':>12} {'predicted':>12} {'ratio':>8}"]
+    for r in result["rows"]:
+        ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else "-"
+        lines.append(f"  {r['metric']:22} {r['measured']:12.3f} {r['predicted']:12.3f} {ratio:>8}")
+    lines += [f"  note: {d}" for d in result["differs"]]
     return "\n".join(lines) + "\n"
