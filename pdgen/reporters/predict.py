@@ -74,7 +74,7 @@ def search_text(found: dict) -> str:
         note = "; ".join(f["rule"].removeprefix("predict.") for f in r["findings"])
         return (f"{mark:1} {sla.describe(r):34} {r['split']['gpus']:>4} {_n(r['ttftMs']['value']):>9} "
                 f"{_n(r['tpotMs']['value']):>8} {_n(r['tokensPerSecondPerGpu']['value']):>10} "
-                f"{_n(r['tokensPerSecondPerUser']['value']):>10}  {note}")
+                f"{_n(r['tokensPerSecondPerUser']['value']):>10}  {note}").rstrip()
     shown = found["ranked"][:sla.SHOWN]
     out += [row(r, "*" if i == 0 and r["meets"] else "") for i, r in enumerate(shown)]
     b = found["baseline"]
@@ -87,8 +87,8 @@ def search_text(found: dict) -> str:
         disagg, agg = best[False], best[True]
         if disagg and agg:
             gain = disagg["tokensPerSecondPerGpu"]["value"] / agg["tokensPerSecondPerGpu"]["value"]
-            out.append(f"best disaggregated {sla.describe(disagg)} serves {gain:.2f}x the tokens/s per GPU of "
-                       f"the best aggregated {sla.describe(agg)} that meets the target")
+            out.append(f"the best disaggregated split that meets it ({sla.describe(disagg)}) serves {gain:.2f}x the "
+                       f"tokens/s per GPU of the best {sla.describe(agg)} that does")
     if written:
         out.append(f"wrote {written} (validated; pdgen plan {written} --predict ... checks it)")
     if plot:

@@ -153,3 +153,20 @@ def test_an_sla_nothing_meets_exits_1_and_writes_nothing(runner, tmp_path):
     assert result.exit_code == 1, result.output
     assert "0 of " in result.output and "the closest misses follow" in result.output
     assert not out.exists()
+
+
+def doc_block(after: str) -> str:
+    """The console block of docs/predict.md that starts with ``after`` (its command line)."""
+    text = (ROOT / "docs" / "predict.md").read_text()
+    start = text.index(after)
+    return text[start:text.index("\n```", start)]
+
+
+def test_the_docs_show_what_predict_prints():
+    """docs/predict.md's --predict example is the command's output (its step timings are
+    AIConfigurator's, which tests/predict holds equal to the stored ones used here)."""
+    block = doc_block("$ pdgen plan examples/vllm-mooncake-p2p-qwen7b.yaml --predict")
+    shown = block.split("...(the plan)...\n", 1)[1] + "\n"
+    proc = pdgen("plan", P2P, "--predict", *LOAD, "--steps", A10)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.endswith(shown)

@@ -50,6 +50,23 @@ def test_predict_on_an_example_with_the_real_aiconfigurator(tmp_path):
     print(f"--predict (A10 roofline): {seconds:.1f} s")
 
 
+def test_the_docs_show_what_sla_prints(tmp_path):
+    """docs/predict.md's --sla example, run against the real AIConfigurator, prints what the
+    page shows, and writes a topology and a plot."""
+    from tests.acceptance.test_predict_cli import doc_block
+
+    block = doc_block("$ pdgen plan --sla ttft=300,tpot=15")
+    command, shown = block.split("\n", 2)[:2], block.split("\n", 2)[2]
+    args = " ".join(line.strip().rstrip("\\") for line in command).split()[2:]
+    proc, seconds = run(*[a.replace("chosen.yaml", str(tmp_path / "chosen.yaml"))
+                          .replace("sla.png", str(tmp_path / "sla.png")) for a in args])
+    assert proc.returncode == 0, proc.stderr
+    expected = shown.replace("chosen.yaml", str(tmp_path / "chosen.yaml")).replace("sla.png", str(tmp_path / "sla.png"))
+    assert proc.stdout == expected + "\n"
+    assert (tmp_path / "sla.png").stat().st_size > 10_000
+    print(f"docs' --sla (H100 measured, TP 1/2/4/8): {seconds:.1f} s")
+
+
 def test_sla_with_measured_kernel_data(tmp_path):
     out = tmp_path / "chosen.yaml"
     proc, seconds = run("plan", "--sla", "ttft=300,tpot=25", "--backend", "sglang-mooncake", "--model",
