@@ -27,7 +27,7 @@ class ModelFacts:
     kv_heads: int
     head_dim: int
     params_b: float
-    dtype_bytes: int
+    dtype_bytes: float              # per weight; fractional for mixed layouts (MXFP4 experts)
     max_context: int
     kv: str = "gqa"               # "gqa" (incl. MHA) or "mla"
     kv_lora_rank: int = 0
@@ -75,7 +75,7 @@ def _estimate_params(c: dict, layers: int, hidden: int, heads: int, kv_heads: in
     """Parameters from the architecture (a config.json has no parameter count)."""
     attention = hidden * heads * head_dim * 2 + hidden * kv_heads * head_dim * 2
     dense_mlp = 3 * hidden * c.get("intermediate_size", 4 * hidden)
-    experts = c.get("n_routed_experts") or c.get("num_experts") or 0
+    experts = c.get("n_routed_experts") or c.get("num_experts") or c.get("num_local_experts") or 0
     if experts:
         moe_ffn = c.get("moe_intermediate_size", c.get("intermediate_size", 4 * hidden))
         shared = c.get("n_shared_experts", 0) or 0
@@ -103,7 +103,7 @@ def from_hf_config(path: str, name: str) -> ModelFacts:
         dtype_bytes=DTYPE_BYTES.get(c.get("torch_dtype", "bfloat16"), 2),
         max_context=c.get("max_position_embeddings", 0), kv="mla" if mla else "gqa",
         kv_lora_rank=c.get("kv_lora_rank") or 0, qk_rope_head_dim=c.get("qk_rope_head_dim") or 0,
-        experts=c.get("n_routed_experts") or c.get("num_experts") or 0,
+        experts=c.get("n_routed_experts") or c.get("num_experts") or c.get("num_local_experts") or 0,
         experts_per_token=c.get("num_experts_per_tok") or 0, arch=(c.get("architectures") or [""])[0],
         intermediate=c.get("intermediate_size") or 0, vocab=c.get("vocab_size") or 0, source=path,
         params_estimated=True)

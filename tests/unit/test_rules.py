@@ -197,7 +197,63 @@ def test_the_catalog_cites_where_each_added_models_facts_come_from():
         assert name in _catalog() and "config.json" in cited, name
     moe = {name: (f.experts, f.experts_per_token) for name in _catalog() if (f := models.lookup(name)).experts}
     assert moe == {"deepseek-ai/DeepSeek-R1": (256, 8), "deepseek-ai/DeepSeek-V3": (256, 8),
-                   "Qwen/Qwen3-30B-A3B": (128, 8), "Qwen/Qwen3-235B-A22B": (128, 8)}
+                   "Qwen/Qwen3-30B-A3B": (128, 8), "Qwen/Qwen3-235B-A22B": (128, 8),
+                   "openai/gpt-oss-120b": (128, 4), "openai/gpt-oss-20b": (32, 4)}
+
+
+def test_gpt_oss_weights_are_the_mxfp4_layout():
+    """gpt-oss ships its experts in MXFP4 (4.25 bits) and the rest in bf16: 65 GB for 120b,
+    which fits one 80 GB H100 (the model card's claim), 13.7 GB for 20b."""
+    from pdgen.sizing import weight_bytes
+    assert weight_bytes(models.lookup("openai/gpt-oss-120b"), "auto") / 1e9 == pytest.approx(65.1, abs=0.1)
+    assert weight_bytes(models.lookup("openai/gpt-oss-20b"), "auto") / 1e9 == pytest.approx(13.7, abs=0.1)
+
+
+def _moe_topology(tmp_path, backend: str, args: list[str], engine: str | None = None, model="Qwen/Qwen3-30B-A3B"):
+    variant = f"  variant: {{engine: {engine}}}\n" if engine else ""
+    path = tmp_path / "t.yaml"
+    path.write_text(f"""apiVersion: pdgen.io/v1alpha1
+kind: Topology
+metadata: {{name: moe}}
+spec:
+  backend: {backend}
+{variant}  model: {{name: {model}, source: {{pvc: {{claimName: m}}}}}}
+  accelerator: {{product: H100}}
+  prefill: {{parallelism: {{tensor: 4}}, acceleratorsPerPod: 4}}
+  decode: {{parallelism: {{tensor: 4}}, acceleratorsPerPod: 4, extraArgs: {json.dumps(args)}}}
+""")
+    return str(path)
+
+
+@pytest.mark.parametrize("backend,engine,args,fails", [
+    ("sglang-mooncake", None, ["--ep-size", "4"], False),
+    ("sglang-mooncake", None, ["--ep=3"], True),                      # 128 % 3
+    ("sglang-mooncake", None, ["--expert-parallel-size", "4", "--ep-num-redundant-experts", "2"], True),
+    ("dynamo", "sglang", ["--ep-size", "3"], True),
+    ("vllm-mooncake", None, ["--enable-expert-parallel"], False),     # vLLM spreads a remainder
+    ("dynamo", "vllm", ["--enable-expert-parallel"], False),
+])
+def test_moe_experts_divide_by_sglangs_ep_size(tmp_path, runner, backend, engine, args, fails):
+    result = runner.invoke(cli, ["validate", _moe_topology(tmp_path, backend, args, engine)])
+    assert ("[moe-experts]" in result.output) == fails, result.output
+    assert result.exit_code == (1 if fails else 0), result.output
+
+
+def test_moe_experts_needs_experts_to_check(tmp_path, runner):
+    dense = runner.invoke(cli, ["validate", _moe_topology(tmp_path, "sglang-mooncake", ["--ep-size", "3"],
+                                                          model="Qwen/Qwen3-8B")])
+    assert "[moe-experts]" not in dense.output, dense.output
+
+
+def test_a_gpt_oss_config_json_gives_its_experts(tmp_path):
+    """gpt-oss and Mixtral name their experts num_local_experts."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"num_hidden_layers": 24, "hidden_size": 2880, "num_attention_heads": 64,
+                                "num_key_value_heads": 8, "head_dim": 64, "num_local_experts": 32,
+                                "num_experts_per_tok": 4, "intermediate_size": 2880, "vocab_size": 201088}))
+    facts = models.from_hf_config(str(path), "openai/gpt-oss-20b")
+    assert (facts.experts, facts.experts_per_token) == (32, 4)
+    assert facts.params_b == pytest.approx(20.9, abs=0.1)
 
 
 def test_a_moe_config_json_gives_its_experts(tmp_path):
