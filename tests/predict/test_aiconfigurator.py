@@ -65,15 +65,3 @@ def test_the_docs_show_what_sla_prints(tmp_path):
     assert proc.stdout == expected + "\n"
     assert (tmp_path / "sla.png").stat().st_size > 10_000
     print(f"docs' --sla (H100 measured, TP 1/2/4/8): {seconds:.1f} s")
-
-
-def test_sla_with_measured_kernel_data(tmp_path):
-    out = tmp_path / "chosen.yaml"
-    proc, seconds = run("plan", "--sla", "ttft=300,tpot=25", "--backend", "sglang-mooncake", "--model",
-                        "Qwen/Qwen3-8B", "--accelerator", "H100", "--gpus", "4", "--isl", "2048", "--osl", "256",
-                        "--concurrency", "32", "--write", str(out), "--format", "json")
-    assert proc.returncode == 0, proc.stderr
-    found = json.loads(proc.stdout)
-    assert found["steps"]["source"] == "measured kernel data (AIConfigurator 0.12.0: h100_sxm, sglang)"
-    assert found["ranked"][0]["meets"] and out.exists()
-    print(f"--sla (H100 measured, TP 1/2/4): {seconds:.1f} s")
