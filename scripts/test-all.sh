@@ -23,8 +23,9 @@ step() {
 
 step lint make --no-print-directory lint
 step e2e "$PY" -m pytest -m e2e -p no:cacheprovider tests/bench/test_llama_e2e.py
-step suite "$PY" -m pytest -n auto --dist loadfile --ignore=tests/dataplane --ignore=tests/engines
-step engines "$PY" -m pytest tests/dataplane tests/engines
+# --durations: the slowest tests in the log, the profile the suite's time is read from.
+step suite "$PY" -m pytest -n auto --dist loadfile --ignore=tests/dataplane --ignore=tests/engines --durations=25
+step engines "$PY" -m pytest tests/dataplane tests/engines --durations=15
 
 echo "=== make test: summary"
 failed=0
