@@ -4,8 +4,10 @@ output is committed next to it."""
 from __future__ import annotations
 
 import json
+import pathlib
 
 import pytest
+import yaml
 
 from pdgen import models, rules
 from pdgen.cli import cli
@@ -237,6 +239,39 @@ def test_moe_experts_divide_by_sglangs_ep_size(tmp_path, runner, backend, engine
     result = runner.invoke(cli, ["validate", _moe_topology(tmp_path, backend, args, engine)])
     assert ("[moe-experts]" in result.output) == fails, result.output
     assert result.exit_code == (1 if fails else 0), result.output
+
+
+def test_the_env_catalog_is_of_the_releases_the_charts_pin():
+    """pdgen/data/env_names.json (scripts/build_env_catalog.py) is of the engine releases the
+    backend descriptors pin; a pin moved without rebuilding it would check the wrong names."""
+    from pdgen import backends
+    from pdgen.rules import extra_env
+
+    for name in extra_env.CHECKED:
+        backend = backends.BACKENDS[name]
+        tool = backend.engine_tool({"backend": name, "variant": {}})
+        assert extra_env.catalog()[tool]["version"] == backend.flag_tools[tool], (name, tool)
+    assert "VLLM_LOGGING_LEVEL" in extra_env.catalog()["vllm.serve"]["names"]
+    assert "SGLANG_DISAGGREGATION_THREAD_POOL_SIZE" in extra_env.catalog()["sglang.launch_server"]["names"]
+
+
+@pytest.mark.parametrize("backend,engine,env,warned", [
+    ("sglang-mooncake", None, {"SGLANG_DISAGGREGATION_THREAD_POOL_SIZE": "4"}, False),
+    ("sglang-mooncake", None, {"SGLANG_DISAGGREGATION_THREAD_POOL_SIZ": "4"}, True),
+    ("sglang-mooncake", None, {"MY_OWN_SETTING": "1", "NCCL_DEBUG": "INFO"}, False),   # not the engine's prefix
+    ("dynamo", "vllm", {"VLLM_NOT_A_THING": "1"}, False),   # dynamo's image has a vLLM of its own
+    ("vllm-mooncake", None, {"VLLM_USE_V1": "1"}, True),      # gone from vLLM 0.33.0
+])
+def test_extra_env_checks_the_engines_own_variables(tmp_path, runner, backend, engine, env, warned):
+    path = pathlib.Path(_moe_topology(tmp_path, backend, [], engine, model="Qwen/Qwen3-8B"))
+    doc = yaml.safe_load(path.read_text())
+    doc["spec"]["decode"]["env"] = env
+    path.write_text(yaml.safe_dump(doc))
+    result = runner.invoke(cli, ["validate", str(path)])
+    assert ("[extra-env]" in result.output) == warned, result.output
+    assert result.exit_code == 0, result.output
+    if warned and backend == "sglang-mooncake":
+        assert "did you mean SGLANG_DISAGGREGATION_THREAD_POOL_SIZE?" in result.output
 
 
 def test_moe_experts_needs_experts_to_check(tmp_path, runner):
