@@ -2,7 +2,7 @@
 
 Static defaults are the schema's own ``default`` keywords (so editors show them too);
 ``effective()`` applies them. Defaults that depend on the backend are in its descriptor
-(pdgen/backends/<name>.py, ``defaults``); the ones that depend on other settings are below.
+(pdgen/backends/<name>/, ``defaults``); the ones that depend on other settings are below.
 Image tags are not here: each chart pins its engine release (Chart.yaml appVersion) and
 pdgen passes an image only when the topology names one.
 """

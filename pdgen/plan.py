@@ -78,13 +78,14 @@ def build(t: dict, compiled_values: dict, *, model: models.ModelFacts | None, pr
     applied) and compiled chart values, both of which `validate` produced; ``scraped``: what
     the rendered manifests have Prometheus scrape (pdgen.manifests.scraped)."""
     spec = t["spec"]
-    values = _merge(charts.chart_values(backends.CHARTS[spec["backend"]]), compiled_values)
+    backend = backends.of(spec)
+    values = _merge(charts.chart_values(backend.chart), compiled_values)
     accel = spec["accelerator"]
     gib = models.accelerator_gib(accel)
     product = accel.get("product", accel["type"])
     plan: dict[str, Any] = {
         "name": t["metadata"]["name"], "backend": spec["backend"], "mode": spec["mode"],
-        "variant": spec["variant"], "chart": backends.CHARTS[spec["backend"]],
+        "variant": spec["variant"], "chart": backend.chart,
         "router": (backends.of(spec).router if spec["mode"] == "disaggregated" or backends.of(spec).router_in_aggregated
                    else None),
         "accelerator": {"product": product, "memoryGiB": gib, "usableGiB": gib * USABLE if gib else None,

@@ -52,7 +52,7 @@ def check_values(result: FileResult, repository: charts.Repository | None = None
     if result.has_errors or result.effective is None or result.values is None:
         return rendered
     topology, values = result.effective, result.values  # computed by validate
-    chart = backends.CHARTS[topology["spec"]["backend"]]
+    chart = backends.of(topology["spec"]).chart
     source: str | pathlib.Path = charts.pull(repository, chart, helm_path=helm_path) if repository else chart
     # Helm checks the schema against the values merged over the chart's defaults, so a
     # topology that sets only image.repository keeps the chart's pinned tag.

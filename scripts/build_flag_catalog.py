@@ -19,7 +19,7 @@ OUT = ROOT / "pdgen" / "data" / "flags.json"
 
 def pins() -> dict[str, str | None]:
     """tool -> the release our charts pin (None: the tool has a single extracted source),
-    from the backend descriptors (pdgen/backends/<name>.py, flag_tools)."""
+    from the backend descriptors (pdgen/backends/<name>/, flag_tools)."""
     sys.path.insert(0, str(ROOT))
     from pdgen.backends import BACKENDS
 

@@ -15,8 +15,6 @@ from pdgen.backends.common import Compiled, Problem
 
 BACKENDS: dict[str, Backend] = {b.name: b for b in (sglang_mooncake.BACKEND, vllm_mooncake.BACKEND,
                                                       dynamo.BACKEND, ascend_yuanrong.BACKEND)}
-# The chart each backend compiles to (a directory under charts/).
-CHARTS = {name: b.chart for name, b in BACKENDS.items()}
 
 
 def of(spec: dict) -> Backend:
@@ -29,10 +27,10 @@ def of(spec: dict) -> Backend:
 
 def compile_topology(topology: dict) -> Compiled:
     """The effective topology's chart values: the keys every chart shares, then the backend's."""
-    compiled = Compiled({})
+    compiled = Compiled({}, of(topology["spec"]))
     compiled.values = common.base(topology, compiled)
-    of(topology["spec"]).compile(topology["spec"], compiled)
+    compiled.backend.compile(topology["spec"], compiled)
     return compiled
 
 
-__all__ = ["BACKENDS", "CHARTS", "Backend", "Compiled", "Problem", "compile_topology", "of"]
+__all__ = ["BACKENDS", "Backend", "Compiled", "Problem", "compile_topology", "of"]

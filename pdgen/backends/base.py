@@ -1,9 +1,13 @@
 """The backend descriptor: everything pdgen knows about one backend, in one object.
 
-Each backend module (pdgen/backends/<name>.py) exports ``BACKEND``; the registry
-(pdgen/backends/__init__.py) collects them, and the schema test, the defaults, the rules,
-the flag catalog, the chart values generator, the benchmarks and the tests read it. Adding a
-backend is adding one module (and its chart).
+Each backend package (pdgen/backends/<name>/) exports ``BACKEND`` from its __init__, with its
+dashboard and alerts in its monitoring module; the registry (pdgen/backends/__init__.py)
+collects them, and the defaults, the rules, the flag catalog, the chart values generator, the
+benchmarks and the tests read it. The common helpers (backends/common.py) get the descriptor
+from the Compiled they fill, never from the registry. Adding a backend is adding its package
+and its chart, its name to the registry and the schema's enum and variant blocks, and its rows
+to the infra and routing rules' tables: tests/unit/test_schema.py and test_rules.py fail until
+each is there.
 """
 
 from __future__ import annotations

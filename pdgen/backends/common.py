@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pdgen import endpoints
 from pdgen.findings import Level
+
+if TYPE_CHECKING:
+    from pdgen.backends.base import Backend
 
 Path = tuple
 
@@ -23,7 +26,10 @@ class Problem:
 
 @dataclass
 class Compiled:
+    """What compiling a topology gives: the chart values, the problems, and the descriptor of
+    the backend compiled for (the helpers here read its facts from it)."""
     values: dict
+    backend: Backend
     problems: list[Problem] = field(default_factory=list)
 
     def error(self, path: Path, message: str) -> None:
@@ -156,7 +162,7 @@ def base(topology: dict, compiled: Compiled) -> dict:
         "commonLabels": dict(meta.get("labels", {})),
         "commonAnnotations": dict(meta.get("annotations", {})),
         "mode": spec["mode"],
-        "deployment": deployment(spec),
+        "deployment": deployment(spec, compiled.backend),
     }
     if image(spec.get("image")):
         values["image"] = image(spec["image"])
@@ -197,14 +203,12 @@ VLLM_FRONT_DEFAULTS = {"accelerator": {"type": "nvidia"}, "ports": {"http": 8000
                        "routing": {"policy": "round-robin"}}
 
 
-def deployment(spec: dict) -> dict:
+def deployment(spec: dict, backend: Backend) -> dict:
     """The deployment values: the form, and for charts that render the group forms, the
     rollout, the DisaggregatedSet's slices and the RBG engine runtime."""
-    from pdgen import backends  # the registry imports this module
-
     d = spec["deployment"]
     out: dict[str, Any] = {"form": d["form"]}
-    if not set(GROUP_FORMS) & set(backends.of(spec).forms):
+    if not set(GROUP_FORMS) & set(backend.forms):
         return out
     out["rollout"] = spec.get("rollout", "independent")
     out["slices"] = ratio_units(spec) if d["form"] == "disaggregatedset" else 1
@@ -228,13 +232,11 @@ def ratio_units(spec: dict) -> int:
     return k
 
 
-def infra(spec: dict, name: str) -> dict:
+def infra(spec: dict, name: str, backend: Backend) -> dict:
     """Chart values of one infra service: auto -> deployed when the backend needs it (the
     infra rule's table), external -> its endpoint. The infra rule reports misuse."""
-    from pdgen import backends  # the registry imports this module
-
     cfg = spec["infra"][name]
-    needed = backends.of(spec).infra(spec)[name][0]
+    needed = backend.infra(spec)[name][0]
     out: dict[str, Any] = {"enabled": needed and cfg["mode"] in ("auto", "bundled"), "endpoint": ""}
     if cfg["mode"] == "external":
         # The infra rule reports an endpoint that does not parse; the charts get it normalised.
@@ -261,8 +263,6 @@ def infra(spec: dict, name: str) -> dict:
 HA_SERVICES = ("etcd", "nats")
 
 
-def router_policy(spec: dict) -> str | None:
+def router_policy(spec: dict, backend: Backend) -> str | None:
     """The router's own name for the topology's policy (None when the routing rule rejects it)."""
-    from pdgen import backends  # the registry imports this module
-
-    return backends.of(spec).policies.get(spec["routing"]["policy"])
+    return backend.policies.get(spec["routing"]["policy"])

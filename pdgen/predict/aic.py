@@ -49,7 +49,7 @@ def engine_of(spec: dict) -> str:
 
 def engine_for(backend: str, dynamo_engine: str | None = None) -> str:
     if backend == "dynamo":
-        return dynamo_engine or "vllm"  # the dynamo backend's default (backends/dynamo.py)
+        return dynamo_engine or "vllm"  # the dynamo backend's default (backends/dynamo/)
     if backend not in ENGINES:
         raise PdgenError(f"no prediction for {backend}: AIConfigurator models NVIDIA GPUs running TensorRT-LLM, "
                          "vLLM or SGLang, not vLLM-Ascend on Ascend NPUs")

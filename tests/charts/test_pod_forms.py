@@ -67,8 +67,9 @@ FORMS = {  # name -> (backend, variant, nodesPerInstance[, deployment.form])
 def probe_arg(backend: str, variant: dict) -> str:
     """A flag of the role's engine that no chart renders by itself (validate checks extraArgs
     against the engine's flag catalog), to follow into the rendered command."""
-    sglang = backend == "sglang-mooncake" or variant.get("engine") == "sglang"
-    return "--max-running-requests=77" if sglang else "--max-num-seqs=77"
+    from pdgen import backends
+    tool = backends.BACKENDS[backend].engine_tool({"backend": backend, "variant": variant})
+    return "--max-running-requests=77" if "sglang" in tool else "--max-num-seqs=77"
 
 
 def topology(backend: str, variant: dict, nodes: int, transport: dict, form: str = "workloads") -> dict:
@@ -77,8 +78,7 @@ def topology(backend: str, variant: dict, nodes: int, transport: dict, form: str
         "model": {"name": "Qwen/Qwen2.5-7B-Instruct",
                   "source": {"download": {"from": "hf", "uri": "Qwen/Qwen2.5-7B-Instruct",
                                               "storage": {"size": "40Gi"}}}},
-        "accelerator": {"type": "ascend" if backend == "ascend-yuanrong" else "nvidia"},
-        "transport": copy.deepcopy(transport),
+        "transport": copy.deepcopy(transport),  # the accelerator type: the backend's default
     }
     for role in ROLES:
         spec[role] = copy.deepcopy(ROLE) | {"nodesPerInstance": nodes, "parallelism": {"tensor": 2 * nodes},

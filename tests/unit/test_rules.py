@@ -299,3 +299,14 @@ def test_a_moe_config_json_gives_its_experts(tmp_path):
     path.write_text(json.dumps(config))
     facts = models.from_hf_config(str(path), "my/moe")
     assert (facts.experts, facts.experts_per_token) == (128, 8) and facts.kv_bytes_per_token() == 98_304
+
+
+def test_the_rules_tables_have_a_row_per_backend():
+    """The infra and routing rules document each backend in a table: a backend added to the
+    registry without its rows fails here, naming them."""
+    from pdgen.backends import BACKENDS
+
+    for rule_id in ("infra", "routing"):
+        rows = [line for line in rules.get(rule_id).doc.splitlines() if line.startswith("| ")]
+        missing = [name for name in BACKENDS if not any(row.startswith(f"| {name}") for row in rows)]
+        assert not missing, f"rule {rule_id}'s table lacks a row for {missing}"

@@ -70,8 +70,11 @@ def test_every_object_with_properties_is_closed():
 
 def test_closed_sets_are_enums():
     root = schema.topology_schema()["$defs"]
-    assert root["spec"]["properties"]["backend"]["enum"] == [
-        "sglang-mooncake", "vllm-mooncake", "dynamo", "ascend-yuanrong"]
+    from pdgen.backends import BACKENDS
+    assert root["spec"]["properties"]["backend"]["enum"] == list(BACKENDS)  # the registry's order
+    for backend in BACKENDS.values():  # each variant key the descriptor declares, with its values
+        for key, values in backend.variants.items():
+            assert set(values) <= set(root["variant"]["properties"][key]["enum"]), (backend.name, key)
     assert root["spec"]["properties"]["mode"]["enum"] == ["disaggregated", "aggregated"]
     assert root["variant"]["properties"]["connector"]["enum"] == ["p2p", "store", "lmcache", "v0-etcd"]
     assert root["infraService"]["properties"]["mode"]["enum"] == ["auto", "bundled", "external", "none"]
