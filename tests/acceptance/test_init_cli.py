@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from pdgen import render
+from pdgen.backends import BACKENDS
 from pdgen.cli import cli
 from pdgen.validate import check_file
 
@@ -74,7 +75,7 @@ def test_aggregated_gets_a_server_role_and_a_download_warns_when_gated(runner):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--backend", "vllm"], "--backend 'vllm' is not one of ascend-yuanrong, dynamo, sglang-mooncake, vllm-mooncake"),
+    (["--backend", "vllm"], f"--backend 'vllm' is not one of {', '.join(sorted(BACKENDS))}"),
     (["--variant", "store"], "--variant: write KEY=VALUE, e.g. connector=store"),
     (["--pvc", "a", "--host-path", "/m"], "give one of --pvc, --host-path and --download"),
 ])
