@@ -37,17 +37,19 @@ def test_the_stored_step_timings_are_what_aiconfigurator_computes():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_predict_on_an_example_with_the_real_aiconfigurator(tmp_path):
-    example = str(ROOT / "examples" / "ack-dynamo-qwen7b-kv-routing.yaml")
-    proc, seconds = run("plan", example, "--predict", "--isl", "2048", "--osl", "256", "--concurrency", "16",
-                        "--format", "json")
+@pytest.mark.parametrize("example,engine", [("ack-dynamo-qwen7b-kv-routing.yaml", "vllm"),
+                                            ("ack-sglang-mooncake-qwen7b.yaml", "sglang"),
+                                            ("vllm-mooncake-p2p-qwen7b.yaml", "vllm")])
+def test_predict_on_an_example_with_the_real_aiconfigurator(example, engine):
+    proc, seconds = run("plan", str(ROOT / "examples" / example), "--predict", "--isl", "2048", "--osl", "256",
+                        "--concurrency", "16", "--format", "json")
     assert proc.returncode == 0, proc.stderr
     p = json.loads(proc.stdout)["prediction"]
-    assert p["engine"] == "vllm" and p["steps"]["source"].startswith("roofline, uncalibrated")
+    assert p["engine"] == engine and p["steps"]["source"].startswith("roofline, uncalibrated")
     assert p["steps"]["system"]["datasheet"]["mem_bw"] == 600e9  # pdgen's A10 description went in
     # Roofline sanity: a 2048-token prefill of a 7.6B model is ~2 x 7.6e9 x 2048 FLOP at 125 TFLOP/s.
     assert 0.9 < p["roles"][0]["stepMs"]["value"] / (2 * 7.62e9 * 2048 / 125e12 * 1000) < 1.3
-    print(f"--predict (A10 roofline): {seconds:.1f} s")
+    print(f"--predict {example} (A10 roofline): {seconds:.1f} s")
 
 
 def test_the_docs_show_what_sla_prints(tmp_path):
