@@ -109,7 +109,7 @@ def test_the_aggregated_baseline_pays_for_prefill_in_tpot():
     agg = forecast(s, Split(0, 1, 2, 1), w)
     assert agg["split"]["aggregated"] and agg["split"]["gpus"] == 2
     assert agg["tpotMs"]["value"] > s.tpot_ms(1, 16)  # decode stalls while the instance prefills
-    assert agg["capacityRatio"] is None and agg["roles"][0]["role"] == "server"
+    assert agg["capacityRatio"] is None and [r["role"] for r in agg["roles"]] == ["server (prefill)", "server (decode)"]
 
 
 def test_decode_without_kv_room_is_named():
