@@ -7,7 +7,7 @@ forms in front of a prefill tier that cannot keep up. pdgen adds both:
 
 - KV transfer = the plan's exact KV bytes of the prompt x 8 / the transport's bandwidth.
 - Closed loop (``concurrency`` users, each sending its next request when the last one ends):
-  exact mean-value analysis (Reiser and Lavenberg) of a network with the prefill tier as a
+  mean-value analysis (Reiser and Lavenberg) of a network with the prefill tier as a
   queue with P servers (Seidmann's approximation: one server P times as fast plus a delay of
   (P-1)/P of a step), the hand-over as a delay, and decode as a delay of osl x TPOT(batch),
   where the batch each decode instance runs is the number of requests there (Little's law),
