@@ -26,6 +26,11 @@ GOAL = 5_000
 BACKENDS = {name: b.variant_combinations()[0] for name, b in REGISTRY.items()}
 
 
+def accelerator(backend: str) -> str:
+    """The accelerator type the backend's descriptor defaults to."""
+    return REGISTRY[backend].defaults["accelerator"]["type"]
+
+
 def topology(i: int, rng: random.Random) -> bytes:
     backend = rng.choice(sorted(BACKENDS))
     aggregated = rng.random() < 0.2
@@ -49,9 +54,10 @@ def topology(i: int, rng: random.Random) -> bytes:
         "variant": BACKENDS[backend],
         "model": {"name": f"org/model-{i}", "maxModelLen": 8192,
                   "source": {"pvc": {"claimName": "models", "subPath": f"m{i}"}}},
-        "transport": {"protocol": "tcp"} if backend == "ascend-yuanrong" else
+        # RDMA where the backend's default accelerator is an NVIDIA GPU (Ascend NPUs use TCP here).
+        "transport": {"protocol": "tcp"} if accelerator(backend) != "nvidia" else
                      {"protocol": "rdma", "rdma": {"resourceName": "rdma/hca", "devices": ["mlx5_0"]}},
-        "accelerator": {"type": "ascend" if backend == "ascend-yuanrong" else "nvidia"},
+        "accelerator": {"type": accelerator(backend)},
         "routing": {"policy": "round-robin"},
         "service": {"port": 8000},
         "smokeTest": {"prompt": "San Francisco is a", "maxTokens": 30},
