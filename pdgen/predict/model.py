@@ -93,14 +93,10 @@ def _closed_disagg(steps: Steps, split: Split, w: Workload) -> dict:
     for n in range(1, (w.concurrency or 1) + 1):
         rq = sp / p * (1 + queued)                  # the P-times-faster server's response time
         rp = rq + sp * (p - 1) / p                  # plus the delay part (Seidmann)
-        b = n / split.decode
-        for _ in range(200):
-            tpot = steps.tpot_ms(split.decode_tp, b)
-            x = n / (rp + sx + w.osl * tpot)
-            nb = max(x * w.osl * tpot / split.decode, 1.0)
-            if abs(nb - b) < 1e-6 * b:
-                break
-            b = 0.5 * (b + nb)
+        def rate(tpot: float, n: int = n, rp: float = rp) -> float:   # Little's law over the whole cycle
+            return n / (rp + sx + w.osl * tpot)
+        b, tpot = _decode_fixed_point(steps, split, w.osl, rate, n / split.decode)
+        x = rate(tpot)
         queued = x * rq
     return {"x": x, "queue": rp - sp, "batch": b, "tpot": tpot}
 
