@@ -10,9 +10,10 @@ the chosen split is validated again as the topology `--write` writes."""
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, replace
 
-from pdgen import init, models
+from pdgen import fsutil, init, models
 from pdgen.errors import PdgenError
 from pdgen.predict import decode_max_batch, kv_transfer_ms
 from pdgen.predict.model import Split, Workload, forecast
@@ -144,9 +145,6 @@ def plot(found: dict, path: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    import io
-
-    from pdgen import fsutil
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     plt.close(fig)
@@ -167,7 +165,6 @@ def describe(row: dict) -> str:
 def run(req, *, model_config: str | None = None, bandwidth_gbps: float | None = None) -> dict:
     """`pdgen plan --sla`: search, then write the chosen split as a topology (validated; not
     written when nothing meets the target or it does not validate) and draw the plot."""
-    from pdgen import fsutil
     from pdgen.plan import BANDWIDTH_GBPS
     from pdgen.predict import _finite
 
