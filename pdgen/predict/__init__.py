@@ -63,9 +63,8 @@ def for_topology(topology: dict, facts: models.ModelFacts, w: Workload, *, steps
     if steps is None:
         steps = aic.steps(facts, product, engine, tps, w.isl, w.osl, model_config=model_config,
                           inter_node_gbps=gbps, max_batch=max(max_b or 1024, 1))
-    elif (steps.isl, steps.osl) != (w.isl, w.osl):
-        raise PdgenError(f"the step timings are for {steps.isl} prompt and {steps.osl} output tokens, and the "
-                         f"workload has {w.isl} and {w.osl}: compute them for this workload")
+    else:
+        steps.check_workload(w.isl, w.osl)
     split = Split(prefill=0 if aggregated else spec["prefill"]["replicas"],
                   prefill_tp=spec["server" if aggregated else "prefill"]["parallelism"]["tensor"],
                   decode=spec[decode_role]["replicas"], decode_tp=spec[decode_role]["parallelism"]["tensor"],

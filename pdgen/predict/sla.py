@@ -76,9 +76,8 @@ def search(base: init.Choices, facts: models.ModelFacts, gpus: int, w: Workload,
     if steps is None:
         steps = aic.steps(facts, base.accelerator, engine, set(tps), w.isl, w.osl, model_config=model_config,
                           inter_node_gbps=gbps, max_batch=max(b or 1024 for b in max_b.values()))
-    elif (steps.isl, steps.osl) != (w.isl, w.osl):
-        raise PdgenError(f"the step timings are for {steps.isl} prompt and {steps.osl} output tokens, and the "
-                         f"workload has {w.isl} and {w.osl}")
+    else:
+        steps.check_workload(w.isl, w.osl)
     transfer = kv_transfer_ms(facts, w.isl, gbps)
     rows = []
     for tp in tps:

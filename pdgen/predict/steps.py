@@ -54,6 +54,12 @@ class Steps:
                              f"(they have {sorted(curves) or 'none'})")
         return curves[tp]
 
+    def check_workload(self, isl: int, osl: int) -> None:
+        """Timings computed for another prompt or output length would mislead: refuse them."""
+        if (self.isl, self.osl) != (isl, osl):
+            raise PdgenError(f"the step timings are for {self.isl} prompt and {self.osl} output tokens, and the "
+                             f"workload has {isl} and {osl}: compute them for this workload")
+
     def to_dict(self) -> dict:
         return {"isl": self.isl, "osl": self.osl, "source": self.source, "system": self.system,
                 "prefill": {str(tp): {"batch": list(c.batch), "ms": list(c.ms)} for tp, c in sorted(self.prefill.items())},

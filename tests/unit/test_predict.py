@@ -150,3 +150,12 @@ def test_sla_search_keeps_only_splits_the_backend_can_render():
     assert pairs["vllm-mooncake"] == {(1, 1), (2, 2)}
     assert pairs["dynamo"] == {(1, 1), (1, 2), (2, 2)}
     assert pairs["sglang-mooncake"] == {(1, 1), (1, 2), (2, 1), (2, 2)}
+
+
+def test_sla_refuses_timings_of_another_workload():
+    from pdgen import init, models
+
+    base = init.Choices(backend="vllm-mooncake", model="Qwen/Qwen3-8B", accelerator="H100")
+    with pytest.raises(PdgenError, match="the step timings are for 2048 prompt and 256 output tokens"):
+        sla.search(base, models.lookup("Qwen/Qwen3-8B"), 4, Workload(1024, 256, concurrency=8), sla.Target(500, 50),
+                   steps=load("h100-qwen3-8b-vllm"), gbps=25.0)
