@@ -69,6 +69,11 @@ def _prerequisites(cluster, namespace: str, doc: dict, release: str) -> None:
                           "metadata": {"name": source["pvc"]["claimName"], "namespace": namespace},
                           "spec": {"accessModes": ["ReadOnlyMany"], "storageClassName": "",
                                    "resources": {"requests": {"storage": "100Gi"}}}})
+        # A user's claim is bound before the install; the PV controller binds it a few seconds
+        # after its creation on a busy machine, and until then the scheduler refuses the pods.
+        claim = f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{source['pvc']['claimName']}"
+        cluster.wait_until(f"claim {source['pvc']['claimName']} bound",
+                           lambda: cluster.cp.get(claim).get("status", {}).get("phase") == "Bound", timeout=60)
     if "download" in source:
         cluster.model_claim(namespace, f"{release}-model")
         if source["download"].get("credentialsSecret"):
@@ -119,12 +124,14 @@ def test_example_installs_tests_upgrades_rolls_back_and_uninstalls(cluster, exam
     chart = str(ROOT / "charts" / doc["spec"]["backend"])
     _nodes_for(cluster, example, spare=1)
     _prerequisites(cluster, namespace, doc, release)
+    lws = "kind: LeaderWorkerSet" in (tmp_path / release / "manifests.yaml").read_text()
     try:
         started = time.monotonic()
-        # `pdgen up` installs it: preflight, helm upgrade --install, the wait, helm test.
-        up = cluster.pdgen("up", str(example), "-n", namespace, "-o", str(tmp_path / "up"), "--stall", "10",
-                           "--helm", tools.find(helm))
-        lws = "kind: LeaderWorkerSet" in (tmp_path / release / "manifests.yaml").read_text()
+        # `pdgen up` installs it: preflight, helm upgrade --install, the wait, helm test. A stall
+        # ends the wait of a LeaderWorkerSet release (nothing makes its pods here) after 10 s;
+        # the others get a minute, as a chart-made claim binds asynchronously (PV controller).
+        up = cluster.pdgen("up", str(example), "-n", namespace, "-o", str(tmp_path / "up"),
+                           "--stall", "10" if lws else "60", "--helm", tools.find(helm))
         if lws:  # nothing makes their pods here (see the module docstring), and up says so
             assert up.returncode == 1, up.stdout + up.stderr
             assert "its controller made none (is the LeaderWorkerSet controller installed and running?)" in up.stdout
