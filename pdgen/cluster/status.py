@@ -12,6 +12,7 @@ whose pods cannot even be created is not mistaken for an empty one."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from pdgen.cluster import references
@@ -137,8 +138,27 @@ def _pod_phase(pod) -> str:
     return "loading"
 
 
-def _pod_problems(pod, events: dict[str, list[str]]) -> tuple[bool, list[str]]:
-    """(pending, problems) of one pod."""
+# The scheduler's message for a pod whose claim is not bound yet (kube-scheduler's
+# VolumeBinding plugin, ErrReasonUnboundImmediatePVC).
+UNBOUND = "unbound immediate PersistentVolumeClaims"
+
+
+def _claims(core, namespace: str) -> dict[str, str]:
+    """Each claim of the namespace that is not Bound -> its phase, with the message of its
+    latest event (the PV controller's FailedBinding, ProvisioningFailed, ExternalProvisioning)."""
+    claims = api_call("list PersistentVolumeClaims", core.list_namespaced_persistent_volume_claim, namespace)
+    listed = api_call("list events", core.list_namespaced_event, namespace,
+                      field_selector="involvedObject.kind=PersistentVolumeClaim")
+    latest = {e.involved_object.name: e.message for e in sorted(
+        listed.items if listed else [], key=lambda e: str(e.last_timestamp or e.event_time or ""))}
+    return {c.metadata.name: (c.status.phase or "Pending") + (f": {latest[c.metadata.name]}"
+                                                              if c.metadata.name in latest else "")
+            for c in (claims.items if claims else []) if (c.status.phase or "Pending") != "Bound"}
+
+
+def _pod_problems(pod, events: dict[str, list[str]], unbound: Callable[[], dict[str, str]]) -> tuple[bool, list[str]]:
+    """(pending, problems) of one pod; ``unbound`` gives the namespace's claims that are not
+    bound (see _claims), read only when the scheduler names one."""
     name = pod.metadata.name
     problems = []
     conditions = {c.type: c for c in (pod.status.conditions or [])}
@@ -146,7 +166,15 @@ def _pod_problems(pod, events: dict[str, list[str]]) -> tuple[bool, list[str]]:
     scheduled = conditions.get("PodScheduled")
     if scheduled is not None and scheduled.status == "False":
         reason = (events.get(name) or [scheduled.message or scheduled.reason or "not scheduled"])[-1]
-        problems.append(f"pod {name} is Pending: {reason}")
+        if UNBOUND in reason:
+            # Say which claim and why, from the claim itself. A claim bound since the scheduler
+            # last tried is no problem: the scheduler retries the pod within its backoff.
+            claims = [v.persistent_volume_claim.claim_name for v in pod.spec.volumes or []
+                      if v.persistent_volume_claim]
+            late = [(c, unbound()[c]) for c in claims if c in unbound()]
+            reason = f"claim {late[0][0]} is {late[0][1]}" if late else ""
+        if reason:
+            problems.append(f"pod {name} is Pending: {reason}")
     for status in (pod.status.init_container_statuses or []) + (pod.status.container_statuses or []):
         waiting = status.state.waiting if status.state else None
         if waiting and waiting.reason in _WAITING:
@@ -168,6 +196,14 @@ def collect(cluster: Cluster, release: str, namespace: str) -> Status:
     for e in sorted(listed.items if listed else [], key=lambda e: str(e.last_timestamp or e.event_time or "")):
         if e.involved_object.kind == "Pod":
             events.setdefault(e.involved_object.name, []).append(e.message)
+
+    claims: dict[str, str] | None = None
+
+    def unbound() -> dict[str, str]:
+        nonlocal claims
+        if claims is None:
+            claims = _claims(core, namespace)
+        return claims
 
     workloads = []
     for kind, lister in (("StatefulSet", apps.list_namespaced_stateful_set), ("Deployment",
@@ -208,7 +244,7 @@ def collect(cluster: Cluster, release: str, namespace: str) -> Status:
             role.ready += ready
             phases.append(_pod_phase(pod))
             role.pods += 1
-            pending, problems = _pod_problems(pod, events)
+            pending, problems = _pod_problems(pod, events, unbound)
             role.pending += pending
             role.problems += problems
         if len(phases) < desired:

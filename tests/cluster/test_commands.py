@@ -294,6 +294,30 @@ def test_status_and_lint_server_name_what_the_pods_read_but_the_namespace_lacks(
         data = json.loads(cluster.pdgen("status", path, "--format", "json").stdout)
         prefill = next(r for r in data["roles"] if r["component"] == "prefill")
         assert any("Secret hf" in p for p in prefill["problems"]) and not prefill["healthy"]
+
+        # The claim, with no volume to bind: the scheduler's words ("unbound immediate
+        # PersistentVolumeClaims") are replaced by the claim's own state and the PV controller's
+        # reason. Once a volume binds it, that problem is gone, even before the scheduler retries.
+        cluster.cp.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                          "metadata": {"name": "llm-model", "namespace": namespace},
+                          "spec": {"accessModes": ["ReadOnlyMany"], "storageClassName": "",
+                                   "resources": {"requests": {"storage": "1Gi"}}}})
+        cluster.wait_until("the scheduler meets the unbound claim", lambda: any(
+            "unbound immediate PersistentVolumeClaims" in (c.get("message") or "")
+            for p in cluster.pods(namespace, "st-refs") for c in p.get("status", {}).get("conditions", [])),
+            timeout=60)
+
+        def decode_problems():
+            data = json.loads(cluster.pdgen("status", path, "--format", "json").stdout)
+            return next(r for r in data["roles"] if r["component"] == "decode")["problems"]
+        cluster.wait_until("the claim's reason", lambda: any(
+            "is Pending: claim llm-model is Pending: no persistent volumes available for this claim" in p
+            for p in decode_problems()), timeout=60)
+        cluster.model_claim(namespace, "llm-model")
+        cluster.wait_until("the claim bound", lambda: cluster.cp.get(
+            f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/llm-model")["status"].get("phase") == "Bound",
+            timeout=60)
+        assert not any("claim" in p or "unbound" in p for p in decode_problems())
     finally:
         cluster.helm("uninstall", "st-refs", "-n", namespace, "--wait", check=False)
 
