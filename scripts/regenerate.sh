@@ -2,7 +2,10 @@
 # Regenerate the generated files of the checkout this script is in (or of --root DIR):
 #
 #   fixtures  tests/fixtures/invalid/*.expected and tests/fixtures/rules/*/fail.expected
-#   golden    the charts' copy of pdgen/pd_proxy.py, pdgen/data/name_limits.json, pdgen/data/offline-schemas.tar.xz, their values.schema.json, their monitoring files, values/<example>.yaml and tests/golden/
+#   golden    the backend parts of schemas/topology.schema.json, the charts' copy of
+#             pdgen/pd_proxy.py, pdgen/data/name_limits.json, pdgen/data/offline-schemas.tar.xz,
+#             their values.schema.json, their monitoring files, values/<example>.yaml and
+#             tests/golden/
 #   catalog   pdgen/data/flags.json, from pins/upstream/flag-oracle.json
 #   docs      each chart's README.md, from its README.md.gotmpl and values.yaml (helm-docs)
 #   all       all four
@@ -21,6 +24,7 @@ fixtures() {
   "$py" scripts/fixtures.py
 }
 golden() {
+  "$py" scripts/build_schema.py
   "$py" scripts/proxy_copy.py
   "$py" scripts/chart_values.py
   "$py" scripts/monitoring.py

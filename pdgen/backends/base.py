@@ -5,9 +5,9 @@ dashboard and alerts in its monitoring module; the registry (pdgen/backends/__in
 collects them, and the defaults, the rules, the flag catalog, the chart values generator, the
 benchmarks and the tests read it. The common helpers (backends/common.py) get the descriptor
 from the Compiled they fill, never from the registry. Adding a backend is adding its package
-and its chart, its name to the registry and the schema's enum and variant blocks, and its rows
-to the infra and routing rules' tables: tests/unit/test_schema.py and test_rules.py fail until
-each is there.
+and its chart, and its name to the registry; the schema's backend enum and variant blocks are
+written from the registry (scripts/build_schema.py, `make golden`) and the infra and routing
+rules' tables are built from the descriptors.
 """
 
 from __future__ import annotations
@@ -57,6 +57,11 @@ class Backend:
     # catalog tool -> the release the chart pins (None: a tool with one extracted source);
     # scripts/build_flag_catalog.py keeps exactly these.
     flag_tools: Mapping[str, str | None]
+    # spec.variant key -> what its values mean: the schema's description of the key
+    # (scripts/build_schema.py writes the schema's backend and variant parts from the registry).
+    variant_docs: Mapping[str, str] = field(default_factory=dict)
+    # Said after the schema's "backend X takes only variant.K" (or "X has no variants").
+    variant_note: str = ""
     # (variant key, value) -> topology settings that variant cannot do without (an image
     # you build, ...): what tests and benchmarks add to exercise it.
     variant_needs: Mapping[tuple[str, str], dict] = field(default_factory=dict)

@@ -1,17 +1,12 @@
 """infra: the control-plane services a backend and variant need are present, and none is
 deployed (or pointed at) where nothing would talk to it.
 
-| backend / variant | etcd | NATS | mooncake_master |
-|---|---|---|---|
-| sglang-mooncake | - | - | - |
-| vllm-mooncake p2p | - | - | - |
-| vllm-mooncake store, lmcache | - | - | needed |
-| vllm-mooncake v0-etcd | needed | - | needed |
-| dynamo, workloads form | needed | needed | - |
-| dynamo operator | - (the platform's) | - (the platform's) | - |
-| ascend-yuanrong datasystem | needed | - | - |
+Needed in disaggregated mode, from each backend's descriptor (``infra``); `auto` (the default)
+resolves to this:
 
-`auto` (the default) resolves to exactly this table (each backend's descriptor, ``infra``). An external endpoint is host, host:port
+{table}
+
+An external endpoint is host, host:port
 or scheme://host[:port] (etcd http/https, NATS nats/tls, the Mooncake master no scheme);
 pdgen/endpoints.py parses it once and every consumer gets its own form.
 
@@ -41,6 +36,32 @@ from pdgen.findings import Level
 
 ID = "infra"
 LEVEL = Level.ERROR
+NAMES = {"etcd": "etcd", "nats": "NATS", "mooncakeMaster": "mooncake_master"}
+
+
+def table() -> str:
+    """Which service each backend needs in disaggregated mode, from the descriptors, by the
+    variant and form where they make a difference; rows that need the same are merged."""
+    lines = ["| backend / variant | " + " | ".join(NAMES.values()) + " |", "|---" * (len(NAMES) + 1) + "|"]
+    for b in backends.BACKENDS.values():
+        needs = {(tuple(v.values()), form): tuple(b.infra({"mode": "disaggregated", "variant": v,
+                                                          "deployment": {"form": form}})[name][0] for name in NAMES)
+                 for v in b.variant_combinations() for form in b.forms}
+        by_variant = any(needs[v, f] != needs[w, f] for v, f in needs for w, _ in needs)
+        by_form = any(needs[v, f] != needs[v, g] for v, f in needs for _, g in needs)
+        rows: dict[tuple[bool, ...], list[str]] = {}
+        for (variant, form), needed in needs.items():
+            label = " ".join([*(variant if by_variant else ()), *([f"{form} form"] if by_form else [])])
+            if label not in rows.setdefault(needed, []):
+                rows[needed].append(label)
+        for needed, labels in rows.items():
+            which = ", ".join(label for label in labels if label)
+            lines.append(f"| {b.name}{' ' + which if which else ''} | "
+                         + " | ".join("needed" if n else "-" for n in needed) + " |")
+    return "\n".join(lines)
+
+
+__doc__ = (__doc__ or "").replace("{table}", table())
 
 
 def needs(spec: dict) -> dict[str, tuple[bool, str]]:

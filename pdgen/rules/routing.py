@@ -1,12 +1,10 @@
 """routing: the router policy, KV-aware routing and selective disaggregation are ones the
 backend's router can express.
 
-| backend | router | policies | selective disaggregation |
-|---|---|---|---|
-| sglang-mooncake | sglang_router --pd-disaggregation | random, round-robin, cache-aware, power-of-two | no |
-| vllm-mooncake | disaggregation proxy | round-robin | no |
-| dynamo | dynamo.frontend --router-mode | round-robin, random, least-loaded, kv-aware (= cache-aware) | yes, with kv-aware routing and vLLM workers |
-| ascend-yuanrong | vLLM-Ascend proxy | round-robin | no |
+What each backend's router can do (from the descriptors: ``router``, ``policies``,
+``selective_refused``):
+
+{table}
 
 PASS::
 
@@ -33,6 +31,32 @@ from pdgen.findings import Level
 
 ID = "routing"
 LEVEL = Level.ERROR
+
+
+def _selective(b: backends.Backend) -> str:
+    """Where the backend's router can send short prompts to decode only: the policies and
+    variants it accepts selective disaggregation with (its descriptor's selective_refused)."""
+    combos = [(p, v) for p in b.policies for v in b.variant_combinations()
+              if b.selective_refused({"mode": "disaggregated", "routing": {"policy": p}, "variant": v}) is None]
+    if not combos:
+        return "no"
+    policies = list(dict.fromkeys(p for p, _ in combos))
+    variants = list(dict.fromkeys(f"{k} {val}" for _, v in combos for k, val in v.items()))
+    whole = [f"{k} {val}" for k, values in b.variants.items() for val in values]
+    return ("yes, with routing.policy " + " or ".join(policies)
+            + (" and variant " + " or ".join(variants) if variants != whole else ""))
+
+
+def table() -> str:
+    lines = ["| backend | router | policies (pdgen = the router's own name) | selective disaggregation |",
+             "|---|---|---|---|"]
+    for b in backends.BACKENDS.values():
+        policies = ", ".join(p if p == own else f"{p} = {own}" for p, own in b.policies.items())
+        lines.append(f"| {b.name} | {b.router} | {policies} | {_selective(b)} |")
+    return "\n".join(lines)
+
+
+__doc__ = (__doc__ or "").replace("{table}", table())
 
 def has_router(spec: dict) -> bool:
     return spec["mode"] == "disaggregated" or backends.of(spec).router_in_aggregated

@@ -302,11 +302,36 @@ def test_a_moe_config_json_gives_its_experts(tmp_path):
 
 
 def test_the_rules_tables_have_a_row_per_backend():
-    """The infra and routing rules document each backend in a table: a backend added to the
-    registry without its rows fails here, naming them."""
+    """The infra and routing rules document each backend in a table built from the
+    descriptors: every registered backend has its rows, with what its descriptor says."""
     from pdgen.backends import BACKENDS
 
     for rule_id in ("infra", "routing"):
         rows = [line for line in rules.get(rule_id).doc.splitlines() if line.startswith("| ")]
         missing = [name for name in BACKENDS if not any(row.startswith(f"| {name}") for row in rows)]
         assert not missing, f"rule {rule_id}'s table lacks a row for {missing}"
+    infra_doc, routing_doc = rules.get("infra").doc, rules.get("routing").doc
+    assert "| vllm-mooncake v0-etcd | needed | - | needed |" in infra_doc
+    assert "| dynamo workloads form | needed | needed | - |" in infra_doc
+    assert "| dynamo operator form | - | - | - |" in infra_doc
+    assert "| sglang-mooncake | - | - | - |" in infra_doc
+    assert "| dynamo | dynamo.frontend | round-robin, random, least-loaded, kv-aware = kv, cache-aware = kv | yes, " \
+           "with routing.policy kv-aware or cache-aware and variant engine vllm |" in routing_doc
+    assert "| vllm-mooncake | the vLLM disaggregation proxy | round-robin | no |" in routing_doc
+
+
+def test_a_backend_added_to_the_registry_gets_its_rows_in_the_rules_tables(monkeypatch):
+    import dataclasses
+
+    from pdgen import backends
+    from pdgen.rules import infra, routing
+
+    new = dataclasses.replace(
+        backends.BACKENDS["sglang-mooncake"], name="trtllm-nixl", router="trtllm-serve disaggregated",
+        policies={"round-robin": "round_robin"}, variants={"cache": ("nixl", "pool")},
+        infra=lambda spec: {"etcd": (spec["variant"]["cache"] == "pool", "why"), "nats": (False, "why"),
+                            "mooncakeMaster": (False, "why")})
+    monkeypatch.setattr(backends, "BACKENDS", {**backends.BACKENDS, new.name: new})
+    assert "| trtllm-nixl nixl | - | - | - |" in infra.table()
+    assert "| trtllm-nixl pool | needed | - | - |" in infra.table()
+    assert "| trtllm-nixl | trtllm-serve disaggregated | round-robin = round_robin | no |" in routing.table()

@@ -189,14 +189,25 @@ def test_compiling_the_fast_path_leaves_the_shared_schema_alone():
     assert json.dumps(schema.topology_schema(), sort_keys=True) == before
 
 
+def _build_schema():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import build_schema
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    return build_schema
+
+
 def test_the_schema_offers_exactly_the_registered_backends_and_their_variants():
-    """The topology schema and the backend registry (pdgen/backends) say the same."""
+    """The topology schema's backend parts are written from the registry (pdgen/backends,
+    scripts/build_schema.py): the committed schema is what the registry writes."""
     from pdgen.backends import BACKENDS
 
+    assert (ROOT / "schemas" / "topology.schema.json").read_text() == _build_schema().text(), \
+        "run scripts/build_schema.py (make golden)"
     doc = schema.topology_schema()
     spec = doc["$defs"]["spec"]
-    backend_enum = spec["properties"]["backend"]["enum"]
-    assert sorted(backend_enum) == sorted(BACKENDS)
+    assert spec["properties"]["backend"]["enum"] == list(BACKENDS)
     variant = doc["$defs"]["variant"]["properties"]
     for b in BACKENDS.values():
         for key, values in b.variants.items():
@@ -205,3 +216,34 @@ def test_the_schema_offers_exactly_the_registered_backends_and_their_variants():
     assert keys == set(variant), "a variant key no backend declares, or one the schema lacks"
     for b in BACKENDS.values():
         assert (ROOT / "charts" / b.chart / "Chart.yaml").is_file(), b.chart
+
+
+def test_a_backend_added_to_the_registry_is_offered_by_the_schema_with_its_own_variants(monkeypatch):
+    """What a new backend gets from the registry alone: the enum value, its summary, its variant
+    key with values and description, and a block that keeps the other backends' keys off it."""
+    import dataclasses
+
+    from pdgen import backends
+
+    build_schema = _build_schema()
+    base = backends.BACKENDS["vllm-mooncake"]
+    new = dataclasses.replace(base, name="trtllm-nixl", summary="TensorRT-LLM workers with NIXL",
+                              variants={"flavour": ("fast", "small")}, variant_docs={"flavour": "fast: F. small: S."},
+                              variant_note="")
+    monkeypatch.setattr(build_schema, "BACKENDS", {**backends.BACKENDS, new.name: new})
+    doc = build_schema.build(json.loads((ROOT / "schemas" / "topology.schema.json").read_text()))
+    spec = doc["$defs"]["spec"]
+    assert spec["properties"]["backend"]["enum"][-1] == "trtllm-nixl"
+    assert "trtllm-nixl: TensorRT-LLM workers with NIXL." in spec["properties"]["backend"]["description"]
+    assert doc["$defs"]["variant"]["properties"]["flavour"] == {
+        "description": "trtllm-nixl only. fast: F. small: S.", "type": "string", "enum": ["fast", "small"]}
+    validator = Draft202012Validator(doc)
+    topology = {"apiVersion": "pdgen.io/v1alpha1", "kind": "Topology", "metadata": {"name": "t"},
+                "spec": {"backend": "trtllm-nixl", "variant": {"connector": "p2p"},
+                         "model": {"name": "m", "source": {"pvc": {"claimName": "c"}}}, "prefill": {}, "decode": {}}}
+    messages = [e.message for e in validator.iter_errors(topology)]
+    assert any("'connector' is not one of ['flavour']" in m for m in messages), messages
+    topology["spec"]["variant"] = {"flavour": "small"}
+    assert not [e.message for e in validator.iter_errors(topology)]
+    for block in spec["allOf"]:  # the old ones are kept, each once
+        assert spec["allOf"].count(block) == 1

@@ -94,6 +94,8 @@ BACKEND = Backend(
     compile=compile,
     defaults={"variant": {"engine": "vllm"}, **common.VLLM_FRONT_DEFAULTS},
     variants={"engine": ("vllm", "sglang")},
+    variant_docs={"engine": "Engine the Dynamo workers run (dynamo.vllm or dynamo.sglang)."},
+    variant_note="(the operator form is deployment.form: operator; it was variant.deployment before pdgen 0.2)",
     forms=("workloads", "operator"),
     router="dynamo.frontend",
     # dynamo.frontend 1.6.1 --router-mode choices; cache-aware is the KV router too

@@ -33,6 +33,7 @@ BACKEND = Backend(
     defaults={"variant": {}, "accelerator": {"type": "nvidia"}, "ports": {"http": 30000, "bootstrap": 8998},
               "routing": {"policy": "cache-aware"}},
     variants={},
+    variant_note="(SGLang's Mooncake transfer engine needs none)",
     router="the SGLang router",
     # sglang_router 0.3.2 --policy choices
     policies={"random": "random", "round-robin": "round_robin", "cache-aware": "cache_aware",

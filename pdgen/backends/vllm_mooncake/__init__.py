@@ -137,6 +137,10 @@ BACKEND = Backend(
     compile=compile,
     defaults={"variant": {"connector": "p2p"}, **common.VLLM_FRONT_DEFAULTS},
     variants={"connector": ("p2p", "store", "lmcache", "v0-etcd")},
+    variant_docs={"connector": "p2p: v1 MooncakeConnector, direct transfer, no infra (default). store: v1 "
+                               "MooncakeStoreConnector pool plus P2P via MultiConnector (needs mooncake_master). "
+                               "lmcache: LMCacheConnectorV1 backed by a Mooncake store (needs mooncake_master). "
+                               "v0-etcd: legacy vLLM v0 Mooncake connector with mooncake.json (needs etcd)."},
     variant_needs={("connector", "v0-etcd"): {"image": {"repository": "example.com/vllm-v0-mooncake", "tag": "v0.6.2"}}},
     router="the vLLM disaggregation proxy",
     policies={"round-robin": "round-robin"},
