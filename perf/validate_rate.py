@@ -10,6 +10,7 @@ every time; the two paths run interleaved, REPEAT rounds each, and the medians a
 
 from __future__ import annotations
 
+import pathlib
 import random
 import statistics
 import sys
@@ -17,21 +18,20 @@ import time
 
 import yaml
 
-from pdgen import loader
-from pdgen.backends import BACKENDS as REGISTRY
-from pdgen.validate import check_bytes
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pdgen import loader  # noqa: E402
+from pdgen.backends import BACKENDS  # noqa: E402
+from pdgen.validate import check_bytes  # noqa: E402
+from tests import factory  # noqa: E402
 
 GOAL = 5_000
-# Each backend with its default variant (the first value of each variant key).
-BACKENDS = {name: b.variant_combinations()[0] for name, b in REGISTRY.items()}
-
-
-def accelerator(backend: str) -> str:
-    """The accelerator type the backend's descriptor defaults to."""
-    return REGISTRY[backend].defaults["accelerator"]["type"]
 
 
 def topology(i: int, rng: random.Random) -> bytes:
+    """Topology number I: a backend with its default variant, a mode, sizes and role settings
+    drawn from RNG (tests/factory.py builds it from the descriptors)."""
     backend = rng.choice(sorted(BACKENDS))
     aggregated = rng.random() < 0.2
     tp = rng.choice([1, 2, 4, 8])
@@ -41,37 +41,28 @@ def topology(i: int, rng: random.Random) -> bytes:
         "acceleratorsPerPod": tp,
         "resources": {"cpu": str(rng.randint(4, 64)), "memory": f"{rng.randint(64, 512)}Gi"},
         "shmSize": "32Gi",
-        # a flag the backend's engine has (validate checks extraArgs against the flag catalog)
-        "extraArgs": ["--mem-fraction-static", "0.85"] if "sglang" in REGISTRY[backend].engine_tool(
-            {"variant": BACKENDS[backend]}) else ["--gpu-memory-utilization", "0.9"],
+        "extraArgs": factory.engine_flags(backend),
         "env": {"PYTHONHASHSEED": "0", "HF_TOKEN": {"secretKeyRef": {"name": "hf", "key": "token"}}},
         "scheduling": {"nodeSelector": {"pool": "gpu"},
                        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]},
     }
+    accelerator = factory.accelerator(backend)
     spec = {
-        "backend": backend,
-        "mode": "aggregated" if aggregated else "disaggregated",
-        "variant": BACKENDS[backend],
-        "model": {"name": f"org/model-{i}", "maxModelLen": 8192,
-                  "source": {"pvc": {"claimName": "models", "subPath": f"m{i}"}}},
         # RDMA where the backend's default accelerator is an NVIDIA GPU (Ascend NPUs use TCP here).
-        "transport": {"protocol": "tcp"} if accelerator(backend) != "nvidia" else
+        "transport": {"protocol": "tcp"} if accelerator != "nvidia" else
                      {"protocol": "rdma", "rdma": {"resourceName": "rdma/hca", "devices": ["mlx5_0"]}},
-        "accelerator": {"type": accelerator(backend)},
+        "accelerator": {"type": accelerator},
         "routing": {"policy": "round-robin"},
         "service": {"port": 8000},
         "smokeTest": {"prompt": "San Francisco is a", "maxTokens": 30},
     }
-    if not aggregated:  # what the variant needs (images of your own, ...)
-        spec.update(REGISTRY[backend].settings_for(BACKENDS[backend]))
-    if aggregated:
-        spec["server"] = role
-    else:
-        spec["prefill"] = role
-        spec["decode"] = dict(role, replicas=rng.randint(1, 4))
+    if not aggregated:
         spec["router"] = {"replicas": 1}
-    doc = {"apiVersion": "pdgen.io/v1alpha1", "kind": "Topology",
-           "metadata": {"name": f"bench-{i}"}, "spec": spec}
+    doc = factory.topology(backend, mode="aggregated" if aggregated else "disaggregated", name=f"bench-{i}",
+                           role=role, decode=None if aggregated else dict(role, replicas=rng.randint(1, 4)),
+                           **spec)
+    doc["spec"]["model"] = {"name": f"org/model-{i}", "maxModelLen": 8192,
+                            "source": {"pvc": {"claimName": "models", "subPath": f"m{i}"}}}
     return yaml.safe_dump(doc, sort_keys=False).encode()
 
 

@@ -29,7 +29,8 @@ def _variant_block(backend: Backend) -> dict:
     else:
         keys = list(backend.variants)
         taken = " and ".join(f"variant.{k}" for k in keys)
-        variant = {"propertyNames": {"enum": keys, "x-messages": {"enum": f"backend {backend.name} takes only {taken}{note}"}}}
+        message = f"backend {backend.name} takes only {taken}{note}"
+        variant = {"propertyNames": {"enum": keys, "x-messages": {"enum": message}}}
     return {"if": {"required": ["backend"], "properties": {"backend": {"const": backend.name}}},
             "then": {"properties": {"variant": variant}}}
 

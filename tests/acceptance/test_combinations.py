@@ -11,13 +11,9 @@ from pdgen import lint, render
 from pdgen.backends import BACKENDS
 from pdgen.backends.common import GROUP_FORMS
 from pdgen.validate import check_file
+from tests import factory
 
 VARIANTS = {name: b.variant_combinations() for name, b in BACKENDS.items()}
-# What a combination needs beyond defaults, because the topology must say it (each has its
-# own finding when missing: test_v0_etcd_without_an_engine_image_of_ones_own_is_a_finding and
-# test_datasystem_needs_both_images_named): the descriptors' own.
-REQUIRED = {(name, value): b.variant_needs[key, value] for name, b in BACKENDS.items()
-            for key, value in b.variant_needs}
 
 
 def combinations() -> list[tuple[str, dict, str, str]]:
@@ -28,16 +24,11 @@ def combinations() -> list[tuple[str, dict, str, str]]:
 
 
 def topology(backend: str, variant: dict, mode: str, form: str = "workloads") -> dict:
+    """Nothing but defaults, and what the variant cannot do without (each has its own finding
+    when missing: test_v0_etcd_without_an_engine_image_of_ones_own_is_a_finding and
+    test_datasystem_needs_both_images_named): the descriptors' own, through tests/factory.py."""
     name = "-".join([backend, *variant.values(), form[:3], mode[:3]]).replace("_", "-")
-    spec: dict = {"backend": backend, "mode": mode, "variant": variant, "deployment": {"form": form},
-                  "model": {"name": "Qwen/Qwen2.5-7B-Instruct", "source": {"pvc": {"claimName": "models"}}}}
-    if mode == "disaggregated":
-        spec.update(prefill={}, decode={})
-        for value in variant.values():
-            spec.update(REQUIRED.get((backend, value), {}))
-    else:
-        spec["server"] = {}
-    return {"apiVersion": "pdgen.io/v1alpha1", "kind": "Topology", "metadata": {"name": name}, "spec": spec}
+    return factory.topology(backend, variant=variant, mode=mode, form=form, name=name)
 
 
 def _id(combo):

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from pdgen import manifests, render
+from tests import factory
 
 ROLES = ("prefill", "decode")
 ROLE = {
@@ -58,7 +59,8 @@ FORMS = {  # name -> (backend, variant, nodesPerInstance[, deployment.form])
     "dynamo DynamoGraphDeployment": ("dynamo", {"engine": "vllm"}, 1, "operator"),
     "dynamo DynamoGraphDeployment multi-node": ("dynamo", {"engine": "vllm"}, 2, "operator"),
     **{f"{short} {kind}{' multi-node' if nodes > 1 else ''}": (backend, variant, nodes, form)
-       for short, backend, variant in (("sglang", "sglang-mooncake", {}), ("vllm", "vllm-mooncake", {"connector": "p2p"}))
+       for short, backend, variant in (("sglang", "sglang-mooncake", {}),
+                                       ("vllm", "vllm-mooncake", {"connector": "p2p"}))
        for kind, form in (("RoleBasedGroup", "rolebasedgroup"), ("DisaggregatedSet", "disaggregatedset"))
        for nodes in (1, 2)},
 }
@@ -73,21 +75,14 @@ def probe_arg(backend: str, variant: dict) -> str:
 
 
 def topology(backend: str, variant: dict, nodes: int, transport: dict, form: str = "workloads") -> dict:
-    spec = {
-        "backend": backend, "variant": variant, "deployment": {"form": form},
-        "model": {"name": "Qwen/Qwen2.5-7B-Instruct",
-                  "source": {"download": {"from": "hf", "uri": "Qwen/Qwen2.5-7B-Instruct",
-                                              "storage": {"size": "40Gi"}}}},
-        "transport": copy.deepcopy(transport),  # the accelerator type: the backend's default
-    }
-    for role in ROLES:
-        spec[role] = copy.deepcopy(ROLE) | {"nodesPerInstance": nodes, "parallelism": {"tensor": 2 * nodes},
-                                            "extraArgs": [probe_arg(backend, variant)]}
-    if backend == "dynamo":
-        spec["infra"] = {"etcd": {"mode": "bundled"}, "nats": {"mode": "bundled"}} \
-            if form == "workloads" else {"etcd": {"mode": "none"}, "nats": {"mode": "none"}}
-        spec["service"] = {"port": 8000}
-    return {"apiVersion": "pdgen.io/v1alpha1", "kind": "Topology", "metadata": {"name": "forms"}, "spec": spec}
+    """Both engine roles with every setting of ROLE, the model downloaded, the accelerator type
+    the backend's default (tests/factory.py)."""
+    role = copy.deepcopy(ROLE) | {"nodesPerInstance": nodes, "parallelism": {"tensor": 2 * nodes},
+                                  "extraArgs": [probe_arg(backend, variant)]}
+    return factory.topology(backend, variant=variant, form=form, name="forms", role=role,
+                            source={"download": {"from": "hf", "uri": "Qwen/Qwen2.5-7B-Instruct",
+                                                 "storage": {"size": "40Gi"}}},
+                            transport=copy.deepcopy(transport))
 
 
 def pod_views(objects: list[dict], role: str) -> list[dict]:
@@ -172,7 +167,7 @@ def check_view(view: dict, transport: str, worker_pod: bool, accelerator: str = 
 
 
 CASES = [(form, transport) for form in sorted(FORMS) for transport in sorted(TRANSPORTS)
-         if (transport == "npu-links") == form.startswith("ascend")]
+         if (transport == "npu-links") == (factory.accelerator(FORMS[form][0]) == "ascend")]
 
 
 @pytest.mark.parametrize("form,transport", CASES)
@@ -186,7 +181,7 @@ def test_every_role_setting_reaches_every_form(tmp_path, form, transport):
     for role in ROLES:
         views = pod_views(objects, role)
         assert len(views) == (2 if nodes > 1 and "Graph" not in form else 1), (form, role, len(views))
-        accelerator = "huawei.com/Ascend910" if backend == "ascend-yuanrong" else "nvidia.com/gpu"
+        accelerator = factory.accelerator_resource(backend)
         for i, view in enumerate(views):
             check_view(view, transport, worker_pod=i == 1, accelerator=accelerator)
 
@@ -213,7 +208,7 @@ def test_every_router_setting_reaches_every_form(tmp_path, form):
     env, scheduling) reach its pods in every form: each chart's Deployment and the Dynamo
     operator's Frontend service."""
     backend, variant, component, *kind = ROUTER_FORMS[form]
-    transport = TRANSPORTS["npu-links" if backend == "ascend-yuanrong" else "device-plugin"]
+    transport = TRANSPORTS["device-plugin" if factory.accelerator(backend) == "nvidia" else "npu-links"]
     doc = topology(backend, variant, 1, transport, *kind)
     doc["spec"]["router"] = copy.deepcopy(ROUTER)
     path = tmp_path / "router.yaml"
@@ -233,7 +228,8 @@ def test_every_router_setting_reaches_every_form(tmp_path, form):
         [c] = template["spec"]["containers"]
         view = {"spec": template["spec"], "container": c, "resources": c["resources"]["limits"]}
     else:
-        [deployment] = [o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == f"forms-{component}"]
+        [deployment] = [o for o in objects
+                        if o["kind"] == "Deployment" and o["metadata"]["name"] == f"forms-{component}"]
         assert deployment["spec"]["replicas"] == 2
         template = deployment["spec"]["template"]
         [c] = template["spec"]["containers"]

@@ -135,7 +135,8 @@ def test_preflight_checks_the_download_storage_class_and_takes_kubeconfig_and_co
     assert ("error: $.spec.model.source.download.storage: the cluster has no default StorageClass: the download "
             "PVC would stay Pending; set storage.storageClassName") in out.stdout, out.stdout + out.stderr
     default = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "provisioner": "example.com/none",
-               "metadata": {"name": "fast-nvme", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}}
+               "metadata": {"name": "fast-nvme",
+                            "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}}
     cluster.cp.apply(default)
     try:
         for path in (named, unnamed):
@@ -182,7 +183,8 @@ def test_preflight_names_a_custom_resource_the_cluster_does_not_serve(cluster, t
         saved["metadata"] = {"name": crd}
         saved.pop("status", None)
         cluster.cp.apply(saved)
-        cluster.wait_until("DGD CRD back", lambda: cluster.cp.exists("/apis/nvidia.com/v1alpha1/dynamographdeployments"))
+        cluster.wait_until("DGD CRD back",
+                           lambda: cluster.cp.exists("/apis/nvidia.com/v1alpha1/dynamographdeployments"))
         cluster.helm("uninstall", "op-crd", "-n", namespace, "--wait", check=False)
 
 

@@ -168,7 +168,8 @@ def test_findings_are_sorted_and_unique():
                                "starting with a letter and ending with a letter or digit"),
         (4, "$.spec", "disaggregated mode needs both a 'prefill' and a 'decode' role"),
         (4, "$.spec", "missing required key 'backend'"),
-        (4, "$.spec", "missing required key 'model', e.g. model: {name: <name>, source: {pvc: {claimName: <claimName>}}}"),
+        (4, "$.spec", "missing required key 'model', e.g. model: "
+                      "{name: <name>, source: {pvc: {claimName: <claimName>}}}"),
     ]
 
 

@@ -96,8 +96,8 @@ BACKEND = Backend(
     defaults={"variant": {"kvBackend": "datasystem"}, "accelerator": {"type": "ascend"}, "ports": {"http": 8000},
               "routing": {"policy": "round-robin"}},
     variants={"kvBackend": ("datasystem", "mooncake")},
-    variant_docs={"kvBackend": "datasystem: openYuanrong datasystem connector with a datasystem worker per node and etcd "
-                               "(default). mooncake: vllm-ascend's MooncakeConnectorV1."},
+    variant_docs={"kvBackend": "datasystem: openYuanrong datasystem connector with a datasystem worker per node "
+                               "and etcd (default). mooncake: vllm-ascend's MooncakeConnectorV1."},
     variant_needs={("kvBackend", "datasystem"): {
         "image": {"repository": "example.com/vllm-ascend-yuanrong", "tag": "v0.23.0-ds"},
         "kvCache": {"datasystem": {"image": {"repository": "example.com/openyuanrong-datasystem", "tag": "0.8.1"}}}}},

@@ -25,7 +25,8 @@ def compile(spec: dict, compiled: Compiled) -> None:
     if "metrics" in ports:
         values["ports"]["system"] = ports["metrics"]
     standalone = spec["deployment"]["form"] == "workloads"
-    values["infra"] = {"etcd": common.infra(spec, "etcd", compiled.backend), "nats": common.infra(spec, "nats", compiled.backend)}
+    values["infra"] = {"etcd": common.infra(spec, "etcd", compiled.backend),
+                       "nats": common.infra(spec, "nats", compiled.backend)}
     # The chart calls the topology's router role what it runs: dynamo.frontend.
     router = values.setdefault("frontend", values.pop("router", {}))
     mode = common.router_policy(spec, compiled.backend)
@@ -49,7 +50,8 @@ def compile(spec: dict, compiled: Compiled) -> None:
         for key in ("scrape", "dashboards", "alerts"):
             if o[key] not in ("none", False):
                 compiled.error(("spec", "observability", key),
-                               "with deployment.form operator the Dynamo platform makes the pods (and names their ports), so pdgen "
+                               "with deployment.form operator the Dynamo platform makes the pods (and names their "
+                               "ports), so pdgen "
                                "renders no scrape objects, dashboard or alerts for them; use the platform's "
                                "monitoring, or the workloads form")
         for role in ("prefill", "decode", "server", "router"):
@@ -62,7 +64,8 @@ def infra(spec: dict) -> InfraNeeds:
     standalone = spec.get("deployment", {}).get("form", "workloads") == "workloads"
     why = ("Dynamo in the workloads form discovers workers through etcd and sends events over NATS" if standalone
            else "the Dynamo operator brings discovery and NATS")
-    return {"etcd": (standalone, why), "nats": (standalone, why), "mooncakeMaster": (False, "Dynamo moves KV with NIXL")}
+    return {"etcd": (standalone, why), "nats": (standalone, why),
+            "mooncakeMaster": (False, "Dynamo moves KV with NIXL")}
 
 
 def tp_pairing(spec: dict) -> Iterator[tuple[Path, str]]:

@@ -58,8 +58,9 @@ def compile(spec: dict, compiled: Compiled) -> None:
                            "Mooncake. Set spec.image.repository and spec.image.tag to that image")
         elif (version := _version(chosen.get("tag"))) is not None and version >= (0, 11):
             # The chart refuses the same (vllm.check): vLLM removed the v0 engine in 0.11.
-            compiled.error(("spec", "image", "tag"), f"connector v0-etcd needs the vLLM v0 engine, which vLLM removed "
-                           f"in 0.11; image tag {chosen['tag']} is too new (use the tag of an image built on vLLM < 0.11)")
+            compiled.error(("spec", "image", "tag"), "connector v0-etcd needs the vLLM v0 engine, which vLLM "
+                           f"removed in 0.11; image tag {chosen['tag']} is too new (use the tag of an image built "
+                           "on vLLM < 0.11)")
     master = common.infra(spec, "mooncakeMaster", compiled.backend)
     eviction = kv.get("eviction", {})
     if "ratio" in eviction:
@@ -141,7 +142,8 @@ BACKEND = Backend(
                                "MooncakeStoreConnector pool plus P2P via MultiConnector (needs mooncake_master). "
                                "lmcache: LMCacheConnectorV1 backed by a Mooncake store (needs mooncake_master). "
                                "v0-etcd: legacy vLLM v0 Mooncake connector with mooncake.json (needs etcd)."},
-    variant_needs={("connector", "v0-etcd"): {"image": {"repository": "example.com/vllm-v0-mooncake", "tag": "v0.6.2"}}},
+    variant_needs={("connector", "v0-etcd"): {"image": {"repository": "example.com/vllm-v0-mooncake",
+                                                        "tag": "v0.6.2"}}},
     router="the vLLM disaggregation proxy",
     policies={"round-robin": "round-robin"},
     infra=infra,
