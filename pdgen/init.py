@@ -72,7 +72,8 @@ def text(c: Choices, tp: int) -> str:
     role = ["    replicas: {n}", "    acceleratorsPerPod: {tp}", "    parallelism:",
             "      tensor: {tp}  # accelerators per instance = tensor x pipeline x data"]
     out = [
-        f"# {'An aggregated' if c.aggregated else 'A prefill/decode-disaggregated'} deployment written by `pdgen init`.",
+        f"# {'An aggregated' if c.aggregated else 'A prefill/decode-disaggregated'} deployment written by "
+        "`pdgen init`.",
         "# Next: pdgen validate FILE; pdgen plan FILE (--diagram plan.md draws it); pdgen render FILE -o out;",
         "# pdgen up FILE. Every field: pdgen explain spec (pdgen schema writes the JSON Schema for editors).",
         "apiVersion: pdgen.io/v1alpha1",

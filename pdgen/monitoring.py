@@ -105,8 +105,8 @@ def latency_row(prefix: str, reads: str, serving: str, ttft_note: str = "", tpot
 
 
 def proxy_panels(when: tuple[str, ...]) -> tuple[Panel, Panel]:
-    """pdgen's proxy (pdgen/pd_proxy.py, shipped as charts/pd-common/files/pd_proxy.py): what it sent to each side, and the
-    instances it can use."""
+    """pdgen's proxy (pdgen/pd_proxy.py, shipped as charts/pd-common/files/pd_proxy.py): what it
+    sent to each side, and the instances it can use."""
     return (Panel("Proxy requests per side", "pdgen_proxy_requests_total by role and outcome: every request goes to "
                   "one prefill and one decode.",
                   (Query(f"sum by (role, outcome) (rate(pdgen_proxy_requests_total{sel('router')}[{RATE}]))",

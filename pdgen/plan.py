@@ -114,7 +114,8 @@ def build(t: dict, compiled_values: dict, *, model: models.ModelFacts | None, pr
             entry["memoryPerAccelerator"] = {
                 "weightsGiB": m.weights / GIB, "kvGiB": m.kv_full_context / GIB, "tokens": m.tokens,
                 "headroomGiB": None if m.headroom is None else m.headroom / GIB,
-                "formula": (f"weights = {model.params_b}B params x {m.weights * m.tensor * m.pipeline / (model.params_b * 1e9):g} B "
+                "formula": (f"weights = {model.params_b}B params x "
+                            f"{m.weights * m.tensor * m.pipeline / (model.params_b * 1e9):g} B "
                             f"/ (TP {m.tensor} x PP {m.pipeline}); "
                             f"KV = {model.kv_bytes_per_token()} B/token x {m.tokens} tokens / PP {m.pipeline} / "
                             f"{model.kv_shards(m.tensor)} KV shard(s); headroom = usable - weights - KV")}

@@ -2,9 +2,10 @@
 
 Each backend module holds everything pdgen knows about its backend: defaults, variants,
 router policies, infra needs, the chart and its compiler (a pure ``compile(spec, compiled)``
-adding the backend's values to the ones every chart shares), the pinned releases whose flags the catalog keeps, and the facts the
-feasibility rules check. A topology setting the backend's chart cannot express is reported
-as a problem at its topology path, never silently dropped.
+adding the backend's values to the ones every chart shares), the pinned releases whose flags
+the catalog keeps, and the facts the feasibility rules check. A topology setting the
+backend's chart cannot express is reported as a problem at its topology path, never silently
+dropped.
 """
 
 from __future__ import annotations

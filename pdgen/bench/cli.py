@@ -127,7 +127,8 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option("--api", type=click.Choice(["completions", "chat"]), default="completions", show_default=True)
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Output tokens per request.")
 @click.option("--max-concurrency", type=click.IntRange(min=1), help="Requests in flight at most.")
-@click.option("--request-rate", type=float, default=float("inf"), show_default=True, help="Requests/s (inf: all at once).")
+@click.option("--request-rate", type=float, default=float("inf"), show_default=True,
+              help="Requests/s (inf: all at once).")
 @click.option("--burstiness", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Gamma shape of arrival gaps (1 = Poisson).")
 @click.option("--rounds", type=click.IntRange(min=1), help="Rounds; round 1 is cold (nonce-prefixed prompts).")
@@ -170,9 +171,9 @@ def run_cmd(base_url, model, dataset_file, api, max_tokens, max_concurrency, req
     runner.write(result, output)
     for r in result["summary"]["rounds"]:
         hit = r["prefix_cache_hit_rate"]
-        click.echo(f"round {r['round']} ({'cold' if r['cold'] else 'warm'}): {r['completed']} ok, {r['failed']} failed; "
-                   f"TTFT mean {r['mean_ttft_ms']:.1f} ms p99 {r['p99_ttft_ms']:.1f} ms; TPOT mean "
-                   f"{r['mean_tpot_ms']:.2f} ms; {r['output_throughput']:.1f} output tok/s; cache hit "
+        click.echo(f"round {r['round']} ({'cold' if r['cold'] else 'warm'}): {r['completed']} ok, "
+                   f"{r['failed']} failed; TTFT mean {r['mean_ttft_ms']:.1f} ms p99 {r['p99_ttft_ms']:.1f} ms; "
+                   f"TPOT mean {r['mean_tpot_ms']:.2f} ms; {r['output_throughput']:.1f} output tok/s; cache hit "
                    f"{'n/a' if hit is None else f'{hit:.0%}'}")
         for error in r["errors"]:  # the distinct errors (at most 10), so a failure says why
             click.echo(f"  failed: {error}")

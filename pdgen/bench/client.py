@@ -110,7 +110,8 @@ async def run_requests(spec: RunSpec, prompts: list[str], groups: list[int | Non
         async with aiohttp.ClientSession(connector=connector, timeout=timeout,
                                          read_bufsize=4 * 2**20) as session:
             t0 = time.perf_counter()
-            await asyncio.gather(*(_one(session, spec, url, r, p, t0, gate, done) for r, p in zip(records, prompts, strict=True)))
+            await asyncio.gather(*(_one(session, spec, url, r, p, t0, gate, done)
+                                   for r, p in zip(records, prompts, strict=True)))
     finally:
         gc.unfreeze()
     return records

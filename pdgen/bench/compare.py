@@ -16,7 +16,8 @@ METRICS = ["mean_ttft_ms", "median_ttft_ms", "p90_ttft_ms", "p99_ttft_ms", "mean
            "mean_itl_ms", "mean_e2el_ms", "p99_e2el_ms", "request_throughput", "output_throughput",
            "total_token_throughput", "prefix_cache_hit_rate"]
 RELATIVE = {"ttft-reduction": "1 - B/A of mean_ttft_ms", "throughput-gain": "B/A - 1 of request_throughput"}
-_FORM = re.compile(r"^\s*(?P<name>[a-z][a-z0-9_-]*)\s*(?P<op>>=|<=|=)\s*(?P<value>[0-9]+(?:\.[0-9]+)?)\s*(?P<pct>%?)\s*$")
+_FORM = re.compile(r"^\s*(?P<name>[a-z][a-z0-9_-]*)\s*(?P<op>>=|<=|=)\s*"
+                   r"(?P<value>[0-9]+(?:\.[0-9]+)?)\s*(?P<pct>%?)\s*$")
 
 
 @dataclass(frozen=True)

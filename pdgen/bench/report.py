@@ -68,10 +68,14 @@ def write(run_dir: str, out: str) -> pathlib.Path:
     meta = summary["metadata"]
     speedup = f"<p>TTFT speed-up, round 1 over the last round: {summary['ttft_speedup']:.2f}x</p>" \
         if summary.get("ttft_speedup") else ""
+    style = ("body{font-family:sans-serif;margin:2em}td,th{border:1px solid #ccc;padding:4px 8px}"
+             "table{border-collapse:collapse}")
+    about = (f"{html.escape(meta['base_url'])} &middot; model {html.escape(meta['model'])} &middot; "
+             f"scenario {html.escape(meta['scenario'] or '-')}")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>pdgen bench: {html.escape(meta['model'])}</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{border:1px solid #ccc;padding:4px 8px}}table{{border-collapse:collapse}}</style>
+<style>{style}</style>
 </head><body><h1>pdgen bench</h1>
-<p>{html.escape(meta['base_url'])} &middot; model {html.escape(meta['model'])} &middot; scenario {html.escape(meta['scenario'] or '-')}
+<p>{about}
 &middot; {meta['num_prompts']} prompts x {meta['rounds']} rounds &middot; {html.escape(meta['date'])}</p>
 {speedup}<table><tr>{head}</tr>{body}</table>
 {''.join(f'<p><img src="{c}" alt="{c}"></p>' for c in charts)}

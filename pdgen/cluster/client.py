@@ -76,7 +76,8 @@ def served(cluster: Cluster, api_version: str) -> dict[str, str] | None:
         answer = api_call("discovery of v1", cluster.typed("CoreV1Api").get_api_resources)
     else:
         group, _, version = api_version.rpartition("/")
-        answer = api_call(f"discovery of {api_version}", cluster.typed("CustomObjectsApi").get_api_resources, group, version)
+        answer = api_call(f"discovery of {api_version}", cluster.typed("CustomObjectsApi").get_api_resources,
+                          group, version)
     if answer is None:
         return None
     return {r.kind: r.name for r in answer.resources if "/" not in r.name}

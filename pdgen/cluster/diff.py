@@ -176,8 +176,8 @@ def diff(cluster: Cluster, release: str, namespace: str, manifests: str) -> Diff
         if changes:
             template = _TEMPLATES.get(obj.kind)
             restarts = template is not None and any(c.path.startswith(".".join(template) + ".") for c in changes)
-            out.objects.append(ObjectDiff(obj.ref, "changed", _component(obj.data), sorted(changes, key=lambda c: c.path),
-                                          restarts))
+            out.objects.append(ObjectDiff(obj.ref, "changed", _component(obj.data),
+                                          sorted(changes, key=lambda c: c.path), restarts))
     names = {(o.kind, o.name) for o in rendered}
     for key, obj in sorted(stored.items()):
         if key not in names:

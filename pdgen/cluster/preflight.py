@@ -105,7 +105,8 @@ def _volume_waits_for(cluster: Cluster, namespace: str, claim: str) -> bool:
                and not pv.spec.storage_class_name for pv in (listed.items if listed else []))
 
 
-def check(result: FileResult, manifests: str, cluster: Cluster, namespace: str, release: str | None = None) -> FileResult:
+def check(result: FileResult, manifests: str, cluster: Cluster, namespace: str,
+          release: str | None = None) -> FileResult:
     """Findings for one rendered topology (``result`` from validate, with its source). With
     ``release``, the pods that release already runs count as room: an upgrade replaces them."""
     report = _Report(result)
@@ -149,7 +150,8 @@ def check(result: FileResult, manifests: str, cluster: Cluster, namespace: str, 
                            "storage.storageClassName")
 
     if want.custom_metrics:
-        service = api_call("read APIService", cluster.typed("ApiregistrationV1Api").read_api_service, "v1beta1.custom.metrics.k8s.io")
+        service = api_call("read APIService", cluster.typed("ApiregistrationV1Api").read_api_service,
+                           "v1beta1.custom.metrics.k8s.io")
         if service is None:
             path = next((("spec", r, "autoscaling") for r in ("prefill", "decode", "server", "router")
                          if topology.get("spec", {}).get(r, {}).get("autoscaling")), ("spec",))

@@ -68,8 +68,9 @@ def _dupes(obj: Obj, owner: dict, path: tuple, keyed, container) -> list[Finding
                 continue  # a key of the wrong type is kubeconform's to report
             if value in seen:
                 out.append(obj.finding(path + (field, i), f"{field}[{i}] repeats {field}[{seen[value]}] "
-                                       f"({', '.join(f'{k}={v}' for k, v in zip(key, value, strict=True))}); the API server "
-                                       "refuses two entries with one key", "manifest.duplicate", container=container))
+                                       f"({', '.join(f'{k}={v}' for k, v in zip(key, value, strict=True))}); "
+                                       "the API server refuses two entries with one key", "manifest.duplicate",
+                                       container=container))
             else:
                 seen[value] = i
     return out

@@ -37,8 +37,10 @@ the release, or the per-role object a group's controller makes: RoleBasedGroupSc
 <rbg>-<role> for a role with scalingAdapter.enable, DisaggregatedSetRoleScaler <ds>-<role>
 for a role with scaling.mode External. Otherwise the HPA reports FailedGetScale forever.
 
-PASS:: RoleBasedGroups and DisaggregatedSets meet their controllers' rules, autoscalers and disruption budgets target what the release has.
-FAIL:: a group breaks a controller or webhook rule, an autoscaler targets nothing, or a disruption budget blocks every drain.
+PASS:: RoleBasedGroups and DisaggregatedSets meet their controllers' rules, autoscalers and
+disruption budgets target what the release has.
+FAIL:: a group breaks a controller or webhook rule, an autoscaler targets nothing, or a
+disruption budget blocks every drain.
 """
 
 from __future__ import annotations
@@ -108,7 +110,8 @@ def _rolebasedgroup(obj: Obj) -> list[Finding]:
             if ref is not None:
                 if ref.get("name") not in shared:
                     out.append(obj.finding(at + (pattern, "templateRef", "name"), f"templateRef {ref.get('name')!r} "
-                                           f"is not a roleTemplates entry ({', '.join(sorted(map(str, shared))) or 'none'})",
+                                           "is not a roleTemplates entry "
+                                           f"({', '.join(sorted(map(str, shared))) or 'none'})",
                                            RULE_RBG))
                 if "patch" not in ref:
                     out.append(obj.finding(at + (pattern, "templateRef"), "templateRef needs a patch (rbg requires "
@@ -257,7 +260,8 @@ def _autoscalers(objects: list[Obj]) -> list[Finding]:
                 why = "" if (role.get("scalingAdapter") or {}).get("enable") else "scalingAdapter.enable is not set"
                 targets[("RoleBasedGroupScalingAdapter", name)] = why
             elif o.kind == "DisaggregatedSet":
-                targets[("DisaggregatedSetRoleScaler", name)] = "" if _external(role) else "scaling.mode is not External"
+                targets[("DisaggregatedSetRoleScaler", name)] = ("" if _external(role)
+                                                                 else "scaling.mode is not External")
     out = []
     for o in objects:
         if o.kind != "HorizontalPodAutoscaler":

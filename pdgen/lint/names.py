@@ -18,7 +18,8 @@ scripts/name_limits.py renders every chart scenario and records the longest suff
 backend and form adds, in pdgen/data/name_limits.json.
 
 PASS:: every name, and every name a controller derives from it, fits the limit Kubernetes enforces.
-FAIL:: a StatefulSet (or a name a LeaderWorkerSet or RoleBasedGroup derives) is over 52 characters, or a Service over 63.
+FAIL:: a StatefulSet (or a name a LeaderWorkerSet or RoleBasedGroup derives) is over 52
+characters, or a Service over 63.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def constrained(obj: Obj, groups: int | None = None) -> Iterator[tuple[tuple, st
             # revisionLength), each making <lws>-<group> worker StatefulSets.
             last = max(role.replicas // slices, groups or 0, 1) - 1
             yield name_path, f"{obj.name}-{slices - 1}-{'0' * 8}-{role.name}-{last}", STATEFULSET_MAX, \
-                f"the workers' StatefulSet of role {role.name}'s LeaderWorkerSet (<name>-<slice>-<revision>-<role>-<group>)"
+                (f"the workers' StatefulSet of role {role.name}'s LeaderWorkerSet "
+                 "(<name>-<slice>-<revision>-<role>-<group>)")
     if obj.kind in ("StatefulSet", "LeaderWorkerSet", "RoleBasedGroup"):
         for pod in instances(obj, "default"):
             yield name_path, pod.name, DNS_LABEL_MAX, "a pod name (its hostname)"

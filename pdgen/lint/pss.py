@@ -146,7 +146,8 @@ def violations(pod_spec: dict, annotations: dict | None = None) -> dict[str, lis
     # hostProbesAndHostLifecycle
     for who, c in containers:
         handlers = [(probe, _map(c.get(probe))) for probe in _PROBES]
-        handlers += [(f"lifecycle.{hook}", _map(_map(c.get("lifecycle")).get(hook))) for hook in ("postStart", "preStop")]
+        handlers += [(f"lifecycle.{hook}", _map(_map(c.get("lifecycle")).get(hook)))
+                     for hook in ("postStart", "preStop")]
         for name, handler in handlers:
             for action in ("httpGet", "tcpSocket"):
                 host = _map(handler.get(action)).get("host")

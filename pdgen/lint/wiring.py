@@ -9,8 +9,10 @@
   pairs are checked the same way, so a bootstrap port the prefill pods do not open is caught;
 - nothing a peer must reach listens on loopback (`--host 127.0.0.1`).
 
-PASS:: every Service selects pods that declare its target ports, and every address a pod is told to reach resolves to a port something listens on.
-FAIL:: a Service selects nothing, a port is not declared, an address names a missing Service or pod, or a peer-facing server listens on loopback.
+PASS:: every Service selects pods that declare its target ports, and every address a pod is
+told to reach resolves to a port something listens on.
+FAIL:: a Service selects nothing, a port is not declared, an address names a missing Service
+or pod, or a peer-facing server listens on loopback.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from pdgen.manifests import Obj, containers, controller_services, pod_names, pod
 
 ID = "wiring"
 LEVEL = Level.ERROR
-RULES = ("wiring.service-selects-nothing", "wiring.service-port", "wiring.probe-port", "wiring.unknown-service", "wiring.unknown-pod", "wiring.pod-port", "wiring.pod-dns", "wiring.discovery", "wiring.loopback")
+RULES = ("wiring.service-selects-nothing", "wiring.service-port", "wiring.probe-port", "wiring.unknown-service",
+         "wiring.unknown-pod", "wiring.pod-port", "wiring.pod-dns", "wiring.discovery", "wiring.loopback")
 
 _HOSTPORT = re.compile(r"(?:[a-z][a-z0-9+.-]*://)?(?<![A-Za-z0-9_.-])([A-Za-z0-9][A-Za-z0-9.-]*):(\d{1,5})(?![\d])")
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -178,11 +181,13 @@ def _arg_pairs(args: list[str]) -> list[tuple[int, str, int]]:
             m = re.match(r"^[a-z]+://([^/:]+)", args[i + 1])
             if m:
                 out.append((i + 2, m.group(1), int(args[i + 2])))
-        for hosts_flag, ports_flag in (("--prefiller-hosts", "--prefiller-ports"), ("--decoder-hosts", "--decoder-ports")):
+        for hosts_flag, ports_flag in (("--prefiller-hosts", "--prefiller-ports"),
+                                       ("--decoder-hosts", "--decoder-ports")):
             if token == hosts_flag and ports_flag in args:
                 hosts = _values_after(args, i)
                 ports = _values_after(args, args.index(ports_flag))
-                out += [(i + 1 + k, h, int(p)) for k, (h, p) in enumerate(zip(hosts, ports, strict=False)) if p.isdigit()]
+                out += [(i + 1 + k, h, int(p)) for k, (h, p) in enumerate(zip(hosts, ports, strict=False))
+                        if p.isdigit()]
     return out
 
 
@@ -210,7 +215,8 @@ def check(objects: list[Obj], index: Index | None = None) -> list[Finding]:
             missing = [t.owner.ref for t in selected if target not in t.ports]
             if missing:
                 findings.append(service.finding(("spec", "ports", i, "targetPort"),
-                                                f"targetPort {target} is not declared by the pods of {', '.join(missing)}",
+                                                f"targetPort {target} is not declared by the pods of "
+                                                f"{', '.join(missing)}",
                                                 "wiring.service-port"))
     for obj in objects:
         for path, c, _ in containers(obj):
@@ -224,7 +230,8 @@ def check(objects: list[Obj], index: Index | None = None) -> list[Finding]:
                         target = str(spec[kind].get("port"))
                         if target not in declared:
                             findings.append(obj.finding(path + (probe, kind, "port"),
-                                                        f"{probe} targets port {target}, which the container does not declare",
+                                                        f"{probe} targets port {target}, which the container "
+                                                        "does not declare",
                                                         "wiring.probe-port", container=name))
             argv = [str(a) for a in (c.get("command") or []) + (c.get("args") or [])]
             offset = len(c.get("command") or [])

@@ -22,7 +22,8 @@ class GroupRole:
 
 
 # The group kinds and the controller that makes their pods.
-GROUP_CONTROLLERS = {"RoleBasedGroup": "sgl-project/rbg", "DisaggregatedSet": "kubernetes-sigs/lws with DisaggregatedSet"}
+GROUP_CONTROLLERS = {"RoleBasedGroup": "sgl-project/rbg",
+                     "DisaggregatedSet": "kubernetes-sigs/lws with DisaggregatedSet"}
 RBG_GROUP_LABEL = "rbg.workloads.x-k8s.io/group-name"
 RBG_ROLE_LABEL = "rbg.workloads.x-k8s.io/role-name"
 DS_NAME_LABEL = "disaggregatedset.x-k8s.io/name"

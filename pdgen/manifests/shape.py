@@ -51,8 +51,8 @@ _GROUP = (("spec", "roles", list), ("spec", "roles", "*", dict), ("spec", "roles
           ("spec", "roles", "*", "scalingAdapter", dict), ("spec", "slices", int), ("spec", "policies", list),
           ("spec", "policies", "*", dict), ("spec", "policies", "*", "roles", list),
           # HorizontalPodAutoscaler, PodMonitor, ServiceMonitor
-          ("spec", "scaleTargetRef", dict), ("spec", "podMetricsEndpoints", list), ("spec", "podMetricsEndpoints", "*", dict),
-          ("spec", "endpoints", list), ("spec", "endpoints", "*", dict))
+          ("spec", "scaleTargetRef", dict), ("spec", "podMetricsEndpoints", list),
+          ("spec", "podMetricsEndpoints", "*", dict), ("spec", "endpoints", list), ("spec", "endpoints", "*", dict))
 _SHAPE = (("metadata", dict), ("metadata", "name", str), ("metadata", "namespace", str),
           ("metadata", "labels", dict), ("metadata", "labels", "*", _SCALAR), ("metadata", "annotations", dict),
           ("metadata", "annotations", "*", _SCALAR), ("spec", dict), ("spec", "replicas", int),

@@ -178,7 +178,8 @@ def forecast(steps: Steps, split: Split, w: Workload) -> dict:
              "stepMs": {"value": r["tpot"], "source": src if not split.aggregated else f"{src}; {PDGEN}",
                         "what": "one decode step at that batch (mean over the output)"},
              "capacityPerSecond": {"value": decode_capacity, "source": f"{src}; {PDGEN}",
-                                   "what": f"at {cap_b:g} sequences per instance" + (", its KV room" if max_b else "")}},
+                                   "what": f"at {cap_b:g} sequences per instance"
+                                           + (", its KV room" if max_b else "")}},
         ],
         "kvTransferMs": {"value": split.transfer_ms, "source": PDGEN},
         "ttftMs": {"value": ttft, "source": f"{src}; {PDGEN}",

@@ -62,8 +62,10 @@ class Steps:
 
     def to_dict(self) -> dict:
         return {"isl": self.isl, "osl": self.osl, "source": self.source, "system": self.system,
-                "prefill": {str(tp): {"batch": list(c.batch), "ms": list(c.ms)} for tp, c in sorted(self.prefill.items())},
-                "decode": {str(tp): {"batch": list(c.batch), "ms": list(c.ms)} for tp, c in sorted(self.decode.items())}}
+                "prefill": {str(tp): {"batch": list(c.batch), "ms": list(c.ms)}
+                            for tp, c in sorted(self.prefill.items())},
+                "decode": {str(tp): {"batch": list(c.batch), "ms": list(c.ms)}
+                           for tp, c in sorted(self.decode.items())}}
 
     @classmethod
     def from_dict(cls, d: dict) -> Steps:

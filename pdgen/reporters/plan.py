@@ -40,12 +40,14 @@ def _g(value: float | None) -> str:
 
 
 def text(plan: dict, findings: list | None = None) -> str:
-    out = [f"{plan['name']}: {plan['backend']} ({', '.join(f'{k} {v}' for k, v in plan['variant'].items()) or 'no variant'})"
+    out = [f"{plan['name']}: {plan['backend']} "
+           f"({', '.join(f'{k} {v}' for k, v in plan['variant'].items()) or 'no variant'})"
            f", {plan['mode']}, chart {plan['chart']}"]
     model = plan.get("model")
     if model:
         est = " (estimated from config.json)" if model["paramsEstimated"] else ""
-        moe = f" (MoE: {model['experts']} experts, {model['expertsPerToken']} per token)" if model.get("experts") else ""
+        moe = (f" (MoE: {model['experts']} experts, {model['expertsPerToken']} per token)"
+               if model.get("experts") else "")
         out.append(f"model {model['name']}: {model['paramsB']}B params{est}{moe}; KV {model['kvBytesPerToken']:,} "
                    f"B/token = {model['kvFormula']}")
     else:

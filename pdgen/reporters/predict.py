@@ -82,8 +82,9 @@ def search_text(found: dict) -> str:
         out += ["", "  aggregated baseline (best of its kind on this budget):", row(b)]
     if found["met"]:
         out.append(f"\nchosen (*): {sla.describe(found['ranked'][0])}")
-        best: dict[bool, dict | None] = {agg: next((r for r in found["ranked"] if r["meets"] and r["split"]["aggregated"] == agg), None)
-                for agg in (False, True)}
+        best: dict[bool, dict | None] = {
+            agg: next((r for r in found["ranked"] if r["meets"] and r["split"]["aggregated"] == agg), None)
+            for agg in (False, True)}
         disagg, agg = best[False], best[True]
         if disagg and agg:
             gain = disagg["tokensPerSecondPerGpu"]["value"] / agg["tokensPerSecondPerGpu"]["value"]

@@ -21,9 +21,9 @@ from types import ModuleType
 from pdgen.findings import Finding, Level
 from pdgen.loader import Document, json_path
 
-_MODULES = ["parallelism", "aggregated_settings", "tp_pairing", "pipeline_connector", "rdma", "infra", "routing", "autoscaling",
-            "extra_args", "extra_env", "model_heads", "moe_experts", "model_fit", "memory_fit", "quantities", "model_source", "observability", "deployment_form",
-            "scaling_ratio", "name_length"]
+_MODULES = ["parallelism", "aggregated_settings", "tp_pairing", "pipeline_connector", "rdma", "infra", "routing",
+            "autoscaling", "extra_args", "extra_env", "model_heads", "moe_experts", "model_fit", "memory_fit",
+            "quantities", "model_source", "observability", "deployment_form", "scaling_ratio", "name_length"]
 
 
 @dataclass(frozen=True)

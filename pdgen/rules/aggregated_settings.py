@@ -32,7 +32,8 @@ def check(ctx):
         yield ("spec", "routing", "selectiveDisaggregation"), "aggregated mode has no prefill role to route to"
     for key in ("mooncakeStore", "lmcache", "datasystem"):
         if key in spec.get("kvCache", {}):
-            yield ("spec", "kvCache", key), f"kvCache.{key} configures KV transfer between roles; aggregated mode has none"
+            yield ("spec", "kvCache", key), (f"kvCache.{key} configures KV transfer between roles; "
+                                             "aggregated mode has none")
     if "router" in spec and not backends.of(spec).router_in_aggregated:
         yield ("spec", "router"), (f"in aggregated mode the Service reaches the servers directly; backend "
                                    f"{spec['backend']} renders no router in front of 'server'")

@@ -2,12 +2,15 @@
 gets only the settings it uses; a coordinated rollout asked of a form that cannot
 coordinate is a warning naming the forms that can.
 
-| form | backends | objects | rollout across prefill and decode |
-|---|---|---|---|
-| workloads (default) | all | StatefulSets / LeaderWorkerSets, Deployments | independent (Helm updates each object on its own) |
-| operator | dynamo | DynamoGraphDeployment | the Dynamo operator's |
-| rolebasedgroup | sglang-mooncake, vllm-mooncake | one RoleBasedGroup (router, prefill, decode, Mooncake master) | coordinated with a CoordinatedPolicy (rollout: coordinated) |
-| disaggregatedset | sglang-mooncake, vllm-mooncake | one DisaggregatedSet (prefill, decode) | always coordinated |
+The forms (form: backends; objects; rollout across prefill and decode):
+
+- workloads (default): all; StatefulSets / LeaderWorkerSets, Deployments; independent (Helm
+  updates each object on its own).
+- operator: dynamo; DynamoGraphDeployment; the Dynamo operator's.
+- rolebasedgroup: sglang-mooncake, vllm-mooncake; one RoleBasedGroup (router, prefill, decode,
+  Mooncake master); coordinated with a CoordinatedPolicy (rollout: coordinated).
+- disaggregatedset: sglang-mooncake, vllm-mooncake; one DisaggregatedSet (prefill, decode);
+  always coordinated.
 
 - rolebasedgroup and disaggregatedset carry prefill and decode: disaggregated mode only.
 - deployment.engineRuntime (a ClusterEngineRuntimeProfile) is injected by the RBG controller

@@ -84,6 +84,7 @@ def check(ctx):
             value = token.split("=", 1)[1] if "=" in token else (args[i + 1] if i + 1 < len(args) else "")
             path = ("spec", role, "extraArgs", i)
             if flag in ("--host", "--http-host") and value in _LOOPBACK:
-                yield path, f"{flag} {value} makes the {role} listen on loopback: nothing outside the pod could reach it"
+                yield path, (f"{flag} {value} makes the {role} listen on loopback: "
+                             "nothing outside the pod could reach it")
             else:
                 yield path, f"{flag} is set by pdgen from {owned[flag]}; set that instead of passing it again"

@@ -44,7 +44,8 @@ def check(ctx):
         usable, weights, kv = m.usable / GIB, m.weights / GIB, m.kv_full_context / GIB
         if m.weights > m.usable:
             yield where, (f"{role}: {weights:.1f} GiB of weights per accelerator (TP {m.tensor} x PP {m.pipeline}); "
-                          f"{product} has {usable:.1f} GiB usable per accelerator: raise tensor or pipeline parallelism")
+                          f"{product} has {usable:.1f} GiB usable per accelerator: "
+                          "raise tensor or pipeline parallelism")
         elif m.headroom < 0:
             yield where, (f"{role}: {weights:.1f} GiB of weights + {kv:.1f} GiB of KV for one {m.tokens}-token "
                           f"request exceed the {usable:.1f} GiB usable on a {product}: raise parallelism or lower "

@@ -50,9 +50,10 @@ def check(ctx):
     forms = limits().get(backend, {})
     # A form no chart scenario renders (e.g. the Dynamo operator's graph) is held to the
     # tightest of the backend's.
-    table: dict = forms.get(form) or min(forms.values(), key=lambda t: min(e["maxLength"] for e in t.values()), default={})
-    multinode = form == "disaggregatedset" or any(spec[r]["nodesPerInstance"] > 1 for r in ("prefill", "decode", "server")
-                                                  if r in spec)
+    table: dict = forms.get(form) or min(forms.values(), key=lambda t: min(e["maxLength"] for e in t.values()),
+                                         default={})
+    multinode = form == "disaggregatedset" or any(spec[r]["nodesPerInstance"] > 1
+                                                  for r in ("prefill", "decode", "server") if r in spec)
     entries = [table[k] for k in ("always", "perGroup") if k in table and (k == "always" or multinode)]
     for entry in sorted(entries, key=lambda e: e["maxLength"])[:1]:
         if len(name) <= entry["maxLength"]:

@@ -125,7 +125,8 @@ def test_several_topologies_are_planned_in_one_run(runner, tmp_path):
     assert [p["name"] for p in data] == ["qwen72b-agg", "vllm-p2p-pd"] and data[1]["router"]
     # One topology with an error: the others are still planned, and the run fails.
     bad = tmp_path / "bad.yaml"
-    bad.write_text((ROOT / "examples" / "vllm-mooncake-p2p-qwen7b.yaml").read_text().replace("replicas: 2", "replicas: -2", 1))
+    bad.write_text((ROOT / "examples" / "vllm-mooncake-p2p-qwen7b.yaml").read_text()
+                   .replace("replicas: 2", "replicas: -2", 1))
     mixed = runner.invoke(cli, ["plan", paths[0], str(bad)])
     assert mixed.exit_code == 1 and mixed.output.startswith("qwen72b-agg: ") and "bad.yaml:" in mixed.output
 
@@ -135,7 +136,8 @@ def test_the_diagram_draws_what_will_run(runner, tmp_path, suffix):
     """--diagram: the router, each role with instances, parallelism and accelerators, the KV
     path with its transport and size, the infra with its ports, as Mermaid."""
     out = tmp_path / f"plan{suffix}"
-    result = runner.invoke(cli, ["plan", str(ROOT / "examples" / "ack-vllm-mooncake-v0-qwen7b.yaml"), "--diagram", str(out)])
+    result = runner.invoke(cli, ["plan", str(ROOT / "examples" / "ack-vllm-mooncake-v0-qwen7b.yaml"),
+                                 "--diagram", str(out)])
     assert result.exit_code == 0, result.output
     assert result.output.endswith(f"diagram: {out}\n")
     text = out.read_text()
@@ -151,7 +153,8 @@ def test_the_diagram_draws_what_will_run(runner, tmp_path, suffix):
     assert (f'prefill == "KV cache (v0-etcd)<br/>{kv["protocol"]}, {kv["bytesPerRequest"] / GIB:.2f} GiB per '
             f'{kv["promptTokens"]}-token prompt" ==> decode') in text
     for infra in p["infra"]:
-        assert f'{infra["service"]}[("{infra["service"]}<br/>bundled' in text and f"decode -.- {infra['service']}" in text
+        assert (f'{infra["service"]}[("{infra["service"]}<br/>bundled' in text
+                and f"decode -.- {infra['service']}" in text)
 
 
 def test_the_diagram_of_an_aggregated_topology_has_no_kv_path(runner, tmp_path):

@@ -101,7 +101,8 @@ def test_whole_numbers_written_as_floats_render_as_integers(runner, tmp_path):
 
 def test_a_backend_that_cannot_express_a_setting_is_a_located_error(runner, tmp_path):
     bad = tmp_path / "kv.yaml"
-    bad.write_text(pathlib.Path(SGLANG).read_text().replace("  service:\n", "  routing:\n    policy: kv-aware\n  service:\n"))
+    bad.write_text(pathlib.Path(SGLANG).read_text()
+                   .replace("  service:\n", "  routing:\n    policy: kv-aware\n  service:\n"))
     result = run(runner, "render", "-o", str(tmp_path / "out"), "--format", "text", str(bad))
     assert result.exit_code == 1
     assert (f"{bad}:44:5: error: $.spec.routing.policy: the SGLang router has no 'kv-aware' policy; choose one of "

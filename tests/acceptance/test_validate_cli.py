@@ -44,7 +44,8 @@ def test_valid_inputs_exit_zero(runner, path):
 def test_all_examples_at_once(runner):
     result = run(runner, "validate", *map(str, EXAMPLES))
     assert result.exit_code == 0
-    assert result.output == f"Summary: {len(EXAMPLES)} files - valid: {len(EXAMPLES)}, invalid: 0 (0 errors, 0 warnings)\n"
+    assert result.output == (f"Summary: {len(EXAMPLES)} files - valid: {len(EXAMPLES)}, "
+                             "invalid: 0 (0 errors, 0 warnings)\n")
 
 
 def test_examples_cover_every_backend_and_mode_and_open_with_a_modeline():
@@ -66,7 +67,8 @@ def test_mixed_files_report_each_and_exit_one(runner, monkeypatch):
     result = run(runner, "validate", "--format", "text", "valid/minimal.yaml", "invalid/negative-replicas.yaml")
     assert result.exit_code == 1
     assert result.output == (
-        "invalid/negative-replicas.yaml:16:15: error: $.spec.decode.replicas: -1 is less than the minimum of 1 [schema]\n"
+        "invalid/negative-replicas.yaml:16:15: error: $.spec.decode.replicas: -1 is less than the minimum of 1 "
+        "[schema]\n"
         "Summary: 2 files - valid: 1, invalid: 1 (1 error, 0 warnings)\n")
 
 

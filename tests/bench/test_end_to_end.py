@@ -154,7 +154,8 @@ class _ResettingServer:
                 return False
             data += chunk
         head, _, rest = data.partition(b"\r\n\r\n")
-        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length"))
         while len(rest) < length:
             rest += conn.recv(65536)
         return True

@@ -182,7 +182,8 @@ def _rule_of(golden: str, values: dict | None = None) -> dict:
 
 def _series(raw: dict[str, str], rule: dict) -> list[dict]:
     meta = rule["metadata"]
-    release = f'namespace="{meta["namespace"]}",app_kubernetes_io_instance="{meta["labels"]["app.kubernetes.io/instance"]}"'
+    release = (f'namespace="{meta["namespace"]}",'
+               f'app_kubernetes_io_instance="{meta["labels"]["app.kubernetes.io/instance"]}"')
     return [{"series": name.replace("{R", "{" + release), "values": values} for name, values in raw.items()]
 
 

@@ -42,11 +42,14 @@ def test_ds_worker_addr_is_the_address_the_node_worker_listens_on():
 
 def test_datasystem_connector_roles():
     objects = render(CHART, {})
-    prefill = json.loads(arg_after(container(find(objects, "StatefulSet", "demo-prefill"))["args"], "--kv-transfer-config"))
-    decode = json.loads(arg_after(container(find(objects, "StatefulSet", "demo-decode"))["args"], "--kv-transfer-config"))
+    prefill = json.loads(arg_after(container(find(objects, "StatefulSet", "demo-prefill"))["args"],
+                                   "--kv-transfer-config"))
+    decode = json.loads(arg_after(container(find(objects, "StatefulSet", "demo-decode"))["args"],
+                                  "--kv-transfer-config"))
     assert prefill["kv_connector"] == decode["kv_connector"] == "AscendStoreConnector"
     assert (prefill["kv_role"], decode["kv_role"]) == ("kv_producer", "kv_consumer")
-    assert prefill["kv_connector_extra_config"]["backend"] == decode["kv_connector_extra_config"]["backend"] == "yuanrong"
+    assert (prefill["kv_connector_extra_config"]["backend"] == decode["kv_connector_extra_config"]["backend"]
+            == "yuanrong")
     # The store hand-over (pd_proxy --handover store) sends decode once prefill has answered.
     # That answer follows the store put only without use_layerwise: vllm-ascend 0.23.0 (wheel)
     # ascend_store_connector.py wait_for_save returns at once when use_layerwise is set, and
@@ -65,7 +68,8 @@ def test_npus_come_from_the_device_plugin_with_driver_mounts_and_no_privileges()
         assert mounts[path]["readOnly"] is True
     assert "hostNetwork" not in spec and "securityContext" not in c
     assert not [o for o in objects if o["metadata"]["name"] == "demo-etcd"]  # external etcd
-    assert "-etcd_address=etcd.yuanrong.svc:2379" in pod_spec(find(objects, "DaemonSet", "demo-datasystem"))["containers"][0]["args"]
+    datasystem = pod_spec(find(objects, "DaemonSet", "demo-datasystem"))["containers"][0]
+    assert "-etcd_address=etcd.yuanrong.svc:2379" in datasystem["args"]
 
 
 def test_mooncake_on_ascend_wires_kv_ports_and_the_load_balance_proxy():
@@ -74,7 +78,8 @@ def test_mooncake_on_ascend_wires_kv_ports_and_the_load_balance_proxy():
     prefill = container(find(objects, "StatefulSet", "demo-prefill"))
     kv = json.loads(arg_after(prefill["args"], "--kv-transfer-config"))
     assert kv["kv_connector"] == "MooncakeConnectorV1" and kv["kv_port"] == "20001" and kv["kv_role"] == "kv_producer"
-    assert kv["kv_connector_extra_config"] == {"prefill": {"dp_size": 1, "tp_size": 2}, "decode": {"dp_size": 1, "tp_size": 2}}
+    assert kv["kv_connector_extra_config"] == {"prefill": {"dp_size": 1, "tp_size": 2},
+                                               "decode": {"dp_size": 1, "tp_size": 2}}
     assert {"name": "kv", "containerPort": 20001} in prefill["ports"]
     proxy = container(find(objects, "Deployment", "demo-router"))
     args = proxy["args"]

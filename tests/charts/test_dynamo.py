@@ -23,7 +23,8 @@ def test_every_component_reaches_the_etcd_and_nats_the_release_runs():
     nats_ports = {p["name"]: p["port"] for p in find(objects, "Service", "demo-nats")["spec"]["ports"]}
     nats = container(find(objects, "StatefulSet", "demo-nats"))
     assert "-js" in nats["args"]  # JetStream
-    for kind, name in [("Deployment", "demo-frontend"), ("StatefulSet", "demo-prefill"), ("StatefulSet", "demo-decode")]:
+    for kind, name in [("Deployment", "demo-frontend"), ("StatefulSet", "demo-prefill"),
+                       ("StatefulSet", "demo-decode")]:
         env = _env(container(find(objects, kind, name)))
         assert env["ETCD_ENDPOINTS"] == f"http://demo-etcd:{etcd}"
         assert env["NATS_SERVER"] == f"nats://demo-nats:{nats_ports['client']}"

@@ -130,7 +130,8 @@ def test_prefill_and_decode_share_one_template_so_they_cannot_drift():
         assert ref["name"] == "engine"
         assert "image" not in yaml.safe_dump(ref["patch"]) and "volumes" not in ref["patch"]["spec"]
     assert [r["standalonePattern"]["templateRef"]["patch"] for r in engines] == [
-        r["standalonePattern"]["templateRef"]["patch"] for r in b["spec"]["roles"] if r["name"] in ("prefill", "decode")]
+        r["standalonePattern"]["templateRef"]["patch"] for r in b["spec"]["roles"]
+        if r["name"] in ("prefill", "decode")]
     assert b["spec"]["roleTemplates"][0]["template"]["spec"]["containers"][0]["image"] == "lmsysorg/sglang:v9.9.9"
 
 

@@ -64,7 +64,8 @@ def test_the_query_parser_finds_metrics_and_nothing_else():
 def test_catalogs_say_where_they_come_from():
     for name, entry in CATALOG.items():
         assert entry["source"] and entry["metrics"], name
-        assert all(kind in ("counter", "gauge", "histogram", "summary", "untyped") for kind in entry["metrics"].values())
+        assert all(kind in ("counter", "gauge", "histogram", "summary", "untyped")
+                   for kind in entry["metrics"].values())
 
 
 def test_the_charts_files_are_generated_from_the_definitions():

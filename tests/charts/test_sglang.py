@@ -56,7 +56,8 @@ def test_every_listener_binds_all_interfaces():
 
 def test_decode_and_prefill_get_their_disaggregation_mode():
     objects = render(CHART, {})
-    assert arg_after(container(find(objects, "StatefulSet", "demo-prefill"))["args"], "--disaggregation-mode") == "prefill"
+    prefill = container(find(objects, "StatefulSet", "demo-prefill"))["args"]
+    assert arg_after(prefill, "--disaggregation-mode") == "prefill"
     decode = container(find(objects, "StatefulSet", "demo-decode"))["args"]
     assert arg_after(decode, "--disaggregation-mode") == "decode"
     assert "--disaggregation-bootstrap-port" not in decode
@@ -151,7 +152,8 @@ def test_multi_node_instances_are_leader_worker_sets_wired_to_the_leader():
     assert "readinessProbe" not in container(lws, "workerTemplate")
     service = find(objects, "Service", "demo-prefill")
     assert service["spec"]["selector"]["pdgen.io/instance-role"] == "leader"
-    assert lws["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["metadata"]["labels"]["pdgen.io/instance-role"] == "leader"
+    leader = lws["spec"]["leaderWorkerTemplate"]["leaderTemplate"]
+    assert leader["metadata"]["labels"]["pdgen.io/instance-role"] == "leader"
     assert _prefill_pairs(_router_args(objects)) == [("http://demo-prefill-0.demo-prefill.llm.svc:30000", "8998")]
 
 
@@ -194,7 +196,8 @@ def test_autoscalers_target_the_workloads_they_scale():
     assert decode["spec"]["scaleTargetRef"] == {"apiVersion": "leaderworkerset.x-k8s.io/v1",
                                                 "kind": "LeaderWorkerSet", "name": "demo-decode"}
     assert decode["spec"]["metrics"][0]["pods"]["metric"]["name"] == "sglang:num_queue_reqs"
-    assert not [o for o in objects if o["kind"] == "HorizontalPodAutoscaler" and o["metadata"]["name"] == "demo-prefill"]
+    assert not [o for o in objects
+                if o["kind"] == "HorizontalPodAutoscaler" and o["metadata"]["name"] == "demo-prefill"]
     # An autoscaled workload leaves spec.replicas to its HPA, so `helm upgrade` does not reset
     # the count the HPA chose (fidelity issue, defect 9); the others keep theirs.
     assert "replicas" not in find(objects, "LeaderWorkerSet", "demo-decode")["spec"]

@@ -57,7 +57,8 @@ class Cluster:
 
     # -- running tools ------------------------------------------------------------------
 
-    def helm(self, *args: str, helm: str = "helm4", check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
+    def helm(self, *args: str, helm: str = "helm4", check: bool = True,
+             timeout: int = 300) -> subprocess.CompletedProcess:
         cmd = [tools.find(helm), *args, "--kubeconfig", self.kubeconfig]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
@@ -125,9 +126,10 @@ class Cluster:
         """kind/name of every namespaced object of the release (by its instance label)."""
         found = []
         for path in ("/api/v1", "/apis/apps/v1", "/apis/batch/v1", "/apis/policy/v1", "/apis/autoscaling/v2",
-                     "/apis/rbac.authorization.k8s.io/v1", "/apis/networking.k8s.io/v1", "/apis/leaderworkerset.x-k8s.io/v1",
-                     "/apis/monitoring.coreos.com/v1",
-                     "/apis/nvidia.com/v1alpha1", "/apis/workloads.x-k8s.io/v1alpha2", "/apis/disaggregatedset.x-k8s.io/v1"):
+                     "/apis/rbac.authorization.k8s.io/v1", "/apis/networking.k8s.io/v1",
+                     "/apis/leaderworkerset.x-k8s.io/v1", "/apis/monitoring.coreos.com/v1",
+                     "/apis/nvidia.com/v1alpha1", "/apis/workloads.x-k8s.io/v1alpha2",
+                     "/apis/disaggregatedset.x-k8s.io/v1"):
             for r in self.cp.get(path)["resources"]:
                 if "/" in r["name"] or not r["namespaced"] or "list" not in r["verbs"] or r["kind"] == "Event":
                     continue

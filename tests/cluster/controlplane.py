@@ -86,6 +86,10 @@ def free_port() -> int:
 # status.allocatable a node was created with.
 # ---------------------------------------------------------------------------------------
 
+# The pod IP kwok assigns (PodIPWith), in both statuses that set one.
+_POD_IP = ('{{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) '
+           '( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}')
+
 _POD_RUNNING_STATUS = """\
 {{ $now := Now }}
 conditions:
@@ -139,10 +143,10 @@ initContainerStatuses:
   {{ end }}
 {{ end }}
 hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
-podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
+podIP: @POD_IP@
 phase: Running
 startTime: {{ $now | Quote }}
-"""
+""".replace("@POD_IP@", _POD_IP)
 
 _POD_SUCCEEDED_STATUS = """\
 {{ $now := Now }}
@@ -228,10 +232,11 @@ containerStatuses:
   {{ end }}
 {{ end }}
 hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
-podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
+podIP: @POD_IP@
 phase: {{ if $crash }}Running{{ else }}Pending{{ end }}
 startTime: {{ $now | Quote }}
-""".replace("@CRASH@", CRASH_LOOP_FAULT).replace("@PULL@", IMAGE_PULL_FAULT).replace("@MESSAGE@", FAULT_MESSAGE)
+""".replace("@CRASH@", CRASH_LOOP_FAULT).replace("@PULL@", IMAGE_PULL_FAULT).replace("@MESSAGE@", FAULT_MESSAGE) \
+    .replace("@POD_IP@", _POD_IP)
 
 _NOT_DELETING = {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}
 _FAULTY = {"key": ".spec.containers.[].image", "operator": "In", "values": [IMAGE_PULL_FAULT, CRASH_LOOP_FAULT]}
@@ -267,7 +272,8 @@ def kwok_stages(completion_delay_ms: int = 1000) -> list[dict]:
         # A running pod of a Job: completes (exit 0).
         _pod_stage(
             "pod-complete",
-            [_NOT_DELETING, _RUNNING, {"key": ".metadata.ownerReferences.[].kind", "operator": "In", "values": ["Job"]}],
+            [_NOT_DELETING, _RUNNING,
+             {"key": ".metadata.ownerReferences.[].kind", "operator": "In", "values": ["Job"]}],
             {"statusTemplate": _POD_SUCCEEDED_STATUS},
             completion_delay_ms,
         ),
@@ -688,7 +694,8 @@ class ControlPlane:
                 "apiVersion": "v1",
                 "kind": "Config",
                 "clusters": [
-                    {"name": "pdgen-test", "cluster": {"server": self.server, "certificate-authority-data": b64("ca.crt")}}
+                    {"name": "pdgen-test",
+                     "cluster": {"server": self.server, "certificate-authority-data": b64("ca.crt")}}
                 ],
                 "users": [
                     {
@@ -754,7 +761,8 @@ class ControlPlane:
                 *self.extra_apiserver_args,
             ],
         )
-        self.wait_for("kube-apiserver /readyz", lambda: self.api("GET", "/readyz", timeout=5) == "ok", self.start_timeout)
+        self.wait_for("kube-apiserver /readyz", lambda: self.api("GET", "/readyz", timeout=5) == "ok",
+                      self.start_timeout)
 
     def _start_controllers(self) -> None:
         pki = self.pki

@@ -41,7 +41,8 @@ def gpu_nodes(cluster):
     yield cluster
     cluster.remove_nodes()
     # Other tests count the cluster's StorageClasses (test_commands: "the cluster has: none").
-    for path in (f"/apis/storage.k8s.io/v1/storageclasses/{STORAGE_CLASS}", "/api/v1/persistentvolumes/pv-up-flow-model"):
+    for path in (f"/apis/storage.k8s.io/v1/storageclasses/{STORAGE_CLASS}",
+                 "/api/v1/persistentvolumes/pv-up-flow-model"):
         if cluster.cp.exists(path):
             cluster.cp.api("DELETE", path)
 

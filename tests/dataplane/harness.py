@@ -192,7 +192,8 @@ def load(text: str, workdir: pathlib.Path, *, namespace: str) -> Release:
             for host in _pod_hosts(pod_name, name, namespace):
                 hosts[host] = pod_addresses[pod_name]
         if chosen:  # a ClusterIP Service: its first pod (a headless one: every pod, below)
-            for host in (name, f"{name}.{namespace}", f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.cluster.local"):
+            for host in (name, f"{name}.{namespace}", f"{name}.{namespace}.svc",
+                         f"{name}.{namespace}.svc.cluster.local"):
                 hosts[host] = pod_addresses[chosen[0]]
     return Release(namespace, objects, containers, hosts, volumes_root)
 
@@ -377,7 +378,8 @@ def wait_dynamo_serving(base: str, served: str, *, timeout: float = 90.0,
     while True:
         if alive is not None and not alive():
             raise AssertionError("the frontend exited while its routers activated")
-        request = urllib.request.Request(base + "/v1/completions", data=body, headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(base + "/v1/completions", data=body,
+                                         headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=120) as resp:
                 resp.read()

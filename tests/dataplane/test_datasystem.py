@@ -29,7 +29,8 @@ def etcd_keys(address: str, prefix: str) -> list[str]:
         return [base64.b64decode(kv["key"]).decode() for kv in json.load(r).get("kvs", [])]
 
 
-ENTRY = "docker_entryfile/daemonset"  # in the wheel: the image's /home/yuanrong scripts (dscli generate_docker_entryfile)
+# In the wheel: the image's /home/yuanrong scripts (dscli generate_docker_entryfile).
+ENTRY = "docker_entryfile/daemonset"
 IMAGE_UID = 1002  # the worker image's user yuanrong (k8s/docker/dockerfile/datasystem.Dockerfile, docker_build.sh)
 
 
@@ -92,7 +93,8 @@ def test_datasystem_worker_runs_through_the_images_entry_script(release, tmp_pat
     # the kubelet's token mount, then the entry script as the image's user.
     setup = ('mount -t tmpfs tmpfs /home && mkdir /home/yuanrong && cp -rL "$IMAGE_HOME"/. /home/yuanrong/ && '
              'chown -R "$IMAGE_UID:$IMAGE_UID" /home/yuanrong && mkdir -p /var/run/secrets/kubernetes.io && '
-             'mount -t tmpfs tmpfs /var/run/secrets/kubernetes.io && mkdir /var/run/secrets/kubernetes.io/serviceaccount && '
+             'mount -t tmpfs tmpfs /var/run/secrets/kubernetes.io && '
+             'mkdir /var/run/secrets/kubernetes.io/serviceaccount && '
              'cp "$SA"/* /var/run/secrets/kubernetes.io/serviceaccount/ && '
              'cd /home/yuanrong/datasystem && '  # the image's WORKDIR
              'exec setpriv --reuid "$IMAGE_UID" --regid "$IMAGE_UID" --clear-groups "$0" "$@"')

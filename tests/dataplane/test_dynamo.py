@@ -200,7 +200,8 @@ def _run(rel, ns, tmp_path, etcd, policy, served):
     script = pod["spec"]["containers"][0]
     env = {e["name"]: str(e["value"]) for e in script["env"]}
     env["EXPECT_NON_EMPTY"] = "false"  # the one change: the mocker's text is empty by design
-    run = ns.start("helm-test", [*script["command"], *script["args"]], env=env, rendered=f"Pod/{pod['metadata']['name']}")
+    run = ns.start("helm-test", [*script["command"], *script["args"]], env=env,
+                   rendered=f"Pod/{pod['metadata']['name']}")
     assert run.proc.wait(120) == 0, run.tail()
 
     for r in [r for r in ns.running if r.label.startswith("mocker-") and "prefill" in r.label]:

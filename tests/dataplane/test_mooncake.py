@@ -52,7 +52,8 @@ def test_mooncake_master_serves_the_rendered_store(release, tmp_path):
                 time.sleep(0.3)
             assert "put pdgen-k: 0" in writer.tail(), writer.tail()
             reader = ns.start("store-get", [PYTHON, str(CLIENT), "get", "--config", str(config), "--host", "127.0.2.2",
-                                            "--key", "pdgen-k", "--size", "65536"], env={"MC_TCP_BIND_ADDRESS": "127.0.2.2"})
+                                            "--key", "pdgen-k", "--size", "65536"],
+                              env={"MC_TCP_BIND_ADDRESS": "127.0.2.2"})
             assert reader.proc.wait(60) == 0, reader.tail()
             assert "65536 bytes, equal" in reader.tail()
             with urllib.request.urlopen(metrics + "/metrics", timeout=10) as resp:
@@ -93,14 +94,16 @@ def test_v0_store_connector_works_through_the_rendered_etcd_and_master(release, 
             harness.wait_http(f"http://{master.address}:{master.ports['metrics']}/health", timeout=30,
                               what="master /health", alive=lambda: proc.proc.poll() is None)
             writer = ns.start("store-put", [PYTHON, str(CLIENT), "put", "--config", str(path), "--host", "127.0.2.1",
-                                            "--key", "pdgen-v0", "--size", "8192"], env={"MC_TCP_BIND_ADDRESS": "127.0.2.1"})
+                                            "--key", "pdgen-v0", "--size", "8192"],
+                              env={"MC_TCP_BIND_ADDRESS": "127.0.2.1"})
             deadline = time.monotonic() + 60
             while "holding" not in writer.tail() and time.monotonic() < deadline:
                 assert writer.proc.poll() is None, writer.tail()
                 time.sleep(0.3)
             assert "put pdgen-v0: 0" in writer.tail(), writer.tail()
             reader = ns.start("store-get", [PYTHON, str(CLIENT), "get", "--config", str(path), "--host", "127.0.2.2",
-                                            "--key", "pdgen-v0", "--size", "8192"], env={"MC_TCP_BIND_ADDRESS": "127.0.2.2"})
+                                            "--key", "pdgen-v0", "--size", "8192"],
+                              env={"MC_TCP_BIND_ADDRESS": "127.0.2.2"})
             assert reader.proc.wait(60) == 0, reader.tail()
             assert "8192 bytes, equal" in reader.tail()
             # every key in etcd (the v3 JSON gateway; range "\0".."\0" is all of them)

@@ -219,7 +219,8 @@ def test_the_proxy_under_load_and_faults(release, example, handover):
     timings: dict[str, float] = {}
     with ns.entered():
         try:
-            harness.wait_http(base + "/health", timeout=60, what="proxy /health", alive=lambda: proxy.proc.poll() is None)
+            harness.wait_http(base + "/health", timeout=60, what="proxy /health",
+                              alive=lambda: proxy.proc.poll() is None)
             asyncio.run(_phases(base, fakes, handover, proxy, ns, running, timings))
         except AssertionError as exc:
             raise AssertionError(ns.failure(f"proxy load ({handover}): {exc}")) from None

@@ -89,7 +89,8 @@ def test_sglang_router_drives_prefill_and_decode_as_rendered(release, tmp_path, 
                 rooms.setdefault(r["body"]["bootstrap_room"], []).append(r)
             assert len(rooms) == 4
             for pair in rooms.values():
-                (pre,), (dec,) = ([r for r in pair if r["role"] == "prefill"], [r for r in pair if r["role"] == "decode"])
+                (pre,), (dec,) = ([r for r in pair if r["role"] == "prefill"],
+                                  [r for r in pair if r["role"] == "decode"])
                 assert pre["body"]["bootstrap_host"] == dec["body"]["bootstrap_host"] == hosts[pre["host"]]
                 assert pre["body"]["bootstrap_port"] == dec["body"]["bootstrap_port"] == bootstrap[pre["host"]]
                 assert pre["body"]["prompt"] == dec["body"]["prompt"]

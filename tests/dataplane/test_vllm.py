@@ -86,7 +86,8 @@ def test_p2p_proxy_hands_over_with_the_mooncake_protocol(release, tmp_path):
     base = f"http://{router.address}:{router.ports['http']}"
     with ns.entered():
         try:
-            harness.wait_http(base + "/health", timeout=60, what="proxy /health", alive=lambda: proxy.proc.poll() is None)
+            harness.wait_http(base + "/health", timeout=60, what="proxy /health",
+                              alive=lambda: proxy.proc.poll() is None)
             for i in range(3):
                 status, body = post(base + "/v1/completions", {"model": model, "prompt": f"p{i}", "max_tokens": 4})
                 assert status == 200, body

@@ -226,7 +226,8 @@ class Scenario:
             core = 0 if c.component == "prefill" else 1
             argv, env = engine_command(c, model=self.model, core=core, cache=self.workdir / "vllm-cache", shims=shims)
             diffs = check_only_declared(c, argv, env)
-            print(f"\n[{self.name}] {c.pod}: {shlex.join(argv)}\n  changed from the render:\n    " + "\n    ".join(diffs))
+            print(f"\n[{self.name}] {c.pod}: {shlex.join(argv)}\n  changed from the render:\n    "
+                  + "\n    ".join(diffs))
             running = self.ns.start(f"{c.pod}-{len(self.ns.running)}", argv, env=env, rendered=c)
             self.engines[c.component] = engine = Engine(c, running, f"http://{c.address}:{c.ports['http']}",
                                                         time.monotonic())
@@ -343,9 +344,9 @@ THINGS = ("apples boats candles dragons engines feathers guitars hammers islands
 
 
 def prompt(key: str, lines: int = 40) -> str:
-    """A long prompt (about 350 tokens at 40 lines: two whole 128-token blocks and more) of its own: an inventory log drawn from
-    ``key`` and the start of its copy, which the model continues, so each prompt's answer is
-    its own."""
+    """A long prompt (about 350 tokens at 40 lines: two whole 128-token blocks and more) of its
+    own: an inventory log drawn from ``key`` and the start of its copy, which the model
+    continues, so each prompt's answer is its own."""
     rnd = random.Random(key)
     log = [f"{rnd.choice(NAMES)} has {rnd.randint(2, 99)} {rnd.choice(THINGS)}." for _ in range(lines)]
     return f"Inventory log {key}.\n{' '.join(log)}\n\nThe same log, copied exactly:\nInventory log {key}.\n" + \

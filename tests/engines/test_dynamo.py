@@ -363,7 +363,8 @@ def test_a_decode_worker_drains_on_sigterm(dyn):
         f"the long stream ended {long_events[-1] - t_term:.1f} s after SIGTERM, inside the {grace} s grace period: "
         "it did not test a drain longer than the grace period")
     assert peer_took == 1, f"the request sent during the drain did not go to the other decode ({peer})"
-    assert exited_after < deadline_s, f"{target} took {exited_after:.0f} s to exit (terminationGracePeriodSeconds {deadline_s})"
+    assert exited_after < deadline_s, (f"{target} took {exited_after:.0f} s to exit "
+                                       f"(terminationGracePeriodSeconds {deadline_s})")
     E.record(f"[dynamo] drain: SIGTERM to {target} with 2 streams in flight ({DRAIN[1]} and {LONG[1]} tokens); "
              f"both ended whole and equal to the aggregated answers, the last {long_events[-1] - t_term:.1f} s after "
              f"SIGTERM (grace {grace} s); a request during the drain went to {peer} and was answered; {target} exited "

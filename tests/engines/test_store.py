@@ -104,7 +104,8 @@ def first_handover(sc: E.Scenario) -> str:
     prefill = sc.engines["prefill"].running
     with sc.ns.entered():
         try:
-            answered = f"answered ({E.complete(sc.router, E.prompt('store-first'))['usage']['prompt_tokens']} prompt tokens)"
+            answered = (f"answered ({E.complete(sc.router, E.prompt('store-first'))['usage']['prompt_tokens']} "
+                        "prompt tokens)")
         except AssertionError as exc:
             answered = f"failed ({exc})"
     t0 = time.monotonic()
@@ -210,8 +211,8 @@ def test_the_pool_hands_a_prompt_to_a_decode_that_never_saw_it(store):
                 assert loaded * BLOCK == whole_blocks(n)
                 assert E.delta(before[2], after[2], "master_key_count") == n // BLOCK
                 assert E.text_of(answer) == E.text_of(aggregated), "decode's answer from pooled KV differs"
-                E.record(f"[store] pool request {i}: {n} prompt tokens; prefill put {n // BLOCK} blocks ({waited:.1f} s "
-                         f"after its answer); decode load_get {loaded:.0f} keys ({got / 1e6:.1f} MB): "
+                E.record(f"[store] pool request {i}: {n} prompt tokens; prefill put {n // BLOCK} blocks "
+                         f"({waited:.1f} s after its answer); decode load_get {loaded:.0f} keys ({got / 1e6:.1f} MB): "
                          f"{src['external_kv_transfer']:.0f} external, {src['local_compute']:.0f} computed; text equal "
                          f"to the aggregated answer")
         except AssertionError as exc:
@@ -265,8 +266,9 @@ def test_concurrent_handovers_each_get_their_own_kv(store, router):
     missed = expected - src["external_kv_transfer"]
     E.record(f"[store] {CONCURRENT} concurrent, --handover store: {n} prompt tokens, {expected} in whole blocks the "
              f"prefill put; decode loaded {loaded:.0f} blocks = {src['external_kv_transfer']:.0f} external, computed "
-             f"{src['local_compute']:.0f}: miss rate {missed / expected:.0%} ({missed:.0f} of {expected} poolable tokens "
-             f"recomputed); {CONCURRENT}/{CONCURRENT} texts equal to their own aggregated answer; {took:.1f} s")
+             f"{src['local_compute']:.0f}: miss rate {missed / expected:.0%} ({missed:.0f} of {expected} "
+             f"poolable tokens recomputed); {CONCURRENT}/{CONCURRENT} texts equal to their own aggregated answer; "
+             f"{took:.1f} s")
 
 
 def test_bench_cold_and_warm_rounds_pd_and_aggregated(store, tmp_path):
@@ -298,8 +300,9 @@ def test_bench_cold_and_warm_rounds_pd_and_aggregated(store, tmp_path):
         if label == "pd":
             assert by_round[1]["external_kv_transfer"] > 0, f"warm PD round: nothing came over the connector {by_round}"
             assert by_round[1]["local_compute"] == 0, by_round
-        lines.append(f"[bench] {label}: TTFT mean cold {cold['mean_ttft_ms']:.0f} ms, warm {warm['mean_ttft_ms']:.0f} ms "
-                     f"({warm['mean_ttft_ms'] / cold['mean_ttft_ms'] - 1:+.0%}), p99 {cold['p99_ttft_ms']:.0f} / "
+        lines.append(f"[bench] {label}: TTFT mean cold {cold['mean_ttft_ms']:.0f} ms, "
+                     f"warm {warm['mean_ttft_ms']:.0f} ms ({warm['mean_ttft_ms'] / cold['mean_ttft_ms'] - 1:+.0%}), "
+                     f"p99 {cold['p99_ttft_ms']:.0f} / "
                      f"{warm['p99_ttft_ms']:.0f} ms; output {cold['output_throughput']:.1f} / "
                      f"{warm['output_throughput']:.1f} tok/s" + (
                          f"; decode prompt tokens cold {by_round[0]}, warm {by_round[1]}" if label == "pd" else ""))

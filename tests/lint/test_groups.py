@@ -192,7 +192,8 @@ def test_a_budget_the_disruption_controller_cannot_honour_over_rbg_pods_is_caugh
     disruption controller allowed no disruption at all and node drains hung. The chart now
     renders an integer minAvailable there (all the role's pods but one); lint catches the rest."""
     objects = golden("sglang-pd-rbg")
-    budget = next(o for o in objects if o["kind"] == "PodDisruptionBudget" and o["metadata"]["name"].endswith("-prefill"))
+    budget = next(o for o in objects
+                  if o["kind"] == "PodDisruptionBudget" and o["metadata"]["name"].endswith("-prefill"))
     assert budget["spec"]["minAvailable"] == 1 and "maxUnavailable" not in budget["spec"]
     assert [m for r, m in findings_of(tmp_path, objects) if r == "wiring.disruption-budget"] == []
     budget["spec"].pop("minAvailable")

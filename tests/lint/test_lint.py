@@ -391,8 +391,8 @@ def test_a_service_monitor_port_the_service_lacks_is_caught(tmp_path):
     monitor = obj(objects, "ServiceMonitor", "vllm-p2p-pd-decode")
     monitor["spec"]["endpoints"][0]["port"] = "web"
     found = [f.message for f in lint_docs(tmp_path, objects) if f.rule == "wiring.monitor"]
-    assert found == ["ServiceMonitor/vllm-p2p-pd-decode: port 'web' is not a port of Service vllm-p2p-pd-decode-metrics "
-                     "(it has: http)"], found
+    assert found == ["ServiceMonitor/vllm-p2p-pd-decode: port 'web' is not a port of Service "
+                     "vllm-p2p-pd-decode-metrics (it has: http)"], found
 
 
 def test_the_ascend_mooncake_helm_test_calls_only_what_vllm_ascends_proxy_serves(tmp_path):
@@ -402,8 +402,8 @@ def test_the_ascend_mooncake_helm_test_calls_only_what_vllm_ascends_proxy_serves
     knew the proxy's routes wrong (with /v1/models) and let it pass."""
     from tests.charts.helpers import ci_values, render_text
 
-    objects = [d for d in yaml.safe_load_all(render_text("ascend-yuanrong", ci_values("ascend-yuanrong", "mooncake-values.yaml")))
-               if d]
+    text = render_text("ascend-yuanrong", ci_values("ascend-yuanrong", "mooncake-values.yaml"))
+    objects = [d for d in yaml.safe_load_all(text) if d]
     test = obj(objects, "Pod", "demo-test")
     assert test["metadata"]["annotations"]["pdgen.io/test-calls"] == "POST /v1/completions"
     env = {e["name"]: e["value"] for e in test["spec"]["containers"][0]["env"]}
@@ -432,7 +432,8 @@ def test_names_a_controller_would_refuse_are_caught(tmp_path):
         "label): the controller fails on it after the install succeeded; use a shorter release name") for f in found)
     assert all(f.json_path == "$.metadata.name" for f in found)
     lws = {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet",
-           "metadata": {"name": "y" * 50}, "spec": {"replicas": 12, "leaderWorkerTemplate": {"size": 2, "workerTemplate": {
+           "metadata": {"name": "y" * 50},
+           "spec": {"replicas": 12, "leaderWorkerTemplate": {"size": 2, "workerTemplate": {
                "spec": {"containers": [{"name": "c", "image": "i"}]}}}}}
     [found] = [f for f in lint_docs(tmp_path, [lws]) if f.rule == "names.length"]
     assert f"{'y' * 50}-11 is 53 characters" in found.message and "per group" in found.message

@@ -94,7 +94,8 @@ def test_a_service_port_open_to_nobody_and_pods_no_policy_selects_are_caught(tmp
                                           ("vllm-p2p-pd-default-deny", "vllm-p2p-pd-decode"))]
     policy(objects, "vllm-p2p-pd-router")["spec"]["ingress"] = []
     found = netpol_findings(tmp_path, objects)
-    assert "StatefulSet/vllm-p2p-pd-decode: no NetworkPolicy selects its pods: anything in the cluster can reach them" in found
+    assert ("StatefulSet/vllm-p2p-pd-decode: no NetworkPolicy selects its pods: "
+            "anything in the cluster can reach them") in found
     assert any("port 8000" in m and "let in from nowhere" in m for m in found), found
 
 

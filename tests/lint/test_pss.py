@@ -14,7 +14,8 @@ from pdgen import lint, manifests
 from pdgen.lint import pss
 from tests.conftest import ROOT
 
-GOLDEN = sorted((ROOT / "tests" / "golden").glob("*.yaml")) + sorted((ROOT / "tests" / "golden" / "forms").glob("*.yaml"))
+GOLDEN = (sorted((ROOT / "tests" / "golden").glob("*.yaml"))
+          + sorted((ROOT / "tests" / "golden" / "forms").glob("*.yaml")))
 
 
 def restricted_pod() -> dict:
@@ -63,7 +64,8 @@ BASELINE = {
     "hostPID": (_set(("hostPID",), True), "hostPID: true"),
     "hostIPC": (_set(("hostIPC",), True), "hostIPC: true"),
     "privileged": (_set(SC + ("privileged",), True), "container app: privileged: true"),
-    "capabilities_baseline": (_set(SC + ("capabilities", "add"), ["IPC_LOCK"]), "container app adds capability IPC_LOCK"),
+    "capabilities_baseline": (_set(SC + ("capabilities", "add"), ["IPC_LOCK"]),
+                              "container app adds capability IPC_LOCK"),
     "capabilities_baseline, two": (_set(SC + ("capabilities", "add"), ["SYS_ADMIN", "CHOWN", "IPC_LOCK"]),
                                    "container app adds capabilities IPC_LOCK, SYS_ADMIN"),
     "hostPathVolumes": (_set(("volumes", 0), {"name": "dev", "hostPath": {"path": "/dev/infiniband"}}),
@@ -79,7 +81,8 @@ BASELINE = {
                             "pod: appArmorProfile.type Unconfined"),
     "appArmorProfile container": (_set(SC + ("appArmorProfile",), {"type": "Unconfined"}),
                                   "container app: appArmorProfile.type Unconfined"),
-    "seLinuxOptions type": (_set(SC + ("seLinuxOptions",), {"type": "spc_t"}), "container app: seLinuxOptions.type spc_t"),
+    "seLinuxOptions type": (_set(SC + ("seLinuxOptions",), {"type": "spc_t"}),
+                            "container app: seLinuxOptions.type spc_t"),
     "seLinuxOptions user": (_set(("securityContext", "seLinuxOptions"), {"user": "system_u"}),
                             "pod: seLinuxOptions.user is set (system_u)"),
     "seLinuxOptions role": (_set(("securityContext", "seLinuxOptions"), {"type": "container_t", "role": "system_r"}),

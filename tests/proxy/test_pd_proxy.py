@@ -353,7 +353,8 @@ def test_a_client_that_goes_away_cancels_the_engines_work(handover, stage):
     async def check():
         [p0], [d0] = engines(handover)
         async with running([p0], [d0], handover) as h:
-            mock = {"prefill": "stall"} if stage == "prefill" else {"decode": "stall"}  # (mooncake: decode waits for KV)
+            # (mooncake: decode waits for KV)
+            mock = {"prefill": "stall"} if stage == "prefill" else {"decode": "stall"}
             if stage == "decode-stream":
                 mock = {"decode": "stream-stall"}
             await _abandon(h.url, {"prompt": "x", "stream": stage == "decode-stream", "mock": mock}, 0.4)

@@ -41,7 +41,8 @@ def test_every_command_parses_calls_reports_and_exits():
         if len(work) > 8:
             problems.append(f"{fn.name}: {len(work)} statements (a command is parse, call, report, exit)")
         for node in ast.walk(fn):
-            if isinstance(node, ast.For | ast.While | ast.Try | ast.With | ast.ListComp | ast.GeneratorExp | ast.DictComp):
+            if isinstance(node, ast.For | ast.While | ast.Try | ast.With | ast.ListComp | ast.GeneratorExp
+                          | ast.DictComp):
                 problems.append(f"{fn.name}:{node.lineno}: a {type(node).__name__} (library work)")
             if isinstance(node, ast.Call) and _name(node) in LIBRARY_CALLS:
                 problems.append(f"{fn.name}:{node.lineno}: calls {_name(node)} (library or reporter work)")

@@ -13,9 +13,11 @@ from tests.charts.helpers import container, find, render
 FORMS = {
     "etcd": [("etcd.infra.svc", "http://etcd.infra.svc:2379"), ("etcd.infra.svc:32379", "http://etcd.infra.svc:32379"),
              ("http://etcd.infra.svc:32379", "http://etcd.infra.svc:32379"),
-             ("https://etcd.infra.svc:2379/", "https://etcd.infra.svc:2379"), ("10.0.0.5:2379", "http://10.0.0.5:2379")],
+             ("https://etcd.infra.svc:2379/", "https://etcd.infra.svc:2379"),
+             ("10.0.0.5:2379", "http://10.0.0.5:2379")],
     "nats": [("nats.infra", "nats://nats.infra:4222"), ("nats.infra:14222", "nats://nats.infra:14222"),
-             ("nats://nats.infra:14222", "nats://nats.infra:14222"), ("tls://nats.infra:4443", "tls://nats.infra:4443")],
+             ("nats://nats.infra:14222", "nats://nats.infra:14222"),
+             ("tls://nats.infra:4443", "tls://nats.infra:4443")],
     "mooncakeMaster": [("mc.infra.svc", "mc.infra.svc:50051"), ("mc.infra.svc:60051", "mc.infra.svc:60051"),
                        ("[fd00::1]:60051", "[fd00::1]:60051")],
 }

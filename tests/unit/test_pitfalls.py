@@ -34,5 +34,6 @@ def test_a_role_cannot_have_its_own_model_path():
     result = check_bytes(text.encode(), "t.yaml")
     assert [(f.json_path, f.message) for f in result.findings] == [
         ("$.spec.decode.modelPath", "unknown key 'modelPath'; the keys here: acceleratorsPerPod, autoscaling, "
-         "drainSeconds, env, extraArgs, image, nodesPerInstance, parallelism, replicas, resources, scheduling, shmSize")]
+         "drainSeconds, env, extraArgs, image, nodesPerInstance, parallelism, replicas, resources, scheduling, "
+         "shmSize")]
 

@@ -36,8 +36,8 @@ def _script(monkeypatch, states: list[list[Role]], rolling: dict | None = None):
 
 
 def _wait(clock, **limits) -> str:
-    reason, _ = up.wait(None, "rel", "ns", limits={"*": 100, **limits}, stall=5, progress=Progress(io.StringIO(), False),
-                        interval=0, clock=clock)
+    reason, _ = up.wait(None, "rel", "ns", limits={"*": 100, **limits}, stall=5,
+                        progress=Progress(io.StringIO(), False), interval=0, clock=clock)
     return reason
 
 
@@ -57,7 +57,8 @@ def test_a_role_past_its_own_budget_ends_the_wait_naming_it(monkeypatch):
 
 
 def test_a_problem_that_lasts_the_stall_time_is_the_reason(monkeypatch):
-    pending = _role("decode", 0, "Pending", ["pod d-0 is Pending: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu."])
+    pending = _role("decode", 0, "Pending",
+                    ["pod d-0 is Pending: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu."])
     clock = _script(monkeypatch, [[pending]])
     assert _wait(clock) == "decode: pod d-0 is Pending: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
     assert clock() - 1 >= 5  # not before the stall time

@@ -785,7 +785,8 @@ class Proxy:
         assert self._session is not None
         decode = self.decode.pick()
         try:
-            async with self._session.get(decode.url + "/v1/models", headers={"X-Request-Id": os.urandom(16).hex()}) as r:
+            async with self._session.get(decode.url + "/v1/models",
+                                         headers={"X-Request-Id": os.urandom(16).hex()}) as r:
                 return web.Response(status=r.status, body=await r.read(), content_type=r.content_type)
         except (TimeoutError, ClientError, OSError) as exc:
             self._failed(decode, exc)
@@ -921,7 +922,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="base URL of a decode instance (repeat for each)")
     parser.add_argument("--prefill-service", nargs="+", metavar="URL [BOOTSTRAP_PORT]",
                         help="a headless Service whose pods are the prefill instances (http://name.ns.svc:port)")
-    parser.add_argument("--decode-service", metavar="URL", help="a headless Service whose pods are the decode instances")
+    parser.add_argument("--decode-service", metavar="URL",
+                        help="a headless Service whose pods are the decode instances")
     parser.add_argument("--timeout", type=float, default=d.timeout, help="seconds a whole request may take")
     parser.add_argument("--connect-timeout", type=float, default=d.connect_timeout,
                         help="seconds to open a connection to an engine")
@@ -929,7 +931,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds an engine may send nothing (a non-streamed answer arrives whole at the end)")
     parser.add_argument("--health-interval", type=float, default=d.health_interval,
                         help="seconds between health checks of every instance")
-    parser.add_argument("--health-timeout", type=float, default=d.health_timeout, help="seconds one health check may take")
+    parser.add_argument("--health-timeout", type=float, default=d.health_timeout,
+                        help="seconds one health check may take")
     parser.add_argument("--unhealthy-threshold", type=int, default=d.unhealthy_threshold,
                         help="failed health checks in a row that take an instance out of the rotation")
     parser.add_argument("--eject-after", type=int, default=d.eject_after,

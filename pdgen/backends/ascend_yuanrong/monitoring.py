@@ -33,8 +33,9 @@ MONITORING = m.Monitoring(
                     (m.Query(f"avg by ({_ROLE}) (vllm:kv_cache_usage_perc{m.sel()})", f"{{{{{_ROLE}}}}}"),),
                     "vllm-engine", "percentunit"),
             m.Panel("Prefix cache hit rate", "vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total per role.",
-                    (m.Query(f"sum by ({_ROLE}) (rate(vllm:prefix_cache_hits_total{m.sel()}[{m.RATE}])) / sum by ({_ROLE}) "
-                             f"(rate(vllm:prefix_cache_queries_total{m.sel()}[{m.RATE}]))", f"{{{{{_ROLE}}}}}"),),
+                    (m.Query(f"sum by ({_ROLE}) (rate(vllm:prefix_cache_hits_total{m.sel()}[{m.RATE}])) / "
+                             f"sum by ({_ROLE}) (rate(vllm:prefix_cache_queries_total{m.sel()}[{m.RATE}]))",
+                             f"{{{{{_ROLE}}}}}"),),
                     "vllm-engine", "percentunit"),
             m.Panel("Prefill leg (compute and the store put)", "pdgen_proxy_prefill_duration_seconds.",
                     m.quantiles("pdgen_proxy_prefill_duration_seconds", "router"), "pd-proxy", "s", when=_OWN_PROXY),

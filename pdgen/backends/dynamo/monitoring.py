@@ -47,8 +47,9 @@ MONITORING = m.Monitoring(
                     when=(*_PD, "frontend.routerMode=kv")),
             m.Panel("Generate calls per worker role", "dynamo_component_requests_total of each role's generate "
                     "endpoint: prefill and decode move together unless prompts prefill locally.",
-                    (m.Query(f"sum by ({_ROLE}) (rate(dynamo_component_requests_total{m.sel(dynamo_endpoint='generate')}"
-                             f"[{m.RATE}]))", f"{{{{{_ROLE}}}}}"),), "dynamo-worker", "reqps"),
+                    (m.Query(f"sum by ({_ROLE}) (rate(dynamo_component_requests_total"
+                             f"{m.sel(dynamo_endpoint='generate')}[{m.RATE}]))", f"{{{{{_ROLE}}}}}"),),
+                    "dynamo-worker", "reqps"),
         )),
         m.Row("Queues and KV cache", (
             m.Panel("Queued at the frontend", "dynamo_frontend_queued_requests (until the first token) and "
@@ -65,10 +66,12 @@ MONITORING = m.Monitoring(
             m.Panel("Prefix cache hit rate", "Cached prompt tokens of all prompt tokens, as the frontend counts them "
                     "(dynamo_frontend_cached_tokens / dynamo_frontend_input_sequence_tokens).",
                     (m.Query(f"sum(rate(dynamo_frontend_cached_tokens_sum{m.sel('frontend')}[{m.RATE}])) / "
-                             f"sum(rate(dynamo_frontend_input_sequence_tokens_sum{m.sel('frontend')}[{m.RATE}]))", "hit rate"),),
+                             f"sum(rate(dynamo_frontend_input_sequence_tokens_sum{m.sel('frontend')}[{m.RATE}]))",
+                             "hit rate"),),
                     "dynamo-frontend", "percentunit"),
             m.Panel("Waiting in the engines (SGLang)", "sglang:num_queue_reqs per worker role (forwarded by "
-                    "dynamo.sglang).", (m.Query(f"sum by ({_ROLE}) (sglang:num_queue_reqs{m.sel()})", f"{{{{{_ROLE}}}}}"),),
+                    "dynamo.sglang).",
+                    (m.Query(f"sum by ({_ROLE}) (sglang:num_queue_reqs{m.sel()})", f"{{{{{_ROLE}}}}}"),),
                     "sglang-engine", when=_SGLANG),
         )),
         m.Row("KV transfer (NIXL)", (

@@ -16,8 +16,9 @@ def _sgl_rate(metric: str, component: str | None = None, by: str = "app_kubernet
 
 def _no_healthy(role: str) -> str:
     """No health check of a role's workers succeeded for 2 minutes (twelve of the router's
-    checks, every 10 s as the chart runs it). The router's per-worker series are keyed by URL, which differs by form: the
-    pod's DNS name (static --prefill/--decode), http://<pod-ip>:<port> (--service-discovery),
+    checks, every 10 s as the chart runs it). The router's per-worker series are keyed by URL,
+    which differs by form: the pod's DNS name (static --prefill/--decode),
+    http://<pod-ip>:<port> (--service-discovery),
     a multi-node leader's name; only smg_worker_health_checks_total carries the worker type
     (sglang-router 0.3.2, sgl-model-gateway src/observability/metrics.rs
     record_worker_health_check). No series at all (no worker registered) counts as none."""
@@ -28,7 +29,8 @@ def _no_healthy(role: str) -> str:
 MONITORING = m.Monitoring(
     title="SGLang + Mooncake",
     rows=(
-        m.latency_row("sglang", "sglang-engine", _SERVING, " (decode in PD: its TTFT includes waiting for prefill's KV)"),
+        m.latency_row("sglang", "sglang-engine", _SERVING,
+                      " (decode in PD: its TTFT includes waiting for prefill's KV)"),
         m.Row("Traffic and the router's PD decisions", (
             m.Panel("Router requests", "smg_router_requests_total by backend_type (pd: through prefill and decode).",
                     (_sgl_rate("smg_router_requests_total", None, "backend_type"),), "sglang-router", "reqps",
@@ -91,7 +93,8 @@ MONITORING = m.Monitoring(
                 "the engines' logs for Mooncake errors; prefill's bootstrap port reachable from decode "
                 "(--disaggregation-bootstrap-port)", "sglang-engine", "5m", when=_PD),
         m.Alert("PDKVTransferSlow",
-                f"histogram_quantile(0.5, sum by (le) (rate(sglang:kv_transfer_speed_gb_s_bucket{m.sel()}[{m.RATE}]))) < 5",
+                f"histogram_quantile(0.5, sum by (le) "
+                f"(rate(sglang:kv_transfer_speed_gb_s_bucket{m.sel()}[{m.RATE}]))) < 5",
                 "the median KV transfer is under 5 GB/s on an RDMA deployment: Mooncake may have fallen back to TCP",
                 "the engines' logs: Mooncake's transfer engine says 'Using TCP transport (no HCA detected)' when it "
                 "finds no RDMA device (check the RDMA resource, /dev/infiniband, IPC_LOCK)", "sglang-engine", "15m",

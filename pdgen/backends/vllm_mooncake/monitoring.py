@@ -61,8 +61,8 @@ MONITORING = m.Monitoring(
                     (m.Query(f"sum(master_allocated_bytes{m.sel()})", "allocated"),
                      m.Query(f"sum(master_total_capacity_bytes{m.sel()})", "capacity")), "mooncake-master", "bytes",
                     when=_MASTER),
-            m.Panel("Put and get failures", "master_put_start_failures_total and master_get_replica_list_failures_total "
-                    "per second.",
+            m.Panel("Put and get failures", "master_put_start_failures_total and "
+                    "master_get_replica_list_failures_total per second.",
                     (m.Query(f"sum(rate(master_put_start_failures_total{m.sel()}[{m.RATE}]))", "put"),
                      m.Query(f"sum(rate(master_get_replica_list_failures_total{m.sel()}[{m.RATE}]))", "get")),
                     "mooncake-master", "reqps", when=_MASTER),
