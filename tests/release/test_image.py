@@ -5,10 +5,16 @@ image's non-root user: `pdgen --version` (pdgen, its charts, the helm and kubeco
 `pdgen bench --help` (what the pdgen-bench chart's Job runs) and `pdgen lint` of an example,
 which renders with the helm inside and checks with the kubeconform and offline schemas inside.
 
+The image is built once per content of what goes into it (IMAGE: the tag holds a hash of
+pdgen's sources, charts and schemas, the Dockerfile, the pins and the build script, edits not
+yet committed included) and kept in buildah's store under .tools/ for the next run; a change
+to any of them builds a new one, and the older ones are removed.
+
 Needs root (apt-get for buildah and debootstrap; buildah's vfs store; unshare --net)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -18,7 +24,24 @@ import pytest
 from tests.conftest import ROOT
 
 SCRIPT = ROOT / "scripts" / "build-image.sh"
-IMAGE = f"localhost/pdgen:test-{os.getpid()}"
+INPUTS = ("pdgen", "charts", "schemas", "image", "pins", "pyproject.toml", "README.md",
+          "scripts/build-image.sh")
+REPOSITORY = "localhost/pdgen"
+
+
+def _inputs_key() -> str:
+    """A hash of the content of every file the image is built from, as the tree is now."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *INPUTS],
+                            cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
+    digest = hashlib.sha256()
+    for name in sorted(n for n in listed if n):
+        path = ROOT / name.decode()
+        if path.is_file():
+            digest.update(name + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+IMAGE = f"{REPOSITORY}:tree-{_inputs_key()}"
 
 
 def _buildah() -> list[str]:
@@ -31,16 +54,22 @@ def image():
     if os.geteuid() != 0:
         pytest.fail("building the image needs root (apt-get install buildah debootstrap; buildah's store; "
                     "unshare --net): run make test as root")
-    built = subprocess.run(["bash", str(SCRIPT), IMAGE], capture_output=True, text=True, timeout=1200)
-    assert built.returncode == 0, built.stdout + built.stderr
-    assert built.stdout.strip().splitlines()[-1] == IMAGE
+    have = subprocess.run([*_buildah(), "inspect", "--type", "image", IMAGE], capture_output=True)
+    if have.returncode != 0:  # not built from these inputs yet
+        built = subprocess.run(["bash", str(SCRIPT), IMAGE], capture_output=True, text=True, timeout=1200)
+        assert built.returncode == 0, built.stdout + built.stderr
+        assert built.stdout.strip().splitlines()[-1] == IMAGE
+        listed = subprocess.run([*_buildah(), "images", "--format", "{{.Name}}:{{.Tag}}"], capture_output=True,
+                                text=True, check=True).stdout.split()
+        for old in listed:  # images of earlier inputs
+            if old.startswith(f"{REPOSITORY}:tree-") and old != IMAGE:
+                subprocess.run([*_buildah(), "rmi", old], capture_output=True)
     container = subprocess.run([*_buildah(), "from", "--pull-never", IMAGE], capture_output=True, text=True,
                                check=True).stdout.strip()
     try:
         yield container
     finally:
         subprocess.run([*_buildah(), "rm", container], capture_output=True)
-        subprocess.run([*_buildah(), "rmi", IMAGE], capture_output=True)
 
 
 def _offline(container: str, *argv: str) -> subprocess.CompletedProcess:
