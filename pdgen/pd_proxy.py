@@ -2,8 +2,10 @@
 decode instances. Every completion of a vllm-mooncake or ascend-yuanrong deployment passes
 through it. The charts ship a copy of this file (charts/pd-common/files/pd_proxy.py, written by
 `make golden`, checked by `make verify`) and run it with `python3 pd_proxy.py` in the engine
-image, so it imports only the standard library, aiohttp and prometheus_client (both ship in
-every vLLM image); orjson and uvloop are used when present.
+image, so it imports only the standard library, aiohttp, httptools and prometheus_client (all
+ship in every vLLM image); orjson and uvloop are used when present. The engines are called
+over pooled keep-alive connections parsed by httptools (the Upstream client below), the
+health checks with aiohttp's client.
 
 Two hand-over protocols, chosen by --handover:
 
@@ -74,6 +76,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import itertools
 import json
 import logging
@@ -81,22 +84,13 @@ import os
 import resource
 import socket
 import time
-import warnings
+import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from aiohttp import (
-    ClientConnectorError,
-    ClientError,
-    ClientResponse,
-    ClientSession,
-    ClientTimeout,
-    DummyCookieJar,
-    ServerDisconnectedError,
-    TCPConnector,
-    web,
-)
+import httptools
+from aiohttp import ClientError, ClientSession, ClientTimeout, DummyCookieJar, TCPConnector, web
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -114,9 +108,6 @@ except ImportError:  # pragma: no cover - exercised where orjson is absent
     orjson = None  # type: ignore[assignment]
 
 LOG = logging.getLogger("pd_proxy")
-# aiohttp warns on request bodies over 1 MiB given as bytes; the prompt is in memory already and
-# goes to the transport's buffer in one write, so there is nothing to gain from a file object.
-warnings.filterwarnings("ignore", "Sending a large body directly with raw bytes", ResourceWarning)
 disable_created_metrics()  # no *_created series: the dashboards and alerts read none
 HANDOVERS = ("mooncake", "store")
 DEFAULT_BOOTSTRAP_PORT = 8998  # VLLM_MOONCAKE_BOOTSTRAP_PORT's default
@@ -382,6 +373,349 @@ class Settings:
     max_body_bytes: int = 0           # 0: no limit, as vLLM's API server has none
 
 
+# -- the upstream client -------------------------------------------------------------------
+#
+# Requests to the engines go over pooled keep-alive HTTP/1.1 connections parsed by httptools
+# (llhttp). aiohttp's ClientSession costs ~80 us of CPU per call here against ~10 us for
+# this path (perf/proxy.py), and every proxied request makes two calls. httptools is in every
+# vLLM image: vLLM requires fastapi[standard], which requires uvicorn[standard] and with it
+# httptools (vllm requirements/common.txt; uvicorn's pyproject "standard" extra).
+
+
+class ConnectFailed(OSError):
+    """The engine could not be reached: nothing was sent (refused, no route, ...)."""
+
+
+class ConnectTimedOut(TimeoutError):
+    """Opening the connection took longer than connect_timeout: nothing was sent."""
+
+
+class NoAnswer(ConnectionResetError):
+    """The engine closed the connection before its status line: it did not take the request
+    (a crash, or a keep-alive connection it had just closed)."""
+
+
+class ReadTimedOut(TimeoutError):
+    """Connected and sent, then nothing came for read_timeout seconds."""
+
+
+class BrokenAnswer(OSError):
+    """The answer broke off, or was not HTTP."""
+
+
+class _Headers(dict):
+    """Response headers by lower-case name, looked up in any case."""
+
+    def __getitem__(self, name: str) -> str:
+        return dict.__getitem__(self, name.lower())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and dict.__contains__(self, name.lower())
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return dict.get(self, name.lower(), default)
+
+
+_HIGH_WATER = 1 << 20  # body bytes held for a slow reader before the engine is asked to wait
+_LOW_WATER = 1 << 18
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection to an engine, carrying one request at a time."""
+
+    def __init__(self, upstream: Upstream, key: tuple[str, int]) -> None:
+        self.upstream, self.key = upstream, key
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.response: UpstreamResponse | None = None
+        self.closed = False
+        self.idle_timer: asyncio.TimerHandle | None = None  # closes it when idle too long
+        self._header_name = b""
+        self._headers: _Headers = _Headers()
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:  # pragma: no cover - no upgrade is ever asked for
+            self._fail(BrokenAnswer("the engine switched protocols"))
+        except httptools.HttpParserError as exc:
+            self._fail(BrokenAnswer(f"the engine's answer is not HTTP: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.upstream._forget(self)
+        response = self.response
+        if response is None:
+            return
+        if response.status == 0:
+            response._failed(NoAnswer("the engine closed the connection without answering"))
+        elif not response.complete:
+            if response._until_close:  # a body without length ends with the connection
+                response._finish()
+            else:
+                response._failed(BrokenAnswer("the engine closed the connection mid-answer"))
+
+    def pause_writing(self) -> None:  # pragma: no cover - a prompt is written in one go
+        pass
+
+    def resume_writing(self) -> None:  # pragma: no cover
+        pass
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        response = self.response
+        if response is None:
+            return
+        response.status = self.parser.get_status_code()
+        response.headers, self._headers = self._headers, _Headers()
+        response._until_close = "content-length" not in response.headers and \
+            "transfer-encoding" not in response.headers
+        response._wake()
+
+    def on_body(self, body: bytes) -> None:
+        response = self.response
+        if response is not None:
+            response._feed(body)
+
+    def on_message_complete(self) -> None:
+        response = self.response
+        if response is not None:
+            response._keep = self.parser.should_keep_alive()
+            response._finish()
+
+    def _fail(self, exc: Exception) -> None:
+        if self.response is not None:
+            self.response._failed(exc)
+        self.abort()
+
+    def expire(self, seconds: float) -> None:
+        """The whole request took longer than the proxy's --timeout."""
+        self._fail(ReadTimedOut(f"the answer took longer than {seconds:g} s"))
+
+    def abort(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class UpstreamResponse:
+    """An engine's answer: status and headers first, then the body as it comes."""
+
+    __slots__ = ("status", "headers", "complete", "_conn", "_chunks", "_buffered", "_waiter", "_error",
+                 "_keep", "_until_close", "_released", "_read_timeout", "_deadline", "_paused")
+
+    def __init__(self, conn: _Connection, read_timeout: float, deadline: asyncio.TimerHandle | None) -> None:
+        self.status = 0
+        self.headers: _Headers = _Headers()
+        self.complete = False
+        self._conn = conn
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._buffered = 0
+        self._waiter: asyncio.Future | None = None
+        self._error: Exception | None = None
+        self._keep = False
+        self._until_close = False
+        self._released = False
+        self._read_timeout = read_timeout
+        self._deadline = deadline
+        self._paused = False
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "application/octet-stream").split(";", 1)[0].strip().lower()
+
+    # fed by the connection
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _feed(self, chunk: bytes) -> None:
+        self._chunks.append(chunk)
+        self._buffered += len(chunk)
+        if self._buffered > _HIGH_WATER and not self._paused and self._conn.transport is not None:
+            self._paused = True
+            self._conn.transport.pause_reading()
+        self._wake()
+
+    def _finish(self) -> None:
+        self.complete = True
+        self._wake()
+
+    def _failed(self, exc: Exception) -> None:
+        if self._error is None and not self.complete:
+            self._error = exc
+        self._wake()
+
+    async def _wait(self) -> None:
+        """Until the connection has news for this answer, or read_timeout passes without any."""
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(self._read_timeout, _expire, waiter, self._read_timeout)
+        try:
+            await waiter
+        except BaseException:
+            self._waiter = None
+            raise
+        finally:
+            timer.cancel()
+
+    async def headers_received(self) -> None:
+        while self.status == 0:
+            if self._error is not None:
+                raise self._error
+            await self._wait()
+
+    async def readany(self) -> bytes:
+        """The next part of the body as it came, b"" at its end."""
+        while True:
+            if self._chunks:
+                chunk = self._chunks.popleft()
+                self._buffered -= len(chunk)
+                if self._paused and self._buffered < _LOW_WATER and not self._conn.closed:
+                    self._paused = False
+                    self._conn.transport.resume_reading()  # type: ignore[union-attr]
+                return chunk
+            if self.complete:
+                self.release()
+                return b""
+            if self._error is not None:
+                raise self._error
+            await self._wait()
+
+    async def read(self) -> bytes:
+        """The whole body."""
+        parts = []
+        while chunk := await self.readany():
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def release(self) -> None:
+        """Done with this answer: its connection goes back to the pool when the answer was
+        read to its end and the engine keeps the connection open; otherwise it is closed (an
+        engine sees the request go away, and vLLM aborts it)."""
+        if self._released:
+            return
+        self._released = True
+        if self._deadline is not None:
+            self._deadline.cancel()
+        conn = self._conn
+        conn.response = None
+        if self.complete and self._keep and self._error is None and not conn.closed:
+            conn.upstream._put_back(conn)
+        else:
+            conn.abort()
+        conn.upstream._done()
+
+    close = release
+
+
+def _expire(waiter: asyncio.Future, seconds: float) -> None:
+    if not waiter.done():
+        waiter.set_exception(ReadTimedOut(f"nothing came for {seconds:g} s"))
+
+
+class Upstream:
+    """Keep-alive connections to the engines, by host and port; one request per connection
+    at a time, as many connections as there are requests in flight (``limit`` caps them)."""
+
+    def __init__(self, *, connect_timeout: float, read_timeout: float, total_timeout: float,
+                 keepalive: float, limit: int = 0) -> None:
+        self.connect_timeout, self.read_timeout, self.total_timeout = connect_timeout, read_timeout, total_timeout
+        self.keepalive = keepalive
+        self._idle: dict[tuple[str, int], list[_Connection]] = {}
+        self._addresses: dict[str, tuple[str, int, bytes]] = {}
+        self._slots = asyncio.Semaphore(limit) if limit > 0 else None
+        self._all: set[_Connection] = set()
+
+    def _address(self, base: str) -> tuple[str, int, bytes]:
+        """(host, port, Host header) of a base URL such as http://10.0.0.7:8000, parsed once."""
+        known = self._addresses.get(base)
+        if known is None:
+            parts = urllib.parse.urlsplit(base)
+            if parts.scheme != "http" or not parts.hostname:
+                raise ValueError(f"not an http:// URL: {base}")
+            port = parts.port or 80
+            known = self._addresses[base] = (parts.hostname, port, parts.netloc.encode("latin-1"))
+        return known
+
+    async def _connect(self, host: str, port: int) -> _Connection:
+        loop = asyncio.get_running_loop()
+        key = (host, port)
+        idle = self._idle.get(key)
+        while idle:
+            conn = idle.pop()
+            if conn.idle_timer is not None:
+                conn.idle_timer.cancel()
+            if not conn.closed:
+                return conn
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                _, conn = await loop.create_connection(lambda: _Connection(self, key), host, port)
+        except TimeoutError:
+            raise ConnectTimedOut(f"no connection in {self.connect_timeout:g} s") from None
+        except OSError as exc:
+            raise ConnectFailed(exc.errno, exc.strerror or str(exc)) from None
+        self._all.add(conn)
+        return conn
+
+    async def request(self, method: str, base: str, path: str, body: bytes,
+                      headers: dict[str, str]) -> UpstreamResponse:
+        """Send the request; returns once the status line and headers are in."""
+        host, port, host_header = self._address(base)
+        if self._slots is not None:
+            await self._slots.acquire()
+        try:
+            conn = await self._connect(host, port)
+        except BaseException:
+            self._done()
+            raise
+        loop = asyncio.get_running_loop()
+        deadline = loop.call_later(self.total_timeout, conn.expire, self.total_timeout) if self.total_timeout else None
+        response = conn.response = UpstreamResponse(conn, self.read_timeout, deadline)
+        head = [f"{method} {path} HTTP/1.1\r\n".encode("latin-1"), b"Host: ", host_header,
+                b"\r\nContent-Length: ", str(len(body)).encode(), b"\r\n"]
+        for name, value in headers.items():
+            head.append(f"{name}: {value}\r\n".encode("latin-1"))
+        head.append(b"\r\n")
+        try:
+            assert conn.transport is not None
+            conn.transport.writelines([b"".join(head), body])
+            await response.headers_received()
+        except BaseException:
+            response.release()
+            raise
+        return response
+
+    def _put_back(self, conn: _Connection) -> None:
+        # Closed before the engine closes it: reusing a connection the engine has just closed
+        # would fail the request (see UPSTREAM_KEEPALIVE).
+        conn.idle_timer = asyncio.get_running_loop().call_later(self.keepalive, conn.abort)
+        self._idle.setdefault(conn.key, []).append(conn)
+
+    def _forget(self, conn: _Connection) -> None:
+        self._all.discard(conn)
+        idle = self._idle.get(conn.key)
+        if idle and conn in idle:
+            idle.remove(conn)
+
+    def _done(self) -> None:
+        if self._slots is not None:
+            self._slots.release()
+
+    def close(self) -> None:
+        for conn in list(self._all):
+            conn.abort()
+        self._idle.clear()
+
+
 @dataclass
 class _Call:
     """One client request, as the engines get it."""
@@ -407,7 +741,7 @@ class Proxy:
         self.decode = decode if isinstance(decode, Pool) else Pool(
             [Instance("decode", u.rstrip("/")) for u in decode], "decode")
         self.metrics = Metrics((self.prefill, self.decode))
-        self._session: ClientSession | None = None
+        self._upstream: Upstream | None = None
         self._health_session: ClientSession | None = None
         self._checker: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()
@@ -417,11 +751,8 @@ class Proxy:
 
     async def _start(self, app: web.Application) -> None:
         s = self.settings
-        self._session = ClientSession(
-            connector=TCPConnector(limit=s.max_connections, limit_per_host=0, keepalive_timeout=UPSTREAM_KEEPALIVE),
-            timeout=ClientTimeout(total=s.timeout, sock_connect=s.connect_timeout, sock_read=s.read_timeout),
-                        # Bytes are relayed as they come: ask for no compression, decode none.
-            cookie_jar=DummyCookieJar(), auto_decompress=False, skip_auto_headers=("User-Agent", "Accept-Encoding"))
+        self._upstream = Upstream(connect_timeout=s.connect_timeout, read_timeout=s.read_timeout,
+                                  total_timeout=s.timeout, keepalive=UPSTREAM_KEEPALIVE, limit=s.max_connections)
         # Its own small pool, never shared with traffic: a check must not queue behind requests.
         self._health_session = ClientSession(
             connector=TCPConnector(limit=0, force_close=True),
@@ -434,9 +765,10 @@ class Proxy:
         for task in [self._checker, *self._background]:
             if task:
                 task.cancel()
-        for session in (self._session, self._health_session):
-            if session:
-                await session.close()
+        if self._upstream:
+            self._upstream.close()
+        if self._health_session:
+            await self._health_session.close()
 
     def app(self) -> web.Application:
         s = self.settings
@@ -592,7 +924,7 @@ class Proxy:
                     tried: list[Instance] | None = None) -> _Leg:
         """Send ``data`` to an instance of ``pool``; the leg holds its open answer. Instances
         that cannot be reached are skipped, up to --retries more of them."""
-        assert self._session is not None
+        assert self._upstream is not None
         tried = [] if tried is None else tried
         last: Exception | None = None
         for _ in range(self.settings.retries + 1):
@@ -605,26 +937,21 @@ class Proxy:
                 break
             tried.append(instance)
             try:
-                # A prompt over 1 MiB makes aiohttp raise a ResourceWarning (ignored unless
-                # asked for): it is in memory already and goes to the socket buffer in one write.
-                response = await self._session.post(instance.url + call.path, data=data,
-                                                    headers=headers or call.headers)
+                response = await self._upstream.request("POST", instance.url, call.path, data,
+                                                        headers or call.headers)
             except asyncio.CancelledError:
                 self.metrics.failed(pool.role, "cancelled")
                 raise
-            except TimeoutError as exc:
-                if not _is_connect_timeout(exc):  # connected, sent, then nothing came back in time
-                    self.metrics.failed(pool.role, "unreachable")
-                    raise TimedOut(f"the {pool.role} instance sent nothing for {self.settings.read_timeout:g} s") \
-                        from None
+            except (ConnectFailed, ConnectTimedOut, NoAnswer) as exc:
+                # Never answered: nothing ran there (refused, no connection in time), or the
+                # engine dropped the connection before answering (a crash).
                 self._failed(instance, exc)
                 last = exc
-            except (ClientConnectorError, ServerDisconnectedError, ConnectionResetError) as exc:
-                # Never answered: nothing ran there (refused), or the engine dropped the
-                # connection before answering (a crash, a keep-alive it had just closed).
-                self._failed(instance, exc)
-                last = exc
-            except (ClientError, OSError) as exc:
+            except TimeoutError:  # connected, sent, then nothing came back in time
+                self.metrics.failed(pool.role, "unreachable")
+                raise TimedOut(f"the {pool.role} instance sent nothing for {self.settings.read_timeout:g} s") \
+                    from None
+            except OSError as exc:
                 self._failed(instance, exc)
                 raise Unreachable(f"the {pool.role} instance failed: {type(exc).__name__}") from None
             else:
@@ -676,8 +1003,8 @@ class Proxy:
             await response.write(first)
             while True:
                 try:
-                    chunk = await upstream.content.readany()
-                except (TimeoutError, ClientError, OSError) as exc:
+                    chunk = await upstream.readany()
+                except OSError as exc:  # TimeoutError is one
                     broken = f"{type(exc).__name__}: {exc}"
                     break
                 if not chunk:
@@ -781,15 +1108,19 @@ class Proxy:
         return leg, await leg.first()
 
     async def models(self, request: web.Request) -> web.Response:
-        assert self._session is not None
+        assert self._upstream is not None
         decode = self.decode.pick()
         try:
-            async with self._session.get(decode.url + "/v1/models",
-                                         headers={"X-Request-Id": os.urandom(16).hex()}) as r:
-                return web.Response(status=r.status, body=await r.read(), content_type=r.content_type)
-        except (TimeoutError, ClientError, OSError) as exc:
+            r = await self._upstream.request("GET", decode.url, "/v1/models", b"",
+                                             {"X-Request-Id": os.urandom(16).hex()})
+            try:
+                body = await r.read()
+            finally:
+                r.release()
+        except OSError as exc:  # TimeoutError is one
             self._failed(decode, exc)
             raise Unreachable("the decode instance is unreachable") from None
+        return web.Response(status=r.status, body=body, content_type=r.content_type)
 
 
 class _Leg:
@@ -797,7 +1128,7 @@ class _Leg:
 
     __slots__ = ("proxy", "role", "response", "outcome", "detached")
 
-    def __init__(self, proxy: Proxy, role: str, response: ClientResponse) -> None:
+    def __init__(self, proxy: Proxy, role: str, response: UpstreamResponse) -> None:
         self.proxy, self.role, self.response = proxy, role, response
         self.outcome = ""
         self.detached = False
@@ -820,7 +1151,7 @@ class _Leg:
             self.end("unreachable")
             raise TimedOut(f"the {self.role} instance sent nothing for {self.proxy.settings.read_timeout:g} s") \
                 from None
-        except (ClientError, OSError) as exc:
+        except OSError as exc:
             self.end("unreachable")
             LOG.warning("%s answer broke off: %s: %s", self.role, type(exc).__name__, exc)
             raise Unreachable(f"the {self.role} instance's answer broke off") from None
@@ -832,12 +1163,12 @@ class _Leg:
         if self.response.status != 200 or self.response.content_type != "text/event-stream":
             return None
         try:
-            return await self.response.content.readany()
+            return await self.response.readany()
         except TimeoutError:
             self.end("unreachable")
             raise TimedOut(f"the {self.role} instance sent nothing for {self.proxy.settings.read_timeout:g} s") \
                 from None
-        except (ClientError, OSError) as exc:
+        except OSError as exc:
             self.end("unreachable")
             raise Unreachable(f"the {self.role} instance's answer broke off: {type(exc).__name__}") from None
 
@@ -868,11 +1199,6 @@ class _PrefillUnreachable(Exception):
 
 class _BadRequest(Rejected):
     status, kind = 400, "invalid_request_error"
-
-
-def _is_connect_timeout(exc: BaseException) -> bool:
-    # aiohttp >= 3.10 raises ConnectionTimeoutError for sock_connect, SocketTimeoutError for sock_read.
-    return type(exc).__name__ == "ConnectionTimeoutError"
 
 
 def _retrieve(task: asyncio.Task) -> None:
