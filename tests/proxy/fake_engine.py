@@ -58,6 +58,7 @@ class Stats:
     transfers: dict[str, list[str]] = field(default_factory=dict)  # nonce -> transfer ids seen
     headers: list[CIMultiDict[str]] = field(default_factory=list)    # the last requests' headers
     bodies: list[dict] = field(default_factory=list)                 # the last requests' bodies
+    peers: set[tuple] = field(default_factory=set)                    # the connections requests came on
 
 
 class FakeEngine:
@@ -133,6 +134,8 @@ class FakeEngine:
         body = await request.json()
         s.received += 1
         s.in_flight += 1
+        if request.transport is not None:
+            s.peers.add(request.transport.get_extra_info("peername"))
         if len(s.headers) < self.keep:
             s.headers.append(request.headers.copy())
             s.bodies.append(body)

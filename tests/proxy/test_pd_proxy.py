@@ -19,6 +19,8 @@ import itertools
 import json
 import re
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 
@@ -333,6 +335,44 @@ def test_a_connection_limit_queues_traffic_but_not_health_checks():
             assert (await h.get("/health"))[0] == 200
             assert {a[0] for a in await asyncio.gather(*load)} == {200}
     go(check())
+
+
+# -- the upstream client ---------------------------------------------------------------------
+
+@BOTH
+def test_engines_are_called_over_kept_alive_connections_that_close_when_idle(handover, monkeypatch):
+    """Sequential requests reuse one connection per engine (no connect per call); a connection
+    idle for UPSTREAM_KEEPALIVE is closed by the proxy before the engine would close it."""
+    monkeypatch.setattr(pd_proxy, "UPSTREAM_KEEPALIVE", 0.5)
+
+    async def check():
+        [p0], [d0] = engines(handover)
+        async with running([p0], [d0], handover=handover) as h:
+            for i in range(20):
+                status, _, _ = await h.post({"prompt": f"x{i}"})
+                assert status == 200
+            for _ in range(5):  # streamed answers, read to their end, free their connection too
+                async with h.client.post(h.url + "/v1/completions", json={"prompt": "y", "stream": True}) as r:
+                    assert r.status == 200 and (await r.read()).rstrip().endswith(b"data: [DONE]")
+            assert d0.stats.received == 25 and len(d0.stats.peers) == 1, d0.stats.peers
+            assert len(p0.stats.peers) <= 2, p0.stats.peers  # mooncake: a prefill may still be ending
+            upstream = h.proxy._upstream
+            assert upstream is not None and upstream._all
+            await asyncio.sleep(1.0)
+            assert not upstream._all and not any(upstream._idle.values())
+            assert (await h.post({"prompt": "after"}))[0] == 200  # a new connection after that
+    go(check())
+
+
+def test_without_httptools_the_proxy_says_what_is_missing_and_exits():
+    """A router image of one's own without httptools: one line naming it, exit 1, no traceback."""
+    code = ("import sys, runpy; sys.modules['httptools'] = None; "
+            f"sys.argv = ['pd_proxy.py', '--decode', 'http://127.0.0.1:9']; runpy.run_path({str(SHIPPED)!r}, "
+            "run_name='__main__')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    assert "httptools is missing" in out.stderr and "Every vLLM image has it" in out.stderr
 
 
 # -- cancellation ----------------------------------------------------------------------------

@@ -84,13 +84,13 @@ import logging
 import os
 import resource
 import socket
+import sys
 import time
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-import httptools
 from aiohttp import ClientError, ClientSession, ClientTimeout, DummyCookieJar, TCPConnector, web
 from prometheus_client import (
     CollectorRegistry,
@@ -102,6 +102,11 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily
+
+try:  # the upstream client's parser: in every vLLM image (see Upstream); main() says when it is not
+    import httptools
+except ImportError:  # pragma: no cover - exercised by a subprocess test
+    httptools = None  # type: ignore[assignment]
 
 try:  # ~5x faster than the json module on large prompts; in most vLLM images, not required
     import orjson
@@ -1309,6 +1314,10 @@ def _raise_fd_limit() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if httptools is None:
+        sys.exit("pd_proxy: the Python package httptools is missing from this image. Every vLLM image has it "
+                 "(vLLM requires fastapi[standard], which requires uvicorn[standard]); for a router image of "
+                 "your own, pip install httptools.")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     prefill, decode = pools(args)
     proxy = Proxy(prefill, decode, settings_from(args))
