@@ -89,8 +89,10 @@ done
 wheel=$(ls "$work"/context/dist/pdgen-*.whl)
 platforms=(--platform manylinux2014_x86_64)
 for minor in $(seq 17 36); do platforms+=(--platform "manylinux_2_${minor}_x86_64"); done
-PIP_CACHE_DIR=${PIP_CACHE_DIR:-$root/.tools/pip-cache} "$PY" -m pip download --quiet --only-binary=:all: --python-version "$IMAGE_PYTHON_VERSION" "${platforms[@]}" \
-  -d "$work/context/dist" "$wheel[report]" >"$work/download.log" 2>&1 || { tail -n 30 "$work/download.log" >&2; exit 1; }
+PIP_CACHE_DIR=${PIP_CACHE_DIR:-$root/.tools/pip-cache} "$PY" -m pip download --quiet --only-binary=:all: \
+  --python-version "$IMAGE_PYTHON_VERSION" "${platforms[@]}" \
+  -d "$work/context/dist" "$wheel[report]" >"$work/download.log" 2>&1 \
+  || { tail -n 30 "$work/download.log" >&2; exit 1; }
 
 # ---- 4. the image -----------------------------------------------------------------------------
 say "buildah bud $image (base $base, $(ls "$work/context/dist" | wc -l) wheels, no network)"

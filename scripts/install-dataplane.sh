@@ -63,7 +63,8 @@ apt_scan() {
     have=$(dpkg-query -W -f='${db:Status-Status} ${Version}' "$pkg" 2>/dev/null || true)
     case $have in
       "installed $ver") ;;
-      installed\ *) [ -n "${quiet_scan:-}" ] || say "note: $pkg ${have#installed } is installed (pin $ver); leaving it" ;;
+      installed\ *)
+        [ -n "${quiet_scan:-}" ] || say "note: $pkg ${have#installed } is installed (pin $ver); leaving it" ;;
       *) apt_missing+=("$pin") ;;
     esac
   done
@@ -243,12 +244,15 @@ pip_install -c "$constraints" -r "$work/.dynamo-requirements.txt" \
 # Every requirement met except the ones skipped on purpose.
 check=$("$py" -m pip --disable-pip-version-check check 2>&1 || true)
 skip_re=$(echo "$DATAPLANE_SKIP_DEPS" | tr ',' ' ' | xargs | tr ' ' '|')
-bad=$(grep -v -i -E "^No broken requirements|requires (${skip_re:-__none__})([^a-z0-9_.-][^,]*)?, which is not installed" <<<"$check" || true)
+bad=$(grep -v -i -E \
+  "^No broken requirements|requires (${skip_re:-__none__})([^a-z0-9_.-][^,]*)?, which is not installed" \
+  <<<"$check" || true)
 if [ -n "$bad" ]; then say "pip check failed:" >&2; echo "$bad" >&2; exit 1; fi
 
 # Smoke checks, in the build venv (console scripts still point at it).
 say "checking imports and entry points"
-"$py" -c 'import dynamo.frontend, dynamo.mocker, dynamo.llm, tokenizers, aiohttp, sglang_router, mooncake.store, mooncake.engine, yr.datasystem'
+"$py" -c 'import dynamo.frontend, dynamo.mocker, dynamo.llm, tokenizers, aiohttp
+import sglang_router, mooncake.store, mooncake.engine, yr.datasystem'
 "$work/bin/mooncake_master" --version >/dev/null
 "$work/bin/dscli" --help >/dev/null
 worker=$(echo "$work"/lib/python3*/site-packages/yr/datasystem/datasystem_worker)
@@ -274,4 +278,6 @@ if [ -n "$old" ]; then rm -rf "$old"; fi
 
 size=$(du -sh "$venv" | cut -f1)
 say "ok: $venv ($size; wheelhouse $(du -sh "$wheels" | cut -f1)) in $(( $(elapsed) / 1000 )) s"
-say "  python $("$venv/bin/python" -c 'import sys; print(sys.version.split()[0])'), $(grep -E -i '^(ai-dynamo|aiohttp|sglang-router|mooncake|openyuanrong|tokenizers|transformers)' "$venv/.freeze.txt" | tr '\n' ' ')"
+say "  python $("$venv/bin/python" -c 'import sys; print(sys.version.split()[0])')," \
+  "$(grep -E -i '^(ai-dynamo|aiohttp|sglang-router|mooncake|openyuanrong|tokenizers|transformers)' \
+    "$venv/.freeze.txt" | tr '\n' ' ')"

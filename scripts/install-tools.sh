@@ -49,7 +49,8 @@ install_kubeconform() {
   if fresh kubeconform "$KUBECONFORM_VERSION" && [ -x "$bin/kubeconform" ]; then return; fi
   need go "install Go (kubeconform is built with \`go install\` from the Go module proxy)"
   echo "install-tools: kubeconform $KUBECONFORM_VERSION (go install)"
-  GOBIN="$bin" GOFLAGS=-mod=mod CGO_ENABLED=0 go install "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
+  GOBIN="$bin" GOFLAGS=-mod=mod CGO_ENABLED=0 \
+    go install "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
   echo "$KUBECONFORM_VERSION" > "$stamps/kubeconform"
 }
 
@@ -58,7 +59,8 @@ install_k8s_schemas() {
   # so the stamp records the location too: a moved checkout gets them rewritten.
   local want="$KUBERNETES_VALIDATE_VERSION $KUBERNETES_SCHEMA_VERSIONS $tools"
   if fresh kubernetes-json-schema "$want"; then return; fi
-  echo "install-tools: Kubernetes JSON schemas $KUBERNETES_SCHEMA_VERSIONS (kubernetes-validate $KUBERNETES_VALIDATE_VERSION)"
+  echo "install-tools: Kubernetes JSON schemas $KUBERNETES_SCHEMA_VERSIONS" \
+    "(kubernetes-validate $KUBERNETES_VALIDATE_VERSION)"
   local work
   work=$(mktemp -d)
   trap 'rm -rf "$work"' RETURN
@@ -99,7 +101,8 @@ install_helm_docs() {
   if fresh helm-docs "$HELM_DOCS_VERSION" && [ -x "$bin/helm-docs" ]; then return; fi
   need go "install Go (helm-docs is built with \`go install\` from the Go module proxy)"
   echo "install-tools: helm-docs $HELM_DOCS_VERSION (go install)"
-  GOBIN="$bin" GOFLAGS=-mod=mod CGO_ENABLED=0 go install "github.com/norwoodj/helm-docs/cmd/helm-docs@$HELM_DOCS_VERSION"
+  GOBIN="$bin" GOFLAGS=-mod=mod CGO_ENABLED=0 \
+    go install "github.com/norwoodj/helm-docs/cmd/helm-docs@$HELM_DOCS_VERSION"
   echo "$HELM_DOCS_VERSION" > "$stamps/helm-docs"
 }
 

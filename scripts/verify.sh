@@ -22,7 +22,8 @@ for p in tests/fixtures tests/golden values charts pdgen/data schemas; do
   fi
 done
 if [ $drift -ne 0 ]; then
-  echo "generated files are out of date: run \`make fixtures golden docs\` (and scripts/build_flag_catalog.py) and review the diff" >&2
+  echo "generated files are out of date: run \`make fixtures golden docs\`" \
+    "(and scripts/build_flag_catalog.py) and review the diff" >&2
   exit 1
 fi
 echo "verify: every generated file is up to date"

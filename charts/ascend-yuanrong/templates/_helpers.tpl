@@ -43,8 +43,8 @@ ascend.kvTransferConfig: --kv-transfer-config for mode "prefill" or "decode".
 {{- define "ascend.engineArgs" -}}
 {{- $v := .root.Values -}}
 {{- $r := .role -}}
-{{- $args := list $v.model.path "--served-model-name" $v.model.servedName "--host" "0.0.0.0" "--port" ($v.ports.http | toString)
-      "--tensor-parallel-size" ($r.tensorParallel | toString) -}}
+{{- $args := list $v.model.path "--served-model-name" $v.model.servedName "--host" "0.0.0.0"
+      "--port" ($v.ports.http | toString) "--tensor-parallel-size" ($r.tensorParallel | toString) -}}
 {{- if gt (int $r.pipelineParallel) 1 -}}
 {{- $args = concat $args (list "--pipeline-parallel-size" ($r.pipelineParallel | toString)) -}}
 {{- end -}}

@@ -50,7 +50,8 @@ dynamo.env: runtime env shared by the frontend and every worker (workloads form)
 {{- /* <namespace>-<release>, as the operator names a graph's (ComputeDynamoNamespace in
        api/v1alpha1/dynamocomponentdeployment_types.go): two releases of one name in different
        namespaces on a shared etcd must not discover each other's workers. */}}
-- {name: DYN_NAMESPACE, value: {{ printf "%s-%s" .Release.Namespace (include "pd-common.fullname" .) | replace "." "-" | quote }}}
+- {name: DYN_NAMESPACE, value: {{ printf "%s-%s" .Release.Namespace (include "pd-common.fullname" .)
+    | replace "." "-" | quote }}}
 - {name: ETCD_ENDPOINTS, value: {{ include "pd-common.etcdURL" (dict "root" .) | quote }}}
 - {name: NATS_SERVER, value: {{ include "pd-common.natsURL" (dict "root" .) | quote }}}
 {{- end -}}
@@ -232,7 +233,8 @@ Parameters: root, parts, role (for replicas). What the DGD has its own field for
 {{- $custom := dict -}}
 {{- range $k, $q := $p.resources -}}
 {{- if or (eq $k "cpu") (eq $k "memory") }}{{ $_ := set $item $k $q }}
-{{- else if eq $k $accel }}{{ $_ := set $item "gpu" $q }}{{ if ne $k "nvidia.com/gpu" }}{{ $_ := set $item "gpuType" $k }}{{ end }}
+{{- else if eq $k $accel }}{{ $_ := set $item "gpu" $q }}
+{{- if ne $k "nvidia.com/gpu" }}{{ $_ := set $item "gpuType" $k }}{{ end }}
 {{- else }}{{ $_ := set $custom $k $q }}{{ end -}}
 {{- end -}}
 {{- with $custom }}{{ $_ := set $item "custom" . }}{{ end -}}
@@ -249,7 +251,8 @@ Parameters: root, parts, role (for replicas). What the DGD has its own field for
 {{- $_ := set $spec "hostNetwork" true }}{{ $_ := set $spec "dnsPolicy" "ClusterFirstWithHostNet" -}}
 {{- end -}}
 {{- with $p.initContainers }}{{ $_ := set $spec "initContainers" . }}{{ end -}}
-{{- $volumes := list }}{{ range $p.volumes }}{{ if ne .name "dshm" }}{{ $volumes = append $volumes . }}{{ end }}{{ end -}}
+{{- $volumes := list -}}
+{{- range $p.volumes }}{{ if ne .name "dshm" }}{{ $volumes = append $volumes . }}{{ end }}{{ end -}}
 {{- with $volumes }}{{ $_ := set $spec "volumes" . }}{{ end -}}
 {{- range $k := list "nodeSelector" "tolerations" "affinity" -}}
 {{- with index $p $k }}{{ $_ := set $spec $k . }}{{ end -}}
@@ -257,7 +260,8 @@ Parameters: root, parts, role (for replicas). What the DGD has its own field for
 {{- $main := dict "image" $c.image "imagePullPolicy" $c.imagePullPolicy -}}
 {{- with $c.command }}{{ $_ := set $main "command" . }}{{ end -}}
 {{- with $c.args }}{{ $_ := set $main "args" . }}{{ end -}}
-{{- $mounts := list }}{{ range $c.volumeMounts }}{{ if ne .name "dshm" }}{{ $mounts = append $mounts . }}{{ end }}{{ end -}}
+{{- $mounts := list -}}
+{{- range $c.volumeMounts }}{{ if ne .name "dshm" }}{{ $mounts = append $mounts . }}{{ end }}{{ end -}}
 {{- with $mounts }}{{ $_ := set $main "volumeMounts" . }}{{ end -}}
 {{- if and $p.drainSeconds (not $p.selfDrain) -}}
 {{- $_ := set $main "lifecycle" (include "pd-common.preStop" $p | fromYaml) -}}

@@ -68,9 +68,11 @@ root.Values.<component>), podLabels (extra labels for every pod, optional).
     (default $s.component .containerName) -}}
 {{- $multi := gt (int (default 1 $role.nodesPerInstance)) 1 -}}
 {{- $leaderLabels := ternary (dict "pdgen.io/instance-role" "leader") dict $multi -}}
-leader: {{ include "pd-common.podTemplate" (merge (deepCopy $s.leader) $base (dict "podLabels" $leaderLabels)) | fromYaml | toJson }}
+leader: {{ include "pd-common.podTemplate" (merge (deepCopy $s.leader) $base (dict "podLabels" $leaderLabels))
+    | fromYaml | toJson }}
 {{- if $multi }}
-worker: {{ include "pd-common.podTemplate" (merge (deepCopy $s.worker) $base (dict "podLabels" (dict "pdgen.io/instance-role" "worker"))) | fromYaml | toJson }}
+worker: {{ include "pd-common.podTemplate" (merge (deepCopy $s.worker) $base
+    (dict "podLabels" (dict "pdgen.io/instance-role" "worker"))) | fromYaml | toJson }}
 {{- end }}
 {{- end -}}
 

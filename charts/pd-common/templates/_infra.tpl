@@ -198,7 +198,8 @@ in a cluster needs each server's own name (--name).
 {{- if gt $replicas 1 -}}
 {{- $ports = append $ports (dict "name" "cluster" "containerPort" 6222) -}}
 {{- $routes := list -}}
-{{- range $i := until $replicas }}{{ $routes = append $routes (printf "nats://%s-%d.%s-peers.%s.svc:6222" $name $i $name $root.Release.Namespace) }}{{ end -}}
+{{- range $i := until $replicas }}{{ $routes = append $routes (printf "nats://%s-%d.%s-peers.%s.svc:6222" $name $i
+    $name $root.Release.Namespace) }}{{ end -}}
 {{- $args = concat $args (list "--cluster_name" $name "--cluster" "nats://0.0.0.0:6222" "--routes"
     (join "," $routes)) -}}
 {{- end -}}
@@ -227,7 +228,8 @@ clients must reach the address the master advertises.
     (printf "--http_metadata_server_port=%d" (int $m.httpMetadataPort))) -}}
 {{- end -}}
 {{- with $m.evictionRatio }}{{ $args = append $args (printf "--eviction_ratio=%v" .) }}{{ end -}}
-{{- with $m.evictionHighWatermarkRatio }}{{ $args = append $args (printf "--eviction_high_watermark_ratio=%v" .) }}{{ end -}}
+{{- with $m.evictionHighWatermarkRatio }}{{ $args = append $args
+    (printf "--eviction_high_watermark_ratio=%v" .) }}{{ end -}}
 {{- $args = concat $args (default list $m.extraArgs) -}}
 {{- /* Mooncake's master image runs as 65532 (docker/master.Dockerfile USER 65532:65532); glog
        writes under /tmp, an emptyDir under a read-only root. */ -}}

@@ -54,7 +54,9 @@ a half-downloaded (or previous) model is never loaded.
 {{- $v := .root.Values -}}
 - name: wait-for-model
   image: {{ include "pd-common.image" (dict "image" $v.model.source.download.waitImage) }}
-  command: [sh, -c, 'until [ "$(cat "$MODEL_DIR/.pdgen-download-complete" 2>/dev/null)" = "$EXPECTED" ]; do echo "waiting for the model download job ($EXPECTED)"; sleep 10; done']
+  {{- /* One line of YAML: the empty comment across the line break below joins the two source lines. */}}
+  command: [sh, -c, 'until [ "$(cat "$MODEL_DIR/.pdgen-download-complete" 2>/dev/null)" = "$EXPECTED" ];{{/*
+    */}} do echo "waiting for the model download job ($EXPECTED)"; sleep 10; done']
   env:
     - name: MODEL_DIR
       value: {{ $v.model.path | quote }}
@@ -86,17 +88,21 @@ existing Secret (envFrom), never from values.
 {{- $script := "" -}}
 {{- if eq $d.from "hf" -}}
 {{- $script = printf
-    (print "pip install --no-cache-dir --quiet 'huggingface_hub>=0.25,<1' && python -c 'import os, huggingface_hub as h; "
-        "h.snapshot_download(repo_id=os.environ[\"MODEL_URI\"], revision=os.environ.get(\"MODEL_REVISION\") or None, local_dir=\"/model\")'") -}}
+    (print "pip install --no-cache-dir --quiet 'huggingface_hub>=0.25,<1' && "
+        "python -c 'import os, huggingface_hub as h; "
+        "h.snapshot_download(repo_id=os.environ[\"MODEL_URI\"], revision=os.environ.get(\"MODEL_REVISION\") or None, "
+        "local_dir=\"/model\")'") -}}
 {{- else if eq $d.from "modelscope" -}}
 {{- $script = printf
     (print "pip install --no-cache-dir --quiet 'modelscope>=1.20,<2' && python -c 'import os, modelscope as m; "
-        "m.snapshot_download(os.environ[\"MODEL_URI\"], revision=os.environ.get(\"MODEL_REVISION\") or None, local_dir=\"/model\")'") -}}
+        "m.snapshot_download(os.environ[\"MODEL_URI\"], revision=os.environ.get(\"MODEL_REVISION\") or None, "
+        "local_dir=\"/model\")'") -}}
 {{- else if or (eq $d.from "s3") (eq $d.from "oss") -}}
 {{- /* OSS speaks the S3 API (virtual-hosted style on s3.oss-<region>.aliyuncs.com), so one
        client serves both; the endpoint needs its scheme, or botocore refuses it. */ -}}
 {{- $script = printf
-    (print "pip install --no-cache-dir --quiet 'awscli>=1.33,<2' && aws configure set default.s3.addressing_style \"$S3_ADDRESSING_STYLE\" && "
+    (print "pip install --no-cache-dir --quiet 'awscli>=1.33,<2' && "
+        "aws configure set default.s3.addressing_style \"$S3_ADDRESSING_STYLE\" && "
         "aws s3 sync \"s3://${MODEL_URI#*://}\" /model ${S3_ENDPOINT:+--endpoint-url \"$S3_ENDPOINT\"}") -}}
 {{- else -}}
 {{- fail (printf "model.source.download.from must be hf, modelscope, s3 or oss, not %q" $d.from) -}}
@@ -140,8 +146,10 @@ spec:
             - |
               set -eu
               marker=/model/.pdgen-download-complete
-              if [ "$(cat "$marker" 2>/dev/null)" = "$MARKER" ]; then echo "model already downloaded: $MARKER"; exit 0; fi
-              if [ -e "$marker" ]; then echo "replacing $(cat "$marker") with $MARKER"; find /model -mindepth 1 -delete; fi
+              if [ "$(cat "$marker" 2>/dev/null)" = "$MARKER" ]; then echo "model already downloaded: $MARKER";{{/*
+              */}} exit 0; fi
+              if [ -e "$marker" ]; then echo "replacing $(cat "$marker") with $MARKER";{{/*
+              */}} find /model -mindepth 1 -delete; fi
               {{ $script }}
               printf '%s' "$MARKER" > "$marker"
           env:
@@ -189,12 +197,14 @@ pd-common.notesModel: what NOTES.txt says about a downloaded model's volume.
 {{- $v := .Values -}}
 {{- if eq $v.model.source.type "download" }}
 
-The model downloads once into PVC {{ include "pd-common.componentName" (dict "root" . "component" "model") }} (Job {{ include "pd-common.componentName" (dict "root" . "component" "model-download") }}-*); the engines wait for it.
+The model downloads once into PVC {{ include "pd-common.componentName" (dict "root" . "component" "model") }} (Job {{
+    include "pd-common.componentName" (dict "root" . "component" "model-download") }}-*); the engines wait for it.
 {{- if ne (dig "storage" "keep" true $v.model.source.download) false }}
 `helm uninstall` keeps that PVC and its weights (helm.sh/resource-policy: keep); reinstalling the
 release reuses it. Delete it yourself when it is no longer wanted:
 
-  kubectl -n {{ .Release.Namespace }} delete pvc {{ include "pd-common.componentName" (dict "root" . "component" "model") }}
+  kubectl -n {{ .Release.Namespace }} delete pvc {{ include "pd-common.componentName"
+    (dict "root" . "component" "model") }}
 {{- end }}
 {{- end }}
 {{- end -}}

@@ -34,7 +34,8 @@ spec:
 {{- range $c := .components }}
 {{- $rules := list -}}
 {{- if $c.clientPorts -}}
-{{- $ports := list }}{{ range $c.clientPorts }}{{ $ports = append $ports (dict "port" (int .) "protocol" "TCP") }}{{ end -}}
+{{- $ports := list }}{{ range $c.clientPorts }}{{ $ports = append $ports
+    (dict "port" (int .) "protocol" "TCP") }}{{ end -}}
 {{- if $np.clients -}}
 {{- $test := dict "podSelector" (dict "matchLabels" (merge (dict "app.kubernetes.io/component" "test") $instance)) -}}
 {{- $rules = append $rules (dict "from" (append (deepCopy $np.clients) $test) "ports" $ports) -}}
@@ -47,7 +48,8 @@ spec:
     (dict "key" "app.kubernetes.io/component" "operator" "In" "values" .components))) -}}
 {{- $rule := dict "from" (list $from) -}}
 {{- if .ports -}}
-{{- $ports := list }}{{ range .ports }}{{ $ports = append $ports (dict "port" (int .) "protocol" "TCP") }}{{ end }}{{ $_ := set $rule "ports" $ports -}}
+{{- $ports := list }}{{ range .ports }}{{ $ports = append $ports (dict "port" (int .) "protocol" "TCP") }}{{ end -}}
+{{- $_ := set $rule "ports" $ports -}}
 {{- end -}}
 {{- $rules = append $rules $rule -}}
 {{- end -}}
@@ -56,9 +58,11 @@ spec:
 {{- $rules = append $rules (dict "ports" $ports) -}}
 {{- end -}}
 {{- $metrics := list -}}
-{{- range $targets }}{{ if eq .component $c.component }}{{ $metrics = append $metrics (dict "port" (int .portNumber) "protocol" "TCP") }}{{ end }}{{ end -}}
+{{- range $targets }}{{ if eq .component $c.component }}{{ $metrics = append $metrics
+    (dict "port" (int .portNumber) "protocol" "TCP") }}{{ end }}{{ end -}}
 {{- if and $metrics $np.metricsNamespaces -}}
-{{- $from := list }}{{ range $np.metricsNamespaces }}{{ $from = append $from (dict "namespaceSelector" (dict "matchLabels" (dict "kubernetes.io/metadata.name" .))) }}{{ end -}}
+{{- $from := list }}{{ range $np.metricsNamespaces }}{{ $from = append $from
+    (dict "namespaceSelector" (dict "matchLabels" (dict "kubernetes.io/metadata.name" .))) }}{{ end -}}
 {{- $rules = append $rules (dict "from" $from "ports" (uniq $metrics)) -}}
 {{- end }}
 ---

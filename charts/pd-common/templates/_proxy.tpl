@@ -14,7 +14,8 @@ Parameters: root, command (list: the proxy's command line).
 {{- toYaml (dict "command" (list (first .command)) "args" (rest .command)
       "ports" (list (dict "name" "http" "containerPort" (int .root.Values.service.port)))
       "readinessProbe" (dict "httpGet" (dict "path" "/health" "port" "http") "periodSeconds" 5 "timeoutSeconds" 5)
-      "livenessProbe" (dict "httpGet" (dict "path" "/livez" "port" "http") "periodSeconds" 10 "timeoutSeconds" 5 "failureThreshold" 6)
+      "livenessProbe" (dict "httpGet" (dict "path" "/livez" "port" "http") "periodSeconds" 10 "timeoutSeconds" 5
+        "failureThreshold" 6)
       "volumes" (list (dict "name" "proxy" "configMap" (dict "name" $proxy)))
       "volumeMounts" (list (dict "name" "proxy" "mountPath" "/opt/pdgen" "readOnly" true))
       "runAs" 65532 "readOnlyRoot" true) -}}

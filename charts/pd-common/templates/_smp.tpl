@@ -10,7 +10,8 @@ the key it matches items on (k8s.io/api core/v1 patchMergeKey tags); every other
 replaced whole.
 */}}
 {{- define "pd-common.smpKeys" -}}
-{"containers": "name", "initContainers": "name", "volumes": "name", "imagePullSecrets": "name", "env": "name", "ports": "containerPort", "volumeMounts": "mountPath"}
+{"containers": "name", "initContainers": "name", "volumes": "name", "imagePullSecrets": "name", "env": "name",
+ "ports": "containerPort", "volumeMounts": "mountPath"}
 {{- end -}}
 
 {{/*

@@ -41,8 +41,9 @@ fails at render time instead of at runtime.
 {{- end -}}
 {{- if and (eq $c "v0-etcd") (eq .Values.mode "disaggregated") (eq .Values.image.repository "vllm/vllm-openai") -}}
 {{- fail
-    (print "connector v0-etcd needs an engine image with vLLM's v0 engine and mooncake-transfer-engine: the stock vllm/vllm-openai images "
-        "have no Mooncake (vLLM PR #18193); set image.repository and image.tag to the image you build") -}}
+    (print "connector v0-etcd needs an engine image with vLLM's v0 engine and mooncake-transfer-engine: "
+        "the stock vllm/vllm-openai images have no Mooncake (vLLM PR #18193); "
+        "set image.repository and image.tag to the image you build") -}}
 {{- end -}}
 {{- /* Only a tag that reads as a version can be compared; a user's own tag (latest, a date,
        a commit) is taken at its word (semverCompare fails the render on one it cannot parse). */ -}}
@@ -93,8 +94,8 @@ Every flag exists in vLLM v0.33.0 (tests/charts/test_flags.py).
 {{- define "vllm.engineArgs" -}}
 {{- $v := .root.Values -}}
 {{- $r := .role -}}
-{{- $args := list $v.model.path "--served-model-name" $v.model.servedName "--host" "0.0.0.0" "--port" ($v.ports.http | toString)
-      "--tensor-parallel-size" ($r.tensorParallel | toString) -}}
+{{- $args := list $v.model.path "--served-model-name" $v.model.servedName "--host" "0.0.0.0"
+      "--port" ($v.ports.http | toString) "--tensor-parallel-size" ($r.tensorParallel | toString) -}}
 {{- if gt (int $r.pipelineParallel) 1 -}}
 {{- $args = concat $args (list "--pipeline-parallel-size" ($r.pipelineParallel | toString)) -}}
 {{- end -}}
@@ -159,9 +160,14 @@ render-kv-config init container (the files name the pod's own address).
 {{- $devices := join "," $v.transport.rdma.devices -}}
 {{- $c := $v.variant.connector -}}
 {{- if eq $c "store" }}
-mooncake.json: {{ toJson (dict "local_hostname" "__POD_IP__" "metadata_server" "P2PHANDSHAKE" "master_server_address" $rpc "global_segment_size" (int64 $v.kvCache.mooncakeStore.globalSegmentSize) "local_buffer_size" (int64 $v.kvCache.mooncakeStore.localBufferSize) "protocol" $v.transport.protocol "device_name" $devices) | quote }}
+mooncake.json: {{ toJson (dict "local_hostname" "__POD_IP__" "metadata_server" "P2PHANDSHAKE"
+    "master_server_address" $rpc "global_segment_size" (int64 $v.kvCache.mooncakeStore.globalSegmentSize)
+    "local_buffer_size" (int64 $v.kvCache.mooncakeStore.localBufferSize)
+    "protocol" $v.transport.protocol "device_name" $devices) | quote }}
 {{- else if eq $c "v0-etcd" }}
-mooncake.json: {{ toJson (dict "local_hostname" "__POD_IP__" "metadata_server" (printf "etcd://%s" (include "pd-common.etcdAddress" (dict "root" .))) "master_server_address" $rpc "protocol" $v.transport.protocol "device_name" $devices) | quote }}
+mooncake.json: {{ toJson (dict "local_hostname" "__POD_IP__"
+    "metadata_server" (printf "etcd://%s" (include "pd-common.etcdAddress" (dict "root" .)))
+    "master_server_address" $rpc "protocol" $v.transport.protocol "device_name" $devices) | quote }}
 {{- else if eq $c "lmcache" }}
 lmcache.yaml: |
   chunk_size: {{ int $v.kvCache.lmcache.chunkSize }}
