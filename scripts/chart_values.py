@@ -21,6 +21,9 @@ Directives (whole comment lines, removed from the output):
                                    shape from TYPES; "$sameAs" copies a sibling key's schema;
                                    "required": true puts the key in its parent's required
 
+A directive or @schema line that ends in a backslash continues on the next line, a comment: its
+text after the # joins the line with one space (so a quoted value can break at a space).
+
 Types are inferred from the defaults (string, integer >= 0, number, boolean, mapping); an
 empty {} or [] must say what it holds with @schema.
 """
@@ -47,6 +50,7 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _KEY = re.compile(r"^( *)([A-Za-z0-9_.-]+):(?: +(.*))?$")
 _DIRECTIVE = re.compile(r"^( *)#@(set|include) +(.*)$")
 _SCHEMA = re.compile(r"^ *# @schema +(.*)$")
+_CONTINUED = re.compile(r"^ *(#@(set|include) |# @schema ).*\\$")
 
 
 class SourceError(Exception):
@@ -126,7 +130,7 @@ def compose(path: pathlib.Path, variables: dict[str, str] | None = None, indent:
         raise SourceError(f"{path.relative_to(ROOT)} includes itself")
     variables = dict(variables or {})
     out: list[str] = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in _lines(path):
         where = f"{path.relative_to(ROOT)}:{number}"
         m = _DIRECTIVE.match(line)
         if m:
@@ -154,6 +158,19 @@ def compose(path: pathlib.Path, variables: dict[str, str] | None = None, indent:
             out += [indent + first.rstrip()] + [indent + prefix + part.strip() for part in rest]
             continue
         out.append(indent + line if line else "")
+    return out
+
+
+def _lines(path: pathlib.Path) -> list[tuple[int, str]]:
+    """A source's numbered lines, each continued directive or @schema line joined with the
+    comment lines that continue it (numbered by its first line)."""
+    out: list[tuple[int, str]] = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if out and _CONTINUED.match(out[-1][1]):
+            first, head = out[-1]
+            out[-1] = (first, head[:-1].rstrip() + " " + line.strip().removeprefix("#").strip())
+        else:
+            out.append((number, line))
     return out
 
 
