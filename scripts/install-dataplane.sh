@@ -6,7 +6,7 @@
 #                                   this interpreter, extras skipped) minus DATAPLANE_SKIP_DEPS
 #                                   (aisimulate: a placeholder whose install downloads from a host
 #                                   this machine cannot reach; dynamo.mocker does not need it)
-#   sglang-router, mooncake-transfer-engine-non-cuda, openyuanrong-datasystem, aiohttp, tokenizers
+#   sglang-router, mooncake-transfer-engine-non-cuda, openyuanrong-datasystem, aiohttp, httptools, tokenizers
 #
 # and the Debian packages DATAPLANE_APT_PINS (nats-server, libibverbs1 and libnuma1 for mooncake,
 # prometheus/promtool), each only when it is missing, with services kept from starting.
@@ -38,6 +38,7 @@ source "$env_file"
 : "${DATAPLANE_MOONCAKE_VERSION:?pins/versions.env: DATAPLANE_MOONCAKE_VERSION missing}"
 : "${DATAPLANE_YR_DATASYSTEM_VERSION:?pins/versions.env: DATAPLANE_YR_DATASYSTEM_VERSION missing}"
 : "${DATAPLANE_AIOHTTP_VERSION:?pins/versions.env: DATAPLANE_AIOHTTP_VERSION missing}"
+: "${DATAPLANE_HTTPTOOLS_VERSION:?pins/versions.env: DATAPLANE_HTTPTOOLS_VERSION missing}"
 : "${DATAPLANE_APT_PINS:?pins/versions.env: DATAPLANE_APT_PINS missing}"
 DATAPLANE_SKIP_DEPS=${DATAPLANE_SKIP_DEPS-}
 
@@ -233,12 +234,13 @@ for top in tops:
             print(req)
 PY
 say "their dependencies (from the wheels' metadata): $(tr '\n' ' ' <"$work/.dynamo-requirements.txt")"
-say "installing those with sglang-router, mooncake, openyuanrong-datasystem, aiohttp, tokenizers"
+say "installing those with sglang-router, mooncake, openyuanrong-datasystem, aiohttp, httptools, tokenizers"
 pip_install -c "$constraints" -r "$work/.dynamo-requirements.txt" \
   "sglang-router==$DATAPLANE_SGLANG_ROUTER_VERSION" \
   "mooncake-transfer-engine-non-cuda==$DATAPLANE_MOONCAKE_VERSION" \
   "openyuanrong-datasystem==$DATAPLANE_YR_DATASYSTEM_VERSION" \
   "aiohttp==$DATAPLANE_AIOHTTP_VERSION" \
+  "httptools==$DATAPLANE_HTTPTOOLS_VERSION" \
   tokenizers
 
 # Every requirement met except the ones skipped on purpose.
@@ -251,7 +253,7 @@ if [ -n "$bad" ]; then say "pip check failed:" >&2; echo "$bad" >&2; exit 1; fi
 
 # Smoke checks, in the build venv (console scripts still point at it).
 say "checking imports and entry points"
-"$py" -c 'import dynamo.frontend, dynamo.mocker, dynamo.llm, tokenizers, aiohttp
+"$py" -c 'import dynamo.frontend, dynamo.mocker, dynamo.llm, tokenizers, aiohttp, httptools
 import sglang_router, mooncake.store, mooncake.engine, yr.datasystem'
 "$work/bin/mooncake_master" --version >/dev/null
 "$work/bin/dscli" --help >/dev/null
