@@ -443,6 +443,9 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if self.response is None:  # bytes nobody asked for, on an idle connection: not to be reused
+            self.abort()
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:  # pragma: no cover - no upgrade is ever asked for
@@ -545,7 +548,8 @@ class UpstreamResponse:
     def _feed(self, chunk: bytes) -> None:
         self._chunks.append(chunk)
         self._buffered += len(chunk)
-        if self._buffered > _HIGH_WATER and not self._paused and self._conn.transport is not None:
+        if self._buffered > _HIGH_WATER and not self._paused and not self._conn.closed and \
+                self._conn.transport is not None:
             self._paused = True
             self._conn.transport.pause_reading()
         self._wake()
