@@ -11,6 +11,8 @@ import json
 import pathlib
 import sys
 
+from generated import write_or_check
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ORACLE = ROOT / "pins" / "upstream" / "flag-oracle.json"
 OUT = ROOT / "pdgen" / "data" / "flags.json"
@@ -67,13 +69,7 @@ def build(oracle: dict) -> dict:
 
 def main(argv: list[str]) -> int:
     text = json.dumps(build(json.loads(ORACLE.read_text())), indent=1, sort_keys=True) + "\n"
-    if "--check" in argv:
-        if OUT.read_text() != text:
-            print(f"{OUT} is out of date; run scripts/build_flag_catalog.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text)
-    return 0
+    return write_or_check({OUT: text}, argv, "scripts/build_flag_catalog.py")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from generated import write_or_check  # noqa: E402
+
 from pdgen.backends import BACKENDS, Backend  # noqa: E402
 
 SCHEMA = ROOT / "schemas" / "topology.schema.json"
@@ -67,15 +69,7 @@ def text() -> str:
 
 
 def main(argv: list[str]) -> int:
-    new = text()
-    if "--check" in argv:
-        if SCHEMA.read_text() != new:
-            print(f"{SCHEMA.relative_to(ROOT)} differs from the backend registry: run scripts/build_schema.py",
-                  file=sys.stderr)
-            return 1
-        return 0
-    SCHEMA.write_text(new)
-    return 0
+    return write_or_check({SCHEMA: text()}, argv, "scripts/build_schema.py")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from generated import write_or_check  # noqa: E402
+
 from pdgen import monitoring  # noqa: E402
 from pdgen.backends import BACKENDS  # noqa: E402
 
@@ -30,18 +32,7 @@ def files() -> dict[pathlib.Path, str]:
 
 
 def main(argv: list[str]) -> int:
-    drift = []
-    for path, text in files().items():
-        if "--check" in argv:
-            if not path.exists() or path.read_text() != text:
-                drift.append(str(path.relative_to(ROOT)))
-        else:
-            path.write_text(text)
-    if drift:
-        print("monitoring files differ from their definitions (run scripts/monitoring.py): " + ", ".join(drift),
-              file=sys.stderr)
-        return 1
-    return 0
+    return write_or_check(files(), argv, "scripts/monitoring.py")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from generated import write_or_check  # noqa: E402
+
 from pdgen import helm, manifests, tools  # noqa: E402
 from pdgen.backends import BACKENDS  # noqa: E402
 from pdgen.lint.names import constrained  # noqa: E402
@@ -65,13 +67,7 @@ def build() -> dict:
 
 def main(argv: list[str]) -> int:
     text = json.dumps(build(), indent=1, sort_keys=True) + "\n"
-    if "--check" in argv:
-        if OUT.read_text() != text:
-            print(f"{OUT} is out of date; run scripts/name_limits.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text)
-    return 0
+    return write_or_check({OUT: text}, argv, "scripts/name_limits.py")
 
 
 if __name__ == "__main__":
