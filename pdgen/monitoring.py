@@ -121,6 +121,19 @@ def sum_by(expr: str, label: str = "app_kubernetes_io_component") -> Query:
     return Query(f"sum by ({label}) ({expr})", f"{{{{{label}}}}}")
 
 
+def vllm_cache_panels() -> tuple[Panel, Panel]:
+    """A vLLM engine's KV cache usage and prefix-cache hit rate per role (vLLM's
+    vllm/v1/metrics/loggers.py names; vllm-mooncake and vLLM-Ascend run the same engine)."""
+    role = "app_kubernetes_io_component"
+    hit_rate = (f"sum by ({role}) (rate(vllm:prefix_cache_hits_total{sel()}[{RATE}])) / "
+                f"sum by ({role}) (rate(vllm:prefix_cache_queries_total{sel()}[{RATE}]))")
+    return (Panel("KV cache usage", "vllm:kv_cache_usage_perc per role.",
+                  (Query(f"avg by ({role}) (vllm:kv_cache_usage_perc{sel()})", f"{{{{{role}}}}}"),),
+                  "vllm-engine", "percentunit"),
+            Panel("Prefix cache hit rate", "vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total per role.",
+                  (Query(hit_rate, f"{{{{{role}}}}}"),), "vllm-engine", "percentunit"))
+
+
 def proxy_alerts(when: tuple[str, ...]) -> tuple[Alert, Alert]:
     """pdgen's proxy: a role it cannot reach at all, and a role that fails its requests."""
     return (Alert("PDProxyNoHealthyInstance",

@@ -85,6 +85,7 @@ import resource
 import socket
 import sys
 import time
+import typing
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
@@ -363,19 +364,27 @@ class _InstanceCollector:
 
 # -- the proxy -------------------------------------------------------------------------------
 
+def _setting(default: Any, help: str) -> Any:
+    """A Settings field; its command-line flag is --<name> with this help (build_parser)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class Settings:
-    handover: str = "store"
-    timeout: float = 6 * 3600         # a whole request
-    connect_timeout: float = 5.0      # opening a connection to an engine
-    read_timeout: float = 3600.0      # an engine sending nothing (a non-streamed answer comes at the end)
-    health_interval: float = 5.0
-    health_timeout: float = 5.0
-    unhealthy_threshold: int = 2
-    eject_after: int = 3
-    retries: int = 1
-    max_connections: int = 0          # 0: no limit (upstream's MooncakeConnector proxy sets none)
-    max_body_bytes: int = 0           # 0: no limit, as vLLM's API server has none
+    handover: str = _setting("store", "how the KV cache reaches decode (see the module docstring)")
+    timeout: float = _setting(6 * 3600, "seconds a whole request may take")
+    connect_timeout: float = _setting(5.0, "seconds to open a connection to an engine")
+    read_timeout: float = _setting(3600.0, "seconds an engine may send nothing (a non-streamed answer arrives "
+                                           "whole at the end)")
+    health_interval: float = _setting(5.0, "seconds between health checks of every instance")
+    health_timeout: float = _setting(5.0, "seconds one health check may take")
+    unhealthy_threshold: int = _setting(2, "failed health checks in a row that take an instance out of the "
+                                           "rotation")
+    eject_after: int = _setting(3, "connection failures in a row that take an instance out of the rotation")
+    retries: int = _setting(1, "other instances to try when one cannot be reached")
+    # upstream's MooncakeConnector proxy sets no limit
+    max_connections: int = _setting(0, "open connections to the engines at most (0: no limit)")
+    max_body_bytes: int = _setting(0, "largest request body accepted (0: no limit, as vLLM)")
 
 
 # -- the upstream client -------------------------------------------------------------------
@@ -1156,14 +1165,8 @@ class _Leg:
         """A non-streamed answer, whole; one that breaks off is a 502, never half a body."""
         try:
             payload = await self.response.read()
-        except TimeoutError:
-            self.end("unreachable")
-            raise TimedOut(f"the {self.role} instance sent nothing for {self.proxy.settings.read_timeout:g} s") \
-                from None
-        except OSError as exc:
-            self.end("unreachable")
-            LOG.warning("%s answer broke off: %s: %s", self.role, type(exc).__name__, exc)
-            raise Unreachable(f"the {self.role} instance's answer broke off") from None
+        except OSError as exc:  # TimeoutError is one
+            raise self._broken(exc) from None
         self.end(self.proxy.metrics.outcome(self.response.status))
         return payload
 
@@ -1173,13 +1176,17 @@ class _Leg:
             return None
         try:
             return await self.response.readany()
-        except TimeoutError:
-            self.end("unreachable")
-            raise TimedOut(f"the {self.role} instance sent nothing for {self.proxy.settings.read_timeout:g} s") \
-                from None
-        except OSError as exc:
-            self.end("unreachable")
-            raise Unreachable(f"the {self.role} instance's answer broke off: {type(exc).__name__}") from None
+        except OSError as exc:  # TimeoutError is one
+            raise self._broken(exc) from None
+
+    def _broken(self, exc: OSError) -> Rejected:
+        """What reading the answer failing is for the client: a 504 when the engine went
+        quiet for --read-timeout, a 502 when the answer broke off."""
+        self.end("unreachable")
+        if isinstance(exc, TimeoutError):
+            return TimedOut(f"the {self.role} instance sent nothing for {self.proxy.settings.read_timeout:g} s")
+        LOG.warning("%s answer broke off: %s: %s", self.role, type(exc).__name__, exc)
+        return Unreachable(f"the {self.role} instance's answer broke off")
 
     def relay_error(self, payload: bytes) -> Answered:
         """The engine's own error for the client: status, body, and when to retry."""
@@ -1243,12 +1250,11 @@ async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse
 # -- command line ----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    d = Settings()
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on")
-    parser.add_argument("--handover", choices=HANDOVERS, default=d.handover,
-                        help="how the KV cache reaches decode (see the module docstring)")
+    handover = next(f for f in fields(Settings) if f.name == "handover")
+    parser.add_argument("--handover", choices=HANDOVERS, default=handover.default, help=handover.metadata["help"])
     parser.add_argument("--prefill", action="append", nargs="+", default=[], metavar="URL [BOOTSTRAP_PORT]",
                         help="base URL of a prefill instance, and with --handover mooncake its bootstrap "
                              f"port (default {DEFAULT_BOOTSTRAP_PORT}); repeat for each instance")
@@ -1258,25 +1264,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a headless Service whose pods are the prefill instances (http://name.ns.svc:port)")
     parser.add_argument("--decode-service", metavar="URL",
                         help="a headless Service whose pods are the decode instances")
-    parser.add_argument("--timeout", type=float, default=d.timeout, help="seconds a whole request may take")
-    parser.add_argument("--connect-timeout", type=float, default=d.connect_timeout,
-                        help="seconds to open a connection to an engine")
-    parser.add_argument("--read-timeout", type=float, default=d.read_timeout,
-                        help="seconds an engine may send nothing (a non-streamed answer arrives whole at the end)")
-    parser.add_argument("--health-interval", type=float, default=d.health_interval,
-                        help="seconds between health checks of every instance")
-    parser.add_argument("--health-timeout", type=float, default=d.health_timeout,
-                        help="seconds one health check may take")
-    parser.add_argument("--unhealthy-threshold", type=int, default=d.unhealthy_threshold,
-                        help="failed health checks in a row that take an instance out of the rotation")
-    parser.add_argument("--eject-after", type=int, default=d.eject_after,
-                        help="connection failures in a row that take an instance out of the rotation")
-    parser.add_argument("--retries", type=int, default=d.retries,
-                        help="other instances to try when one cannot be reached")
-    parser.add_argument("--max-connections", type=int, default=d.max_connections,
-                        help="open connections to the engines at most (0: no limit)")
-    parser.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes,
-                        help="largest request body accepted (0: no limit, as vLLM)")
+    types = typing.get_type_hints(Settings)
+    for f in fields(Settings):  # one flag per setting: --connect-timeout sets connect_timeout
+        if f.name != "handover":
+            parser.add_argument("--" + f.name.replace("_", "-"), type=types[f.name], default=f.default,
+                                help=f.metadata["help"])
     return parser
 
 

@@ -13,7 +13,6 @@ from pdgen import monitoring as m
 _SERVING = "decode|server"
 _PD = ("mode=disaggregated",)
 _OWN_PROXY = (*_PD, "variant.kvBackend=datasystem")
-_ROLE = "app_kubernetes_io_component"
 
 MONITORING = m.Monitoring(
     title="vLLM-Ascend + openYuanrong",
@@ -22,21 +21,12 @@ MONITORING = m.Monitoring(
         m.Row("Traffic and the proxy's PD decisions", (
             *m.proxy_panels(_OWN_PROXY),
             m.Panel("Finished requests per engine role", "vllm:request_success_total per role.",
-                    (m.Query(f"sum by ({_ROLE}) (rate(vllm:request_success_total{m.sel()}[{m.RATE}]))",
-                             f"{{{{{_ROLE}}}}}"),), "vllm-engine", "reqps"),
+                    (m.sum_by(f"rate(vllm:request_success_total{m.sel()}[{m.RATE}])"),), "vllm-engine", "reqps"),
         )),
         m.Row("Queues and KV cache", (
             m.Panel("Waiting requests", "vllm:num_requests_waiting per role.",
-                    (m.Query(f"sum by ({_ROLE}) (vllm:num_requests_waiting{m.sel()})", f"{{{{{_ROLE}}}}}"),),
-                    "vllm-engine"),
-            m.Panel("KV cache usage", "vllm:kv_cache_usage_perc per role.",
-                    (m.Query(f"avg by ({_ROLE}) (vllm:kv_cache_usage_perc{m.sel()})", f"{{{{{_ROLE}}}}}"),),
-                    "vllm-engine", "percentunit"),
-            m.Panel("Prefix cache hit rate", "vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total per role.",
-                    (m.Query(f"sum by ({_ROLE}) (rate(vllm:prefix_cache_hits_total{m.sel()}[{m.RATE}])) / "
-                             f"sum by ({_ROLE}) (rate(vllm:prefix_cache_queries_total{m.sel()}[{m.RATE}]))",
-                             f"{{{{{_ROLE}}}}}"),),
-                    "vllm-engine", "percentunit"),
+                    (m.sum_by(f"vllm:num_requests_waiting{m.sel()}"),), "vllm-engine"),
+            *m.vllm_cache_panels(),
             m.Panel("Prefill leg (compute and the store put)", "pdgen_proxy_prefill_duration_seconds.",
                     m.quantiles("pdgen_proxy_prefill_duration_seconds", "router"), "pd-proxy", "s", when=_OWN_PROXY),
         )),

@@ -10,7 +10,6 @@ from pdgen import monitoring as m
 _SERVING = "decode|server"
 _PD = ("mode=disaggregated",)
 _MASTER = ("infra.mooncakeMaster.enabled=true",)
-_BY_ROLE = "app_kubernetes_io_component"
 
 
 MONITORING = m.Monitoring(
@@ -31,13 +30,7 @@ MONITORING = m.Monitoring(
                     (m.sum_by(f"vllm:num_requests_waiting{m.sel()}"),), "vllm-engine"),
             m.Panel("Running requests", "vllm:num_requests_running per role.",
                     (m.sum_by(f"vllm:num_requests_running{m.sel()}"),), "vllm-engine"),
-            m.Panel("KV cache usage", "vllm:kv_cache_usage_perc per role.",
-                    (m.Query(f"avg by ({_BY_ROLE}) (vllm:kv_cache_usage_perc{m.sel()})", f"{{{{{_BY_ROLE}}}}}"),),
-                    "vllm-engine", "percentunit"),
-            m.Panel("Prefix cache hit rate", "vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total per role.",
-                    (m.Query(f"sum by ({_BY_ROLE}) (rate(vllm:prefix_cache_hits_total{m.sel()}[{m.RATE}])) / sum by "
-                             f"({_BY_ROLE}) (rate(vllm:prefix_cache_queries_total{m.sel()}[{m.RATE}]))",
-                             f"{{{{{_BY_ROLE}}}}}"),), "vllm-engine", "percentunit"),
+            *m.vllm_cache_panels(),
         )),
         m.Row("KV transfer", (
             m.Panel("MooncakeConnector transfer time", "vllm:mooncake_xfer_time_seconds (pushed from prefill).",
