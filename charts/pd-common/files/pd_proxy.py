@@ -445,7 +445,6 @@ class _Connection(asyncio.Protocol):
         self.response: UpstreamResponse | None = None
         self.closed = False
         self.idle_timer: asyncio.TimerHandle | None = None  # closes it when idle too long
-        self._header_name = b""
         self._headers: _Headers = _Headers()
 
     # asyncio.Protocol
@@ -476,12 +475,6 @@ class _Connection(asyncio.Protocol):
                 response._finish()
             else:
                 response._failed(BrokenAnswer("the engine closed the connection mid-answer"))
-
-    def pause_writing(self) -> None:  # pragma: no cover - a prompt is written in one go
-        pass
-
-    def resume_writing(self) -> None:  # pragma: no cover
-        pass
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -632,8 +625,6 @@ class UpstreamResponse:
         else:
             conn.abort()
         conn.upstream._done()
-
-    close = release
 
 
 def _expire(waiter: asyncio.Future, seconds: float) -> None:
@@ -1160,7 +1151,7 @@ class _Leg:
     def close(self) -> None:
         if not self.outcome:
             self.end("cancelled")
-        self.response.close()
+        self.response.release()
 
     async def read_whole(self) -> bytes:
         """A non-streamed answer, whole; one that breaks off is a 502, never half a body."""
