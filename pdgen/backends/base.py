@@ -80,6 +80,9 @@ class Backend:
     tp_pairing: Callable[[dict], Iterator[tuple[Path, str]]] = _nothing
     # Why the KV connector refuses pipeline parallelism ({pp}: the size asked for), or None.
     pipeline_refused: Callable[[dict], str | None] = _none
+    # Why a disaggregated topology's KV reaches decode through a store whose put the prefill's
+    # answer does not wait for (decode then recomputes what is still in flight), or None.
+    store_handover_race: Callable[[dict], str | None] = _none
     # Host memory each engine rank allocates for the KV store: (what, bytes) parts.
     host_kv_per_rank: Callable[[dict], list[tuple[str, int]]] = _no_rank_buffers
     # The chart's PD dashboard and alerts (pdgen.monitoring; scripts/monitoring.py writes them).

@@ -23,7 +23,8 @@ from pdgen.loader import Document, json_path
 
 _MODULES = ["parallelism", "aggregated_settings", "tp_pairing", "pipeline_connector", "rdma", "infra", "routing",
             "autoscaling", "extra_args", "extra_env", "model_heads", "moe_experts", "model_fit", "memory_fit",
-            "quantities", "model_source", "observability", "deployment_form", "scaling_ratio", "name_length"]
+            "quantities", "model_source", "observability", "deployment_form", "scaling_ratio", "name_length",
+            "store_handover"]
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ import pytest
 import yaml
 
 from pdgen import helm
+from pdgen.cli import cli
+from tests import factory
 from tests.charts.helpers import CHARTS, arg_after, ci_values, container, find, pod_spec, render, render_text
 
 CHART = "vllm-mooncake"
@@ -96,19 +98,73 @@ def test_lmcache_config_ports_match_the_master():
     assert "--enable_http_metadata_server=true" in master["args"]
     assert lm["chunk_size"] == 256 and lm["extra_config"]["global_segment_size"] == 107374182400
     prefill = container(find(objects, "StatefulSet", "demo-prefill"))
-    assert _kv(prefill)["kv_connector"] == "LMCacheConnectorV1"
+    lmcache = _kv(prefill)["kv_connector_extra_config"]["connectors"][1]
+    assert lmcache == {"kv_connector": "LMCacheConnectorV1", "kv_role": "kv_producer",
+                       "kv_connector_extra_config": {"discard_partial_chunks": False, "lmcache_rpc_port": "producer1"}}
     assert _env(prefill)["LMCACHE_CONFIG_FILE"] == "/etc/pdgen-kv/lmcache.yaml"
 
 
-def test_lmcache_uses_pdgens_proxy_with_the_store_handover():
+def _handover(objects) -> str:
+    return arg_after(container(find(objects, "Deployment", "demo-router"))["args"], "--handover")
+
+
+def test_lmcache_hands_over_peer_to_peer_and_keeps_the_store_for_reuse():
+    """LMCache 0.5.6 does not wait for its put to the store (storage_backend/remote_backend.py,
+    batched_submit_put_task schedules it and returns), so a decode sent when the prefill answers
+    recomputes the blocks still in flight (issue 21.5; measured with an asynchronous-put store
+    connector on the engine tier, tests/engines/test_store.py). Where MooncakeConnector can pair
+    the ranks, the lmcache variant hands over with it (first in a MultiConnector, which loads from
+    the first connector that has the tokens and saves to all: vllm 0.33.0 multi_connector.py) and
+    LMCache keeps every prompt in the store for the next request."""
     objects = render(CHART, ci_values(CHART, "lmcache-tp8-values.yaml"))
-    proxy = find(objects, "Deployment", "demo-router")
-    c = container(proxy)
-    assert c["args"][0] == "/opt/pdgen/pd_proxy.py" and arg_after(c["args"], "--handover") == "store"
-    assert arg_after(c["args"], "--port") == "9000" and arg_after(c["args"], "--host") == "0.0.0.0"
-    assert c["readinessProbe"]["httpGet"]["path"] == "/health"
+    prefill = container(find(objects, "StatefulSet", "demo-prefill"))
+    decode = container(find(objects, "StatefulSet", "demo-decode"))
+    p2p = {"kv_connector": "MooncakeConnector", "kv_connector_extra_config": {"mooncake_protocol": "tcp"}}
+    # The store variant's hand-over connector, which the engine tier runs (tests/engines/test_store.py).
+    store = render(CHART, ci_values(CHART, "store-values.yaml"))
+    for c, role in ((prefill, "kv_producer"), (decode, "kv_consumer")):
+        kv = _kv(c)
+        assert kv["kv_connector"] == "MultiConnector" and kv["kv_role"] == role
+        first, second = kv["kv_connector_extra_config"]["connectors"]
+        assert first == {**p2p, "kv_role": role} and second["kv_connector"] == "LMCacheConnectorV1"
+        tested = _kv(container(find(store, "StatefulSet", "demo-prefill" if role == "kv_producer" else "demo-decode")))
+        assert first == tested["kv_connector_extra_config"]["connectors"][0]
+    assert _env(prefill)["VLLM_MOONCAKE_BOOTSTRAP_PORT"] == "8998"
+    assert {"name": "bootstrap", "containerPort": 8998} in prefill["ports"]
+    proxy = container(find(objects, "Deployment", "demo-router"))
+    args = proxy["args"]
+    assert args[0] == "/opt/pdgen/pd_proxy.py" and _handover(objects) == "mooncake"
+    assert [args[i + 2] for i, a in enumerate(args) if a == "--prefill"] == ["8998"]
+    assert arg_after(args, "--port") == "9000" and arg_after(args, "--host") == "0.0.0.0"
+    assert proxy["readinessProbe"]["httpGet"]["path"] == "/health"
     shipped = find(objects, "ConfigMap", "demo-proxy")["data"]["pd_proxy.py"]
     assert shipped == (CHARTS / CHART / "files" / "pd_proxy.py").read_text()
+
+
+@pytest.mark.parametrize("shape", [{"decode": {"tensorParallel": 4}}, {"prefill": {"pipelineParallel": 2}}])
+def test_lmcache_hands_over_through_the_store_only_where_mooncake_cannot_pair_the_ranks(shape):
+    """MooncakeConnector pairs prefill and decode ranks one to one and has no pipeline
+    parallelism (the rules tp-pairing and pipeline-connector): there LMCacheConnectorV1 alone
+    moves the KV, and the proxy sends decode once the prefill has answered."""
+    values = yaml.safe_load(ci_values(CHART, "lmcache-tp8-values.yaml"))
+    for role, settings in shape.items():
+        values[role].update(settings)
+    objects = render(CHART, yaml.safe_dump(values))
+    prefill = container(find(objects, "StatefulSet", "demo-prefill"))
+    assert _kv(prefill)["kv_connector"] == "LMCacheConnectorV1" and _handover(objects) == "store"
+    assert "VLLM_MOONCAKE_BOOTSTRAP_PORT" not in _env(prefill)
+    assert "bootstrap" not in {p["name"] for p in prefill["ports"]}
+
+
+@pytest.mark.parametrize("ci,handover", [(None, "mooncake"), ("store-values.yaml", "mooncake"),
+                                         ("lmcache-tp8-values.yaml", "mooncake"), ("v0-etcd-values.yaml", "store")])
+def test_the_store_is_the_handover_only_where_the_put_is_done_when_the_prefill_answers(ci, handover):
+    """--handover store only for v0-etcd, whose put is synchronous: vLLM v0's MooncakeStore.put
+    calls the store's blocking put ("A message queue needs to be introduced before making it
+    asynchronous", vllm 0.9.2 kv_lookup_buffer/mooncake_store.py:106-113), from
+    mooncake_store_connector.py:107 inside the step that produces the prefill's answer
+    (worker/model_runner.py:1864)."""
+    assert _handover(render(CHART, ci_values(CHART, ci))) == handover
 
 
 def test_v0_etcd_wires_etcd_and_the_v0_engine():
@@ -199,3 +255,26 @@ def test_an_autoscaled_engine_role_is_followed_by_the_proxy():
     assert arg_after(args, "--prefill") == "http://demo-prefill-0.demo-prefill.llm.svc:8000"
     service = find(objects, "Service", "demo-decode")
     assert service["spec"]["clusterIP"] == "None"  # DNS answers with every pod
+
+
+@pytest.mark.parametrize("prefill,decode,store", [
+    ({"tensor": 2}, {"tensor": 2}, False),
+    ({"tensor": 2}, {"tensor": 4}, True),
+    ({"tensor": 2, "pipeline": 2}, {"tensor": 2, "pipeline": 2}, True),
+])
+def test_validate_warns_exactly_where_the_lmcache_render_hands_over_through_the_store(
+        prefill, decode, store, tmp_path, runner):
+    """pdgen (rule store-handover) and the chart (vllm.needs) decide the lmcache hand-over
+    from the same numbers: the warning appears exactly where the proxy renders --handover store."""
+    def role(parallelism):
+        gpus = parallelism["tensor"] * parallelism.get("pipeline", 1)
+        return {"parallelism": parallelism, "acceleratorsPerPod": gpus}
+    topo = factory.topology(CHART, variant={"connector": "lmcache"}, role=role(prefill), decode=role(decode))
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(topo))
+    result = runner.invoke(cli, ["render", "-o", str(tmp_path / "out"), "--format", "text", str(path)])
+    assert result.exit_code == 0, result.output
+    assert ("[store-handover]" in result.output) is store, result.output
+    objects = [o for o in yaml.safe_load_all((tmp_path / "out" / "t" / "manifests.yaml").read_text()) if o]
+    [router] = [o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("-router")]
+    assert arg_after(container(router)["args"], "--handover") == ("store" if store else "mooncake")

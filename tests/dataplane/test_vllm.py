@@ -4,7 +4,7 @@
   prefill's bootstrap server answers /query; a decode checks the request's
   kv_transfer_params and asks the named bootstrap server for the engine, as vLLM's decode
   does before it pulls the KV);
-- store hand-over (lmcache, v0-etcd): two real llama-servers (make e2e-bench builds them).
+- store hand-over (v0-etcd, ascend): two real llama-servers (make e2e-bench builds them).
 
 In both, the chart's own helm-test script runs, verbatim, against the release's Service, and
 an engine that goes away gives a JSON 502/503, never a bare 500."""
@@ -72,11 +72,14 @@ def _proxy(rel: harness.Release, ns: harness.Namespace) -> tuple[harness.Contain
     return router, ns.start("proxy", argv, rendered=router)
 
 
-def test_p2p_proxy_hands_over_with_the_mooncake_protocol(release, tmp_path):
+@pytest.mark.parametrize("example,release_name", [("vllm-mooncake-p2p-qwen7b.yaml", "vllm-p2p-pd"),
+                                                  # lmcache hands over p2p too (MooncakeConnector first)
+                                                  ("lmcache-qwen72b-tp8-pd.yaml", "qwen72b-pd")])
+def test_p2p_proxy_hands_over_with_the_mooncake_protocol(release, tmp_path, example, release_name):
     need(PYTHON, "the data-plane venv")
-    rel, ns = release("vllm-mooncake-p2p-qwen7b.yaml")
+    rel, ns = release(example)
     record = tmp_path / "requests.jsonl"
-    served = yaml.safe_load((ROOT / "examples" / "vllm-mooncake-p2p-qwen7b.yaml").read_text())["spec"]["model"]
+    served = yaml.safe_load((ROOT / "examples" / example).read_text())["spec"]["model"]
     model = served.get("servedName", served["name"])
     for c in rel.by_component("prefill"):
         standin(ns, "vllm-mooncake", c, role="prefill", record=record, bootstrap="bootstrap", model=model)
@@ -102,7 +105,7 @@ def test_p2p_proxy_hands_over_with_the_mooncake_protocol(release, tmp_path):
                 assert pre["body"]["max_tokens"] == 1 and pre["body"]["kv_transfer_params"]["do_remote_decode"]
                 assert params["remote_bootstrap_addr"].endswith(":8998")
                 assert pre["headers"]["x-request-id"] == d["headers"]["x-request-id"]
-            run = helm_test(rel, ns, "vllm-p2p-pd")
+            run = helm_test(rel, ns, release_name)
             assert run.proc.returncode == 0, run.tail()
             assert "models:" in run.tail() and "generated:" in run.tail()
             for c in rel.by_component("decode"):
@@ -112,11 +115,10 @@ def test_p2p_proxy_hands_over_with_the_mooncake_protocol(release, tmp_path):
             down = health_once_down(base, "decode")
             assert down["status"] == "unavailable" and down["prefill"]["healthy"], down
         except AssertionError as exc:
-            raise AssertionError(ns.failure(f"vllm p2p: {exc}")) from None
+            raise AssertionError(ns.failure(f"{example}: {exc}")) from None
 
 
-@pytest.mark.parametrize("example,release_name", [("lmcache-qwen72b-tp8-pd.yaml", "qwen72b-pd"),
-                                                  ("ack-vllm-mooncake-v0-qwen7b.yaml", "vllm-mooncake-pd"),
+@pytest.mark.parametrize("example,release_name", [("ack-vllm-mooncake-v0-qwen7b.yaml", "vllm-mooncake-pd"),
                                                   ("yuanrong-vllm-ascend-qwen7b-2hosts.yaml", "yr-qwen-pd")])
 def test_store_proxy_serves_through_two_llama_servers_and_the_helm_test_passes(release, example, release_name):
     need(PYTHON, "the data-plane venv")

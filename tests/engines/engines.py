@@ -76,9 +76,10 @@ ENV_CHANGES: dict[str, str] = {
 ROUTER_CHANGES: dict[str, str] = {
     "--handover": "mooncake -> store. The store variant's render hands over p2p: MooncakeConnector is "
                   "first in the MultiConnector, so decode takes the KV from the prefill and never reads "
-                  "the pool. --handover store (what the chart renders for lmcache and v0-etcd: prefill to "
-                  "completion, then decode, which must find the prompt's blocks in the pool) makes the "
-                  "pool the hand-over, which is where a put racing the hand-over shows",
+                  "the pool. --handover store (what the chart renders for v0-etcd, whose put is synchronous, "
+                  "and for lmcache where MooncakeConnector cannot pair the ranks: prefill to completion, "
+                  "then decode, which must find the prompt's blocks in the pool) makes the pool the "
+                  "hand-over, which is where a put racing the hand-over shows",
     "--port": "8000 -> 8001: it listens next to the rendered router",
 }
 

@@ -1,14 +1,30 @@
 {{/*
-vllm.needs: which infra the connector needs ("master", "etcd", "config"), and whether the KV
-reaches decode through the store ("storeHandover"), as a dict of bools.
+vllm.needs: which infra the connector needs ("master", "etcd", "config"), and how the KV
+reaches decode, as a dict of bools: from the prefill over MooncakeConnector ("p2pHandover":
+p2p, store, and lmcache where MooncakeConnector can pair the ranks; in store and lmcache it
+is the first connector of a MultiConnector and the pool serves repeated prefixes), or else
+through the store ("storeHandover").
+A store is a sound hand-over only where the prefill's put has finished when the prefill
+answers. vLLM v0's is (MooncakeStore.put is synchronous, vllm 0.9.2
+kv_lookup_buffer/mooncake_store.py:106-113, called by mooncake_store_connector.py:107 inside
+the model runner's step, worker/model_runner.py:1864). LMCache 0.5.6's is not
+(storage_backend/remote_backend.py batched_submit_put_task returns once the put is
+scheduled): decode recomputes what is still in flight. So lmcache hands over p2p whenever
+MooncakeConnector can (equal tensor parallelism, no pipeline parallelism: the rules
+tp-pairing and pipeline-connector), and through the store only where it cannot.
 */}}
 {{- define "vllm.needs" -}}
-{{- $c := .Values.variant.connector -}}
-{{- $disagg := eq .Values.mode "disaggregated" -}}
+{{- $v := .Values -}}
+{{- $c := $v.variant.connector -}}
+{{- $disagg := eq $v.mode "disaggregated" -}}
+{{- $pairs := and (eq (int $v.prefill.tensorParallel) (int $v.decode.tensorParallel))
+    (eq (int $v.prefill.pipelineParallel) 1) (eq (int $v.decode.pipelineParallel) 1) -}}
+{{- $p2p := and $disagg (or (has $c (list "p2p" "store")) (and (eq $c "lmcache") $pairs)) }}
 master: {{ and $disagg (has $c (list "store" "lmcache" "v0-etcd")) }}
 etcd: {{ and $disagg (eq $c "v0-etcd") }}
 config: {{ and $disagg (has $c (list "store" "lmcache" "v0-etcd")) }}
-storeHandover: {{ and $disagg (has $c (list "lmcache" "v0-etcd")) }}
+p2pHandover: {{ $p2p }}
+storeHandover: {{ and $disagg (not $p2p) }}
 {{- end -}}
 
 {{/*
@@ -79,8 +95,17 @@ vllm.kvTransferConfig: --kv-transfer-config for a role (mode "prefill" or "decod
 {{- toJson (dict "kv_connector" "MultiConnector" "kv_role" $kvRole "kv_connector_extra_config" (dict "connectors"
     (list $p2p $store))) -}}
 {{- else if eq $c "lmcache" -}}
-{{- toJson (dict "kv_connector" "LMCacheConnectorV1" "kv_role" $kvRole "kv_connector_extra_config"
-    (dict "discard_partial_chunks" false "lmcache_rpc_port" (ternary "producer1" "consumer1" (eq .mode "prefill")))) -}}
+{{- $lmcache := dict "kv_connector" "LMCacheConnectorV1" "kv_role" $kvRole "kv_connector_extra_config"
+    (dict "discard_partial_chunks" false "lmcache_rpc_port" (ternary "producer1" "consumer1" (eq .mode "prefill"))) -}}
+{{- if (include "vllm.needs" .root | fromYaml).p2pHandover -}}
+{{- /* P2P for the hand-over, LMCache on the Mooncake store for reuse: MultiConnector loads
+       from the first connector that has the tokens and saves to all (vllm 0.33.0
+       multi_connector.py, class MultiConnector). */ -}}
+{{- toJson (dict "kv_connector" "MultiConnector" "kv_role" $kvRole "kv_connector_extra_config" (dict "connectors"
+    (list $p2p $lmcache))) -}}
+{{- else -}}
+{{- toJson $lmcache -}}
+{{- end -}}
 {{- else -}}
 {{- toJson (dict "kv_connector" "MooncakeStoreConnector" "kv_role" $kvRole) -}}
 {{- end -}}
@@ -129,7 +154,7 @@ vllm.engineEnv: the env a role needs for its connector.
 - {name: PYTHONHASHSEED, value: "0"}
 {{- if .mode }}
 {{- include "pd-common.mooncakeTransportEnv" (dict "root" .root "mode" .mode) }}
-{{- if and (eq .mode "prefill") (has $c (list "p2p" "store")) }}
+{{- if and (eq .mode "prefill") (include "vllm.needs" .root | fromYaml).p2pHandover }}
 - {name: VLLM_MOONCAKE_BOOTSTRAP_PORT, value: {{ $v.ports.bootstrap | quote }}}
 {{- end }}
 {{- if has $c (list "store" "v0-etcd") }}
@@ -206,7 +231,7 @@ them (component, leader, worker, ports). Parameters: root, component, mode.
 {{- $role := index $v .component -}}
 {{- $needs := include "vllm.needs" .root | fromYaml -}}
 {{- $ports := list (dict "name" "http" "containerPort" (int $v.ports.http)) -}}
-{{- if and (eq .mode "prefill") (has $v.variant.connector (list "p2p" "store")) -}}
+{{- if and (eq .mode "prefill") $needs.p2pHandover -}}
 {{- $ports = append $ports (dict "name" "bootstrap" "containerPort" (int $v.ports.bootstrap)) -}}
 {{- end -}}
 {{- $env := include "vllm.engineEnv" . | fromYamlArray -}}
@@ -246,9 +271,9 @@ them (component, leader, worker, ports). Parameters: root, component, mode.
 
 {{/*
 vllm.proxyCommand: pdgen's proxy (files/pd_proxy.py, from pd-common, mounted from a
-ConfigMap) in front of prefill and decode, listening on 0.0.0.0. p2p/store hand the KV
-over with the MooncakeConnector protocol (each prefill pod's own URL plus its bootstrap
-port); lmcache/v0-etcd through the store (prefill first, then decode). The upstream
+ConfigMap) in front of prefill and decode, listening on 0.0.0.0. p2p/store/lmcache hand the
+KV over with the MooncakeConnector protocol (each prefill pod's own URL plus its bootstrap
+port); v0-etcd through the store (prefill first, then decode). The upstream
 mooncake_connector_proxy.py is not in the vLLM wheel and moved between releases, so the
 chart ships its own.
 */}}
@@ -256,7 +281,7 @@ chart ships its own.
 {{- include "vllm.checkInfra" . -}}
 {{- $v := .Values -}}
 {{- $needs := include "vllm.needs" . | fromYaml -}}
-{{- $mooncake := not $needs.storeHandover -}}
+{{- $mooncake := $needs.p2pHandover -}}
 {{- $cmd := list "python3" "/opt/pdgen/pd_proxy.py" "--host" "0.0.0.0" "--port" ($v.service.port
     | toString) "--handover" (ternary "mooncake" "store" $mooncake) -}}
 {{- $cmd = concat $cmd (include "pd-common.proxyInstanceArgs"

@@ -94,6 +94,21 @@ def _mooncake_connector(spec: dict) -> bool:
     return spec["mode"] == "disaggregated" and spec["variant"]["connector"] in ("p2p", "store")
 
 
+def store_handover_race(spec: dict) -> str | None:
+    """lmcache hands over with MooncakeConnector where it can pair the ranks (equal tensor sizes,
+    no pipeline: tp_pairing, pipeline_refused), else through the store. The chart's vllm.needs
+    makes the same choice from the same numbers (tests/charts/test_vllm.py holds them equal)."""
+    p, d = spec["prefill"]["parallelism"], spec["decode"]["parallelism"]
+    if spec["variant"]["connector"] != "lmcache" or p["tensor"] == d["tensor"] and p["pipeline"] == d["pipeline"] == 1:
+        return None
+    return (f"prefill tensor {p['tensor']} pipeline {p['pipeline']}, decode tensor {d['tensor']} pipeline "
+            f"{d['pipeline']}: MooncakeConnector pairs only equal tensor sizes without pipeline parallelism, so "
+            "the KV reaches decode through the Mooncake store, and LMCache 0.5.6 does not wait for its puts "
+            "(storage_backend/remote_backend.py batched_submit_put_task): decode recomputes the blocks still in "
+            "flight when the prefill answers. Equal tensor sizes and pipeline 1 hand over peer to peer, with "
+            "LMCache kept for reuse")
+
+
 def tp_pairing(spec: dict) -> Iterator[tuple[Path, str]]:
     p, d = spec["prefill"]["parallelism"]["tensor"], spec["decode"]["parallelism"]["tensor"]
     if _mooncake_connector(spec) and p != d:
@@ -140,7 +155,8 @@ BACKEND = Backend(
     variants={"connector": ("p2p", "store", "lmcache", "v0-etcd")},
     variant_docs={"connector": "p2p: v1 MooncakeConnector, direct transfer, no infra (default). store: v1 "
                                "MooncakeStoreConnector pool plus P2P via MultiConnector (needs mooncake_master). "
-                               "lmcache: LMCacheConnectorV1 backed by a Mooncake store (needs mooncake_master). "
+                               "lmcache: LMCacheConnectorV1 on a Mooncake store for reuse, P2P for the hand-over "
+                               "where the ranks pair (needs mooncake_master). "
                                "v0-etcd: legacy vLLM v0 Mooncake connector with mooncake.json (needs etcd)."},
     variant_needs={("connector", "v0-etcd"): {"image": {"repository": "example.com/vllm-v0-mooncake",
                                                         "tag": "v0.6.2"}}},
@@ -153,6 +169,7 @@ BACKEND = Backend(
                 "lmcache.disagg_proxy_server": None},
     tp_pairing=tp_pairing,
     pipeline_refused=pipeline_refused,
+    store_handover_race=store_handover_race,
     host_kv_per_rank=host_kv_per_rank,
     monitoring=MONITORING,
     forms=("workloads", "rolebasedgroup", "disaggregatedset"),
