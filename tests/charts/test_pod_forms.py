@@ -133,11 +133,11 @@ def check_view(view: dict, transport: str, worker_pod: bool, accelerator: str = 
         "cpu": "7", "memory": "30Gi", accelerator: "2"}
     assert view["shm"] == "3Gi"
     env = {e["name"]: e.get("value") for e in c["env"]}
-    if "DYN_RUNTIME_GRACEFUL_SHUTDOWN_TIMEOUT_SECS" in env:
-        # Dynamo workers drain themselves on SIGTERM (out of discovery, 5 s, then in-flight):
-        # no preStop sleep, and the grace period covers the 5 s too.
-        assert env["DYN_RUNTIME_GRACEFUL_SHUTDOWN_TIMEOUT_SECS"] == "41" and "lifecycle" not in c
-        assert spec["terminationGracePeriodSeconds"] == 76
+    if "DYN_GRACEFUL_SHUTDOWN_GRACE_PERIOD_SECS" in env:
+        # Dynamo workers drain themselves on SIGTERM (out of discovery, then their in-flight
+        # requests for drainSeconds): no preStop sleep.
+        assert env["DYN_GRACEFUL_SHUTDOWN_GRACE_PERIOD_SECS"] == "41" and "lifecycle" not in c
+        assert spec["terminationGracePeriodSeconds"] == 71
     else:
         assert spec["terminationGracePeriodSeconds"] == 71
         assert c["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "41"]

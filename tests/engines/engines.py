@@ -385,6 +385,12 @@ DYNAMO_SHIMS = FIX_SHIMS / "dynamo"  # ai-dynamo 1.6.1's one import that vLLM 0.
 # Dynamo's own listeners (system port, TCP request plane, event plane) bind every interface by
 # default; on one machine each pod's must be its own address (as tests/dataplane/test_dynamo.py).
 DYNAMO_LOOPBACK_ENV = ("DYN_SYSTEM_HOST", "DYN_TCP_RPC_HOST", "DYN_EVENT_PLANE_HOST")
+# This VM stops as a whole for 16-30 s at a time under three engines' load (a SCHED_FIFO sampler
+# and a 50 ms heartbeat both missed that long; etcd logged a 9.5 s read stall inside one), and
+# every etcd lease of the default TTL then expires at once and each Dynamo process exits.
+DYNAMO_LEASE_TTL = ("ETCD_LEASE_TTL", "120")
+DYNAMO_LEASE_REASON = ("<unset> -> 120 s: this VM pauses as a whole for 16-30 s under the engines' load, longer "
+                       "than Dynamo's default lease; a pod is not paused like that")
 
 # The rendered manifests (kind/name field -> reason), changed before the harness loads them.
 DYNAMO_RENDER_CHANGES: dict[str, str] = {
@@ -420,6 +426,7 @@ DYNAMO_ENV_CHANGES: dict[str, str] = {
     "VLLM_CACHE_ROOT": ENV_CHANGES["VLLM_CACHE_ROOT"],
     **{name: "-> the pod's address: Dynamo binds its listener on every interface by default" for name in
        DYNAMO_LOOPBACK_ENV},
+    DYNAMO_LEASE_TTL[0]: DYNAMO_LEASE_REASON,
     "VLLM_NIXL_SIDE_CHANNEL_HOST": "-> the pod's address. Unset, dynamo.vllm looks up a routable address "
                                    "of the host (dynamo/vllm/args.py:702-750; in a pod, the pod IP) and "
                                    "fails on a loopback-only namespace; the side channel's port stays "
@@ -431,6 +438,7 @@ DYNAMO_FRONTEND_CHANGES: dict[str, str] = {
     "<program>": "`python3` of the image -> the engine venv's python3 (the same ai-dynamo as the workers)",
     "--http-host": "0.0.0.0 -> the pod's address (the harness: nothing listens beyond the pod)",
     **{name: "-> the pod's address (Dynamo's listeners, as for the workers)" for name in DYNAMO_LOOPBACK_ENV},
+    DYNAMO_LEASE_TTL[0]: DYNAMO_LEASE_REASON,
 }
 
 
@@ -507,7 +515,8 @@ def dynamo_worker_command(c: harness.Container, *, model: pathlib.Path, core: in
     env = dict(c.env)
     env.update({"PYTHONPATH": str(DYNAMO_SHIMS), "VLLM_CPU_KVCACHE_SPACE": "1",
                 "VLLM_CPU_OMP_THREADS_BIND": str(core), "VLLM_CACHE_ROOT": str(cache),
-                "VLLM_NIXL_SIDE_CHANNEL_HOST": c.address, **{k: c.address for k in DYNAMO_LOOPBACK_ENV}})
+                "VLLM_NIXL_SIDE_CHANNEL_HOST": c.address, DYNAMO_LEASE_TTL[0]: DYNAMO_LEASE_TTL[1],
+                **{k: c.address for k in DYNAMO_LOOPBACK_ENV}})
     return argv, env
 
 
@@ -515,7 +524,7 @@ def dynamo_frontend_command(c: harness.Container) -> tuple[list[str], dict[str, 
     argv = harness.local_argv(c)  # --http-host 0.0.0.0 -> the pod's address
     assert argv[:3] == ["python3", "-m", "dynamo.frontend"], argv
     argv[0] = str(VENV / "bin" / "python3")
-    return argv, {**c.env, **{k: c.address for k in DYNAMO_LOOPBACK_ENV}}
+    return argv, {**c.env, DYNAMO_LEASE_TTL[0]: DYNAMO_LEASE_TTL[1], **{k: c.address for k in DYNAMO_LOOPBACK_ENV}}
 
 
 def stream(base: str, body: dict, timeout: float = 600) -> list[tuple[float, dict | str]]:

@@ -70,22 +70,25 @@ dynamo.env: runtime env shared by the frontend and every worker (workloads form)
 {{- end -}}
 
 {{/*
-dynamo.drainEnv: how a worker stops. On SIGTERM dynamo.vllm and dynamo.sglang (1.6.1,
+dynamo.drainEnv: how a worker stops. On SIGTERM dynamo.vllm and dynamo.sglang (ai-dynamo 1.6.1,
 dynamo/common/utils/graceful_shutdown.py graceful_shutdown_with_discovery) unregister their
-endpoints from discovery first, so the frontend stops routing to them, wait
-DYN_GRACEFUL_SHUTDOWN_GRACE_PERIOD_SECS (the frontend's watch sees the removal), then
-runtime.shutdown() waits for the requests in flight up to
-DYN_RUNTIME_GRACEFUL_SHUTDOWN_TIMEOUT_SECS (default 900). A preStop sleep would only keep a
-worker that is still registered taking new requests until it ends.
+endpoints from discovery, so the frontend stops routing to them, then sleep
+DYN_GRACEFUL_SHUTDOWN_GRACE_PERIOD_SECS while the requests in flight go on, then set the
+shutdown event, which aborts every request still running ("Engine was shut down during
+generation": dynamo/vllm/handlers.py _monitor_abort; dynamo/sglang/request_handlers/
+cancellation.py _wait_for_signal). So that sleep is the drain: drainSeconds. runtime.shutdown()
+then has nothing left to wait for but teardown, bounded by DYN_RUNTIME_GRACEFUL_SHUTDOWN_TIMEOUT_SECS
+(dynamo.teardownSeconds, inside the pod's 30 s past drainSeconds). A preStop sleep would only keep
+a worker that is still registered taking new requests until it ends.
 Parameters: role.
 */}}
 {{- define "dynamo.drainEnv" -}}
-- {name: DYN_GRACEFUL_SHUTDOWN_GRACE_PERIOD_SECS, value: {{ include "dynamo.leaveSeconds" . | quote }}}
-- {name: DYN_RUNTIME_GRACEFUL_SHUTDOWN_TIMEOUT_SECS, value: {{ int .role.drainSeconds | toString | quote }}}
+- {name: DYN_GRACEFUL_SHUTDOWN_GRACE_PERIOD_SECS, value: {{ int .role.drainSeconds | toString | quote }}}
+- {name: DYN_RUNTIME_GRACEFUL_SHUTDOWN_TIMEOUT_SECS, value: {{ include "dynamo.teardownSeconds" . | quote }}}
 {{- end -}}
 
-{{/* dynamo.leaveSeconds: seconds a stopping worker waits, out of discovery, before it drains. */}}
-{{- define "dynamo.leaveSeconds" -}}5{{- end -}}
+{{/* dynamo.teardownSeconds: the bound on a stopped worker's runtime teardown (after its drain). */}}
+{{- define "dynamo.teardownSeconds" -}}20{{- end -}}
 
 {{/*
 dynamo.workerCommand: python3 -m dynamo.vllm | dynamo.sglang plus its arguments.
@@ -168,7 +171,7 @@ dynamo.worker: a worker workload (workloads form). Parameters: root, component, 
 {{- end -}}
 {{- $env := concat (include "dynamo.workerEnv" .root | fromYamlArray) (include "dynamo.drainEnv" (dict "role" $role)
     | fromYamlArray) -}}
-{{- $drain := dict "selfDrain" true "selfDrainGrace" (int (include "dynamo.leaveSeconds" .)) -}}
+{{- $drain := dict "selfDrain" true -}}
 {{- $leaderCmd := include "dynamo.workerCommand" (dict "root" .root "role" $role "mode" .mode) | fromYamlArray -}}
 {{- $workerCmd := include "dynamo.workerCommand" (dict "root" .root "role" $role "mode" .mode "worker" true)
     | fromYamlArray -}}

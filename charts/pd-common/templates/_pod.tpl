@@ -24,9 +24,8 @@ Parameters (dict):
   podAnnotations, podLabels   extra pod metadata (dicts)
   serviceAccountName      optional
   selfDrain     true for a process that drains on SIGTERM by itself (Dynamo's workers leave
-                discovery, wait, then finish their in-flight requests): no preStop sleep,
-                and the grace period covers selfDrainGrace + drainSeconds + 30 s
-  selfDrainGrace          seconds such a process waits after SIGTERM before it drains
+                discovery, then serve their in-flight requests for drainSeconds): no preStop
+                sleep; the grace period is drainSeconds + 30 s either way
   runAs         a non-root uid for a pod whose program needs no privilege (routers,
                 proxies, frontends, infra): Pod Security Standards "restricted" (runAsNonRoot,
                 that uid and gid, fsGroup so its volumes are writable, seccomp RuntimeDefault;
@@ -159,8 +158,7 @@ and mount are named "dshm" (a form with its own shared-memory setting drops them
 {{- $_ := set $parts "initContainers" $inits -}}
 {{- end -}}
 {{- if $parts.drainSeconds -}}
-{{- $_ := set $parts "terminationGracePeriodSeconds" (add $parts.drainSeconds (ternary (int
-    (default 0 .selfDrainGrace)) 0 $parts.selfDrain) 30) -}}
+{{- $_ := set $parts "terminationGracePeriodSeconds" (add $parts.drainSeconds 30) -}}
 {{- end -}}
 {{- $pullSecrets := (mergeOverwrite (deepCopy (default dict $image)) (default dict $role.image)).pullSecrets -}}
 {{- $_ := set $parts "imagePullSecrets" (default list $pullSecrets) -}}
@@ -197,7 +195,7 @@ spec:
   {{- end }}
   {{- if $p.drainSeconds }}
   {{- if $p.selfDrain }}
-  # The process drains itself after SIGTERM (no preStop sleep): its wait, drainSeconds, then 30 s.
+  # The process drains itself after SIGTERM (no preStop sleep): drainSeconds, then 30 s.
   {{- else }}
   # drainSeconds of preStop sleep, then 30 s for the process to exit after SIGTERM.
   {{- end }}
