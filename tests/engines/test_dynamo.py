@@ -299,11 +299,11 @@ def _text(events: list[tuple[float, dict | str]]) -> str:
 
 
 def test_a_decode_worker_drains_on_sigterm(dyn):
-    """The chart's drain: SIGTERM to the decode worker (to its PID 1 process only, as the
-    kubelet sends it) while two streams are in flight on it, one of them longer than the former
-    drain setting allowed (CUT_AT). It leaves discovery at once (requests sent during its drain
-    go to the other decode), both streams end whole and equal to the aggregated answers within
-    its grace period (drainSeconds), and it exits on its own before the pod's
+    """The chart's drain: SIGTERM to a decode worker (to its PID 1 process only, as the kubelet
+    sends it) while a stream longer than the former drain setting allowed (CUT_AT) is in flight on
+    it, and a short one on it or its peer. It leaves discovery at once (requests sent during its
+    drain go to the other decode), both streams end whole and equal to the aggregated answers
+    within its grace period (drainSeconds), and it exits on its own before the pod's
     terminationGracePeriodSeconds."""
     grace = int(dyn.pod(DECODE0).env["DYN_GRACEFUL_SHUTDOWN_GRACE_PERIOD_SECS"])
     deadline_s = dyn.sc.rel.object("StatefulSet", f"{RELEASE}-decode")["spec"]["template"]["spec"][
@@ -321,21 +321,30 @@ def test_a_decode_worker_drains_on_sigterm(dyn):
     with dyn.sc.ns.entered():
         try:
             before = _scrape_all(dyn)
-            threads = [threading.Thread(target=run, args=item, daemon=True) for item in (DRAIN, LONG)]
-            for t in threads:
-                t.start()
-            # Wait until a decode worker has both (its own counter), then SIGTERM that one.
-            deadline = E.now() + 120
-            while True:
-                now = _scrape_all(dyn)
-                serving = {pod: _requests(now[pod]) - _requests(before[pod]) for pod in DECODES}
-                if sum(serving.values()) >= 2 or errors:
-                    break
-                if E.now() > deadline:
-                    raise AssertionError(f"the two streams did not reach the decode workers in 120 s: {serving}")
-                time.sleep(0.2)
+            threads = {key: threading.Thread(target=run, args=(key, n), daemon=True) for key, n in (LONG, DRAIN)}
+
+            def reached(count: int) -> dict[str, float]:
+                """Wait until the decode workers took `count` of the streams (their own counters)."""
+                deadline = E.now() + 120
+                while True:
+                    now = _scrape_all(dyn)
+                    serving = {pod: _requests(now[pod]) - _requests(before[pod]) for pod in DECODES}
+                    if sum(serving.values()) >= count or errors:
+                        return serving
+                    if E.now() > deadline:
+                        raise AssertionError(f"{count} stream(s) did not reach the decode workers in 120 s: {serving}")
+                    time.sleep(0.2)
+
+            # The long stream first: the worker that takes it is the one stopped. The short one
+            # goes wherever the router sends it while that worker is still registered.
+            threads[LONG[0]].start()
+            serving = reached(1)
             assert not errors, errors
             target = max(serving, key=lambda pod: serving[pod])
+            threads[DRAIN[0]].start()
+            serving = reached(2)
+            assert not errors, errors
+            drain_on = "the same worker" if serving[target] == 2 else "the other decode"
             peer = next(pod for pod in DECODES if pod != target)
             proc = dyn.workers[target].proc
             t_term = E.now()
@@ -353,7 +362,7 @@ def test_a_decode_worker_drains_on_sigterm(dyn):
             during = E.complete(dyn.frontend, E.prompt(drained_key), n)
             assert E.text_of(during) == dyn.reference[drained_key], "a request sent during the drain was mis-answered"
             peer_took = _requests(dyn.scrape(peer)) - peer_before
-            for t in threads:
+            for t in threads.values():
                 t.join(timeout=deadline_s)
             assert not errors, f"a stream in flight on the draining worker failed: {errors}"
             watcher.join(timeout=max(1.0, deadline_s - (E.now() - t_term)))
@@ -380,8 +389,9 @@ def test_a_decode_worker_drains_on_sigterm(dyn):
     assert peer_took == 1, f"the request sent during the drain did not go to the other decode ({peer})"
     assert exited_after < deadline_s, (f"{target} took {exited_after:.0f} s to exit "
                                        f"(terminationGracePeriodSeconds {deadline_s})")
-    E.record(f"[dynamo] drain: SIGTERM to {target} with 2 streams in flight ({DRAIN[1]} and {LONG[1]} tokens); "
-             f"both ended whole and equal to the aggregated answers, the last {long_events[-1] - t_term:.1f} s after "
-             f"SIGTERM (drain {grace} s, formerly cut at {CUT_AT} s); a request during the drain went to {peer} and "
+    E.record(f"[dynamo] drain: SIGTERM to {target} with a {LONG[1]}-token stream in flight on it (a {DRAIN[1]}-token "
+             f"one on {drain_on}); both ended whole and equal to the aggregated answers, the long one "
+             f"{long_events[-1] - t_term:.1f} s after SIGTERM (drain {grace} s, formerly cut at {CUT_AT} s); a request "
+             f"during the drain went to {peer} and "
              f"was answered; {target} exited {exit_code} after {exited_after:.1f} s (terminationGracePeriodSeconds "
              f"{deadline_s})")
