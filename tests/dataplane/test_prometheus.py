@@ -25,7 +25,6 @@ import os
 import re
 import time
 
-import pytest
 import yaml
 
 from pdgen import charts, monitoring, render
@@ -36,7 +35,7 @@ from tests.dataplane import harness, prometheus
 from tests.dataplane.conftest import PYTHON, need, show, standin
 from tests.dataplane.test_dynamo import post as dynamo_post
 from tests.dataplane.test_dynamo import start as start_dynamo
-from tests.dataplane.test_vllm import LLAMA, post
+from tests.dataplane.test_vllm import post
 
 CATALOG = ROOT / "pdgen" / "data" / "metrics.json"
 RECORD = os.environ.get("PDGEN_RECORD_METRICS") == "1"
@@ -260,29 +259,27 @@ def test_prometheus_scrapes_the_sglang_router_and_a_missing_prefill_fires(tmp_pa
 
 
 def test_prometheus_scrapes_the_proxy_and_the_store_and_a_missing_decode_fires(tmp_path):
-    """The LMCache example: pdgen's proxy and mooncake_master for real, llama-servers (with
-    their /metrics on) in place of the vLLM engines."""
+    """The LMCache example: pdgen's proxy and mooncake_master for real, vLLM stand-ins that speak
+    the MooncakeConnector hand-over (the example's proxy hands over with it: MooncakeConnector is
+    first in its MultiConnector) and answer /metrics, in place of the vLLM engines."""
     _need_prometheus()
     need(PYTHON, "the data-plane venv")
     need(harness.VENV / "bin" / "mooncake_master", "mooncake_master (mooncake-transfer-engine-non-cuda)")
-    servers = sorted(LLAMA.glob("venv/**/llama-server"))
-    model = LLAMA / "smollm2.gguf"
-    if not servers or not model.is_file():
-        pytest.fail("llama-server is not installed: run `make e2e-bench`")
     doc, _, rel, ns = _release("lmcache-qwen72b-tp8-pd.yaml", tmp_path)
     release, name = doc["metadata"]["name"], doc["spec"]["model"].get("servedName", doc["spec"]["model"]["name"])
+    record = tmp_path / "requests.jsonl"
     try:
-        for c in rel.by_component("prefill") + rel.by_component("decode"):
-            ns.start(f"llama-{c.pod}", [str(servers[0]), "-m", str(model), "--alias", name, "--host", c.address,
-                                        "--port", str(c.ports["http"]), "-c", "2048", "-np", "2", "-t", "1",
-                                        "--metrics"])
+        for c in rel.by_component("prefill"):
+            standin(ns, "vllm-mooncake", c, role="prefill", record=record, bootstrap="bootstrap", model=name)
+        for c in rel.by_component("decode"):
+            standin(ns, "vllm-mooncake", c, role="decode", record=record, model=name)
         [master] = rel.by_component("mooncake-master")
         ns.start("mooncake-master", harness.local_argv(master), rendered=master)
         [router] = rel.by_component("router")
         proxy = ns.start("proxy", harness.local_argv(router), rendered=router)
         base = f"http://{router.address}:{router.ports['http']}"
         with ns.entered():
-            harness.wait_http(base + "/health", timeout=120, what="proxy /health (both llama-servers up)",
+            harness.wait_http(base + "/health", timeout=120, what="proxy /health (both stand-ins up)",
                               alive=lambda: proxy.proc.poll() is None)
             prom, exprs, configs = _start_prometheus(rel, ns, tmp_path, {c.pod for c in rel.containers})
             prom.ready()
@@ -300,8 +297,8 @@ def test_prometheus_scrapes_the_proxy_and_the_store_and_a_missing_decode_fires(t
                     {"pd-proxy": base + "/metrics",
                      "mooncake-master": f"http://{master.address}:{master.ports['metrics']}/metrics"})
             assert not prom.query(exprs["PDProxyNoHealthyInstance"])
-            for r in [r for r in ns.running if r.label.startswith("llama-") and "decode" in r.label]:
-                ns.stop(r)
+            for c in rel.by_component("decode"):
+                ns.stop(next(r for r in ns.running if r.label == f"standin-{c.pod}"))
             _fires(prom, exprs, "PDProxyNoHealthyInstance")
             _fires(prom, exprs, "PDDecodeNotReady")
     except AssertionError as exc:

@@ -36,7 +36,8 @@ from tests.dataplane import harness
 from tests.dataplane.conftest import PYTHON, need, show
 
 FAKE = pathlib.Path(__file__).resolve().parent.parent / "proxy" / "fake_engine.py"
-CASES = [("vllm-mooncake-p2p-qwen7b.yaml", "mooncake"), ("lmcache-qwen72b-tp8-pd.yaml", "store")]
+# The store hand-over as the v0-etcd example renders it (lmcache hands over with MooncakeConnector).
+CASES = [("vllm-mooncake-p2p-qwen7b.yaml", "mooncake"), ("ack-vllm-mooncake-v0-qwen7b.yaml", "store")]
 
 
 def _raise_fd_limit() -> None:
