@@ -364,13 +364,15 @@ def wait_http(url: str, *, status: int | None = 200, timeout: float = 60.0, what
 
 
 def wait_dynamo_serving(base: str, served: str, *, timeout: float = 90.0,
-                        alive: Callable[[], bool] | None = None) -> None:
+                        alive: Callable[[], bool] | None = None,
+                        also_retry: Callable[[int, str], bool] | None = None) -> None:
     """Wait until a dynamo.frontend (ai-dynamo 1.6.1) at ``base`` serves ``served``. Its /health
     is 200 before any worker registers; GET /v1/models/{model}/ready (the chart's readiness
     probe) is 200 once the model's prefill and decode workers are discovered. Even then the
     frontend activates its KV and prefill routers a moment later, and a request in between is
     a 503 "Service temporarily unavailable" (seen ~70 ms after /ready, and in CI): as a client
-    would, one small completion is retried on 503 until it is answered."""
+    would, one small completion is retried on 503 until it is answered. ``also_retry(status,
+    answer)`` names any other answer the caller knows to be transient."""
     deadline = time.monotonic() + timeout
     ready = base + "/v1/models/" + urllib.parse.quote(served, safe="") + "/ready"
     wait_http(ready, timeout=timeout, what=f"the frontend's {ready}", alive=alive)
@@ -388,7 +390,8 @@ def wait_dynamo_serving(base: str, served: str, *, timeout: float = 90.0,
             answer = exc.read().decode(errors="replace")
             # 504: the warm-up outlived the frontend's request deadline (the first request on
             # CPU engines that a paused VM slows down); retried like a 503, within the timeout.
-            if exc.code not in (503, 504) or time.monotonic() > deadline:
+            transient = exc.code in (503, 504) or (also_retry is not None and also_retry(exc.code, answer))
+            if not transient or time.monotonic() > deadline:
                 raise AssertionError(f"the frontend answered {exc.code} to its first completion: {answer}") from None
         time.sleep(0.1)
 
