@@ -46,13 +46,14 @@ def _body(spec: RunSpec, prompt: str) -> dict:
     return body
 
 
-async def _one(session: aiohttp.ClientSession, spec: RunSpec, url: str, record: RequestRecord, prompt: str,
-               t0: float, gate: asyncio.Semaphore | None, done: Callable[[], None] | None) -> None:
+async def _one(sessions: tuple[aiohttp.ClientSession, aiohttp.ClientSession], spec: RunSpec, url: str,
+               record: RequestRecord, prompt: str, t0: float, gate: asyncio.Semaphore | None,
+               done: Callable[[], None] | None) -> None:
     await asyncio.sleep(max(0.0, t0 + record.scheduled - time.perf_counter()))
     if gate:
         await gate.acquire()
     try:
-        for attempt in (1, 2):
+        for attempt, session in enumerate(sessions, start=1):
             record.sent = time.perf_counter() - t0
             splitter = SSESplitter()
             try:
@@ -71,7 +72,9 @@ async def _one(session: aiohttp.ClientSession, spec: RunSpec, url: str, record: 
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
                 # A pooled keep-alive connection the server had just closed (a clean close) or
                 # reset (ECONNRESET, as llama-server's idle timeout does under load): nothing of
-                # the answer came back, so send it once more on a fresh connection.
+                # the answer came back, so send it once more, on a new connection (the second
+                # session's): the pool can hold more connections the server gave up on at the
+                # same moment.
                 if attempt == 2 or record.first_byte is not None:
                     raise
         if not record.content_times:
@@ -107,10 +110,11 @@ async def run_requests(spec: RunSpec, prompts: list[str], groups: list[int | Non
     gc.collect()
     gc.freeze()  # no collector pauses inside the timed region
     try:
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout,
-                                         read_bufsize=4 * 2**20) as session:
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout, read_bufsize=4 * 2**20) as pooled, \
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True), timeout=timeout,
+                                      read_bufsize=4 * 2**20) as fresh:
             t0 = time.perf_counter()
-            await asyncio.gather(*(_one(session, spec, url, r, p, t0, gate, done)
+            await asyncio.gather(*(_one((pooled, fresh), spec, url, r, p, t0, gate, done)
                                    for r, p in zip(records, prompts, strict=True)))
     finally:
         gc.unfreeze()

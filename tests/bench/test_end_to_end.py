@@ -185,3 +185,17 @@ def test_a_request_on_a_connection_the_server_reset_is_sent_again():
         server.close()
     assert [r.error for r in records] == [""] * 4
     assert server.requests == 4
+
+
+def test_a_retry_after_a_reset_goes_out_on_a_fresh_connection():
+    """Several pooled connections the server gave up on at once (llama-server closes idle
+    ones after 5 s, so all of a round's connections go stale together between rounds): the
+    retry must not take another stale one from the pool."""
+    server = _ResettingServer()
+    try:
+        spec = RunSpec(base_url=f"http://127.0.0.1:{server.port}", model="m", concurrency=4)
+        records = asyncio.run(run_requests(spec, [f"prompt {i}" for i in range(16)]))
+    finally:
+        server.close()
+    assert [r.error for r in records] == [""] * 16
+    assert server.requests == 16
