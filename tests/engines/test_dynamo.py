@@ -98,9 +98,10 @@ BATCH = [(f"dynamo-concurrent-{i}", 24) for i in range(CONCURRENT)]
 DRAIN = ("dynamo-drain", 20)         # streamed, in flight when its decode gets SIGTERM
 LONG = ("dynamo-drain-long", 200)    # streamed: past CUT_AT even at this VM's best 22 tok/s
 PROMPTS = [*SINGLE, *BATCH, DRAIN, LONG]
-# The short drain stream asks the long one's prompt: the KV router sends a request to the decode
-# worker holding its prompt's blocks, so it usually lands on the worker that is stopped, and one
-# stream there is short enough to end whole inside the drain.
+# The short drain stream asks the long one's prompt: the KV router favours the decode worker
+# holding a prompt's blocks, so it can land on the worker that is stopped, where it is short
+# enough to end whole inside the drain (it did in 1 of 2 runs on 2026-12-07: the router weighs
+# load too; the record says where it went).
 SAME_PROMPT = {DRAIN[0]: LONG[0]}
 
 
@@ -367,7 +368,8 @@ def test_a_decode_worker_drains_on_sigterm(dyn):
 
     Which of the two endings the long stream has depends on this VM's speed: 200 tokens take
     9 s at its best decode rate (22 tok/s, past CUT_AT) and did not fit a 60 s drain in the runs
-    of 2026-12-07, where the VM paused and decode fell to 1-3.5 tok/s."""
+    of 2026-12-07, where decode on the draining worker fell to 0.4-3.5 tok/s (three NIXL engines
+    on two cores; docs/development.md)."""
     grace = int(dyn.pod(DECODE0).env["DYN_GRACEFUL_SHUTDOWN_GRACE_PERIOD_SECS"])
     deadline_s = dyn.sc.rel.object("StatefulSet", f"{RELEASE}-decode")["spec"]["template"]["spec"][
         "terminationGracePeriodSeconds"]
