@@ -100,7 +100,7 @@ LONG = ("dynamo-drain-long", 200)    # streamed: past CUT_AT even at this VM's b
 PROMPTS = [*SINGLE, *BATCH, DRAIN, LONG]
 # The short drain stream asks the long one's prompt: the KV router favours the decode worker
 # holding a prompt's blocks, so it can land on the worker that is stopped, where it is short
-# enough to end whole inside the drain (it did in 1 of 2 runs on 2026-12-07: the router weighs
+# enough to end whole inside the drain (it did in 1 of 3 runs on 2026-12-07: the router weighs
 # load too; the record says where it went).
 SAME_PROMPT = {DRAIN[0]: LONG[0]}
 
@@ -208,7 +208,7 @@ def _handshake_failures(rel: Release) -> int:
     return sum(rel.workers[pod].log.read_text(errors="replace").count(HANDSHAKE_FAILED) for pod in DECODES)
 
 
-def _shake_hands(rel: Release, rounds: int = 6) -> None:
+def _shake_hands(rel: Release, rounds: int = 10) -> None:
     """Small completions, two at a time (the router spreads concurrent requests), until each
     decode worker has answered one; a 500 is retried only when a decode logged a failed
     handshake for it. Bounded: `rounds` rounds."""
