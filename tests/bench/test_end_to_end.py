@@ -176,26 +176,16 @@ class _ResettingServer:
         self.sock.close()
 
 
-def test_a_request_on_a_connection_the_server_reset_is_sent_again():
+@pytest.mark.parametrize("concurrency, prompts", [(1, 4), (4, 16)], ids=["one-connection", "four-stale-at-once"])
+def test_a_request_on_a_connection_the_server_reset_is_sent_again(concurrency, prompts):
+    """Sent once more, on a new connection. With four pooled connections the server gave up on
+    at once (llama-server closes idle ones after 5 s, so a round's connections go stale together
+    between rounds) the retry must not take another stale one from the pool."""
     server = _ResettingServer()
     try:
-        spec = RunSpec(base_url=f"http://127.0.0.1:{server.port}", model="m", concurrency=1)
-        records = asyncio.run(run_requests(spec, [f"prompt {i}" for i in range(4)]))
+        spec = RunSpec(base_url=f"http://127.0.0.1:{server.port}", model="m", concurrency=concurrency)
+        records = asyncio.run(run_requests(spec, [f"prompt {i}" for i in range(prompts)]))
     finally:
         server.close()
-    assert [r.error for r in records] == [""] * 4
-    assert server.requests == 4
-
-
-def test_a_retry_after_a_reset_goes_out_on_a_fresh_connection():
-    """Several pooled connections the server gave up on at once (llama-server closes idle
-    ones after 5 s, so all of a round's connections go stale together between rounds): the
-    retry must not take another stale one from the pool."""
-    server = _ResettingServer()
-    try:
-        spec = RunSpec(base_url=f"http://127.0.0.1:{server.port}", model="m", concurrency=4)
-        records = asyncio.run(run_requests(spec, [f"prompt {i}" for i in range(16)]))
-    finally:
-        server.close()
-    assert [r.error for r in records] == [""] * 16
-    assert server.requests == 16
+    assert [r.error for r in records] == [""] * prompts
+    assert server.requests == prompts
