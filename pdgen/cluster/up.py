@@ -290,19 +290,29 @@ def up(rendered, values_file: str, cluster: Cluster, target: HelmTarget, progres
             said = "\n".join((exc.stderr or exc.stdout).strip().splitlines()[-5:])
             out.reason = f"helm test failed: {said}"
     if out.reason and atomic:
-        out.rolled_back = _restore(target, rendered.name, namespace, previous)
+        out.rolled_back = _restore(cluster, target, rendered.name, namespace, previous, limits=limits, stall=stall,
+                                   progress=progress)
     if not out.reason:
         out.ok, out.stage = True, "done"
         out.endpoint = endpoint(rendered.values or {}, rendered.manifests, namespace)
     return out
 
 
-def _restore(target: HelmTarget, release: str, namespace: str, previous: int | None) -> str:
+def _restore(cluster: Cluster, target: HelmTarget, release: str, namespace: str, previous: int | None, *,
+             limits: dict[str, float], stall: float, progress: Progress) -> str:
     if previous is None:
         target.run("uninstall", release, "-n", namespace, "--wait", "--timeout", "5m", finish=True)
         return "uninstalled (it was a first install)"
-    target.run("rollback", release, str(previous), "-n", namespace, "--wait", "--timeout", "10m", finish=True)
-    return f"rolled back to revision {previous}"
+    # Waited on by pdgen, as the install is, not by `helm rollback --wait`: Helm 4.1's watcher
+    # can read the objects as they were before the rollback (its informers list from the API
+    # server's watch cache) and stop early, reporting a resource not ready before its timeout.
+    target.run("rollback", release, str(previous), "-n", namespace, finish=True)
+    progress.note(f"rolled back to revision {previous}; waiting for it to be ready")
+    reason, _ = wait(cluster, release, namespace, limits=limits, stall=stall, progress=progress)
+    progress.done()
+    if reason:
+        return f"rolled back to revision {previous}, which is not ready either: {reason}"
+    return f"rolled back to revision {previous}, and every role is ready again"
 
 
 @dataclass

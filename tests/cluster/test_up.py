@@ -279,7 +279,7 @@ def test_image_pull_and_crash_loop_end_the_wait_and_atomic_puts_the_release_back
         [failed] = [line for line in out.stdout.splitlines() if line.startswith("Failed at wait:")]
         assert f"router: pod {name}-router-" in failed and "container router is CrashLoopBackOff" in failed
         assert f"last exit 1 (Error): {FAULT_MESSAGE}" in failed
-        assert "--atomic: rolled back to revision 1" in out.stdout
+        assert "--atomic: rolled back to revision 1, and every role is ready again" in out.stdout
         history = _history(cluster, name)
         assert [(h["revision"], h["status"]) for h in history][-1] == (3, "deployed")
         assert "Rollback to 1" in history[-1]["description"]
