@@ -9,8 +9,11 @@ gives 503."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -213,3 +216,102 @@ def _run(rel, ns, tmp_path, etcd, policy, served):
             break
         assert time.monotonic() < deadline, f"still {status} 60 s after the prefill workers stopped: {out}"
         time.sleep(1)
+
+
+@pytest.mark.parametrize("limit", ["rendered", "0"])
+def test_a_stream_whose_decode_worker_dies_goes_on_on_the_other(tmp_path, limit):
+    """Two decode workers; the one streaming a long completion is killed mid-stream. As
+    rendered (--migration-limit 3) the frontend moves the request to the other decode, which
+    goes on from the last token: the client gets every token it asked for and a normal end.
+    With router.extraArgs ["--migration-limit", "0"] (the topology's way to turn it off) the
+    same kill ends the stream short: what upstream does without migration."""
+    need(PYTHON, "the data-plane venv")
+    need("nats-server", "Debian's nats-server")
+    etcd = default_bin_dir() / "etcd"
+    need(etcd, "etcd (make cluster)")
+    doc = yaml.safe_load((ROOT / "examples" / EXAMPLE).read_text())
+    doc["spec"]["decode"]["replicas"] = 2
+    if limit != "rendered":
+        doc["spec"]["router"]["extraArgs"] = ["--migration-limit", limit]
+    topology = tmp_path / "dynamo.yaml"
+    topology.write_text(yaml.safe_dump(doc))
+    rendered = render.render_file(str(topology))
+    assert rendered.ok, rendered.result.findings
+    rel = harness.load(rendered.manifests, tmp_path, namespace="default")
+    ns = harness.Namespace(tmp_path, rel.hosts)
+    served = doc["spec"]["model"]["servedName"]
+    try:
+        with ns.entered():
+            _kill_mid_stream(rel, ns, tmp_path, etcd, served, limit)
+    except AssertionError as exc:
+        raise AssertionError(ns.failure(f"migration ({limit}): {exc}")) from None
+    finally:
+        ns.close()
+        rel.cleanup()
+
+
+def _kill_mid_stream(rel, ns, tmp_path, etcd, served, limit):
+    # --speedup-ratio 1: the mocker's real step times, so a 400-token stream lasts seconds.
+    base, frontend, mockers = start(rel, ns, tmp_path, etcd, "kv-aware", served, mocker_extra=("--speedup-ratio", "1"))
+    argv = harness.local_argv(frontend)
+    assert argv.count("--migration-limit") == 1  # extraArgs' replaces the chart's
+    assert argv[argv.index("--migration-limit") + 1] == ("3" if limit == "rendered" else limit)
+    decodes = rel.by_component("decode")
+    assert len(decodes) == 2
+    before = {c.pod: generate_calls(c) for c in decodes}
+    moved = harness.dynamo_migrations(base)
+    wanted = 1500  # the mocker's step times at speedup 1: about 6 ms a token, so about 9 s
+    body = {"model": served, "prompt": "tell me a long story", "max_tokens": wanted, "stream": True,
+            "stream_options": {"include_usage": True}, "ignore_eos": True}
+    req = urllib.request.Request(base + "/v1/completions", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    killed: list = []
+
+    def kill_the_holder() -> None:
+        # The decode whose generate endpoint took the request holds the stream. (The mocker's
+        # text is empty, so the frontend sends few events: the kill goes by time, not by event.)
+        holders = [c for c in decodes if generate_calls(c) > before[c.pod]]
+        if len(holders) == 1:
+            [proc] = [m for m in mockers if m.label == f"mocker-{holders[0].pod}"]
+            killed.append((holders[0].pod, time.monotonic() - started))
+            os.killpg(proc.proc.pid, signal.SIGKILL)  # a crash: no drain, no goodbye
+            proc.proc.wait(10)
+
+    events = []
+    started = time.monotonic()
+    timer = threading.Timer(2.0, kill_the_holder)
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        assert resp.status == 200
+        timer.start()
+        try:
+            for raw in resp:
+                line = raw.decode().strip()
+                if line.startswith("data: "):
+                    events.append(line[6:])
+        finally:
+            ended = time.monotonic() - started
+            timer.cancel()
+            if timer.is_alive():
+                timer.join(15)
+    assert killed, f"the stream ended after {ended:.1f} s, before the kill: make it longer"
+    killed = killed[0]
+    chunks = [json.loads(e) for e in events if e.startswith("{")]
+    tokens = sum(1 for c in chunks if c.get("choices"))
+    usage = [c["usage"] for c in chunks if c.get("usage")]
+    now = harness.dynamo_migrations(base)
+    outcomes = {k: now[k] - moved.get(k, 0) for k in now if now[k] != moved.get(k, 0)}
+    print(f"killed {killed[0]} {killed[1]:.1f} s in, the stream ended at {ended:.1f} s; {tokens} token events, "
+          f"usage {usage[-1:] or None}, ended with {events[-1][:200]!r}; migrations {outcomes}")
+    if limit == "rendered":
+        assert events[-1] == "[DONE]", events[-3:]
+        assert usage and usage[-1]["completion_tokens"] == wanted, usage
+        assert [c["choices"][0]["finish_reason"] for c in chunks if c.get("choices")][-1] == "length"
+        assert outcomes == {"success": 1}, outcomes
+        [other] = [c for c in decodes if c.pod != killed[0]]
+        assert generate_calls(other) > before[other.pod]  # the other decode took it over
+    else:
+        # Without migration the client is told nothing: the stream ends with [DONE], short,
+        # with no usage and no error event (ai-dynamo 1.6.1, seen here).
+        assert not (usage and usage[-1]["completion_tokens"] == wanted), usage
+        assert ended < killed[1] + 5, f"the stream went on {ended - killed[1]:.1f} s after the kill"
+        assert outcomes == {"failure": 1}, outcomes

@@ -204,6 +204,11 @@ dynamo.worker: a worker workload (workloads form). Parameters: root, component, 
        synchronization through the Runtime event plane"). */ -}}
 {{- $args = append $args "--router-replica-sync" -}}
 {{- end -}}
+{{- /* A topology reaches this through router.extraArgs ("--migration-limit", "0"): theirs then. */ -}}
+{{- $theirs := has "--migration-limit" (default list $v.frontend.extraArgs) -}}
+{{- if and (gt (int $v.frontend.migrationLimit) 0) (not $theirs) -}}
+{{- $args = concat $args (list "--migration-limit" ($v.frontend.migrationLimit | toString)) -}}
+{{- end -}}
 {{- $c := $v.frontend.conditionalDisagg -}}
 {{- if $c.enabled -}}
 {{- $config := dict "policy" "isl_bounding" "eff_isl_threshold"
