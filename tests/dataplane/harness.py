@@ -398,7 +398,10 @@ def wait_dynamo_serving(base: str, served: str, *, timeout: float = 90.0,
         request = urllib.request.Request(base + "/v1/completions", data=body,
                                          headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=120) as resp:
+            # The rest of the wait, for one request: with --migration-limit the frontend itself
+            # sends a timed-out request to another worker, so an answer can take several of
+            # the request plane's timeouts.
+            with urllib.request.urlopen(request, timeout=max(30.0, deadline - time.monotonic())) as resp:
                 resp.read()
                 return
         except urllib.error.HTTPError as exc:

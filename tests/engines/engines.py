@@ -391,6 +391,14 @@ DYNAMO_LOOPBACK_ENV = ("DYN_SYSTEM_HOST", "DYN_TCP_RPC_HOST", "DYN_EVENT_PLANE_H
 DYNAMO_LEASE_TTL = ("ETCD_LEASE_TTL", "120")
 DYNAMO_LEASE_REASON = ("<unset> -> 120 s: this VM pauses as a whole for 16-30 s under the engines' load, longer "
                        "than Dynamo's default lease; a pod is not paused like that")
+# The frontend's request plane gives a worker DYN_TCP_REQUEST_TIMEOUT (10 s by default: Dynamo's
+# request-plane docs, TCP) to start answering. A decode on this VM waits for its KV over NIXL first,
+# which took 12-84 s in the runs of 2026-12-07 (vLLM's "KV Transfer metrics" in the decode's log);
+# the frontend then moved the request to the other decode (--migration-limit) and that timed out too.
+DYNAMO_TCP_TIMEOUT = ("DYN_TCP_REQUEST_TIMEOUT", "120")
+DYNAMO_TCP_TIMEOUT_REASON = ("<unset> -> 120 s: a CPU decode here waits 12-84 s for its KV over NIXL before it "
+                             "answers, past the request plane's default 10 s; a GPU pod's transfer takes "
+                             "milliseconds")
 
 # The rendered manifests (kind/name field -> reason), changed before the harness loads them.
 DYNAMO_RENDER_CHANGES: dict[str, str] = {
@@ -439,6 +447,7 @@ DYNAMO_FRONTEND_CHANGES: dict[str, str] = {
     "--http-host": "0.0.0.0 -> the pod's address (the harness: nothing listens beyond the pod)",
     **{name: "-> the pod's address (Dynamo's listeners, as for the workers)" for name in DYNAMO_LOOPBACK_ENV},
     DYNAMO_LEASE_TTL[0]: DYNAMO_LEASE_REASON,
+    DYNAMO_TCP_TIMEOUT[0]: DYNAMO_TCP_TIMEOUT_REASON,
 }
 
 
@@ -524,7 +533,8 @@ def dynamo_frontend_command(c: harness.Container) -> tuple[list[str], dict[str, 
     argv = harness.local_argv(c)  # --http-host 0.0.0.0 -> the pod's address
     assert argv[:3] == ["python3", "-m", "dynamo.frontend"], argv
     argv[0] = str(VENV / "bin" / "python3")
-    return argv, {**c.env, DYNAMO_LEASE_TTL[0]: DYNAMO_LEASE_TTL[1], **{k: c.address for k in DYNAMO_LOOPBACK_ENV}}
+    return argv, {**c.env, DYNAMO_LEASE_TTL[0]: DYNAMO_LEASE_TTL[1], DYNAMO_TCP_TIMEOUT[0]: DYNAMO_TCP_TIMEOUT[1],
+                  **{k: c.address for k in DYNAMO_LOOPBACK_ENV}}
 
 
 def stream(base: str, body: dict, timeout: float = 600) -> list[tuple[float, dict | str]]:
