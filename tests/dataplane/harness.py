@@ -363,19 +363,24 @@ def wait_http(url: str, *, status: int | None = 200, timeout: float = 60.0, what
     raise AssertionError(f"{what or url}: not answering {status} after {timeout:.0f} s (last: {last})")
 
 
+def by_label(url: str, metric: str, label: str) -> dict[str, float]:
+    """A Prometheus metric at ``url`` summed by the value of one of its labels."""
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        text = resp.read().decode()
+    out: dict[str, float] = {}
+    for m in re.finditer(rf'^{re.escape(metric)}\{{([^}}]*)\}} (\S+)$', text, re.M):
+        value = re.search(rf'{re.escape(label)}="([^"]+)"', m.group(1))
+        if value:
+            out[value.group(1)] = out.get(value.group(1), 0) + float(m.group(2))
+    return out
+
+
 def dynamo_migrations(base: str) -> dict[str, float]:
-    """Migrations the frontend ended, by outcome ("success": the request went on on another
+    """Migrations a dynamo.frontend ended, by outcome ("success": the request went on on another
     worker; "failure": it did not): dynamo_frontend_model_migration_duration_seconds_count
     (ai-dynamo 1.6.1 prometheus_names.py MODEL_MIGRATION_DURATION_SECONDS, label "outcome").
     Its model_migration_total counts a failure that was never migrated as well."""
-    with urllib.request.urlopen(base + "/metrics", timeout=10) as resp:
-        text = resp.read().decode()
-    out: dict[str, float] = {}
-    for m in re.finditer(r'^dynamo_frontend_model_migration_duration_seconds_count\{([^}]*)\} (\S+)$', text, re.M):
-        outcome = re.search(r'outcome="([^"]+)"', m.group(1))
-        if outcome:
-            out[outcome.group(1)] = out.get(outcome.group(1), 0) + float(m.group(2))
-    return out
+    return by_label(base + "/metrics", "dynamo_frontend_model_migration_duration_seconds_count", "outcome")
 
 
 def wait_dynamo_serving(base: str, served: str, *, timeout: float = 90.0,

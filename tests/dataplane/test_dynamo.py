@@ -58,14 +58,7 @@ def mocker_argv(c: harness.Container, model_dir, bootstrap: int | None, extra: t
 
 def admissions(url: str) -> dict[str, float]:
     """dynamo_frontend_router_admission_received_total by worker_type, from the frontend."""
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        text = resp.read().decode()
-    out: dict[str, float] = {}
-    for m in re.finditer(r'^dynamo_frontend_router_admission_received_total\{([^}]*)\} (\S+)$', text, re.M):
-        kind = re.search(r'worker_type="([^"]+)"', m.group(1))
-        if kind:
-            out[kind.group(1)] = out.get(kind.group(1), 0) + float(m.group(2))
-    return out
+    return harness.by_label(url, "dynamo_frontend_router_admission_received_total", "worker_type")
 
 
 def generate_calls(c: harness.Container) -> float:
@@ -88,22 +81,33 @@ def post(url: str, body: dict) -> tuple[int, dict | str]:
         return exc.code, exc.read().decode()
 
 
-@pytest.mark.parametrize("example,policy", CASES)
-def test_dynamo_frontend_serves_through_prefill_and_decode(tmp_path, example, policy):
+def _needs():
+    """What these tests run beside the data-plane venv; etcd's path."""
     need(PYTHON, "the data-plane venv")
     need("nats-server", "Debian's nats-server")
     etcd = default_bin_dir() / "etcd"
     need(etcd, "etcd (make cluster)")
-    doc = yaml.safe_load((ROOT / "examples" / example).read_text())
-    if policy:
-        doc["spec"]["routing"]["policy"] = policy
-    policy = doc["spec"]["routing"]["policy"]
+    return etcd
+
+
+def _release(tmp_path, doc: dict) -> tuple[harness.Release, harness.Namespace]:
+    """The topology ``doc`` rendered, loaded, and a network namespace for its pods."""
     topology = tmp_path / "dynamo.yaml"
     topology.write_text(yaml.safe_dump(doc))
     rendered = render.render_file(str(topology))
     assert rendered.ok, rendered.result.findings
     rel = harness.load(rendered.manifests, tmp_path, namespace="default")
-    ns = harness.Namespace(tmp_path, rel.hosts)
+    return rel, harness.Namespace(tmp_path, rel.hosts)
+
+
+@pytest.mark.parametrize("example,policy", CASES)
+def test_dynamo_frontend_serves_through_prefill_and_decode(tmp_path, example, policy):
+    etcd = _needs()
+    doc = yaml.safe_load((ROOT / "examples" / example).read_text())
+    if policy:
+        doc["spec"]["routing"]["policy"] = policy
+    policy = doc["spec"]["routing"]["policy"]
+    rel, ns = _release(tmp_path, doc)
     try:
         with ns.entered():
             _run(rel, ns, tmp_path, etcd, policy, doc["spec"]["model"]["servedName"])
@@ -225,20 +229,12 @@ def test_a_stream_whose_decode_worker_dies_goes_on_on_the_other(tmp_path, limit)
     goes on from the last token: the client gets every token it asked for and a normal end.
     With router.extraArgs ["--migration-limit", "0"] (the topology's way to turn it off) the
     same kill ends the stream short: what upstream does without migration."""
-    need(PYTHON, "the data-plane venv")
-    need("nats-server", "Debian's nats-server")
-    etcd = default_bin_dir() / "etcd"
-    need(etcd, "etcd (make cluster)")
+    etcd = _needs()
     doc = yaml.safe_load((ROOT / "examples" / EXAMPLE).read_text())
     doc["spec"]["decode"]["replicas"] = 2
     if limit != "rendered":
         doc["spec"]["router"]["extraArgs"] = ["--migration-limit", limit]
-    topology = tmp_path / "dynamo.yaml"
-    topology.write_text(yaml.safe_dump(doc))
-    rendered = render.render_file(str(topology))
-    assert rendered.ok, rendered.result.findings
-    rel = harness.load(rendered.manifests, tmp_path, namespace="default")
-    ns = harness.Namespace(tmp_path, rel.hosts)
+    rel, ns = _release(tmp_path, doc)
     served = doc["spec"]["model"]["servedName"]
     try:
         with ns.entered():
