@@ -217,3 +217,19 @@ def test_several_etcd_members_need_persistence():
         render(CHART, {"infra": {"etcd": {"replicas": 3}}})
     assert "infra.etcd.replicas above 1 needs infra.etcd.persistence.enabled" in str(info.value)
     assert "etcd-io/etcd#13509" in str(info.value)
+
+
+@pytest.mark.parametrize("frontend,args", [
+    ({}, ["--migration-limit", "3"]),
+    ({"migrationLimit": 0}, []),
+    ({"extraArgs": ["--migration-limit", "0"]}, ["--migration-limit", "0"]),
+    ({"extraArgs": ["--migration-limit=1"]}, ["--migration-limit=1"]),
+    ({"extraArgs": ["--migration-max-seq-len", "4096"]}, ["--migration-limit", "3"]),
+])
+def test_the_frontend_migrates_requests_unless_told_otherwise(frontend, args):
+    """dynamo.frontend 1.6.1 migrates nothing by default (--migration-limit 0,
+    frontend_args.py); the chart renders 3, and one --migration-limit in extraArgs replaces it."""
+    objects = render(CHART, {"frontend": frontend})
+    rendered = container(find(objects, "Deployment", "demo-frontend"))["args"]
+    assert [a for i, a in enumerate(rendered) if a == "--migration-limit" or a.startswith("--migration-limit=")
+            or (i and rendered[i - 1] == "--migration-limit")] == args

@@ -247,7 +247,7 @@ def test_a_stream_whose_decode_worker_dies_goes_on_on_the_other(tmp_path, limit)
 
 
 def _kill_mid_stream(rel, ns, tmp_path, etcd, served, limit):
-    # --speedup-ratio 1: the mocker's real step times, so a 400-token stream lasts seconds.
+    # --speedup-ratio 1: the mocker's real step times, so a long stream lasts seconds.
     base, frontend, mockers = start(rel, ns, tmp_path, etcd, "kv-aware", served, mocker_extra=("--speedup-ratio", "1"))
     argv = harness.local_argv(frontend)
     assert argv.count("--migration-limit") == 1  # extraArgs' replaces the chart's

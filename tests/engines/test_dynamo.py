@@ -224,12 +224,12 @@ def _shake_hands(rel: Release, rounds: int = 10) -> None:
         except AssertionError as exc:
             said = str(exc)
             if " 500 " in said and _handshake_failures(rel) > failures:
-                retried["a NIXL handshake timed out"] = retried.get("a NIXL handshake timed out", 0) + 1
+                why = "a NIXL handshake timed out"
             elif " 503 " in said or " 504 " in said:
                 why = "the request plane timed out (503/504)"
-                retried[why] = retried.get(why, 0) + 1
             else:
                 raise
+            retried[why] = retried.get(why, 0) + 1
             continue
         answered |= set(_serving(before, _scrape_all(rel)))
         if answered == set(DECODES):
@@ -372,9 +372,8 @@ def test_a_decode_worker_drains_on_sigterm(dyn):
     over, upstream aborts it then and not before (dynamo/vllm/handlers.py _monitor_abort), and
     the frontend moves it to the other decode, which goes on to a whole answer (the chart's
     --migration-limit); with migration off, the abort is a 503 error event after an exact prefix
-    of the aggregated answer. The long stream is served past
-    CUT_AT. The worker exits on its own after drainSeconds and before the pod's
-    terminationGracePeriodSeconds.
+    of the aggregated answer. The long stream is served past CUT_AT. The worker exits on its own
+    after drainSeconds and before the pod's terminationGracePeriodSeconds.
 
     Which of the two endings the long stream has depends on this VM's speed: 200 tokens take
     9 s at its best decode rate (22 tok/s, past CUT_AT) and did not fit a 60 s drain in the runs
@@ -486,8 +485,9 @@ def _ending(dyn: Release, key: str, events: list[tuple[float, dict | str]], t_te
             return (f"whole ({len(tokens)} tokens), the last {last:.1f} s after SIGTERM, equal to the aggregated answer"
                     + (f", moved by the frontend to the other decode when the drain ended ({moved})" if moved_on
                        else ""))
-        # The peer re-prefills prompt + tokens so far and decodes on: bf16 near-ties may then
-        # pick another token than the aggregated run did. What came before the move must match.
+        # The peer prefills prompt + tokens so far in one pass and decodes on; a near-tie can then
+        # pick another token than the aggregated run's step-by-step decode did. What came before
+        # the move must match.
         before = _text([(t, e) for t, e in events if t - t_term < grace])
         assert moved.get("success") and last >= grace, (
             f"{key}: whole but not the aggregated answer, with no migration after the drain ({moved})")

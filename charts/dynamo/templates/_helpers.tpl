@@ -204,8 +204,12 @@ dynamo.worker: a worker workload (workloads form). Parameters: root, component, 
        synchronization through the Runtime event plane"). */ -}}
 {{- $args = append $args "--router-replica-sync" -}}
 {{- end -}}
-{{- /* A topology reaches this through router.extraArgs ("--migration-limit", "0"): theirs then. */ -}}
-{{- $theirs := has "--migration-limit" (default list $v.frontend.extraArgs) -}}
+{{- /* A topology reaches this through router.extraArgs ("--migration-limit", "0", or
+       "--migration-limit=0"): theirs then, not both. */ -}}
+{{- $theirs := false -}}
+{{- range (default list $v.frontend.extraArgs) -}}
+{{- if regexMatch "^--migration-limit(=|$)" (toString .) }}{{ $theirs = true }}{{ end -}}
+{{- end -}}
 {{- if and (gt (int $v.frontend.migrationLimit) 0) (not $theirs) -}}
 {{- $args = concat $args (list "--migration-limit" ($v.frontend.migrationLimit | toString)) -}}
 {{- end -}}
