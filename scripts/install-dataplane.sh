@@ -78,6 +78,9 @@ if [ ${#apt_missing[@]} -eq 0 ] && [ -f "$venv/$stamp_name" ] && [ -x "$venv/bin
 fi
 
 mkdir -p "$tools"
+# shellcheck source=disk.sh
+source "$root/scripts/disk.sh"
+require_disk "$tools" 2 "install-dataplane (its venv and Debian packages)"  # 1.0 GB, measured
 # One install at a time (two test sessions starting together would otherwise both build).
 exec 9>"$tools/.dataplane.lock"
 if ! flock -n 9; then say "another install holds $tools/.dataplane.lock; waiting"; flock 9; fi

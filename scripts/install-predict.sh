@@ -11,6 +11,9 @@ venv="$root/.tools/predict-venv"
 key=$(cat "$root/pyproject.toml" "$0" | sha256sum | cut -c1-16)
 if [ -f "$venv/.installed-$key" ]; then echo "install-predict: up to date ($venv)"; exit 0; fi
 start=$SECONDS
+# shellcheck source=disk.sh
+source "$root/scripts/disk.sh"
+require_disk "$root/.tools" 2 "install-predict (pdgen[perf] in its venv)"  # 1.0 GB, measured
 tmp="$venv.tmp.$$"
 rm -rf "$tmp"
 "$python" -m venv "$tmp"

@@ -23,6 +23,9 @@ fi
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 [ -x "$GO" ] || { echo "install-registry: go not found (set GO=/path/to/go)" >&2; exit 1; }
 mkdir -p "$root/.tools"
+# shellcheck source=disk.sh
+source "$root/scripts/disk.sh"
+require_disk "$root/.tools" 1 "install-registry (its Go build)"  # about 0.5 GB, measured
 work=$(mktemp -d "$root/.tools/.registry-build-XXXXXX")
 trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 export GOMODCACHE="$root/.tools/go-mod" GOCACHE="$work/go-cache" GOPATH="$root/.tools/go-path"

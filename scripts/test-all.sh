@@ -12,6 +12,11 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 
+# The run's own scratch: pytest's temporary directories, the engines' logs, the registry's blobs.
+# shellcheck source=disk.sh
+source scripts/disk.sh
+require_disk "${TMPDIR:-/tmp}" 3 "make test (its temporary files)"
+
 names=() results=() times=()
 step() {
     local name=$1 start=$SECONDS rc=0
