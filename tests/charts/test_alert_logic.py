@@ -45,6 +45,9 @@ _VLLM_HIT_RATE_COLLAPSE = (
 )
 
 
+_MIGRATIONS = 'dynamo_frontend_model_migration_duration_seconds_count{R,app_kubernetes_io_component="frontend",'
+
+
 def _router_checks(role: str) -> tuple[dict, dict]:
     """sglang-router's health checks of one role's workers: failing (the successes stop), and
     passing once a minute. Whatever URL the workers have in this form, the series carry only the
@@ -131,6 +134,15 @@ CASES = [
     Case("dynamo-pd", "PDKVTransferFailing",
          {'vllm:nixl_num_failed_transfers_total{R,app_kubernetes_io_component="decode"}': "0+1x60"},
          {'vllm:nixl_num_failed_transfers_total{R,app_kubernetes_io_component="decode"}': "0+0x60"}),
+    # Migrations that fail all along; and the first failure of a frontend, a series that
+    # appears at 1 (increase() sees nothing there). Healthy: migrations succeed, and the
+    # failures counted long ago stay as they were.
+    Case("dynamo-pd", "PDMigrationFailed",
+         {_MIGRATIONS + 'outcome="failure"}': "0+1x60"},
+         {_MIGRATIONS + 'outcome="success"}': "0+1x60", _MIGRATIONS + 'outcome="failure"}': "3x60"}),
+    Case("dynamo-pd", "PDMigrationFailed",
+         {_MIGRATIONS + 'outcome="success"}': "0+1x60", _MIGRATIONS + 'outcome="failure"}': "_x10 1x50"},
+         {_MIGRATIONS + 'outcome="success"}': "0+1x60"}, at="13m"),
     Case("dynamo-pd", "PDPrefixCacheHitRateCollapsed",
          {'dynamo_frontend_cached_tokens_sum{R,app_kubernetes_io_component="frontend"}': "0+800x70 56000+100x60",
           'dynamo_frontend_input_sequence_tokens_sum{R,app_kubernetes_io_component="frontend"}': "0+1000x130"},

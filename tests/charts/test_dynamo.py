@@ -225,11 +225,18 @@ def test_several_etcd_members_need_persistence():
     ({"extraArgs": ["--migration-limit", "0"]}, ["--migration-limit", "0"]),
     ({"extraArgs": ["--migration-limit=1"]}, ["--migration-limit=1"]),
     ({"extraArgs": ["--migration-max-seq-len", "4096"]}, ["--migration-limit", "3"]),
+    # 1.6.1 reads DYN_MIGRATION_LIMIT as the flag's default, so a rendered flag would beat it.
+    ({"env": [{"name": "DYN_MIGRATION_LIMIT", "value": "0"}]}, []),
+    ({"env": [{"name": "DYN_MIGRATION_MAX_SEQ_LEN", "value": "4096"}]}, ["--migration-limit", "3"]),
 ])
 def test_the_frontend_migrates_requests_unless_told_otherwise(frontend, args):
     """dynamo.frontend 1.6.1 migrates nothing by default (--migration-limit 0,
-    frontend_args.py); the chart renders 3, and one --migration-limit in extraArgs replaces it."""
+    frontend_args.py); the chart renders 3, and one --migration-limit in extraArgs (or
+    DYN_MIGRATION_LIMIT in env) replaces it."""
     objects = render(CHART, {"frontend": frontend})
-    rendered = container(find(objects, "Deployment", "demo-frontend"))["args"]
+    c = container(find(objects, "Deployment", "demo-frontend"))
+    rendered = c["args"]
     assert [a for i, a in enumerate(rendered) if a == "--migration-limit" or a.startswith("--migration-limit=")
             or (i and rendered[i - 1] == "--migration-limit")] == args
+    for e in frontend.get("env", []):
+        assert e in c["env"]

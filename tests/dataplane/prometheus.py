@@ -126,3 +126,16 @@ def families(text: str) -> dict[str, str]:
 def scrape(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as resp:
         return resp.read().decode()
+
+
+def for_release(rel: harness.Release, ns: harness.Namespace, workdir: pathlib.Path, alive: set[str]
+                ) -> tuple[Prometheus, dict[str, str], list[dict]]:
+    """A Prometheus scraping the release's running pods (``alive``) through its rendered scrape
+    objects, with its rendered alert rules loaded: (it, alert name -> expression, scrape configs)."""
+    [rule] = [o for o in rel.objects if o["kind"] == "PrometheusRule"]
+    rules = workdir / "rules.yaml"
+    rules.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    exprs = {r["alert"]: r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    configs = scrape_configs(rel, alive)
+    assert configs, "the rendered scrape objects select nothing that runs"
+    return Prometheus(ns, workdir / "prometheus", configs, [rules]), exprs, configs

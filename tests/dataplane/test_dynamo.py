@@ -24,13 +24,17 @@ import yaml
 from pdgen import render
 from tests.cluster.controlplane import default_bin_dir
 from tests.conftest import ROOT
-from tests.dataplane import harness, tinymodel
+from tests.dataplane import harness, prometheus, tinymodel
 from tests.dataplane.conftest import PYTHON, need, show
 
 EXAMPLE = "ack-dynamo-qwen7b-kv-routing.yaml"
 CASES = [(EXAMPLE, "kv-aware"), (EXAMPLE, "round-robin"),  # the policy as rendered, and the other
          ("controlplane-chat.yaml", None), ("controlplane-code-generation.yaml", None),
          ("controlplane-document-qa.yaml", None)]
+# The frontend's migration families, which appear at its first migration: recorded into the
+# catalog (pdgen/data/metrics.json) from here, the one test that makes a migration happen.
+MIGRATION = {"dynamo_frontend_model_migration_duration_seconds", "dynamo_frontend_model_migration_total"}
+CATALOG = json.loads((ROOT / "pdgen" / "data" / "metrics.json").read_text())
 # What must change on one machine: Dynamo's own listeners default to all interfaces.
 LOOPBACK_ENV = ("DYN_SYSTEM_HOST", "DYN_TCP_RPC_HOST", "DYN_EVENT_PLANE_HOST")
 
@@ -222,18 +226,21 @@ def _run(rel, ns, tmp_path, etcd, policy, served):
         time.sleep(1)
 
 
-@pytest.mark.parametrize("limit", ["rendered", "0"])
+@pytest.mark.parametrize("limit", ["rendered", "0", "env-0"])
 def test_a_stream_whose_decode_worker_dies_goes_on_on_the_other(tmp_path, limit):
     """Two decode workers; the one streaming a long completion is killed mid-stream. As
     rendered (--migration-limit 3) the frontend moves the request to the other decode, which
     goes on from the last token: the client gets every token it asked for and a normal end.
-    With router.extraArgs ["--migration-limit", "0"] (the topology's way to turn it off) the
-    same kill ends the stream short: what upstream does without migration."""
+    With router.extraArgs ["--migration-limit", "0"], or router.env DYN_MIGRATION_LIMIT=0 (the
+    topology's two ways to turn it off, as Dynamo's docs give them) the same kill ends the
+    stream short: what upstream does without migration."""
     etcd = _needs()
     doc = yaml.safe_load((ROOT / "examples" / EXAMPLE).read_text())
     doc["spec"]["decode"]["replicas"] = 2
-    if limit != "rendered":
+    if limit == "0":
         doc["spec"]["router"]["extraArgs"] = ["--migration-limit", limit]
+    elif limit == "env-0":
+        doc["spec"]["router"].setdefault("env", {})["DYN_MIGRATION_LIMIT"] = "0"
     rel, ns = _release(tmp_path, doc)
     served = doc["spec"]["model"]["servedName"]
     try:
@@ -250,10 +257,17 @@ def _kill_mid_stream(rel, ns, tmp_path, etcd, served, limit):
     # --speedup-ratio 1: the mocker's real step times, so a long stream lasts seconds.
     base, frontend, mockers = start(rel, ns, tmp_path, etcd, "kv-aware", served, mocker_extra=("--speedup-ratio", "1"))
     argv = harness.local_argv(frontend)
-    assert argv.count("--migration-limit") == 1  # extraArgs' replaces the chart's
-    assert argv[argv.index("--migration-limit") + 1] == ("3" if limit == "rendered" else limit)
+    if limit == "env-0":  # the chart renders no flag, which would win over the variable
+        assert "--migration-limit" not in argv and frontend.env["DYN_MIGRATION_LIMIT"] == "0"
+    else:
+        assert argv.count("--migration-limit") == 1  # extraArgs' replaces the chart's
+        assert argv[argv.index("--migration-limit") + 1] == ("3" if limit == "rendered" else limit)
     decodes = rel.by_component("decode")
     assert len(decodes) == 2
+    # The rendered scrape objects and alerts, on a real Prometheus: PDMigrationFailed must fire
+    # exactly when the frontend could not move the stream.
+    prom, alerts, _ = prometheus.for_release(rel, ns, tmp_path, {c.pod for c in rel.containers})
+    prom.ready()
     before = {c.pod: generate_calls(c) for c in decodes}
     moved = harness.dynamo_migrations(base)
     wanted = 1500  # the mocker's step times at speedup 1: about 6 ms a token, so about 9 s
@@ -311,3 +325,12 @@ def _kill_mid_stream(rel, ns, tmp_path, etcd, served, limit):
         assert not (usage and usage[-1]["completion_tokens"] == wanted), usage
         assert ended < killed[1] + 5, f"the stream went on {ended - killed[1]:.1f} s after the kill"
         assert outcomes == {"failure": 1}, outcomes
+    families = prometheus.families(prometheus.scrape(base + "/metrics"))
+    assert {k: families.get(k) for k in MIGRATION} == {k: CATALOG["dynamo-frontend"]["metrics"][k] for k in MIGRATION}
+    [outcome] = outcomes
+    prom.wait_for(f'dynamo_frontend_model_migration_duration_seconds_count{{outcome="{outcome}"}}', timeout=30,
+                  what=f"the {outcome} scraped")
+    if outcome == "failure":
+        prom.wait_for(alerts["PDMigrationFailed"], timeout=30, what="alert PDMigrationFailed")
+    else:
+        assert not prom.query(alerts["PDMigrationFailed"]), "PDMigrationFailed fired on a migration that worked"

@@ -205,10 +205,15 @@ dynamo.worker: a worker workload (workloads form). Parameters: root, component, 
 {{- $args = append $args "--router-replica-sync" -}}
 {{- end -}}
 {{- /* A topology reaches this through router.extraArgs ("--migration-limit", "0", or
-       "--migration-limit=0"): theirs then, not both. */ -}}
+       "--migration-limit=0") or router.env (DYN_MIGRATION_LIMIT, which 1.6.1 reads as the
+       flag's default: dynamo/common/configuration/utils.py add_argument, so a rendered flag
+       would silently win over it): theirs then, not both. */ -}}
 {{- $theirs := false -}}
 {{- range (default list $v.frontend.extraArgs) -}}
 {{- if regexMatch "^--migration-limit(=|$)" (toString .) }}{{ $theirs = true }}{{ end -}}
+{{- end -}}
+{{- range (default list $v.frontend.env) -}}
+{{- if eq (toString .name) "DYN_MIGRATION_LIMIT" }}{{ $theirs = true }}{{ end -}}
 {{- end -}}
 {{- if and (gt (int $v.frontend.migrationLimit) 0) (not $theirs) -}}
 {{- $args = concat $args (list "--migration-limit" ($v.frontend.migrationLimit | toString)) -}}

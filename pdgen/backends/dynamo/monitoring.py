@@ -13,6 +13,13 @@ _SGLANG = ("variant.engine=sglang",)
 _ROLE = "app_kubernetes_io_component"
 
 
+# Requests the frontend moved off a worker that went away, by outcome (success, failure,
+# cancelled): the histogram's _count, as Dynamo's "Request Migration" docs (1.6.1) say to count
+# them. The families appear at the first migration (recorded by tests/dataplane/test_dynamo.py).
+_MIGRATIONS = "dynamo_frontend_model_migration_duration_seconds_count"
+_MIGRATION_FAILED = f"{_MIGRATIONS}{m.sel('frontend', outcome='failure')}"
+
+
 def _generate(component: str) -> str:
     return f"sum(rate(dynamo_component_requests_total{m.sel(component, dynamo_endpoint='generate')}[{m.RATE}]))"
 
@@ -45,6 +52,11 @@ MONITORING = m.Monitoring(
                     (m.Query(f"sum by (worker_type) (rate(dynamo_frontend_router_admission_received_total"
                              f"{m.sel('frontend')}[{m.RATE}]))", "{{worker_type}}"),), "dynamo-frontend", "reqps",
                     when=(*_PD, "frontend.routerMode=kv")),
+            m.Panel("Request migrations", f"{_MIGRATIONS} by outcome: requests the frontend moved to another "
+                    "worker when theirs went away (success), could not move (failure: the client's answer was cut "
+                    "short), or whose client left meanwhile (cancelled). frontend.migrationLimit bounds the moves.",
+                    (m.Query(f"sum by (outcome) (rate({_MIGRATIONS}{m.sel('frontend')}[{m.RATE}]))",
+                             "{{outcome}}"),), "dynamo-frontend", "reqps"),
             m.Panel("Generate calls per worker role", "dynamo_component_requests_total of each role's generate "
                     "endpoint: prefill and decode move together unless prompts prefill locally.",
                     (m.Query(f"sum by ({_ROLE}) (rate(dynamo_component_requests_total"
@@ -106,6 +118,15 @@ MONITORING = m.Monitoring(
                 "more than 5% of the frontend's requests fail",
                 "dynamo_frontend_failures_total by class and reason: backend.unavailable means a worker tier has no "
                 "instance (`pdgen status`)", "dynamo-frontend", "5m"),
+        # A failure's series starts at 1, which increase() cannot see (it needs an earlier
+        # sample): so also a failure series that did not exist one window ago.
+        m.Alert("PDMigrationFailed",
+                f"(sum(increase({_MIGRATION_FAILED}[{m.RATE}])) > 0) or "
+                f"(sum({_MIGRATION_FAILED} unless {_MIGRATION_FAILED} offset {m.ALERT_RATE}) > 0)",
+                "the frontend could not move a request off a worker that went away: the client's answer was cut "
+                "short (ai-dynamo 1.6.1 ends such a stream with [DONE] and no error)",
+                "the worker that ended (`pdgen status`: restarts, evictions); whether its role had another worker "
+                "ready; frontend.migrationLimit (0 turns migration off)", "dynamo-frontend", "1m"),
         m.Alert("PDRouterNoPrefillWorker",
                 f"(sum(dynamo_component_router_worker_registered{m.sel('frontend', worker_type='prefill')}) < 1) or "
                 f"absent(dynamo_component_router_worker_registered{m.sel('frontend', worker_type='prefill')})",
