@@ -12,10 +12,11 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 
-# The run's own scratch: pytest's temporary directories, the engines' logs, the registry's blobs.
+# The run's own scratch: pytest's temporary directories, the engines' logs, the registry's blobs
+# (measured 2026-12-08: at most 3.2 GiB above the installed tools, during the engine tier).
 # shellcheck source=disk.sh
 source scripts/disk.sh
-require_disk "${TMPDIR:-/tmp}" 3 "make test (its temporary files)"
+require_disk "${TMPDIR:-/tmp}" 4 "make test (its temporary files)"
 
 names=() results=() times=()
 step() {
