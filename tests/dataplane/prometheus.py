@@ -139,3 +139,8 @@ def for_release(rel: harness.Release, ns: harness.Namespace, workdir: pathlib.Pa
     configs = scrape_configs(rel, alive)
     assert configs, "the rendered scrape objects select nothing that runs"
     return Prometheus(ns, workdir / "prometheus", configs, [rules]), exprs, configs
+
+
+def dashboard_query(expr: str, release: str, namespace: str = "default") -> str:
+    """A dashboard query with Grafana's variables filled in as here."""
+    return expr.replace("$namespace", namespace).replace("$release", release).replace("$__rate_interval", "30s")

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from pdgen import render
+from pdgen.backends import BACKENDS
 from tests.cluster.controlplane import default_bin_dir
 from tests.conftest import ROOT
 from tests.dataplane import harness, prometheus, tinymodel
@@ -330,6 +331,11 @@ def _kill_mid_stream(rel, ns, tmp_path, etcd, served, limit):
     [outcome] = outcomes
     prom.wait_for(f'dynamo_frontend_model_migration_duration_seconds_count{{outcome="{outcome}"}}', timeout=30,
                   what=f"the {outcome} scraped")
+    [panel] = [p for p in BACKENDS["dynamo"].monitoring.panels() if p.title == "Request migrations"]
+    release = frontend.labels["app.kubernetes.io/instance"]
+    by_outcome = prom.wait_for(prometheus.dashboard_query(panel.queries[0].expr, release), timeout=30,
+                               what="the dashboard's migrations")
+    assert [r["metric"].get("outcome") for r in by_outcome] == [outcome], by_outcome
     if outcome == "failure":
         prom.wait_for(alerts["PDMigrationFailed"], timeout=30, what="alert PDMigrationFailed")
     else:

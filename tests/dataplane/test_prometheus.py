@@ -58,10 +58,6 @@ def _release(example: str, tmp_path, change=None) -> tuple[dict, str, harness.Re
     return doc, item.manifests, rel, harness.Namespace(tmp_path, rel.hosts)
 
 
-def _substitute(expr: str, release: str) -> str:
-    return expr.replace("$namespace", "default").replace("$release", release).replace("$__rate_interval", "30s")
-
-
 # Families a component creates only once it happens (a failure counted by its reason).
 AFTER_EVENT = {"dynamo_frontend_failures_total"}
 # ... and those of an event these tests do not cause: a request migration, which
@@ -82,7 +78,7 @@ def _check_queries(prom, backend: str, values: dict, release: str, ran: set[str]
     for p in m.panels():
         if p.reads in ran and monitoring.applies(p.when, values):
             for q in filter(lambda q: wanted(q.expr), p.queries):
-                expr = _substitute(q.expr, release)
+                expr = prometheus.dashboard_query(q.expr, release)
                 (checked if prom.query(expr) else empty).append(f"panel {p.title!r}: {expr}")
     for a in m.alerts:
         if a.reads in ran and monitoring.applies(a.when, values):
