@@ -9,8 +9,7 @@ require_disk() {
   local dir=$1 need=$2 what=$3 avail_k mount
   [ "${PDGEN_DISK_CHECK:-1}" = 0 ] && return 0
   mkdir -p "$dir"
-  avail_k=$(df -Pk "$dir" | awk 'NR == 2 {print $4}')
-  mount=$(df -Pk "$dir" | awk 'NR == 2 {print $6}')
+  read -r avail_k mount < <(df -Pk "$dir" | awk 'NR == 2 {print $4, $6}')
   if [ "$avail_k" -lt $(( need * 1024 * 1024 )) ]; then
     printf '%s needs about %s GiB free on %s (for %s), and %s GiB is free.\n' \
       "$what" "$need" "$mount" "$dir" "$(awk -v k="$avail_k" 'BEGIN {printf "%.1f", k / 1048576}')" >&2

@@ -58,10 +58,10 @@ def _release(example: str, tmp_path, change=None) -> tuple[dict, str, harness.Re
     return doc, item.manifests, rel, harness.Namespace(tmp_path, rel.hosts)
 
 
-# Families a component creates only once it happens (a failure counted by its reason).
+# Families a component creates only once it happens (a failure counted by its reason). Those of
+# a request migration (MIGRATION) come from an event these tests do not cause:
+# tests/dataplane/test_dynamo.py (a decode killed mid-stream) causes, checks and records them.
 AFTER_EVENT = {"dynamo_frontend_failures_total"}
-# ... and those of an event these tests do not cause: a request migration, which
-# tests/dataplane/test_dynamo.py (a decode killed mid-stream) causes, checks and records.
 
 
 def _check_queries(prom, backend: str, values: dict, release: str, ran: set[str], after_event: bool = False
